@@ -1,0 +1,1 @@
+"""binaccel.sw"""
