@@ -1,0 +1,185 @@
+"""Training of the golden models (SGD with momentum, cosine schedule, seeded).
+
+Weight decay follows SiMaN: 0 on binarized weights and their scales (unless the ablation asks for it),
+``weight_decay`` (default 5e-4) on everything else. MCN adds the filter loss and the center loss of
+Eq. 3.8 (``theta``, ``lam``), the quantization term of Eq. 3.9, a learning rate ``eta2 = lr * m_lr``
+for the M-Filters, and keeps M >= 0 after every step (Eq. 3.21: M <- |M - eta * grad|).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data import Split
+from .models import BinNet, NetConfig, build
+
+__all__ = ["TrainConfig", "train", "evaluate", "save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    binary_weight_decay: float = 0.0  # SiMaN: none on binarized weights and their scales
+    theta: float = 1e-3  # MCN filter loss weight (Eq. 3.8)
+    lam: float = 1e-3  # MCN center loss weight (Eq. 3.8)
+    m_lr: float = 0.1  # eta2 / eta1 for the M-Filters
+    seed: int = 0
+    threads: int = 0  # 0: leave torch's default
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _param_groups(model: BinNet, tc: TrainConfig):
+    binary = {id(p) for p in model.binarized_parameters()}
+    mfilters = {id(m.mfilter) for m in model.mcn_layers()}
+    groups = {"binary": [], "mfilter": [], "other": []}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        key = "binary" if id(p) in binary else "mfilter" if id(p) in mfilters else "other"
+        groups[key].append(p)
+    out = [
+        {"name": "binary", "params": groups["binary"], "weight_decay": tc.binary_weight_decay},
+        {"name": "other", "params": groups["other"], "weight_decay": tc.weight_decay},
+    ]
+    if groups["mfilter"]:
+        out.append({"name": "mfilter", "params": groups["mfilter"], "weight_decay": 0.0, "lr": tc.lr * tc.m_lr})
+    return [g for g in out if g["params"]]
+
+
+def make_optimizer(model: BinNet, tc: TrainConfig):
+    groups = _param_groups(model, tc)
+    for g in groups:
+        g.setdefault("lr", tc.lr)
+        g["initial_lr"] = g["lr"]
+    return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum)
+
+
+def loss_fn(model: BinNet, logits, labels, tc: TrainConfig):
+    loss = F.cross_entropy(logits, labels)
+    if model.cfg.is_mcn:
+        mcn = model.mcn_layers()
+        loss = loss + tc.theta / 2 * sum(c.filter_loss() for c in mcn)
+        loss = loss + tc.theta / 2 * sum(c.proximal_loss() for c in mcn)
+        loss = loss + tc.lam / 2 * model.center_loss(labels)
+    return loss
+
+
+@torch.no_grad()
+def evaluate(model: BinNet, x_uint8: np.ndarray, y: np.ndarray, *, batch=500) -> tuple:
+    """(accuracy, predictions) of the float (Brevitas) model in eval mode."""
+    model.eval()
+    preds = []
+    for s in range(0, len(x_uint8), batch):
+        xb = model.prepare_input(torch.as_tensor(x_uint8[s:s + batch]))
+        preds.append(model(xb).argmax(1).numpy())
+    p = np.concatenate(preds)
+    return float((p == y).mean()), p
+
+
+def train(cfg: NetConfig, tc: TrainConfig, data: Split, *, progress=True, desc=None) -> tuple:
+    """Train a model from scratch; returns ``(model, history)``."""
+    torch.manual_seed(tc.seed)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    model = build(cfg)
+    opt = make_optimizer(model, tc)
+    steps_per_epoch = (len(data.x_train) + tc.batch - 1) // tc.batch
+    total = tc.epochs * steps_per_epoch
+    rng = np.random.default_rng(tc.seed)
+    history = []
+    step = 0
+    t0 = time.time()
+    bar = tqdm(total=total, desc=desc or cfg.arch, disable=not progress, leave=False, unit="step")
+    for epoch in range(tc.epochs):
+        model.train()
+        perm = rng.permutation(len(data.x_train))
+        run_loss = 0.0
+        for s in range(0, len(perm), tc.batch):
+            idx = perm[s:s + tc.batch]
+            xb = model.prepare_input(torch.as_tensor(data.x_train[idx]))
+            yb = torch.as_tensor(data.y_train[idx])
+            for g in opt.param_groups:  # cosine schedule per step
+                g["lr"] = g["initial_lr"] * 0.5 * (1 + np.cos(np.pi * step / total))
+            logits = model(xb)
+            loss = loss_fn(model, logits, yb, tc)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for m in model.mcn_layers():
+                m.project_m()
+            run_loss += float(loss.detach()) * len(idx)
+            step += 1
+            bar.update(1)
+        acc, _ = evaluate(model, data.x_test, data.y_test)
+        history.append({"epoch": epoch + 1, "loss": run_loss / len(perm), "test_accuracy": acc})
+        bar.set_postfix(loss=f"{run_loss / len(perm):.3f}", acc=f"{acc:.3f}")
+    bar.close()
+    model.eval()
+    history.append({"train_seconds": time.time() - t0})
+    return model, history
+
+
+def save_checkpoint(model: BinNet, path, *, extra=None) -> None:
+    """Atomically save config + state dict."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    blob = {"format": "binaccel-checkpoint", "version": 1, "config": model.cfg.to_dict(),
+            "state_dict": model.state_dict(), "extra": extra or {}}
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path) -> BinNet:
+    path = os.fspath(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "binaccel-checkpoint":
+        raise CheckpointError(f"{path}: field 'format': expected 'binaccel-checkpoint'")
+    if blob.get("version") != 1:
+        raise CheckpointError(f"{path}: field 'version': expected 1, got {blob.get('version')!r}")
+    model = build(NetConfig(**blob["config"]))
+    model.eval()
+    # Brevitas quantizers carry stored bits: load them too.
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model
+
+
+def write_json_atomic(path, obj) -> None:
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
