@@ -258,6 +258,9 @@ class BinNet(nn.Module):
 
 
 def _is_binary(m) -> bool:
+    """True for a Brevitas layer whose weight quantizer is one of binaccel's binary quantizers."""
+    if not isinstance(m, (QuantConv2d, QuantLinear)):
+        return False
     tq = getattr(m.weight_quant, "tensor_quant", None)
     return isinstance(tq, Q._BinaryWeightTensorQuant)
 
