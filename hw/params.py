@@ -214,10 +214,12 @@ class EngineParams:
     # -- pipeline latency and buffer depths (see docs/hardware.md, "Timing") -----------------------
     @property
     def latency(self) -> int:
-        """Cycles from accepting a tile's last operand step to the tile's last output transfer
-        (no backpressure): input register 1, array ``rows-1 + cols-1`` skew + 1 PE, drain chain
-        ``2*(cols-1)`` + 1, modulation 2, row alignment ``rows-1``, scale 2, output FIFO 2."""
-        return 2 * self.rows + 3 * self.cols + 3
+        """Cycles from accepting a tile's last operand step (cycle ``T``) to the transfer of the
+        tile's last output beat (cycle ``T + latency``) without backpressure: array input register
+        and PE ``(r, c)`` at ``T + 1 + r + c``, drain chain to column 0 (partial of column ``c`` of
+        row ``r`` at ``T + 2 + r + 2c``), modulation 2, row alignment to row ``rows-1``, scale 2,
+        output FIFO 2: the beat of column ``c`` leaves at ``T + rows + 7 + 2c``."""
+        return self.rows + 2 * self.cols + 5
 
     @property
     def tiles_in_flight(self) -> int:
