@@ -239,7 +239,9 @@ def build_component(
     flattened by Amaranth (``i_stream__valid``, ``i_stream__payload``, ...) plus ``clk`` and ``rst``
     when the design has a sync domain. ``params`` are recorded in the build and select the default
     build folder ``build/sim/<name>-<hash(params)>[-waves]``. ``waves=True`` compiles in VCD tracing
-    (then ``run_cocotb(..., waves=True)`` writes ``dump.vcd`` in the test folder).
+    (then ``run_cocotb(..., waves=True)`` writes ``dump.vcd`` in the test folder). ``build_args``
+    are extra Verilator options (``-Wno-fatal`` is always given: warnings are checked by
+    :mod:`binaccel.sim.lint`, not by simulation builds).
 
     The build is skipped when the Verilog text, ``build_args``, ``waves``, ``timescale`` and the tool
     versions equal those of the existing build in ``build_dir`` and its executable exists.
@@ -253,6 +255,8 @@ def build_component(
     build_args = list(build_args)
     if not all(isinstance(a, str) for a in build_args):
         raise TypeError("build_args must be strings")
+    # warnings are policed by sim.lint, not by the simulation build
+    build_args = ["-Wno-fatal", *build_args]
     params = dict(params or {})
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir(name, params, waves=waves)
     build_dir = build_dir.resolve()

@@ -1,6 +1,6 @@
 """Small Amaranth stream components used to test the simulation infrastructure (runner, streams,
 lint, fast path). Not part of the accelerator."""
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,7 +29,7 @@ class InfraFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = len(self.i_stream.payload.as_value())
+        width = Shape.cast(self.payload_shape).width
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
         m.d.comb += [
             q.w_data.eq(self.i_stream.payload),
