@@ -8,6 +8,7 @@ Public API::
     StreamMonitor(clk, valid, ready, payload, *, backpressure_prob=0.0, rng=None, counter=None,
                   check_protocol=True)
         await recv(n) -> list[int]; .beats; .cycles; stop()
+    StreamProtocolError
     CycleCounter(clk): .count; stop()
     await count_cycles(clk, awaitable) -> (result, cycles)
     await reset(clk, rst, cycles=2)
@@ -37,6 +38,7 @@ __all__ = [
     "pack_fields",
     "unpack_fields",
     "value_of",
+    "StreamProtocolError",
 ]
 
 
@@ -233,6 +235,10 @@ async def reset(clk, rst, cycles: int = 2) -> None:
     rst.value = 0
 
 
+class StreamProtocolError(AssertionError):
+    """A stream output dropped ``valid`` or changed ``payload`` before its transfer."""
+
+
 def _check_prob(name: str, p: float) -> float:
     if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
@@ -303,7 +309,8 @@ class StreamMonitor:
     ``backpressure_prob``; every transferred beat is buffered (``beats``, with its transfer cycle
     in ``cycles``, numbered like :class:`StreamDriver`). :meth:`recv` returns buffered beats in order.
     With ``check_protocol`` the design's output is checked: once ``valid`` is high it must stay high
-    with the same payload until the transfer; a violation raises AssertionError (fails the test).
+    with the same payload until the transfer; a violation raises :class:`StreamProtocolError` (an
+    AssertionError; it fails the test).
     """
 
     def __init__(self, clk, valid, ready, payload, *, backpressure_prob: float = 0.0, rng=None,
@@ -335,7 +342,7 @@ class StreamMonitor:
             word = value_of(self.payload) if (valid and self.payload is not None) else (0 if valid else None)
             if self.check_protocol and pending is not None and word != pending:
                 what = "valid dropped" if word is None else f"payload changed {pending:#x} -> {word:#x}"
-                self.error = AssertionError(
+                self.error = StreamProtocolError(
                     f"stream protocol violation on {self.valid._name} at cycle {self.counter.count + 1}: "
                     f"{what} before the transfer"
                 )

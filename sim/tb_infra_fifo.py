@@ -12,7 +12,7 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from binaccel.sim.runner import load_tb_params
 from binaccel.sim.streams import (
-    StreamDriver, StreamMonitor, CycleCounter, bus, pack_fields, reset, unpack_fields,
+    CycleCounter, StreamDriver, StreamMonitor, StreamProtocolError, bus, pack_fields, reset, unpack_fields,
 )
 from binaccel.sim.tb_infra_designs import INFRA_LAYOUT
 
@@ -69,3 +69,40 @@ async def fifo_reset_idle(dut):
     await ClockCycles(dut.clk, 20)
     await RisingEdge(dut.clk)
     assert mon.beats == []
+
+
+async def _offer_then(dut, violation):
+    """Drive i_stream by hand against a monitor that never takes (ready low), then break the rule."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.i_stream__valid.value = 0
+    await reset(dut.clk, dut.rst)
+    # the monitor watches the stimulus side; its ready goes to o_stream__ready (unused here)
+    StreamMonitor(dut.clk, dut.i_stream__valid, dut.o_stream__ready, dut.i_stream__payload,
+                  backpressure_prob=0.999999, rng=random.Random(1))
+    dut.i_stream__valid.value = 1
+    dut.i_stream__payload.value = 5
+    await ClockCycles(dut.clk, 3)
+    violation(dut)
+    await ClockCycles(dut.clk, 3)
+
+
+@cocotb.test(expect_error=StreamProtocolError)
+async def monitor_detects_payload_change(dut):
+    """The monitor's protocol check catches a payload change while valid and not ready."""
+    def change(d):
+        d.i_stream__payload.value = 6
+    await _offer_then(dut, change)
+
+
+@cocotb.test(expect_error=StreamProtocolError)
+async def monitor_detects_valid_drop(dut):
+    """The monitor's protocol check catches valid dropped before the transfer."""
+    def drop(d):
+        d.i_stream__valid.value = 0
+    await _offer_then(dut, drop)
+
+
+@cocotb.test()
+async def monitor_accepts_held_offer(dut):
+    """Control for the two tests above: holding valid and payload is no violation."""
+    await _offer_then(dut, lambda d: None)

@@ -119,6 +119,13 @@ def test_all_tests_of_module_and_file_path(fifo_build, tmp_path):
     assert "fifo_roundtrip" in text and "fifo_reset_idle" in text
 
 
+def test_monitor_protocol_check(fifo_build):
+    # the two violation tests pass only if the monitor raises StreamProtocolError (expect_error)
+    run_cocotb(fifo_build, test_module=TB, seed=1,
+               testcase=["monitor_detects_payload_change", "monitor_detects_valid_drop",
+                         "monitor_accepts_held_offer"])
+
+
 def test_wrong_expectation_fails(fifo_build):
     with pytest.raises(CocotbFailure) as e:
         run_cocotb(fifo_build, test_module=TB, seed=1, testcase="fifo_roundtrip",
