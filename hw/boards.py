@@ -18,7 +18,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from .uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["BOARDS", "Board", "BoardTop", "make_platform", "ice40_pll_params",
+__all__ = ["BOARDS", "Board", "BoardTop", "ByteRegister", "make_platform", "ice40_pll_params",
            "ecp5_pll_params", "ACCEL_CLOCK_ATTR"]
 
 #: Netlist attribute marking the accelerator clock signal; the synthesis flow finds the clock
@@ -37,6 +37,7 @@ class Board:
     default_clk_mhz: float    # default accelerator clock
     clk_resource: str         # amaranth-boards resource names
     reset_resource: str
+    rx_fifo_depth: int = 256  # default UART receive FIFO (bytes)
     uart_resource: str = "uart"
     led_resource: str = "led"
 
@@ -54,7 +55,10 @@ BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", "iCE40UP5K", "SG48", 12_000_000, 48.0,
                         clk_resource="clk12", reset_resource="button"),
     "ulx3s": Board("ulx3s", "ecp5", "LFE5U-85F", "BG381", 25_000_000, 100.0,
-                   clk_resource="clk25", reset_resource="button_pwr"),
+                   clk_resource="clk25", reset_resource="button_pwr",
+                   # distributed RAM: a DP16KD's 5.8 ns clock-to-out would cap the clock at
+                   # ~140 MHz
+                   rx_fifo_depth=64),
 }
 
 
@@ -148,6 +152,28 @@ _BYTE_IN = wiring.In(stream.Signature(8))
 _BYTE_OUT = wiring.Out(stream.Signature(8))
 
 
+class ByteRegister(wiring.Component):
+    """A register stage for a byte stream that breaks every combinational path through it.
+
+    ``i_stream.ready`` is ``~o_stream.valid`` (from a flip-flop), so it takes at most one byte
+    every two cycles: far above UART rates. ``o_stream.payload`` is stable while
+    ``valid & ~ready``.
+    """
+
+    i_stream: wiring.In(stream.Signature(8))
+    o_stream: wiring.Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i_stream.ready.eq(~self.o_stream.valid)
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            m.d.sync += [self.o_stream.payload.eq(self.i_stream.payload),
+                         self.o_stream.valid.eq(1)]
+        with m.Elif(self.o_stream.ready):
+            m.d.sync += self.o_stream.valid.eq(0)
+        return m
+
+
 class BoardTop(wiring.Component):
     """Top-level that puts a byte-stream design on a board.
 
@@ -167,7 +193,8 @@ class BoardTop(wiring.Component):
         UART bit rate (default 115200); the divisor must hit it within 2 %.
     rx_fifo_depth : int, keyword-only
         Bytes buffered between the UART receiver and the design (0: none). The line cannot be
-        held off, so the design must keep up on average; the FIFO absorbs bursts.
+        held off, so the design must keep up on average; the FIFO absorbs bursts. Default: the
+        board's (256 in one block RAM on iCEBreaker, 64 in distributed RAM on ULX3S).
 
     Attributes
     ----------
@@ -179,7 +206,8 @@ class BoardTop(wiring.Component):
     receive overrun until reset.
     """
 
-    def __init__(self, design_factory, *, board, clk_mhz=None, baud=115_200, rx_fifo_depth=256):
+    def __init__(self, design_factory, *, board, clk_mhz=None, baud=115_200,
+                 rx_fifo_depth=None):
         self.board = _board(board)
         if not callable(design_factory):
             raise TypeError(f"design_factory must be callable, not {design_factory!r}")
@@ -187,6 +215,8 @@ class BoardTop(wiring.Component):
             clk_mhz = self.board.default_clk_mhz
         if not isinstance(clk_mhz, (int, float)) or isinstance(clk_mhz, bool) or clk_mhz <= 0:
             raise ValueError(f"clk_mhz must be a positive number (MHz), not {clk_mhz!r}")
+        if rx_fifo_depth is None:
+            rx_fifo_depth = self.board.rx_fifo_depth
         if not isinstance(rx_fifo_depth, int) or rx_fifo_depth < 0:
             raise ValueError(f"rx_fifo_depth must be a non-negative int, not {rx_fifo_depth!r}")
 
@@ -295,14 +325,20 @@ class BoardTop(wiring.Component):
         m.submodules.design = design = self.design
         m.d.comb += rx.rx.eq(input_pin("uart_rx_buf", pins.rx))
         output_pin("uart_tx_buf", pins.tx, tx.tx)
+        # Register stages on both sides of the design, so that the glue's paths (block RAM
+        # clock-to-out of the FIFO, the transmitter's ready) do not add to the design's.
+        m.submodules.rx_reg = rx_reg = ByteRegister()
+        m.submodules.tx_reg = tx_reg = ByteRegister()
         if self.rx_fifo_depth:
             m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8,
                                                                    depth=self.rx_fifo_depth)
             wiring.connect(m, rx.o_stream, rx_fifo.w_stream)
-            wiring.connect(m, rx_fifo.r_stream, design.i_stream)
+            wiring.connect(m, rx_fifo.r_stream, rx_reg.i_stream)
         else:
-            wiring.connect(m, rx.o_stream, design.i_stream)
-        wiring.connect(m, design.o_stream, tx.i_stream)
+            wiring.connect(m, rx.o_stream, rx_reg.i_stream)
+        wiring.connect(m, rx_reg.o_stream, design.i_stream)
+        wiring.connect(m, design.o_stream, tx_reg.i_stream)
+        wiring.connect(m, tx_reg.o_stream, tx.i_stream)
 
         # Status LEDs.
         error = Signal()

@@ -601,3 +601,40 @@ def sweep(design_factory, params_list, *, board, out_dir=None, seed=1, freq_mhz=
                      f"{u.get('DSP', '-')} |")
     _write_atomic(root / "sweep.md", "\n".join(lines) + "\n")
     return reports
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def _designs():
+    from .uart import UARTEcho
+    return {"echo": UARTEcho}
+
+
+def main(argv=None):
+    """``python -m binaccel.hw.synth DESIGN --board BOARD``: synthesise and print the report."""
+    import argparse
+    designs = _designs()
+    parser = argparse.ArgumentParser(prog="python -m binaccel.hw.synth",
+                                     description="Synthesise a design for a board "
+                                                 "(yosys + nextpnr, YoWASP builds).")
+    parser.add_argument("design", choices=sorted(designs))
+    parser.add_argument("--board", required=True, choices=sorted(BOARDS))
+    parser.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                        help="accelerator clock (PLL and nextpnr target); default: the board's")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", default=None, help="output directory "
+                                                    "(default build/synth/<board>/<design>)")
+    args = parser.parse_args(argv)
+    try:
+        report = synthesize(designs[args.design](), board=args.board, freq_mhz=args.freq,
+                            seed=args.seed, out_dir=args.out)
+    except SynthesisError as e:
+        print(report_markdown(e.report), end="")
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(report_markdown(report), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
