@@ -129,7 +129,7 @@ class _BinaryWeightTensorQuant(nn.Module):
     def encode(self, w: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def current_scale(self, w: Tensor) -> Tensor:
+    def current_scale(self, w: Tensor, refresh: bool) -> Tensor:
         return self.scale
 
     def ste_source(self, w: Tensor) -> Tensor:
@@ -137,12 +137,13 @@ class _BinaryWeightTensorQuant(nn.Module):
         return w
 
     def forward(self, w: Tensor):
-        if self.training or not bool(self.has_bits):
+        refresh = self.training or not bool(self.has_bits)
+        if refresh:
             with torch.no_grad():
                 self.bits.copy_(self.encode(w))
                 self.has_bits.fill_(True)
         pm1 = 2 * self.bits - 1
-        scale = self.current_scale(w)
+        scale = self.current_scale(w, refresh)
         src = self.ste_source(w)
         y = (src - src.detach() + pm1) * scale
         return y, scale, self.zero_point, self.bit_width
@@ -170,8 +171,8 @@ class SignTensorQuant(_BinaryWeightTensorQuant):
     def encode(self, w):
         return (w.detach() >= 0).to(w.dtype)
 
-    def current_scale(self, w):
-        if not self.training:
+    def current_scale(self, w, refresh):
+        if not refresh:
             return self.scale
         s = w.detach().abs().reshape(w.shape[0], -1).mean(dim=1).reshape(self.scale.shape).clamp_min(1e-8)
         self.scale.copy_(s)
@@ -187,8 +188,8 @@ class MCNTensorQuant(_BinaryWeightTensorQuant):
     def encode(self, w):
         return (w.detach() >= 0).to(w.dtype)
 
-    def current_scale(self, w):
-        if not self.training:
+    def current_scale(self, w, refresh):
+        if not refresh:
             return self.scale
         s = w.detach().abs().mean().clamp_min(1e-8).expand_as(self.scale).clone()
         self.scale.copy_(s)

@@ -33,6 +33,7 @@ class CheckpointError(ValueError):
 class TrainConfig:
     epochs: int = 12
     batch: int = 64
+    optimizer: str = "sgd"  # "sgd" (the papers') or "adam"; weight decay is the coupled L2 term in both
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -70,6 +71,10 @@ def make_optimizer(model: BinNet, tc: TrainConfig):
     for g in groups:
         g.setdefault("lr", tc.lr)
         g["initial_lr"] = g["lr"]
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=tc.lr)
+    if tc.optimizer != "sgd":
+        raise ValueError(f"TrainConfig.optimizer: expected 'sgd' or 'adam', got {tc.optimizer!r}")
     return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum)
 
 

