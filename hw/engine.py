@@ -108,7 +108,7 @@ class Engine(wiring.Component):
         pt = Signal(p.count_bits)
         gt = Signal(p.count_bits)
         mi = Signal(p.tap_width)
-        ri = Signal(range(R))
+        ri = Signal(range(max(R, 2)))
         reserved = Signal(range(p.out_fifo_depth + 1))
         since = Signal(range(p.seg_spacing + 1), init=p.seg_spacing)
         error = Signal()
@@ -134,9 +134,12 @@ class Engine(wiring.Component):
 
         pf_w_rdy = Array([f.w_rdy for f in pfifos])
         desc = beat.data.desc
-        desc_ok = ((desc.in_bits >= 1) & (desc.in_bits <= p.max_in_bits) & (desc.seg_words >= 1)
-                   & (desc.seg_words <= p.max_seg_words) & (desc.n_seg >= 1) & (desc.n_seg <= p.max_taps)
-                   & (desc.n_pt >= 1) & (desc.n_gt >= 1) & (desc.out_kind != 3))
+        desc_ok = (desc.in_bits != 0) & (desc.seg_words != 0) & (desc.n_seg != 0) & (desc.n_pt != 0) \
+            & (desc.n_gt != 0) & (desc.out_kind != 3)
+        for field, limit in ((desc.in_bits, p.max_in_bits), (desc.seg_words, p.max_seg_words),
+                             (desc.n_seg, p.max_taps)):
+            if (1 << len(field)) - 1 > limit:  # (a comparison that cannot fail is left out)
+                desc_ok &= field <= limit
 
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):

