@@ -365,6 +365,16 @@ def test_synthesize_argument_checks(tmp_path):
         synthesize(object(), board="icebreaker", out_dir=tmp_path)
 
 
+def test_tool_timeout_is_reported_as_error(tmp_path):
+    report = synthesize(UARTEcho(), board="icebreaker", out_dir=tmp_path, timeout=0.01,
+                        check=False)
+    assert report["status"] == "error" and not report["fits"]
+    assert "yosys timed out" in report["error"]
+    assert json.loads((tmp_path / "report.json").read_text())["status"] == "error"
+    with pytest.raises(SynthesisError, match="timed out"):
+        synthesize(UARTEcho(), board="icebreaker", out_dir=tmp_path, timeout=0.01)
+
+
 def test_sweep_toy_popcount(tmp_path):
     reports = sweep(ParallelPopcount, [{"n": 1}, {"n": 4}], board="icebreaker",
                     out_dir=tmp_path, freq_mhz=36)
