@@ -13,7 +13,6 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from binaccel.hw import synth
 from binaccel.hw.boards import (BOARDS, BoardTop, ByteRegister, make_platform,
                                 ice40_pll_params, ecp5_pll_params)
 from binaccel.hw.synth import (synthesize, sweep, parse_nextpnr_report, parse_nextpnr_log,
