@@ -18,7 +18,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from .uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["BOARDS", "Board", "BoardTop", "ByteRegister", "make_platform", "ice40_pll_params",
+__all__ = ["BOARDS", "Board", "BoardTop", "ByteRegister", "UARTBridge", "make_platform", "ice40_pll_params",
            "ecp5_pll_params", "ACCEL_CLOCK_ATTR"]
 
 #: Netlist attribute marking the accelerator clock signal; the synthesis flow finds the clock
@@ -174,6 +174,52 @@ class ByteRegister(wiring.Component):
         return m
 
 
+class UARTBridge(wiring.Component):
+    """A byte-stream design behind a UART: the part of :class:`BoardTop` that is not pins.
+
+    ``rx`` -> :class:`~binaccel.hw.uart.UARTRx` -> receive FIFO (``rx_fifo_depth`` bytes,
+    ``SyncFIFOBuffered``; none if 0) -> :class:`ByteRegister` -> ``design.i_stream``;
+    ``design.o_stream`` -> :class:`ByteRegister` -> :class:`~binaccel.hw.uart.UARTTx` -> ``tx``.
+    The register stages keep the glue's paths (FIFO block RAM clock-to-out, the transmitter's
+    ready) out of the design's. ``error`` latches any framing error or receive overrun until
+    reset. Everything is in the ``sync`` domain.
+    """
+
+    rx: wiring.In(1, init=1)
+    tx: wiring.Out(1, init=1)
+    error: wiring.Out(1)
+
+    def __init__(self, design, *, divisor, rx_fifo_depth):
+        if not isinstance(rx_fifo_depth, int) or rx_fifo_depth < 0:
+            raise ValueError(f"rx_fifo_depth must be a non-negative int, not {rx_fifo_depth!r}")
+        self.design = design
+        self.divisor = divisor
+        self.rx_fifo_depth = rx_fifo_depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = rx = UARTRx(divisor=self.divisor)
+        m.submodules.uart_tx = tx = UARTTx(divisor=self.divisor)
+        m.submodules.design = design = self.design
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
+        m.submodules.rx_reg = rx_reg = ByteRegister()
+        m.submodules.tx_reg = tx_reg = ByteRegister()
+        if self.rx_fifo_depth:
+            m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8,
+                                                                   depth=self.rx_fifo_depth)
+            wiring.connect(m, rx.o_stream, rx_fifo.w_stream)
+            wiring.connect(m, rx_fifo.r_stream, rx_reg.i_stream)
+        else:
+            wiring.connect(m, rx.o_stream, rx_reg.i_stream)
+        wiring.connect(m, rx_reg.o_stream, design.i_stream)
+        wiring.connect(m, design.o_stream, tx_reg.i_stream)
+        wiring.connect(m, tx_reg.o_stream, tx.i_stream)
+        with m.If(rx.framing_error | rx.overrun):
+            m.d.sync += self.error.eq(1)
+        return m
+
+
 class BoardTop(wiring.Component):
     """Top-level that puts a byte-stream design on a board.
 
@@ -320,31 +366,14 @@ class BoardTop(wiring.Component):
 
         # UART link and design.
         pins = platform.request(board.uart_resource, 0, dir="-")
-        m.submodules.uart_rx = rx = UARTRx(divisor=self.divisor)
-        m.submodules.uart_tx = tx = UARTTx(divisor=self.divisor)
-        m.submodules.design = design = self.design
-        m.d.comb += rx.rx.eq(input_pin("uart_rx_buf", pins.rx))
-        output_pin("uart_tx_buf", pins.tx, tx.tx)
-        # Register stages on both sides of the design, so that the glue's paths (block RAM
-        # clock-to-out of the FIFO, the transmitter's ready) do not add to the design's.
-        m.submodules.rx_reg = rx_reg = ByteRegister()
-        m.submodules.tx_reg = tx_reg = ByteRegister()
-        if self.rx_fifo_depth:
-            m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8,
-                                                                   depth=self.rx_fifo_depth)
-            wiring.connect(m, rx.o_stream, rx_fifo.w_stream)
-            wiring.connect(m, rx_fifo.r_stream, rx_reg.i_stream)
-        else:
-            wiring.connect(m, rx.o_stream, rx_reg.i_stream)
-        wiring.connect(m, rx_reg.o_stream, design.i_stream)
-        wiring.connect(m, design.o_stream, tx_reg.i_stream)
-        wiring.connect(m, tx_reg.o_stream, tx.i_stream)
+        m.submodules.bridge = bridge = UARTBridge(self.design, divisor=self.divisor,
+                                                  rx_fifo_depth=self.rx_fifo_depth)
+        m.d.comb += bridge.rx.eq(input_pin("uart_rx_buf", pins.rx))
+        output_pin("uart_tx_buf", pins.tx, bridge.tx)
 
         # Status LEDs.
-        error = Signal()
-        with m.If(rx.framing_error | rx.overrun):
-            m.d.sync += error.eq(1)
         output_pin("led0_buf", platform.request(board.led_resource, 0, dir="-"),
                    ~ResetSignal("sync"))
-        output_pin("led1_buf", platform.request(board.led_resource, 1, dir="-"), error)
+        output_pin("led1_buf", platform.request(board.led_resource, 1, dir="-"),
+                   bridge.error)
         return m
