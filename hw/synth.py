@@ -142,7 +142,7 @@ def _strip_glb(name):
 def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
     """Turn nextpnr's ``--report`` JSON (a dict) into the flow's summary.
 
-    Returns ``{"utilization": {...}, "clocks": {...}, "accel_clock": ...}``:
+    Returns ``{"utilization": {...}, "clocks": {...}, "accel_clock": ..., "critical_paths": [...]}``:
 
     * ``utilization[key] = {"used", "total", "resource"}`` for keys LUT, FF, BRAM, DSP, IO,
       PLL, ... (``resource`` is nextpnr's name). On iCE40, LUT counts logic cells
@@ -152,6 +152,9 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
     * ``accel_clock``: the entry of ``clocks`` for the accelerator clock (whose net name, with
       nextpnr's ``$glbnet$`` prefix removed, is one of ``accel_names``; if ``accel_names`` is
       empty and there is exactly one clock, that one), plus its ``net``; or ``None``.
+    * ``critical_paths``: one entry per clock-domain pair nextpnr reports, with ``from`` / ``to``
+      (clock edges, or ``<async>``), total ``delay_ns``, the ``start`` and ``end`` cells and the
+      number of ``logic_levels``: whether the design or the board glue sets the fmax.
     """
     if family not in _RESOURCES:
         raise ValueError(f"family must be one of {sorted(_RESOURCES)}, not {family!r}")
@@ -173,6 +176,15 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
         fmax, target = float(entry["achieved"]), float(entry["constraint"])
         clocks[net] = {"fmax_mhz": round(fmax, 3), "target_mhz": round(target, 3),
                        "met": fmax >= target}
+    paths = []
+    for cp in data.get("critical_paths") or []:
+        steps = cp.get("path") or []
+        if not steps:
+            continue
+        paths.append({"from": cp.get("from"), "to": cp.get("to"),
+                      "delay_ns": round(sum(float(st["delay"]) for st in steps), 3),
+                      "start": steps[0]["from"]["cell"], "end": steps[-1]["to"]["cell"],
+                      "logic_levels": sum(1 for st in steps if st.get("type") == "logic")})
     accel = None
     names = set(accel_names)
     matches = [net for net in clocks if _strip_glb(net) in names] if names else []
@@ -180,7 +192,8 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
         matches = list(clocks)
     if matches:
         accel = {"net": matches[0], **clocks[matches[0]]}
-    return {"utilization": util, "clocks": clocks, "accel_clock": accel}
+    return {"utilization": util, "clocks": clocks, "accel_clock": accel,
+            "critical_paths": paths}
 
 
 _LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -273,6 +286,12 @@ def report_markdown(report):
         for net, c in report["clocks"].items():
             lines.append(f"| `{net}` | {c['fmax_mhz']:.2f} | {c['target_mhz']:.2f} | "
                          f"{'yes' if c['met'] else 'NO'} |")
+    if report.get("critical_paths"):
+        lines += ["", "| critical path | ns | logic levels | start cell | end cell |",
+                  "|---|---:|---:|---|---|"]
+        for cp in report["critical_paths"]:
+            lines.append(f"| {cp['from']} -> {cp['to']} | {cp['delay_ns']:.2f} | "
+                         f"{cp['logic_levels']} | `{cp['start']}` | `{cp['end']}` |")
     lines += ["", "| step | seconds |", "|---|---:|"]
     for step, sec in report.get("runtime_s", {}).items():
         lines.append(f"| {step} | {sec:.1f} |")
@@ -449,7 +468,8 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
         "design": label, "wrapping": wrapping, "board": spec.name, "device": spec.device,
         "package": spec.package, "params": params, "seed": seed, "status": "error",
         "fits": False, "error": None,
-        "accel_clock": None, "clocks": {}, "utilization": {}, "yosys_cells": {},
+        "accel_clock": None, "clocks": {}, "critical_paths": [], "utilization": {},
+        "yosys_cells": {},
         "pll": getattr(top, "pll", None), "clk_hz": getattr(top, "clk_hz", None),
         "synth_opts": synth_opts, "tools": tool_versions(spec),
         "runtime_s": {}, "files": {}, "out_dir": str(out),

@@ -68,7 +68,15 @@ ICE40_REPORT = {
         "ICESTORM_PLL": {"available": 1, "used": 1},
         "SB_WARMBOOT": {"available": 1, "used": 0},
     },
-    "critical_paths": [],
+    "critical_paths": [{
+        "from": "posedge clk", "to": "posedge clk",
+        "path": [
+            {"type": "clk-to-q", "delay": 1.39, "from": {"cell": "a"}, "to": {"cell": "a"}},
+            {"type": "routing", "delay": 1.76, "from": {"cell": "a"}, "to": {"cell": "l1"}},
+            {"type": "logic", "delay": 1.21, "from": {"cell": "l1"}, "to": {"cell": "l1"}},
+            {"type": "routing", "delay": 2.45, "from": {"cell": "l1"}, "to": {"cell": "b"}},
+            {"type": "setup", "delay": 0.1, "from": {"cell": "b"}, "to": {"cell": "b"}},
+        ]}],
 }
 
 ECP5_REPORT = {
@@ -95,6 +103,9 @@ def test_parse_ice40_report():
     assert s["accel_clock"] == {"net": "clk", "fmax_mhz": 55.76, "target_mhz": 48.0,
                                 "met": True}
     assert set(s["clocks"]) == {"clk", "other"}
+    assert s["critical_paths"] == [{"from": "posedge clk", "to": "posedge clk",
+                                    "delay_ns": 6.91, "start": "a", "end": "b",
+                                    "logic_levels": 1}]
 
 
 def test_parse_ecp5_report_glbnet_and_timing_failure():
@@ -146,6 +157,7 @@ def test_markdown_report_renders_key_figures():
     md = report_markdown(report)
     assert "fmax **55.76 MHz**" in md and "| LUT | 228 | 5280 | 4.3 | ICESTORM_LC |" in md
     assert "seed: 3" in md and "{'n': 2}" in md
+    assert "| posedge clk -> posedge clk | 6.91 | 1 | `a` | `b` |" in md
 
 
 # --- PLLs -------------------------------------------------------------------------------------
@@ -335,6 +347,9 @@ def test_echo_icebreaker_report(echo_icebreaker):
     assert "nextpnr" in report["tools"]["nextpnr-ice40"]
     assert json.loads((out / "report.json").read_text()) == report
     assert "fmax" in (out / "report.md").read_text()
+    same_clock = [cp for cp in report["critical_paths"] if cp["from"] == cp["to"]]
+    assert same_clock and same_clock[0]["delay_ns"] == pytest.approx(1000 / accel["fmax_mhz"],
+                                                                     rel=0.02)
 
 
 def test_sample_report_parsers_agree(echo_icebreaker):
