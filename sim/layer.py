@@ -157,3 +157,65 @@ def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backp
     run = run_layers(model.layers, [x], chain=True, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
                      backpressure=backpressure, params=params)
     return run.outputs, run.cycles
+
+
+def _zoo_model(name: str):
+    """IntModel of a named zoo architecture with freshly initialised (untrained) weights."""
+    import torch
+
+    from binaccel.sw import fold, models, zoo
+
+    torch.manual_seed(0)
+    net, _ = zoo.configs(name)
+    m = models.build(net)
+    m.eval()
+    return fold.fold(m, name=f"{name}-untrained")
+
+
+def main(argv=None) -> int:
+    """``python -m binaccel.sim.layer``: run a model's layers on the simulated engine, print cycles."""
+    import argparse
+
+    from binaccel.hw.perf import layer_cycles
+
+    ap = argparse.ArgumentParser(prog="python -m binaccel.sim.layer", description=main.__doc__)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-file", help="a binaccel model file (binaccel.sw.modelfile)")
+    src.add_argument("--zoo", help="a zoo architecture name (untrained weights), e.g. siman, mcn, mcn1")
+    src.add_argument("--random", choices=["plain", "mcn", "mcn1"], help="binaccel.sw.randmodel.random_model")
+    ap.add_argument("--rows", type=int, default=4)
+    ap.add_argument("--cols", type=int, default=4)
+    ap.add_argument("--word", type=int, default=32)
+    ap.add_argument("--images", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--idle", type=float, default=0.0)
+    ap.add_argument("--backpressure", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    if args.model_file:
+        from binaccel.sw import modelfile
+
+        model = modelfile.load(args.model_file)
+    elif args.zoo:
+        model = _zoo_model(args.zoo)
+    else:
+        from binaccel.sw.randmodel import random_model
+
+        model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
+    images = rng.integers(0, 256, size=(args.images, *model.input_shape), dtype=np.int64).astype(np.uint8)
+    outs, cycles = run_model(model, images, rows=args.rows, cols=args.cols, word=args.word, seed=args.seed,
+                             idle=args.idle, backpressure=args.backpressure)
+    refs = intref.run_model(model, images)
+    print(f"engine {args.rows}x{args.cols}x{args.word}, model {model.name}, {args.images} image(s), "
+          f"idle {args.idle}, backpressure {args.backpressure}")
+    print(f"{'layer':10s} {'mode':5s} {'in_bits':>7s} {'cycles':>8s} {'model':>8s} {'ideal':>9s} {'util':>6s}  exact")
+    for layer, y, ref, c in zip(model.layers, outs, refs, cycles):
+        ideal = args.images * layer.binary_macs * layer.in_bits / (args.rows * args.cols * args.word)
+        model_c = layer_cycles(layer, args.rows, args.cols, args.word, n=args.images)
+        print(f"{layer.name:10s} {layer.mode:5s} {layer.in_bits:7d} {c:8d} {model_c:8d} {ideal:9.1f} "
+              f"{ideal / c:6.3f}  {np.array_equal(y, ref)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
