@@ -50,7 +50,7 @@ class Engine(wiring.Component):
 
     Both streams follow the valid/ready rules; ``i_stream.ready`` depends only on the engine's
     state. Internally nothing stalls: an operand step that ends a segment is accepted only
-    ``2*cols - 1`` cycles after the previous segment end (drain chain spacing), and a step that ends
+    ``cols`` cycles after the previous segment end (drain chain spacing), and a step that ends
     a tile only when the output FIFO has room reserved for the tile's ``cols`` beats.
     """
 

@@ -208,17 +208,17 @@ class EngineParams:
 
     @property
     def seg_spacing(self) -> int:
-        """Minimum cycles between two segment ends (the row drain chain needs 2 cycles per column)."""
-        return max(2 * self.cols - 1, 1)
+        """Minimum cycles between two segment ends (a row's drain chain emits one partial per cycle)."""
+        return self.cols
 
     # -- pipeline latency and buffer depths (see docs/hardware.md, "Timing") -----------------------
     @property
     def latency(self) -> int:
         """Cycles from accepting a tile's last operand step (cycle ``T``) to the transfer of the
         tile's last output beat (cycle ``T + latency``) without backpressure: array input register
-        and PE ``(r, c)`` at ``T + 1 + r + c``, drain chain to column 0 (partial of column ``c`` of
-        row ``r`` at ``T + 2 + r + 2c``), modulation 2, row alignment to row ``rows-1``, scale 2,
-        output FIFO 2: the beat of column ``c`` leaves at ``T + rows + 7 + 2c``."""
+        and PE ``(r, c)`` at ``T + 1 + r + c``, row commit and drain chain (partial of column ``c``
+        of row ``r`` at ``T + 1 + r + cols + c``), modulation 2, row alignment to row ``rows-1``,
+        scale 2, output FIFO 2: the beat of column ``c`` leaves at ``T + rows + cols + 6 + c``."""
         return self.rows + 2 * self.cols + 5
 
     @property

@@ -47,9 +47,13 @@ class PE(wiring.Component):
     Ports: operands and control come in from the PE above (``a_in``, ``m_in``, ``n_in`` =
     popcount of ``m_in``, ``ctl_in``) and from the left (``w_in``); each leaves one cycle later on
     the matching ``*_out`` port. When ``ctl_in.valid``, ``contrib`` is added to the partial; on
-    ``ctl_in.seg_last`` the finished partial (with ``t``, ``tile_last``, ``gt_last``) is loaded into
-    ``d_out`` and the partial restarts at 0. Otherwise ``d_out`` takes ``d_in`` (the PE to the
-    right): the row's drain chain moves towards column 0 one position per cycle.
+    ``ctl_in.seg_last`` the finished partial (with ``t``, ``tile_last``, ``gt_last``) is kept in a
+    hold register and the partial restarts at 0 (the next segment accumulates at once).
+
+    Drain: ``commit`` (the row's last PE finishing its segment, the same cycle for the whole row)
+    loads the held partial into ``d_out`` (the last-column PE loads the partial it finishes in that
+    cycle); otherwise ``d_out`` takes ``d_in`` (the PE to the right): the row's drain chain moves
+    towards column 0 one position per cycle.
     """
 
     def __init__(self, *, word, max_in_bits, p_width, tap_width, last_col=False):
@@ -65,7 +69,7 @@ class PE(wiring.Component):
         drain = drain_layout(p_width=p_width, tap_width=tap_width)
         super().__init__({
             "a_in": In(word), "m_in": In(word), "n_in": In(range(word + 1)), "ctl_in": In(ctl),
-            "w_in": In(word), "d_in": In(drain),
+            "w_in": In(word), "d_in": In(drain), "commit": In(1),
             "a_out": Out(word), "m_out": Out(word), "n_out": Out(range(word + 1)), "ctl_out": Out(ctl),
             "w_out": Out(word), "d_out": Out(drain),
             "acc": Out(signed(p_width)),
@@ -83,18 +87,27 @@ class PE(wiring.Component):
             self.a_out.eq(self.a_in), self.m_out.eq(self.m_in), self.n_out.eq(self.n_in),
             self.ctl_out.eq(self.ctl_in), self.w_out.eq(self.w_in),
         ]
+        finished = Signal(self.d_out.shape())
+        m.d.comb += [
+            finished.valid.eq(1),
+            finished.p.eq(acc_next),
+            finished.t.eq(self.ctl_in.t),
+            finished.tile_last.eq(self.ctl_in.tile_last),
+            finished.gt_last.eq(self.ctl_in.gt_last),
+            finished.last_col.eq(int(self.last_col)),
+        ]
         with m.If(self.ctl_in.valid & self.ctl_in.seg_last):
-            m.d.sync += [
-                self.acc.eq(0),
-                self.d_out.valid.eq(1),
-                self.d_out.p.eq(acc_next),
-                self.d_out.t.eq(self.ctl_in.t),
-                self.d_out.tile_last.eq(self.ctl_in.tile_last),
-                self.d_out.gt_last.eq(self.ctl_in.gt_last),
-                self.d_out.last_col.eq(int(self.last_col)),
-            ]
+            m.d.sync += self.acc.eq(0)
+        with m.Elif(self.ctl_in.valid):
+            m.d.sync += self.acc.eq(acc_next)
+        if self.last_col:
+            held = finished
+        else:
+            held = Signal(self.d_out.shape(), name="held")
+            with m.If(self.ctl_in.valid & self.ctl_in.seg_last):
+                m.d.sync += held.eq(finished)
+        with m.If(self.commit):
+            m.d.sync += self.d_out.eq(held)
         with m.Else():
             m.d.sync += self.d_out.eq(self.d_in)
-            with m.If(self.ctl_in.valid):
-                m.d.sync += self.acc.eq(acc_next)
         return m

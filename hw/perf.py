@@ -2,8 +2,8 @@
 
 A layer run is counted from the cycle its descriptor is accepted (cycle 0) to the cycle its last
 output beat is transferred, inclusive. The input stream then accepts one beat per cycle except that
-an operand step ending a segment waits until ``seg_spacing = 2*cols - 1`` cycles have passed since
-the previous segment end (the drain chain of a row needs two cycles per column). The output FIFO
+an operand step ending a segment waits until ``seg_spacing = cols`` cycles have passed since the
+previous segment end (the drain chain of a row emits one partial per cycle). The output FIFO
 and the parameter FIFOs are sized so that they never stall an unthrottled run. Hence, with
 ``steps = seg_words * in_bits`` operand steps per segment::
 

@@ -29,15 +29,17 @@ def _pe_case(rng, word, in_bits, nsteps, directed=None):
     return steps
 
 
-@pytest.mark.parametrize("word,in_bits,seed,directed", [
-    (8, 1, 0, None), (8, 4, 1, None), (5, 8, 2, None), (16, 1, 3, None),
-    (8, 8, 4, "agree"), (8, 8, 5, "disagree"), (8, 1, 6, "agree"), (8, 1, 7, "disagree"),
+@pytest.mark.parametrize("word,in_bits,seed,directed,last_col", [
+    (8, 1, 0, None, True), (8, 4, 1, None, False), (5, 8, 2, None, True), (16, 1, 3, None, False),
+    (8, 8, 4, "agree", True), (8, 8, 5, "disagree", False), (8, 1, 6, "agree", False), (8, 1, 7, "disagree", True),
 ])
-def test_pe_matches_model(word, in_bits, seed, directed):
+def test_pe_matches_model(word, in_bits, seed, directed, last_col):
+    """Partials of a PE. The last-column PE drains its partial at once (its own commit); any other PE
+    holds it while the next segment accumulates and drains it on the row's commit."""
     rng = np.random.default_rng(seed)
     nsteps = 40
     p_width = (nsteps * word * ((1 << in_bits) - 1 if in_bits > 1 else 1)).bit_length() + 1
-    dut = PE(word=word, max_in_bits=in_bits, p_width=p_width, tap_width=2, last_col=True)
+    dut = PE(word=word, max_in_bits=in_bits, p_width=p_width, tap_width=2, last_col=last_col)
     steps = _pe_case(rng, word, in_bits, nsteps, directed)
     expected, acc = [], 0
     for valid, a, w, mk, b, last in steps:
@@ -52,16 +54,33 @@ def test_pe_matches_model(word, in_bits, seed, directed):
     got = []
 
     async def tb(ctx):
-        for valid, a, w, mk, b, last in steps:
+        commit_at = None
+        for i, (valid, a, w, mk, b, last) in enumerate(steps):
             ctx.set(dut.a_in, a), ctx.set(dut.w_in, w), ctx.set(dut.m_in, mk)
             ctx.set(dut.n_in, bin(mk).count("1"))
             ctx.set(dut.ctl_in, {"valid": valid, "b": b, "seg_last": last, "tile_last": last,
                                  "gt_last": 0, "t": 1})
+            ctx.set(dut.d_in, {"valid": 0, "p": 0, "t": 0, "tile_last": 0, "gt_last": 0, "last_col": 0})
+            if last_col:
+                commit = valid and last
+            else:  # the row commits one cycle after this PE finished (or at once if the next step ends)
+                commit = commit_at == i or (commit_at is not None and valid and last)
+            ctx.set(dut.commit, int(bool(commit)))
             await ctx.tick()
             d = ctx.get(dut.d_out)
-            if valid and last:
-                assert d.valid == 1 and d.t == 1 and d.tile_last == 1 and d.last_col == 1
+            if commit:
+                assert d.valid == 1 and d.t == 1 and d.tile_last == 1 and d.last_col == int(last_col)
                 got.append(d.p)
+                commit_at = None
+            else:
+                assert d.valid == 0
+            if not last_col and valid and last:
+                commit_at = i + 1
+        if commit_at is not None:  # the row's commit of the last held partial
+            ctx.set(dut.ctl_in.valid, 0)
+            ctx.set(dut.commit, 1)
+            await ctx.tick()
+            got.append(ctx.get(dut.d_out).p)
             # operands are passed on one cycle later
             assert ctx.get(dut.w_out) == w and ctx.get(dut.a_out) == a and ctx.get(dut.m_out) == mk
 
@@ -79,8 +98,8 @@ def test_pe_rejects_bad_parameters():
 
 
 def _array_schedule(rng, *, rows, cols, word, in_bits, nseg, idle):
-    """Operand steps with bubbles; segment ends kept >= 2*cols-1 cycles apart."""
-    spacing = 2 * cols - 1
+    """Operand steps with bubbles; segment ends kept >= cols cycles apart."""
+    spacing = cols
     cycles, segs = [], []
     last_end = -10 ** 9
     for s in range(nseg):
@@ -145,10 +164,10 @@ def test_array_partials(rows, cols, word, in_bits, idle, seed):
                 d = ctx.get(dut.drain[r])
                 if d.valid:
                     got[r].append((d.p, d.t, d.last_col))
-                    # documented timing: partial of column c during T + 2 + r + 2c
+                    # documented timing: partial of column c during T + 1 + r + cols + c
                     k = len(got[r]) - 1
                     seg_i, c = divmod(k, cols)
-                    assert i + 1 == ends[seg_i] + 2 + r + 2 * c, (r, c, i + 1, ends[seg_i])
+                    assert i + 1 == ends[seg_i] + 1 + r + cols + c, (r, c, i + 1, ends[seg_i])
 
     run_sim(dut, tb)
     assert got == expected
