@@ -1,0 +1,66 @@
+"""The demo's hardware section: trained models layer by layer on the Verilator-simulated engine.
+
+For each trained model that the engine can run (binary weights everywhere), a few test images go
+through the cocotb testbench (which itself fails on any output integer that differs from the numpy
+reference); the measured cycles per layer are recorded next to the ideal cycles
+(binary MACs / (rows x cols x word)) and compared with the analytic cycle model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import intref
+
+__all__ = ["hardware_section", "DEMO_ARRAY", "HW_MODELS"]
+
+DEMO_ARRAY = {"rows": 4, "cols": 4, "word": 32}
+HW_MODELS = ("sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1")
+
+
+def hardware_section(summary: dict, trained: dict, data, *, out_dir: str, log=print, n_images: int = 1,
+                     array: dict = DEMO_ARRAY) -> None:
+    from binaccel.hw.perf import layer_perf
+    from binaccel.sim.layer import run_model
+
+    rows, cols, word = array["rows"], array["cols"], array["word"]
+    hw = {"array": dict(array), "images_per_model": n_images, "models": {}}
+    lines = [f"Array: {rows} x {cols} PEs, {word}-bit words (engine simulated in Verilator through cocotb). "
+             f"Cycles per layer for {n_images} test image(s), measured without idle/backpressure; ideal = binary MACs "
+             f"(x input bits, bit-serial) / ({rows}x{cols}x{word}).", "",
+             "| model | layer | cycles | ideal cycles | utilisation % | analytic model |",
+             "|---|---|---:|---:|---:|:-:|"]
+    images = data.x_test[:n_images]
+    for name in HW_MODELS:
+        if name not in trained:
+            continue
+        _, im = trained[name]
+        t0 = time.time()
+        outs, cycles = run_model(im, images, rows=rows, cols=cols, word=word, idle=0.0, backpressure=0.0)
+        wall = time.time() - t0
+        ref = intref.run_model(im, images)
+        exact = all(np.array_equal(a, b) for a, b in zip(outs, ref))
+        layers = []
+        for layer, c in zip(im.layers, cycles):
+            perf = layer_perf(layer, rows, cols, word, n=n_images, cycles=c)
+            model_c = layer_perf(layer, rows, cols, word, n=n_images).cycles
+            layers.append({"name": layer.name, "cycles": int(c), "ideal_cycles": perf.ideal,
+                           "utilisation": perf.utilisation, "analytic_cycles": model_c})
+            lines.append(f"| {name} | {layer.name} | {c} | {perf.ideal:.0f} | {100 * perf.utilisation:.1f} | "
+                         f"{'=' if model_c == c else model_c} |")
+        total = sum(l["cycles"] for l in layers)
+        ideal = sum(l["ideal_cycles"] for l in layers)
+        summary["models"][name]["layers"] = layers
+        summary["models"][name]["hardware_sim"] = {
+            "images": n_images, "exact": bool(exact), "cycles_per_image": total / n_images,
+            "utilisation": ideal / total if total else 0.0, "wall_seconds": round(wall, 1)}
+        hw["models"][name] = summary["models"][name]["hardware_sim"]
+        log(f"{name:14s} on the simulated array: {total / n_images:.0f} cycles/image, "
+            f"utilisation {100 * ideal / total:.1f}%, outputs {'equal' if exact else 'DIFFER FROM'} the reference "
+            f"[{wall:.0f} s]")
+        if not exact:
+            raise AssertionError(f"{name}: simulated hardware output differs from the integer reference")
+    hw["report_lines"] = lines
+    summary["hardware"] = hw
