@@ -35,17 +35,16 @@ def _cmd_train(args):
     data = _load_data(args)
     os.makedirs(args.out, exist_ok=True)
     r = pipeline.train_named(args.model, data, out_dir=args.out, epochs=args.epochs, seed=args.seed,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, optimizer=args.optimizer, lr=args.lr)
     print(f"{args.model}: test accuracy {r['test_accuracy']:.4f}, checkpoint {r['checkpoint']}")
 
 
 def _cmd_export(args):
     from . import pipeline
-    from .data import load_mnist
     from .train import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
-    calib = load_mnist().x_train[:500] if model.cfg.arch == "fp" else None
+    calib = _load_data(args).x_train[:500] if model.cfg.arch == "fp" else None
     name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".bnm"
     im = pipeline.export_model(model, out, name=name, calib=calib, m_bits=args.m_bits)
@@ -54,10 +53,9 @@ def _cmd_export(args):
 
 def _cmd_check(args):
     from . import pipeline
-    from .data import load_mnist
     from .train import load_checkpoint
 
-    data = load_mnist()
+    data = _load_data(args)
     model = load_checkpoint(args.checkpoint)
     r = pipeline.check_export(model, args.model_file, data.x_test, data.y_test)
     print(json.dumps(r, indent=2))
@@ -76,6 +74,11 @@ def _cmd_info(args):
               f"w{l.w_bits}b {l.out_kind}")
 
 
+def _data_args(p, what):
+    p.add_argument("--data", default="mnist", choices=["mnist", "digits", "cifar10"], help=f"{what} (default: mnist)")
+    p.add_argument("--data-dir", default=None, help="folder of the CIFAR-10 python batch files")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .zoo import MODELS
 
@@ -92,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one named model")
     t.add_argument("--model", required=True, choices=list(MODELS))
-    t.add_argument("--data", default="mnist", choices=["mnist", "digits", "cifar10"])
-    t.add_argument("--data-dir", default=None)
+    _data_args(t, "training data")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default=None, help="default: adam")
+    t.add_argument("--lr", type=float, default=None, help="initial learning rate (default: 0.002 for adam)")
     t.add_argument("--out", default="build/models")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
@@ -105,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="model file (default: checkpoint name with .bnm)")
     e.add_argument("--name", default=None)
     e.add_argument("--m-bits", type=int, default=8, help="fixed-point width of MCN M-Filters")
+    _data_args(e, "calibration images of the full-precision model")
     e.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("check", help="numpy reference vs Brevitas model on the MNIST test split, every layer")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--model-file", required=True)
+    _data_args(c, "the test split to check on")
     c.set_defaults(func=_cmd_check)
 
     i = sub.add_parser("info", help="print the layer table of a model file")
@@ -117,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_cmd_info)
 
     # Subcommands contributed by the other parts (hardware, simulation, synthesis, bench).
-    for mod in ("binaccel.hw.cli", "binaccel.sim.cli"):
+    for mod in ("binaccel.hw.cli", "binaccel.sim.cli", "binaccel.sw.bench_cli", "binaccel.sw.run_cli"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

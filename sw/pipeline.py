@@ -17,9 +17,11 @@ from .zoo import configs
 __all__ = ["train_named", "export_model", "check_export", "accuracy_of_logits"]
 
 
-def train_named(name: str, data: Split, *, out_dir: str, epochs=None, seed=0, progress=True) -> dict:
-    """Train model ``name`` on ``data``; write ``<out_dir>/<name>.pt``; return a result dict."""
-    net, tc = configs(name, input_shape=data.input_shape, classes=data.classes, epochs=epochs, seed=seed)
+def train_named(name: str, data: Split, *, out_dir: str, epochs=None, seed=0, progress=True, **overrides) -> dict:
+    """Train model ``name`` on ``data``; write ``<out_dir>/<name>.pt``; return a result dict.
+    ``overrides``: TrainConfig fields (None keeps the model's default)."""
+    net, tc = configs(name, input_shape=data.input_shape, classes=data.classes, epochs=epochs, seed=seed,
+                      **overrides)
     model, history = train(net, tc, data, progress=progress, desc=name)
     acc, _ = evaluate(model, data.x_test, data.y_test)
     path = os.path.join(out_dir, f"{name}.pt")

@@ -1,0 +1,5 @@
+import sys
+
+from binaccel.cli import main
+
+sys.exit(main())
