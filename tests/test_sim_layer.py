@@ -153,3 +153,18 @@ def test_largest_supported_layer_default_build():
     y, _ = run_layer(layer, x, idle=0.1, backpressure=0.1, **CONFIGS["r4c4w32"])
     ref = intref.run_layer(layer, x)
     assert np.array_equal(y, ref) and int(ref.max()) == p.acc_bound
+
+
+@pytest.mark.slow
+def test_fast_backend_matches():
+    """The fast path (compiled C++ stream driver) gives the same outputs and, without idle, the
+    analytic cycles."""
+    layers, xs = _cases(4)
+    run = run_layers(layers, xs, chain=False, seed=4, idle=0.0, backpressure=0.0, backend="fast",
+                     **CONFIGS["r2c3w8"])
+    _check(run, layers, xs)
+    for layer, c in zip(layers, run.cycles):
+        assert c == layer_cycles(layer, 2, 3, 8, n=2), layer.name
+    run = run_layers(layers, xs, chain=False, seed=5, idle=0.4, backpressure=0.4, backend="fast",
+                     **CONFIGS["r2c3w8"])
+    _check(run, layers, xs)
