@@ -1,0 +1,598 @@
+"""Benchmark: FPGA cycles and time per image against CPU runtime, per network and board.
+
+For each network (the trained MNIST models, and the paper-scale CIFAR shapes of
+:mod:`binaccel.sw.netzoo`) and each board (the largest engine array that fits it and its fmax, from
+``build/bench/boards.json`` written by :mod:`binaccel.hw.sweep`):
+
+* **FPGA**: cycles per image from the whole-network accelerator simulation when
+  ``binaccel.sim.top`` exists, else from the engine's exact cycle model
+  (:func:`binaccel.hw.perf.layer_cycles`, equal to the Verilator simulation without input idle or
+  output backpressure) summed over the layers; the JSON says which (``cycles_source``). Time per
+  image = cycles / fmax. Utilisation = ideal cycles (binary MACs x input bits / (rows*cols*word))
+  / cycles. Layer runs are per batch (``n`` images per run), so batch 1 and batch 64 differ.
+* **CPU**, measured in the same run on this machine (median of repetitions after warm-up):
+  a float PyTorch model of the same shapes (:func:`binaccel.sw.netzoo.torch_model`), the
+  Brevitas model (the trained checkpoint for MNIST; Brevitas binary layers of the same shapes for
+  the paper-scale networks), and :class:`PackedNet`, a bit-packed XNOR/AND-popcount numpy path
+  (64-bit words, ``np.bitwise_count``) checked bit-exact against :mod:`binaccel.sw.intref`.
+
+Public API: :class:`PackedNet`, :func:`time_call`, :func:`network_cycles`, :func:`mnist_models`,
+:func:`run_bench`, :func:`load_boards`, :func:`render_markdown`, :data:`BENCH_DIR`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import intref
+from .intmodel import IntModel, Layer
+
+__all__ = ["PackedNet", "time_call", "network_cycles", "mnist_models", "run_bench", "load_boards",
+           "render_markdown", "BENCH_DIR", "BATCHES", "engine_cycles_source"]
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "build" / "bench"
+BATCHES = (1, 64)
+MNIST_BENCH_MODELS = ("siman", "sign", "mcn", "mcn1", "mcn_a8")
+
+
+# --- bit-packed CPU reference -----------------------------------------------------------------
+
+def _pack_words(bits: np.ndarray) -> np.ndarray:
+    """{0,1} array ``(..., F)`` -> ``(..., ceil(F/64))`` uint64 words (bit i of word j = element
+    64*j + i; missing bits 0)."""
+    b = np.packbits(np.ascontiguousarray(bits, dtype=np.uint8), axis=-1, bitorder="little")
+    pad = (-b.shape[-1]) % 8
+    if pad:
+        b = np.concatenate([b, np.zeros((*b.shape[:-1], pad), dtype=np.uint8)], axis=-1)
+    return np.ascontiguousarray(b).view("<u8")
+
+
+class _PackedLayer:
+    def __init__(self, layer: Layer):
+        if layer.w_bits != 1:
+            raise ValueError(f"layer {layer.name!r}: field 'w_bits': the packed path needs binary weights, "
+                             f"got {layer.w_bits}")
+        self.layer = layer
+        w = np.asarray(layer.weights) > 0
+        if layer.kind == "fc":
+            self.w = _pack_words(w)  # (O, Fw)
+        else:
+            self.w = _pack_words(w.transpose(2, 3, 0, 1))  # (k, k, G, Cw)
+            k, s, p = layer.kernel, layer.stride, layer.padding
+            ho, wo = layer.conv_h, layer.conv_w
+            ys = np.arange(ho) * s - p
+            xs = np.arange(wo) * s - p
+            # valid[ky, kx, y, x]: the tap lies inside the (unpadded) input
+            vy = (ys[None, :] + np.arange(k)[:, None] >= 0) & (ys[None, :] + np.arange(k)[:, None] < layer.in_h)
+            vx = (xs[None, :] + np.arange(k)[:, None] >= 0) & (xs[None, :] + np.arange(k)[:, None] < layer.in_w)
+            self.valid = (vy[:, None, :, None] & vx[None, :, None, :]).astype(np.int64)
+            if layer.mode != "plain":
+                m = np.asarray(layer.mfilter, dtype=np.int64)
+                self.m = m.reshape(layer.planes, k * k) if layer.mode == "mcn" else m
+
+    def _planes(self, x):
+        """(weight, bit plane) pairs of the input."""
+        layer = self.layer
+        if layer.in_bits == 1:
+            return [(0, x)]
+        return [(b, (x >> b) & 1) for b in range(layer.in_bits)]
+
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        n = x.shape[0]
+        if layer.kind == "fc":
+            flat = x.reshape(n, -1)
+            acc = np.zeros((n, layer.out_ch), dtype=np.int64)
+            for b, plane in self._planes(flat):
+                a = _pack_words(plane)  # (N, Fw)
+                if layer.in_bits == 1:
+                    pc = np.bitwise_count(a[:, None, :] ^ self.w[None]).sum(axis=-1, dtype=np.int64)
+                    acc += layer.fan_in - 2 * pc
+                else:
+                    both = np.bitwise_count(a[:, None, :] & self.w[None]).sum(axis=-1, dtype=np.int64)
+                    ones = np.bitwise_count(a).sum(axis=-1, dtype=np.int64)[:, None]
+                    acc += (2 * both - ones) << b
+            return acc.reshape(n, layer.out_ch, 1, 1)
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        ho, wo, g, c = layer.conv_h, layer.conv_w, layer.groups, layer.in_ch
+        per_tap = layer.mode == "mcn"
+        part = np.zeros((k * k if per_tap else 1, n, ho, wo, g), dtype=np.int64)
+        for b, plane in self._planes(x):
+            a = _pack_words(plane.transpose(0, 2, 3, 1))  # (N, H, W, Cw)
+            a = np.pad(a, ((0, 0), (p, p), (p, p), (0, 0)))
+            for ky in range(k):
+                for kx in range(k):
+                    t = a[:, ky:ky + s * ho:s, kx:kx + s * wo:s, :]  # (N, Ho, Wo, Cw)
+                    wt = self.w[ky, kx]  # (G, Cw)
+                    slot = part[ky * k + kx if per_tap else 0]
+                    if layer.in_bits == 1:
+                        pc = np.zeros((n, ho, wo, g), dtype=np.int64)
+                        for j in range(wt.shape[1]):
+                            pc += np.bitwise_count(t[..., j:j + 1] ^ wt[None, None, None, :, j])
+                        slot += self.valid[ky, kx][None, :, :, None] * (c - 2 * pc)
+                    else:
+                        both = np.zeros((n, ho, wo, g), dtype=np.int64)
+                        for j in range(wt.shape[1]):
+                            both += np.bitwise_count(t[..., j:j + 1] & wt[None, None, None, :, j])
+                        ones = np.bitwise_count(t).sum(axis=-1, dtype=np.int64)[..., None]
+                        slot += (2 * both - ones) << b
+        if layer.mode == "plain":
+            acc = part[0]  # (N, Ho, Wo, G)
+        elif layer.mode == "mcn":
+            acc = np.einsum("jt,tnyxg->nyxgj", self.m, part).reshape(n, ho, wo, layer.out_ch)
+        else:
+            acc = (part[0][..., None] * self.m).reshape(n, ho, wo, layer.out_ch)
+        return acc.transpose(0, 3, 1, 2)
+
+    def __call__(self, x):
+        y = intref.postprocess(self.layer, self.accumulate(x))
+        return intref.maxpool2(y) if self.layer.pool == 2 else y
+
+
+class PackedNet:
+    """Bit-packed XNOR/AND-popcount CPU execution of an IntModel with binary weights: activations
+    packed 64 per ``uint64`` word along the channels (FC: along the flattened input) at each layer,
+    ``np.bitwise_count`` of XNOR (binary inputs, counted as XOR) or AND (bit planes of multi-bit
+    inputs). Every output integer equals :func:`binaccel.sw.intref.run_model`'s."""
+
+    def __init__(self, model: IntModel):
+        self.model = model
+        self.layers = [_PackedLayer(layer) for layer in model.layers]
+
+    def run(self, images: np.ndarray) -> list:
+        """All layer outputs (int64), like :func:`intref.run_model`."""
+        x = intref.model_input(self.model, images)
+        outs = []
+        for pl in self.layers:
+            x = pl(x)
+            outs.append(x)
+        return outs
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        x = intref.model_input(self.model, images)
+        for pl in self.layers:
+            x = pl(x)
+        return x.reshape(len(images), -1)
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+def time_call(fn, *, warmup: int = 2, reps: int = 7, min_time: float = 0.0) -> dict:
+    """Median wall time of ``fn()`` over ``reps`` calls after ``warmup`` calls (``perf_counter``).
+    Returns ``{"median_s", "min_s", "max_s", "reps"}``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 10 * reps:
+            break
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "reps": len(times)}
+
+
+# --- FPGA cycles ------------------------------------------------------------------------------
+
+def engine_cycles_source() -> str:
+    try:
+        import binaccel.sim.top  # noqa: F401
+    except ModuleNotFoundError:
+        return "engine cycle model (binaccel.hw.perf.layer_cycles, exact vs the Verilator engine simulation)"
+    return "engine cycle model (binaccel.hw.perf.layer_cycles); binaccel.sim.top present but not used here"
+
+
+def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> dict:
+    """Cycles of one run of every layer of ``model`` on ``n`` images on the engine ``array``
+    (``{"rows", "cols", "word"}``; further build fields from ``params``, default: what the model
+    needs). Returns ``{"layers": [{"layer", "cycles", "ideal_cycles", "utilisation"}...],
+    "cycles", "ideal_cycles", "cycles_per_image", "utilisation", "params"}``."""
+    from binaccel.hw.params import EngineParams
+    from binaccel.hw.perf import layer_perf
+    from binaccel.hw.sweep import params_for_models
+
+    rows, cols, word = int(array["rows"]), int(array["cols"]), int(array["word"])
+    if params is None:
+        params = params_for_models([model], images=n)
+    if isinstance(params, EngineParams):
+        params = {k: v for k, v in params.as_dict().items() if k not in ("rows", "cols", "word")}
+    layers = [layer_perf(layer, rows, cols, word, n=n, params=params).as_dict() for layer in model.layers]
+    total = sum(x["cycles"] for x in layers)
+    ideal = sum(x["ideal_cycles"] for x in layers)
+    return {"layers": layers, "cycles": total, "ideal_cycles": ideal, "cycles_per_image": total / n,
+            "utilisation": ideal / total if total else 0.0, "params": dict(params), "images": n}
+
+
+# --- networks ---------------------------------------------------------------------------------
+
+def _write_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def mnist_models(*, dirs=None, names=MNIST_BENCH_MODELS, train_dir=None, train_epochs=1, log=print) -> dict:
+    """Trained MNIST models: ``{name: (IntModel, checkpoint path or None, model file)}``.
+
+    Looks for ``<dir>/models/<name>.bnm`` with ``<dir>/checkpoints/<name>.pt`` (``binaccel demo``'s
+    layout) or ``<dir>/<name>.bnm`` with ``<dir>/<name>.pt``, in ``dirs`` (default ``build/demo``,
+    ``build/bench/models``). If none is found and ``train_dir`` is given, trains ``siman`` and
+    ``mcn`` for ``train_epochs`` epoch(s) there and exports them."""
+    from . import modelfile
+
+    dirs = [ROOT / "build" / "demo", BENCH_DIR / "models"] if dirs is None else [Path(d) for d in dirs]
+    found = {}
+    for d in dirs:
+        for name in names:
+            if name in found:
+                continue
+            for bnm, pt in ((d / "models" / f"{name}.bnm", d / "checkpoints" / f"{name}.pt"),
+                            (d / f"{name}.bnm", d / f"{name}.pt")):
+                if bnm.exists():
+                    found[name] = (modelfile.load(bnm), pt if pt.exists() else None, bnm)
+                    break
+    if not found and train_dir is not None:
+        from . import pipeline
+        from .data import load_mnist
+
+        data = load_mnist()
+        out = Path(train_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("siman", "mcn"):
+            log(f"[bench] no trained MNIST model found: training {name} for {train_epochs} epoch(s) in {out}")
+            r = pipeline.train_named(name, data, out_dir=str(out), epochs=train_epochs, progress=False)
+            bnm = out / f"{name}.bnm"
+            im = pipeline.export_model(r["model"], str(bnm), name=name, calib=data.x_train[:500])
+            found[name] = (im, Path(r["checkpoint"]), bnm)
+    return found
+
+
+def load_boards(path=None) -> dict:
+    """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field)."""
+    from binaccel.hw.sweep import BOARDS_JSON, load_boards_json
+
+    doc = load_boards_json(BOARDS_JSON if path is None else path)
+    out = {}
+    for name, res in doc["boards"].items():
+        if res.get("best"):
+            out[name] = res["best"]
+    return out
+
+
+# --- the bench --------------------------------------------------------------------------------
+
+def _cpu_timings(model: IntModel, *, brevitas_model=None, images, batches, warmup, reps, log):
+    import torch
+
+    from . import netzoo
+
+    out = {}
+    c = model.input_shape[0] * model.input_repeat
+    float_net = netzoo.torch_model(model, kind="float")
+    brev_net = brevitas_model if brevitas_model is not None else netzoo.torch_model(model, kind="brevitas")
+    packed = PackedNet(model)
+    for n in batches:
+        imgs = images[:n]
+        if len(imgs) < n:
+            imgs = np.resize(images, (n, *images.shape[1:]))
+        xf = torch.as_tensor(imgs, dtype=torch.float32) / 255.0
+        if xf.dim() == 3:
+            xf = xf[:, None]
+        x_rep = xf.repeat_interleave(model.input_repeat, dim=1) if model.input_repeat > 1 else xf
+        assert x_rep.shape[1] == c
+        if brevitas_model is not None and hasattr(brevitas_model, "prepare_input"):
+            xb = brevitas_model.prepare_input(torch.as_tensor(imgs))
+        else:
+            xb = x_rep
+
+        def run_float():
+            with torch.no_grad():
+                float_net(x_rep)
+
+        def run_brev():
+            with torch.no_grad():
+                brev_net(xb)
+
+        entry = {}
+        for key, fn in (("torch_float", run_float), ("brevitas", run_brev),
+                        ("packed", lambda: packed.predict(imgs))):
+            t = time_call(fn, warmup=warmup, reps=reps)
+            entry[key] = {**t, "s_per_image": t["median_s"] / n}
+        out[str(n)] = entry
+        log(f"[bench]   CPU batch {n:3d}: torch float {entry['torch_float']['s_per_image'] * 1e3:8.3f} ms/img, "
+            f"brevitas {entry['brevitas']['s_per_image'] * 1e3:8.3f} ms/img, "
+            f"packed numpy {entry['packed']['s_per_image'] * 1e3:8.3f} ms/img")
+    return out
+
+
+def _check_packed(model, images):
+    """PackedNet against intref on a few images: every layer's whole tensor."""
+    ref = intref.run_model(model, images)
+    got = PackedNet(model).run(images)
+    return all(np.array_equal(a, b) for a, b in zip(ref, got))
+
+
+def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
+              mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, log=print) -> dict:
+    """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
+    ``out_dir`` (atomically). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
+    ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
+    ``extra_models``: further ``{name: IntModel}`` (random weights, no checkpoint)."""
+    import torch
+
+    from . import netzoo
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    boards = load_boards() if boards is None else boards
+    if not boards:
+        raise ValueError("no board with a fitting engine array: run `binaccel synth` first")
+    rng = np.random.default_rng(seed)
+    nets = {}
+    want = set(networks) if networks else None
+    want_mnist = want is None or any(w.startswith("mnist_") or w in MNIST_BENCH_MODELS for w in want)
+    mnist = (mnist_models(dirs=mnist_dirs, train_dir=(BENCH_DIR / "models") if train else None, log=log)
+             if want_mnist else {})
+    if want is not None:
+        mnist = {k: v for k, v in mnist.items() if f"mnist_{k}" in want or k in want}
+    for name, (im, ckpt, bnm) in mnist.items():
+        if want is None or f"mnist_{name}" in want or name in want:
+            nets[f"mnist_{name}"] = {"model": im, "checkpoint": ckpt, "file": bnm, "family": "mnist"}
+    for name in netzoo.names():
+        if want is None or name in want:
+            nets[name] = {"model": netzoo.build(name, seed=seed), "checkpoint": None, "file": None,
+                          "family": "paper"}
+    for name, im in (extra_models or {}).items():
+        nets[name] = {"model": im, "checkpoint": None, "file": None, "family": "extra"}
+    if want:
+        missing = want - set(nets) - {n[len("mnist_"):] for n in nets if n.startswith("mnist_")}
+        if missing:
+            raise ValueError(f"unknown or unavailable network(s): {', '.join(sorted(missing))}")
+
+    source = engine_cycles_source()
+    result = {
+        "format": "binaccel-bench", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cycles_source": source,
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                    "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                    "loadavg_start": list(os.getloadavg())},
+        "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
+        "boards": {}, "networks": {},
+        "notes": [
+            "FPGA time = engine cycles / nextpnr fmax of the synthesized build; host link transfers and "
+            "host-side im2col/packing/pooling are not included.",
+            "Cycles per layer run on a batch of n images (positions of all n images tile the array).",
+            "Paper-scale networks are random-weight IntModels of the papers' shapes cut to what the engine "
+            "runs (see cuts); their cycles assume a build of the same array with the widths they need "
+            "(params_needed), which may differ from the synthesized build's (build_params).",
+        ],
+    }
+    for bname, b in boards.items():
+        result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
+                                                        "dsps_total", "array", "target_mhz", "met", "params",
+                                                        "seed", "report")}
+    images_cache = {}
+    for net_name, info in nets.items():
+        model = info["model"]
+        log(f"[bench] {net_name}: {len(model.layers)} layers, input {tuple(model.input_shape)}")
+        shape = tuple(model.input_shape)
+        if shape not in images_cache:
+            if info["family"] == "mnist":
+                from .data import load_mnist
+                images_cache[shape] = load_mnist().x_test[:max(batches)].astype(np.uint8)
+            else:
+                images_cache[shape] = rng.integers(0, 256, size=(max(batches), *shape), dtype=np.int64).astype(np.uint8)
+        images = images_cache[shape]
+        if images.ndim == 3:
+            images = images[:, None]
+        entry = {"family": info["family"], "input_shape": list(shape), "input_repeat": model.input_repeat,
+                 "layers": [l.name for l in model.layers],
+                 "binary_macs_per_image": int(sum(l.binary_macs * l.in_bits for l in model.layers)),
+                 "cuts": list(model.meta.get("cuts", [])) if isinstance(model.meta, dict) else [],
+                 "paper": model.meta.get("paper") if isinstance(model.meta, dict) else None,
+                 "model_file": str(info["file"]) if info["file"] else None,
+                 "checkpoint": str(info["checkpoint"]) if info["checkpoint"] else None}
+        unsupported = [l.name for l in model.layers if l.w_bits != 1]
+        if unsupported:
+            entry["skipped"] = f"layers with w_bits != 1 ({', '.join(unsupported)}): not run by the engine"
+            result["networks"][net_name] = entry
+            log(f"[bench]   skipped: {entry['skipped']}")
+            continue
+        entry["packed_exact"] = bool(_check_packed(model, images[:2]))
+        if not entry["packed_exact"]:
+            raise AssertionError(f"{net_name}: PackedNet differs from intref")
+        brev = None
+        if info["checkpoint"] is not None:
+            from .train import load_checkpoint
+            brev = load_checkpoint(info["checkpoint"])
+            entry["brevitas_model"] = f"trained checkpoint {info['checkpoint']}"
+        else:
+            entry["brevitas_model"] = "Brevitas binary layers of the same shapes (random weights)"
+        from binaccel.hw.sweep import params_for_models
+        need = params_for_models([model], images=max(batches))
+        entry["params_needed"] = need
+        cpu = _cpu_timings(model, brevitas_model=brev, images=images, batches=batches, warmup=warmup,
+                           reps=reps, log=log)
+        entry["cpu"] = cpu
+        for bname, b in boards.items():
+            per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "cycles_source": source, "batch": {}}
+            bp = b.get("params") or {}
+            per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
+            for n in batches:
+                cyc = network_cycles(model, b["array"], n=n, params=need)
+                fpga_s = cyc["cycles_per_image"] / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
+                c = cpu[str(n)]
+                per["batch"][str(n)] = {
+                    "cycles_per_image": cyc["cycles_per_image"], "ideal_cycles_per_image": cyc["ideal_cycles"] / n,
+                    "utilisation": cyc["utilisation"], "fpga_s_per_image": fpga_s,
+                    "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
+                    "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
+                    "cpu_packed_s_per_image": c["packed"]["s_per_image"],
+                    "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
+                    "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
+                    "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
+                    "layers": cyc["layers"],
+                }
+            head = per["batch"][str(batches[0])]
+            for key in ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
+                        "cpu_packed_s_per_image", "utilisation", "cycles_per_image", "ratio_fpga_over_torch",
+                        "ratio_fpga_over_packed", "ratio_fpga_over_brevitas"):
+                per[key] = head[key]
+            per["headline_batch"] = batches[0]
+            entry[bname] = per
+            log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} @ "
+                f"{b['fmax_mhz']} MHz: " + ", ".join(
+                    f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
+                    f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
+                    f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/packed "
+                    f"{per['batch'][str(n)]['ratio_fpga_over_packed']:.3g}" for n in batches))
+        result["networks"][net_name] = entry
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    _write_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    _write_atomic(out_dir / "bench.md", render_markdown(result))
+    if plots:
+        result["plots"] = make_plots(result, out_dir)
+        _write_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _fmt_s(s):
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def render_markdown(result: dict) -> str:
+    lines = ["# binaccel bench: FPGA (engine) vs CPU", "",
+             f"- cycles: {result['cycles_source']}",
+             f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
+             f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), numpy "
+             f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
+             f"median of {result['timing']['reps']} after {result['timing']['warmup']} warm-up calls", "",
+             "## Boards", "",
+             "| board | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |", "|---|---|---|---:|---:|---:|---:|"]
+    for name, b in result["boards"].items():
+        a = b["array"]
+        lines.append(f"| {name} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} ({b['target_mhz']}, "
+                     f"{'yes' if b['met'] else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | {b['brams']} | "
+                     f"{b.get('dsps')}/{b.get('dsps_total')} |")
+    batches = result["timing"]["batches"]
+    lines += ["", "## Time per image", "",
+              "FPGA/CPU < 1 means the FPGA engine is faster. CPU columns: float PyTorch of the same shapes, "
+              "Brevitas, bit-packed numpy XNOR-popcount.", "",
+              "| network | board | batch | cycles/img | util % | FPGA | CPU torch | CPU Brevitas | CPU packed | "
+              "FPGA/torch | FPGA/packed | build has the widths |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for net, e in result["networks"].items():
+        if "skipped" in e:
+            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | |")
+            continue
+        for bname in result["boards"]:
+            if bname not in e:
+                continue
+            for n in batches:
+                r = e[bname]["batch"][str(n)]
+                lines.append(
+                    f"| {net} | {bname} | {n} | {r['cycles_per_image']:.0f} | {100 * r['utilisation']:.1f} | "
+                    f"{_fmt_s(r['fpga_s_per_image'])} | {_fmt_s(r['cpu_torch_s_per_image'])} | "
+                    f"{_fmt_s(r['cpu_brevitas_s_per_image'])} | {_fmt_s(r['cpu_packed_s_per_image'])} | "
+                    f"{r['ratio_fpga_over_torch']:.3g} | {r['ratio_fpga_over_packed']:.3g} | "
+                    f"{'yes' if e[bname]['build_supports'] else 'no'} |")
+    lines += ["", "## Cuts (paper-scale networks)", ""]
+    for net, e in result["networks"].items():
+        if e.get("cuts"):
+            lines.append(f"**{net}** ({e.get('paper')}):")
+            lines += [f"- {c}" for c in e["cuts"]]
+            lines.append("")
+    lines += ["## Notes", ""] + [f"- {n}" for n in result.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(result: dict, out_dir) -> list:
+    """Per-layer cycles vs ideal (one PNG per board, batch 1) and FPGA speedup per network and board."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    files = []
+    nets = {k: v for k, v in result["networks"].items() if "skipped" not in v}
+    b0 = str(result["timing"]["batches"][0])
+    for bname in result["boards"]:
+        fig, axes = plt.subplots(len(nets), 1, figsize=(10, 2.6 * len(nets)), squeeze=False)
+        for ax, (net, e) in zip(axes[:, 0], nets.items()):
+            layers = e[bname]["batch"][b0]["layers"]
+            x = np.arange(len(layers))
+            ax.bar(x - 0.2, [l["cycles"] for l in layers], 0.4, label="cycles")
+            ax.bar(x + 0.2, [l["ideal_cycles"] for l in layers], 0.4, label="ideal")
+            ax.set_xticks(x, [l["layer"] for l in layers], rotation=60, fontsize=7)
+            ax.set_yscale("log")
+            ax.set_title(f"{net} on {bname} (batch {b0}, utilisation {100 * e[bname]['batch'][b0]['utilisation']:.1f}%)",
+                         fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"layers_{bname}.png"
+        _save_fig(fig, path)
+        plt.close(fig)
+        files.append(str(path))
+    fig, axes = plt.subplots(1, len(result["timing"]["batches"]), figsize=(12, 4.5), squeeze=False)
+    for ax, n in zip(axes[0], result["timing"]["batches"]):
+        names = list(nets)
+        x = np.arange(len(names))
+        boards = list(result["boards"])
+        width = 0.8 / max(2 * len(boards), 1)
+        i = 0
+        for bname in boards:
+            for key, label in (("ratio_fpga_over_torch", "torch"), ("ratio_fpga_over_packed", "packed")):
+                vals = [1.0 / nets[m][bname]["batch"][str(n)][key] for m in names]
+                ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, label=f"{bname} vs CPU {label}")
+                i += 1
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_ylabel("speedup = CPU time / FPGA time")
+        ax.set_title(f"batch {n}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "speedup.png"
+    _save_fig(fig, path)
+    plt.close(fig)
+    files.append(str(path))
+    return files
+
+
+def _save_fig(fig, path):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

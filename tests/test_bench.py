@@ -1,0 +1,298 @@
+"""Bench: synthesis-report parsing, the bit-packed CPU path against intref, paper-scale network shapes,
+cycle counts against the Verilator engine simulation, and a small end-to-end bench run."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from binaccel.hw import sweep
+from binaccel.hw.params import EngineParams
+from binaccel.sw import bench, bench_cli, intref, netzoo, pack
+from binaccel.sw.randmodel import random_input, random_layer, random_model
+
+
+def _report(board="ulx3s", fits=True, fmax=151.5, rows=4, cols=4, word=32, out_dir="/tmp/x"):
+    return {
+        "board": board, "device": "LFE5U-85F", "status": "ok" if fits else "no_fit", "fits": fits, "seed": 1,
+        "params": {**EngineParams(rows=rows, cols=cols, word=word).as_dict()},
+        "utilization": {"LUT": {"used": 12000, "total": 83640, "resource": "TRELLIS_COMB"},
+                        "FF": {"used": 9000, "total": 83640, "resource": "TRELLIS_FF"},
+                        "BRAM": {"used": 20, "total": 208, "resource": "DP16KD"},
+                        "DSP": {"used": 16, "total": 156, "resource": "MULT18X18D"}},
+        "accel_clock": {"net": "bridge.clk", "fmax_mhz": fmax, "target_mhz": 150.0, "met": fmax >= 150},
+        "out_dir": out_dir,
+    }
+
+
+# --- report parsing ---------------------------------------------------------------------------
+
+def test_board_summary_fields():
+    s = sweep.board_summary(_report())
+    assert s["fmax_mhz"] == 151.5 and s["met"] is True and s["target_mhz"] == 150.0
+    assert (s["luts"], s["luts_total"], s["ffs"], s["brams"], s["dsps"]) == (12000, 83640, 9000, 20, 16)
+    assert s["array"] == {"rows": 4, "cols": 4, "word": 32} and s["macs_per_cycle"] == 512
+    s = sweep.board_summary(_report(fmax=120.0))
+    assert s["met"] is False
+    nofit = _report(fits=False)
+    nofit["accel_clock"] = None
+    s = sweep.board_summary(nofit)
+    assert s["fits"] is False and s["fmax_mhz"] is None and s["met"] is False
+
+
+@pytest.mark.parametrize("drop,field", [("utilization", "utilization"), ("params", "params")])
+def test_board_summary_missing_field(drop, field):
+    r = _report()
+    del r[drop]
+    with pytest.raises(ValueError, match=field):
+        sweep.board_summary(r)
+    r = _report()
+    del r["params"]["word"]
+    with pytest.raises(ValueError, match="params.word"):
+        sweep.board_summary(r)
+
+
+def test_boards_json_roundtrip_and_errors(tmp_path):
+    best = sweep.board_summary(_report())
+    small = sweep.board_summary(_report(rows=2, cols=2, word=16))
+    res = {"ulx3s": {"board": "ulx3s", "target_mhz": 150.0, "best": best, "met": True, "points": [small, best]}}
+    path = sweep.write_boards_json(res, tmp_path / "boards.json")
+    assert (tmp_path / "boards.md").read_text().count("| ulx3s |") == 2
+    doc = sweep.load_boards_json(path)
+    assert doc["boards"]["ulx3s"]["best"]["array"] == {"rows": 4, "cols": 4, "word": 32}
+    boards = bench.load_boards(path)
+    assert set(boards) == {"ulx3s"} and boards["ulx3s"]["fmax_mhz"] == 151.5
+    # errors name the file and the field
+    bad = json.loads(path.read_text())
+    del bad["boards"]["ulx3s"]["best"]["luts"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"bad.json: field 'boards.ulx3s.best.luts' missing"):
+        sweep.load_boards_json(tmp_path / "bad.json")
+    bad["format"] = "other"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="field 'format'"):
+        sweep.load_boards_json(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json: not valid JSON"):
+        sweep.load_boards_json(tmp_path / "bad.json")
+
+
+def test_params_for_models_covers_and_is_minimal():
+    rng = np.random.default_rng(3)
+    model = random_model(rng, mode="mcn", planes=2)
+    need = sweep.params_for_models([model], images=4)
+    p = EngineParams(**need)
+    for layer in model.layers:
+        pack.check_layer(layer, p)
+        pack.plan_layer(layer, 4, p)
+    assert need["max_fan_in"] == max(l.fan_in for l in model.layers)
+    assert need["max_planes"] == 2 and need["max_taps"] == 9 and need["max_in_bits"] == 8
+    # one bit less of any width refuses some layer
+    for field in ("max_fan_in", "max_in_bits", "mul_bits", "add_bits"):
+        smaller = EngineParams(**{**need, field: need[field] - 1})
+        with pytest.raises(ValueError):
+            for layer in model.layers:
+                pack.check_layer(layer, smaller)
+    int8 = random_layer(rng, w_bits=8)
+    with pytest.raises(ValueError, match="w_bits"):
+        sweep.params_for_models([type(model)(name="m", input_shape=(8, 6, 6), layers=[int8])])
+
+
+# --- bit-packed CPU path ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode,planes", [("plain", 1), ("mcn", 2), ("mcn1", 4)])
+def test_packed_net_equals_intref_models(mode, planes):
+    rng = np.random.default_rng(11)
+    model = random_model(rng, mode=mode, planes=planes)
+    images = rng.integers(0, 256, size=(5, *model.input_shape)).astype(np.uint8)
+    ref = intref.run_model(model, images)
+    got = bench.PackedNet(model).run(images)
+    assert len(got) == len(ref)
+    for a, b in zip(ref, got):
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert np.array_equal(bench.PackedNet(model).predict(images), intref.predict(model, images))
+
+
+CASES = [
+    dict(in_ch=70, in_h=5, in_w=6, out_ch=5, kernel=3, stride=1, padding=1),            # 2 words, partial
+    dict(in_ch=64, in_h=7, in_w=7, out_ch=3, kernel=3, stride=2, padding=0, pool=1),     # whole word
+    dict(in_ch=5, in_h=4, in_w=4, out_ch=6, kernel=1, stride=1, padding=0),
+    dict(in_ch=5, in_h=7, in_w=7, out_ch=6, kernel=3, stride=2, padding=1, in_bits=4, mode="mcn", planes=2,
+         out_kind="requant", out_bits=3),
+    dict(in_ch=3, in_h=6, in_w=6, out_ch=4, kernel=3, stride=1, padding=1, in_bits=8, mode="mcn1", planes=2,
+         pool=2),
+    dict(kind="fc", in_ch=5, in_h=3, in_w=3, out_ch=7, in_bits=3, out_kind="logits"),
+    dict(kind="fc", in_ch=130, in_h=1, in_w=1, out_ch=4, out_kind="logits"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_packed_layer_equals_intref(case):
+    rng = np.random.default_rng(100 + case)
+    layer = random_layer(rng, **CASES[case])
+    x = random_input(rng, layer, 3)
+    assert np.array_equal(bench._PackedLayer(layer)(x), intref.run_layer(layer, x))
+    # extremes: all ones / all zeros input
+    for fill in (0, (1 << layer.in_bits) - 1 if layer.in_bits > 1 else 1):
+        xf = np.full_like(x, fill)
+        assert np.array_equal(bench._PackedLayer(layer)(xf), intref.run_layer(layer, xf))
+
+
+def test_packed_refuses_int8_weights():
+    layer = random_layer(np.random.default_rng(0), w_bits=8)
+    with pytest.raises(ValueError, match="w_bits"):
+        bench._PackedLayer(layer)
+
+
+def test_time_call_median():
+    calls = []
+    t = bench.time_call(lambda: calls.append(1), warmup=2, reps=5)
+    assert len(calls) == 2 + t["reps"] and t["reps"] >= 5
+    assert t["min_s"] <= t["median_s"] <= t["max_s"]
+
+
+# --- paper-scale networks ---------------------------------------------------------------------
+
+def test_netzoo_shapes_validate_and_fit_the_engine():
+    expect = {"resnet20_siman": (20, "plain", 1), "vgg_small": (7, "plain", 1), "mcn_wrn22": (20, "mcn", 4)}
+    assert set(netzoo.names()) == set(expect)
+    for name, (n_layers, mode, repeat) in expect.items():
+        m = netzoo.build(name, seed=1)
+        m.validate()
+        assert len(m.layers) == n_layers and m.input_repeat == repeat
+        assert tuple(m.input_shape) == (3, 32, 32)
+        assert m.layers[0].in_bits == 8 and all(l.in_bits == 1 for l in m.layers[1:])
+        assert all(l.w_bits == 1 for l in m.layers)
+        assert all(l.mode == mode for l in m.layers[:-1]) and m.layers[-1].kind == "fc"
+        assert all(l.kernel in (1, 3) and l.stride in (1, 2) for l in m.layers)
+        assert m.meta["cuts"] and all(isinstance(c, str) for c in m.meta["cuts"])
+        p = EngineParams(**sweep.params_for_models([m], images=64))
+        for layer in m.layers:
+            pack.plan_layer(layer, 64, p)
+    r20 = netzoo.build("resnet20_siman")
+    assert [l.out_ch for l in r20.layers[:-1]] == [16] * 7 + [32] * 6 + [64] * 6
+    assert [l.out_h for l in r20.layers[:-1]] == [32] * 7 + [16] * 6 + [8] * 6
+    vgg = netzoo.build("vgg_small")
+    assert [(l.out_ch, l.out_h) for l in vgg.layers[:-1]] == [(128, 32), (128, 16), (256, 16), (256, 8),
+                                                            (512, 8), (512, 4)]
+    assert vgg.layers[-1].fan_in == 8192
+    assert all(not l.flip.any() for l in vgg.layers if l.pool == 2)  # pool/threshold commute
+    mcn = netzoo.build("mcn_wrn22")
+    assert mcn.layers[0].in_ch == 12 and {l.planes for l in mcn.layers[:-1]} == {4}
+    assert [l.groups for l in mcn.layers[:-1]] == [16] * 7 + [32] * 6 + [64] * 6
+    with pytest.raises(ValueError, match="unknown network"):
+        netzoo.build("resnet50")
+
+
+def test_netzoo_seeded():
+    a, b = netzoo.build("resnet20_siman", seed=5), netzoo.build("resnet20_siman", seed=5)
+    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(a.layers, b.layers))
+    c = netzoo.build("resnet20_siman", seed=6)
+    assert not np.array_equal(a.layers[3].weights, c.layers[3].weights)
+
+
+def test_torch_models_have_the_shapes():
+    import torch
+
+    m = netzoo.build("resnet20_siman")
+    for kind in ("float", "brevitas"):
+        net = netzoo.torch_model(m, kind=kind)
+        with torch.no_grad():
+            y = net(torch.rand(2, 3, 32, 32))
+        assert tuple(y.shape) == (2, 10)
+        convs = [mod for mod in net.modules() if isinstance(mod, torch.nn.Conv2d)]
+        assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == \
+            [(l.in_ch, l.out_ch, l.stride) for l in m.layers[:-1]]
+    with pytest.raises(ValueError, match="kind"):
+        netzoo.torch_model(m, kind="int")
+
+
+# --- cycles: bench == Verilator simulation -----------------------------------------------------
+
+def test_bench_cycles_equal_simulation():
+    """The cycles the bench uses (engine cycle model) are the simulated engine's, layer by layer, on a
+    tiny random model (the default 4x4x32 build, no idle / backpressure)."""
+    from binaccel.sim.layer import run_model
+
+    rng = np.random.default_rng(7)
+    model = random_model(rng, mode="mcn", planes=2)
+    images = rng.integers(0, 256, size=(2, *model.input_shape)).astype(np.uint8)
+    array = {"rows": 4, "cols": 4, "word": 32}
+    outs, sim_cycles = run_model(model, images, **array, idle=0.0, backpressure=0.0)
+    for a, b in zip(outs, intref.run_model(model, images)):
+        assert np.array_equal(a, b)
+    used = bench.network_cycles(model, array, n=2)          # the bench's call (widths the model needs)
+    default = bench.network_cycles(model, array, n=2, params=EngineParams())  # the simulated build
+    assert [l["cycles"] for l in used["layers"]] == list(sim_cycles)
+    assert [l["cycles"] for l in default["layers"]] == list(sim_cycles)
+    assert used["cycles"] == sum(sim_cycles) and used["cycles_per_image"] == sum(sim_cycles) / 2
+    assert 0 < used["utilisation"] <= 1
+
+
+# --- end to end (tiny) ------------------------------------------------------------------------
+
+def test_run_bench_tiny(tmp_path):
+    rng = np.random.default_rng(2)
+    model = random_model(rng, mode="plain")
+    boards = {"ulx3s": sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0)),
+              "icebreaker": sweep.board_summary(_report(board="icebreaker", rows=2, cols=2, word=16, fmax=20.0))}
+    msgs = []
+    res = bench.run_bench(out_dir=tmp_path, boards=boards, networks=["tiny"], extra_models={"tiny": model},
+                          batches=(1, 4), warmup=0, reps=1, train=False, log=msgs.append)
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    assert doc["cycles_source"].startswith("engine cycle model")
+    assert set(doc["boards"]) == {"ulx3s", "icebreaker"}
+    for key in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "array"):
+        assert key in doc["boards"]["ulx3s"]
+    net = doc["networks"]["tiny"]
+    assert net["packed_exact"] is True
+    for board, b in boards.items():
+        e = net[board]
+        for key in ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_packed_s_per_image", "utilisation"):
+            assert isinstance(e[key], float) and e[key] > 0
+        for n in (1, 4):
+            cyc = bench.network_cycles(model, b["array"], n=n)
+            r = e["batch"][str(n)]
+            assert r["cycles_per_image"] == cyc["cycles_per_image"]
+            assert r["fpga_s_per_image"] == pytest.approx(cyc["cycles_per_image"] / (b["fmax_mhz"] * 1e6), rel=1e-12)
+            assert r["ratio_fpga_over_packed"] == pytest.approx(r["fpga_s_per_image"] / r["cpu_packed_s_per_image"])
+    assert "| tiny | ulx3s | 1 |" in (tmp_path / "bench.md").read_text()
+    for f in res["plots"]:
+        assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_registers_synth_and_bench():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    bench_cli.register(sub)
+    a = p.parse_args(["synth", "--board", "ulx3s", "--rows", "8", "--word", "64"])
+    assert a.func is bench_cli._cmd_synth and a.rows == 8 and a.word == 64 and a.cols is None
+    assert bench_cli._engine_fields(a, sweep.BOARD_BASE["ulx3s"])["rows"] == 8
+    a = p.parse_args(["bench", "--synth", "--networks", "vgg_small"])
+    assert a.func is bench_cli._cmd_bench and a.synth
+    a = p.parse_args(["bench"])
+    assert not a.synth
+
+
+def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
+    """`binaccel bench` without --synth reads build/bench/boards.json and says so (no synthesis)."""
+    best = sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0))
+    path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "best": best, "points": [best]}},
+                                   tmp_path / "boards.json")
+    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
+    monkeypatch.setattr(sweep, "largest_array", lambda *a, **k: pytest.fail("must not synthesize"))
+    seen = {}
+
+    def fake_run_bench(**kw):
+        seen.update(kw)
+        return {"networks": {}, "boards": kw["boards"]}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    p = argparse.ArgumentParser()
+    bench_cli.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["bench", "--out", str(tmp_path), "--no-plots"])
+    assert args.func(args) == 0
+    assert "reusing the last synthesis results" in capsys.readouterr().out
+    assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
