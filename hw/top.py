@@ -1,0 +1,317 @@
+"""The accelerator: a runtime-programmable network processor with one input and one output word stream.
+
+The host streams 32-bit command words into ``i_stream`` (``docs/accelerator.md`` has the full format;
+:mod:`binaccel.sw.program` builds them)::
+
+    WRITE  header (op=1, target, count), start address, count entries of the target buffer
+           (DESC: layer descriptors, WEIGHT: weight words, TABLE: M-Filter columns and output
+           parameters, FMAP0/FMAP1: feature-map words), each entry as ceil(width/32) words, LSW first
+    RUN    header (op=2, stats flag, count), number of layers, count image words (written to bank 0
+           from address 0); then every layer of the program runs on chip, feature maps ping-pong
+           between the two banks
+    INFO   header (op=3): the build parameters come back
+    NOP    header 0
+
+``o_stream`` carries, per RUN, the output maps of layers flagged ``dump`` (after each such layer),
+the logits of the last layer (each value as ``ceil(y_width/32)`` words, two's complement, LSW
+first) and, with the stats flag, the cycles of each layer and of the whole image.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ._util import checking
+from .engine import Engine
+from .fetch import FetchUnit
+from .fmap import WriteBack
+from .seq import IO_WIDTH, MAGIC, VERSION, AccelParams, Feeder, Op, Target
+
+__all__ = ["Accelerator", "AccelParams", "Op", "Target", "IO_WIDTH", "info_words"]
+
+
+def info_words(params: AccelParams) -> list:
+    """The words of the INFO reply of a build (magic, version, then every parameter in
+    :meth:`AccelParams.names` order)."""
+    return [MAGIC, VERSION] + [getattr(params, k) for k in params.names()]
+
+
+class Accelerator(wiring.Component):
+    """Whole-network accelerator (see the module docstring and ``docs/accelerator.md``).
+
+    Keyword parameters: those of :class:`~binaccel.hw.seq.AccelParams` (engine parameters plus
+    ``fm_depth``, ``w_depth``, ``t_depth``, ``max_layers``, ``max_dim``), each checked.
+
+    Ports: ``i_stream`` and ``o_stream`` (``stream.Signature(32)``, valid/ready); ``busy`` (a
+    command is being executed); ``error`` (sticky until reset: an unknown opcode or target, a
+    bad layer count, or an engine stream error).
+    """
+
+    def __init__(self, **kwargs):
+        with checking(self):
+            self.params = AccelParams(**kwargs)
+        super().__init__({
+            "i_stream": In(stream.Signature(IO_WIDTH)),
+            "o_stream": Out(stream.Signature(IO_WIDTH)),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        e = p.engine
+        C, W, R = e.cols, e.word, e.rows
+        eng_kw = e.as_dict()
+
+        m.submodules.engine = engine = Engine(**eng_kw)
+        m.submodules.fetch = fetch = FetchUnit(params=p)
+        m.submodules.feeder = feeder = Feeder(params=p)
+        m.submodules.wb = wb = WriteBack(params=p)
+        wiring.connect(m, fetch.o_stream, feeder.oper_stream)
+        wiring.connect(m, feeder.o_stream, engine.i_stream)
+        wiring.connect(m, engine.o_stream, wb.i_stream)
+
+        # ---- buffers ----------------------------------------------------------------------------
+        banks, bank_rd, bank_wr = [], [], []
+        for b in range(2):
+            mem = Memory(shape=W, depth=p.fm_depth, init=[])
+            m.submodules[f"fmap{b}"] = mem
+            wp = mem.write_port(granularity=1)
+            rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))]
+            banks.append(mem)
+            bank_rd.append(rps)
+            bank_wr.append(wp)
+        m.submodules.wmem = wmem = Memory(shape=R * W, depth=p.w_depth, init=[])
+        w_wp, w_rp = wmem.write_port(), wmem.read_port()
+        m.submodules.tmem = tmem = Memory(shape=p.table_width, depth=p.t_depth, init=[])
+        t_wp, t_rp = tmem.write_port(), tmem.read_port()
+        m.submodules.dmem = dmem = Memory(shape=p.desc_layout.size, depth=max(p.max_layers, 2), init=[])
+        d_wp, d_rp = dmem.write_port(), dmem.read_port()
+
+        cfg = Signal(p.desc_layout)
+        m.d.comb += [fetch.cfg.eq(cfg), feeder.cfg.eq(cfg), wb.cfg.eq(cfg)]
+
+        # fetch: one read port per column of the input bank
+        for c in range(C):
+            for b in range(2):
+                m.d.comb += [bank_rd[b][c].addr.eq(fetch.rd_addr[c]), bank_rd[b][c].en.eq(fetch.rd_en)]
+            m.d.comb += fetch.rd_data[c].eq(Mux(cfg.in_bank, bank_rd[1][c].data, bank_rd[0][c].data))
+        m.d.comb += [w_rp.addr.eq(fetch.w_addr), w_rp.en.eq(fetch.w_en), fetch.w_data.eq(w_rp.data)]
+        m.d.comb += [t_rp.addr.eq(feeder.t_addr), t_rp.en.eq(feeder.t_en), feeder.t_data.eq(t_rp.data)]
+        wb_rd_data = Mux(cfg.out_bank, bank_rd[1][C].data, bank_rd[0][C].data)
+        m.d.comb += wb.rd_data.eq(wb_rd_data)
+
+        # ---- command parser and layer sequencer --------------------------------------------------------
+        ins, outs = self.i_stream, self.o_stream
+        word = ins.payload
+        take = Signal()
+        m.d.comb += take.eq(ins.valid & ins.ready)
+        io_words = p.io_words
+        max_io = max(io_words.values())
+
+        op_tgt = Signal(4)
+        count = Signal(24)
+        addr = Signal(max(p.fm_aw, p.w_aw, p.t_aw, p.d_aw, 1))
+        sub = Signal(range(max_io + 1))
+        slots = [Signal(IO_WIDTH, name=f"slot{j}") for j in range(max_io)]
+        entry = Cat(*[Mux(sub == j, word, slots[j]) for j in range(max_io)])
+        stats = Signal()
+        n_layers = Signal(range(p.max_layers + 1))
+        layer = Signal(range(p.max_layers + 1))
+        error = Signal()
+        m.d.comb += self.error.eq(error | engine.error)
+
+        cyc_layer = Signal(32)
+        cyc_total = Signal(32)
+        layer_cycles = Array([Signal(32, name=f"cycles{i}") for i in range(p.max_layers)])
+        out_i = Signal(range(p.max_layers + len(info_words(p)) + 2))
+        dump_left = Signal(p.fm_aw + 1)
+        dump_addr = Signal(p.fm_aw)
+        start = Signal()
+        m.d.comb += [fetch.start.eq(start), feeder.start.eq(start), wb.start.eq(start)]
+
+        def entry_words(tgt):
+            n = Signal(range(max_io + 1))
+            with m.Switch(tgt):
+                for t, k in io_words.items():
+                    with m.Case(t):
+                        m.d.comb += n.eq(k)
+            return n
+
+        n_sub = entry_words(op_tgt)
+        last_sub = sub == n_sub - 1
+
+        # buffer writes from the host
+        host_we = Signal()
+        m.d.comb += [
+            d_wp.addr.eq(addr), d_wp.data.eq(entry), d_wp.en.eq(host_we & (op_tgt == Target.DESC)),
+            w_wp.addr.eq(addr), w_wp.data.eq(entry), w_wp.en.eq(host_we & (op_tgt == Target.WEIGHT)),
+            t_wp.addr.eq(addr), t_wp.data.eq(entry), t_wp.en.eq(host_we & (op_tgt == Target.TABLE)),
+        ]
+        for b in range(2):
+            host_b = host_we & (op_tgt == (Target.FMAP0 if b == 0 else Target.FMAP1))
+            wb_b = cfg.out_bank == b
+            m.d.comb += [
+                bank_wr[b].addr.eq(Mux(host_b, addr, wb.wr_addr)),
+                bank_wr[b].data.eq(Mux(host_b, entry[:W], wb.wr_data)),
+                bank_wr[b].en.eq(Mux(host_b, Const(-1, W), Mux(wb_b, wb.wr_en, 0))),
+            ]
+
+        # logits serializer (write-back -> o_stream)
+        lw = p.logit_words
+        lk = Signal(range(max(lw, 2)))
+        lval = wb.l_stream.payload.as_signed()
+        lext = Cat(lval, lval[-1].replicate(lw * IO_WIDTH - len(lval)))
+        lwords = Array([lext[j * IO_WIDTH:(j + 1) * IO_WIDTH] for j in range(lw)])
+
+        in_layers = Signal()       # the layer loop owns o_stream (logits)
+        with m.If(in_layers):
+            m.d.comb += [outs.valid.eq(wb.l_stream.valid), outs.payload.eq(lwords[lk]),
+                         wb.l_stream.ready.eq(outs.ready & (lk == lw - 1))]
+            with m.If(outs.valid & outs.ready):
+                m.d.sync += lk.eq(Mux(lk == lw - 1, 0, lk + 1))
+
+        info = Array([Const(v, IO_WIDTH) for v in info_words(p)])
+        dump_io = p.io_words[Target.FMAP0]
+        dump_word = Array([wb_rd_data[j * IO_WIDTH:(j + 1) * IO_WIDTH] for j in range(dump_io)])
+
+        with m.FSM(name="ctl") as fsm:
+            with m.State("CMD"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    op = word[0:4]
+                    m.d.sync += [op_tgt.eq(word[4:8]), count.eq(word[8:32]), sub.eq(0)]
+                    with m.Switch(op):
+                        with m.Case(Op.NOP):
+                            pass
+                        with m.Case(Op.WRITE):
+                            with m.If(word[4:8] <= Target.FMAP1):
+                                m.next = "WADDR"
+                            with m.Else():
+                                m.d.sync += error.eq(1)
+                        with m.Case(Op.RUN):
+                            m.d.sync += [stats.eq(word[4]), op_tgt.eq(Target.FMAP0), cyc_total.eq(1)]
+                            m.next = "RUN_N"
+                        with m.Case(Op.INFO):
+                            m.d.sync += out_i.eq(0)
+                            m.next = "INFO"
+                        with m.Default():
+                            m.d.sync += error.eq(1)
+            with m.State("WADDR"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += addr.eq(word)
+                    m.next = "WDATA"
+                    with m.If(count == 0):
+                        m.next = "CMD"
+            with m.State("WDATA"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    for j in range(max_io):
+                        with m.If(sub == j):
+                            m.d.sync += slots[j].eq(word)
+                    with m.If(last_sub):
+                        m.d.comb += host_we.eq(1)
+                        m.d.sync += [sub.eq(0), addr.eq(addr + 1), count.eq(count - 1)]
+                        with m.If(count == 1):
+                            m.next = "CMD"
+                    with m.Else():
+                        m.d.sync += sub.eq(sub + 1)
+            with m.State("RUN_N"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0)]
+                    with m.If((word == 0) | (word > p.max_layers)):
+                        m.d.sync += error.eq(1)
+                        m.next = "CMD"
+                    with m.Elif(count == 0):
+                        m.next = "LDESC"
+                    with m.Else():
+                        m.next = "IMAGE"
+            with m.State("IMAGE"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    for j in range(max_io):
+                        with m.If(sub == j):
+                            m.d.sync += slots[j].eq(word)
+                    with m.If(last_sub):
+                        m.d.comb += host_we.eq(1)
+                        m.d.sync += [sub.eq(0), addr.eq(addr + 1), count.eq(count - 1)]
+                        with m.If(count == 1):
+                            m.next = "LDESC"
+                    with m.Else():
+                        m.d.sync += sub.eq(sub + 1)
+            with m.State("LDESC"):
+                m.d.comb += [d_rp.addr.eq(layer), d_rp.en.eq(1)]
+                m.d.sync += cyc_layer.eq(1)
+                m.next = "LCFG"
+            with m.State("LCFG"):
+                m.d.sync += cfg.eq(d_rp.data)
+                m.next = "START"
+            with m.State("START"):
+                m.d.comb += [start.eq(1), in_layers.eq(1)]
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += in_layers.eq(1)
+                with m.If(~fetch.busy & ~feeder.busy & ~wb.busy):
+                    m.d.sync += [dump_left.eq(cfg.dump_words), dump_addr.eq(cfg.out_base), sub.eq(0)]
+                    with m.If(cfg.dump & ~cfg.logits & (cfg.dump_words != 0)):
+                        m.next = "DUMP_RD"
+                    with m.Else():
+                        m.next = "NEXT"
+            with m.State("DUMP_RD"):
+                for b in range(2):
+                    m.d.comb += [bank_rd[b][C].addr.eq(dump_addr), bank_rd[b][C].en.eq(1)]
+                m.next = "DUMP_TX"
+            with m.State("DUMP_TX"):
+                m.d.comb += [outs.valid.eq(1), outs.payload.eq(dump_word[sub])]
+                with m.If(outs.ready):
+                    with m.If(sub == dump_io - 1):
+                        m.d.sync += [sub.eq(0), dump_addr.eq(dump_addr + 1), dump_left.eq(dump_left - 1)]
+                        with m.If(dump_left == 1):
+                            m.next = "NEXT"
+                        with m.Else():
+                            m.next = "DUMP_RD"
+                    with m.Else():
+                        m.d.sync += sub.eq(sub + 1)
+            with m.State("NEXT"):
+                m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1)]
+                with m.If(layer == n_layers - 1):
+                    m.d.sync += out_i.eq(0)
+                    with m.If(stats):
+                        m.next = "STATS"
+                    with m.Else():
+                        m.next = "CMD"
+                with m.Else():
+                    m.next = "LDESC"
+            with m.State("STATS"):
+                m.d.comb += [outs.valid.eq(1),
+                             outs.payload.eq(Mux(out_i == n_layers, cyc_total, layer_cycles[out_i]))]
+                with m.If(outs.ready):
+                    m.d.sync += out_i.eq(out_i + 1)
+                    with m.If(out_i == n_layers):
+                        m.next = "CMD"
+            with m.State("INFO"):
+                m.d.comb += [outs.valid.eq(1), outs.payload.eq(info[out_i])]
+                with m.If(outs.ready):
+                    m.d.sync += out_i.eq(out_i + 1)
+                    with m.If(out_i == len(info_words(p)) - 1):
+                        m.next = "CMD"
+
+        # write-back's read port (pooling) when not dumping
+        with m.If(~fsm.ongoing("DUMP_RD")):
+            for b in range(2):
+                m.d.comb += [bank_rd[b][C].addr.eq(wb.rd_addr), bank_rd[b][C].en.eq(wb.rd_en)]
+
+        # cycle counters: the layer's from its descriptor read, the image's from the RUN header
+        with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
+                  & ~fsm.ongoing("WDATA")):
+            m.d.sync += cyc_total.eq(cyc_total + 1)
+        with m.If(~fsm.ongoing("LDESC")):
+            m.d.sync += cyc_layer.eq(cyc_layer + 1)
+        m.d.comb += self.busy.eq(~fsm.ongoing("CMD"))
+        return m
