@@ -141,7 +141,7 @@ def _run_fast(layers, inputs, *, chain, p, seed, idle, backpressure) -> SimRun:
         if not chain:
             x = inputs[i]
         pk = pack.pack_layer(layer, x, p)
-        r = fs.run_detailed(pk.beats, pk.out_beats, idle=idle, backpressure=backpressure, seed=seed + i,
+        r = fs.run_detailed(pk.beat_bytes, pk.out_beats, idle=idle, backpressure=backpressure, seed=seed + i,
                             extra_cycles=2 * p.latency)
         y = pack.unfold_outputs(layer, pack.unpack_outputs(pk, r.out))
         ref = intref.run_layer(layer, x)
@@ -150,7 +150,7 @@ def _run_fast(layers, inputs, *, chain, p, seed, idle, backpressure) -> SimRun:
         ok = bool(np.array_equal(y, ref)) and r.n_extra == 0
         record["layers"].append({
             "layer": layer.name, "kind": layer.kind, "mode": layer.mode, "in_bits": layer.in_bits, "images": n,
-            "in_beats": len(pk.beats), "out_beats": pk.out_beats, "cycles": r.cycles, "ideal_cycles": ideal,
+            "in_beats": len(pk.beat_bytes), "out_beats": pk.out_beats, "cycles": r.cycles, "ideal_cycles": ideal,
             "utilisation": ideal / r.cycles, "model_cycles": layer_cycles(layer, p.rows, p.cols, p.word, n=n, params=p),
             "bit_exact": ok, "extra_output_beats": r.n_extra,
         })

@@ -49,13 +49,13 @@ def _timeout_ns(n_in, n_out, idle, bp, latency):
 
 async def _abort_layer_midway(dut, params, layer, x, n_beats, rng, idle, bp, counter):
     """Send the first ``n_beats`` beats of a layer, leave some in flight, then reset the engine."""
-    pk = pack.pack_layer(layer, x, params)
-    n_beats = min(n_beats, len(pk.beats) - 1)
+    beats = pack.pack_layer(layer, x, params).beats
+    n_beats = min(n_beats, len(beats) - 1)
     drv = StreamDriver(dut.clk, *bus(dut, "i_stream"), idle_prob=idle, rng=random.Random(rng.random()),
                        counter=counter)
     mon = StreamMonitor(dut.clk, *bus(dut, "o_stream"), backpressure_prob=bp,
                         rng=random.Random(rng.random()), counter=counter)
-    await with_timeout(drv.send_all(pk.beats[:n_beats]), _timeout_ns(n_beats, 0, idle, bp, params.latency), "ns")
+    await with_timeout(drv.send_all(beats[:n_beats]), _timeout_ns(n_beats, 0, idle, bp, params.latency), "ns")
     await ClockCycles(dut.clk, rng.randrange(1, 3 * params.latency))
     mon.stop()
     assert value_of(dut.busy) == 1, "the engine should be busy in the middle of a layer"
@@ -97,13 +97,14 @@ async def run_job(dut):
         if not job["chain"]:
             x = inputs[i]
         pk = pack.pack_layer(layer, x, params)
+        in_beats = pk.beats
         drv = StreamDriver(dut.clk, *bus(dut, "i_stream"), idle_prob=idle, rng=random.Random(rng.random()),
                            counter=counter)
         mon = StreamMonitor(dut.clk, *bus(dut, "o_stream"), backpressure_prob=bp,
                             rng=random.Random(rng.random()), counter=counter)
-        send = cocotb.start_soon(drv.send_all(pk.beats))
+        send = cocotb.start_soon(drv.send_all(in_beats))
         beats = await with_timeout(mon.recv(pk.out_beats),
-                                   _timeout_ns(len(pk.beats), pk.out_beats, idle, bp, params.latency), "ns")
+                                   _timeout_ns(len(in_beats), pk.out_beats, idle, bp, params.latency), "ns")
         await send
         await RisingEdge(dut.clk)
         mon.stop()
@@ -119,7 +120,7 @@ async def run_job(dut):
         model = layer_cycles(layer, params.rows, params.cols, params.word, n=n, params=params)
         record["layers"].append({
             "layer": layer.name, "kind": layer.kind, "mode": layer.mode, "in_bits": layer.in_bits, "images": n,
-            "in_beats": len(pk.beats), "out_beats": pk.out_beats, "cycles": cycles, "ideal_cycles": ideal,
+            "in_beats": len(in_beats), "out_beats": pk.out_beats, "cycles": cycles, "ideal_cycles": ideal,
             "utilisation": ideal / cycles, "model_cycles": model, "bit_exact": ok,
         })
         dut._log.info("layer %s: %d cycles (model without stalls %d), ideal %.1f, utilisation %.3f, %s",

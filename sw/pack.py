@@ -99,10 +99,6 @@ class LayerPlan:
     def steps_per_tile(self) -> int:
         return self.n_seg * self.seg_words * self.in_bits
 
-    @property
-    def out_beats(self) -> int:
-        return self.n_gt * self.n_pt  # times cols, see PackedLayer.out_beats
-
 
 def plan_layer(layer: Layer, n: int, params) -> LayerPlan:
     p = _params(params)
@@ -207,8 +203,13 @@ class PackedLayer:
     layer: Layer
     plan: LayerPlan
     params: object
-    beats: list           # ints of params.in_layout, in stream order
-    n_oper: int           # operand beats among them
+    beat_bytes: np.ndarray  # (beats, ceil(in_layout.size / 8)) uint8, little-endian, in stream order
+    n_oper: int             # operand beats among them
+
+    @property
+    def beats(self) -> list:
+        """The input beats as ints of ``params.in_layout`` (stream order)."""
+        return [int.from_bytes(row.tobytes(), "little") for row in self.beat_bytes]
 
     @property
     def out_beats(self) -> int:
@@ -300,23 +301,35 @@ def pack_layer(layer: Layer, x: np.ndarray, params) -> PackedLayer:
     # operand steps of one group tile: (n_pt, nwords, in_bits, ...)
     a_steps = a.transpose(1, 3, 0, 2, 4).reshape(pl.n_pt, S, C * W)
     m_steps = mk.transpose(1, 3, 0, 2, 4).reshape(pl.n_pt, S, C * W)
-    header = _header_beats(layer, pl, p)
+    header = np.stack(_header_beats(layer, pl, p))
     prm = _param_bits(layer, pl, p)
-    beats = beats_to_ints(np.stack(header))
+    nbytes = -(-lay.size // 8)
+    n_beats = len(header) + pl.n_gt * (R + pl.n_pt * S)
+    out = np.empty((n_beats, nbytes), dtype=np.uint8)
+    pk = lambda bits: np.packbits(bits, axis=-1, bitorder="little")  # noqa: E731
+    k = len(header)
+    out[:k] = pk(header)
+    chunk = max(1, (1 << 22) // (S * lay.size))  # position tiles per chunk (bounds the bit buffer)
     for g in range(pl.n_gt):
         pb = np.zeros((R, lay.size), dtype=np.uint8)
         pb[:, 0:2] = _to_bits(_KIND["PARAM"], 2)
         pb[:, data_off:data_off + prm.shape[2]] = prm[g]
-        beats += beats_to_ints(pb)
+        out[k:k + R] = pk(pb)
+        k += R
         w_steps = np.repeat(wb[g].transpose(1, 0, 2).reshape(nwords, 1, R * W), pl.in_bits, axis=1)
         w_steps = w_steps.reshape(S, R * W)
-        ob = np.zeros((pl.n_pt, S, lay.size), dtype=np.uint8)
-        ob[:, :, 0:2] = _to_bits(_KIND["OPER"], 2)
-        ob[:, :, ow:ow + R * W] = w_steps[None]
-        ob[:, :, oa:oa + C * W] = a_steps
-        ob[:, :, om:om + C * W] = m_steps
-        beats += beats_to_ints(ob.reshape(-1, lay.size))
-    return PackedLayer(layer=layer, plan=pl, params=p, beats=beats, n_oper=pl.n_gt * pl.n_pt * S)
+        for t0 in range(0, pl.n_pt, chunk):
+            t1 = min(pl.n_pt, t0 + chunk)
+            ob = np.zeros((t1 - t0, S, lay.size), dtype=np.uint8)
+            ob[:, :, 0:2] = _to_bits(_KIND["OPER"], 2)
+            ob[:, :, ow:ow + R * W] = w_steps[None]
+            ob[:, :, oa:oa + C * W] = a_steps[t0:t1]
+            ob[:, :, om:om + C * W] = m_steps[t0:t1]
+            n = (t1 - t0) * S
+            out[k:k + n] = pk(ob.reshape(n, lay.size))
+            k += n
+    assert k == n_beats
+    return PackedLayer(layer=layer, plan=pl, params=p, beat_bytes=out, n_oper=pl.n_gt * pl.n_pt * S)
 
 
 def unpack_outputs(packed: PackedLayer, out_beats) -> np.ndarray:
