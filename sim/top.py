@@ -1,0 +1,218 @@
+"""Run whole models on the simulated accelerator (``binaccel.hw.top.Accelerator``).
+
+Public API::
+
+    accel_build(params=None, *, transport="cocotb") -> BuildInfo | FastSim   # cached per process
+    run_model(model, images, *, transport="cocotb" | "fast", params=None, idle=0.0, backpressure=0.0,
+              seed=0, dump=(), reset_after=None, record=None, check=False) -> Result
+    Result(logits, cycles_per_image, cycles_per_layer, wall_s, sim_cycles_per_s, ...)
+
+:func:`run_model` compiles the model with :mod:`binaccel.sw.program` (refusing, with a
+:class:`~binaccel.sw.program.FitError`, a network that does not fit the build), streams the set-up
+words and one RUN command per image into the accelerator and decodes the output words: the logits
+``(N, classes)`` (int64, as :func:`binaccel.sw.intref.predict`), the dumped layer outputs, and the
+hardware's cycle counters (cycles of each layer and of each image, from the RUN command to the
+last layer's end, image load included).
+
+Transports: ``"cocotb"`` (the cocotb testbench ``sim/tb_top.py`` on a Verilator build, cycle by
+cycle from Python; slow, for tests) and ``"fast"`` (:class:`binaccel.sim.fastpath.FastSim`: one
+run of a compiled Verilator model for the whole data set). Both apply random idle cycles on the
+input (``idle``) and backpressure on the output (``backpressure``), seeded by ``seed``.
+
+A JSON record (cycles per layer and image, ideal cycles, utilisation, simulation speed) is written
+to ``record`` (default ``build/sim/accel-runs/<model>-<transport>-n<N>.json``).
+
+``python -m binaccel.sim.top --model-file build/models/siman.bnm --mnist 1000`` runs the MNIST test
+split through the fast path and prints the figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
+from binaccel.sw import program as prog
+
+__all__ = ["Result", "accel_build", "run_model", "run_words"]
+
+#: Verilator options of the cocotb build (see binaccel.sim.layer for the reasons: one C++ file,
+#: -O0 because the C++ compile dominates while cocotb runs are short).
+_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-O0")
+
+
+def _factory(**kw):
+    from binaccel.hw.top import Accelerator
+
+    return Accelerator(**kw)
+
+
+@dataclass
+class Result:
+    """Outcome of :func:`run_model`.
+
+    ``logits`` ``(N, classes)`` int64; ``cycles_per_image``: mean of the hardware's per-image
+    counter (RUN command accepted .. last layer done); ``cycles_per_layer``: mean cycles of each
+    layer (descriptor read .. last output written); ``wall_s``: wall time of the simulation run
+    (for the fast path: the simulator process, including file I/O); ``sim_cycles_per_s``:
+    simulated cycles per wall second; ``outputs``: ``{layer index: (N, C, H, W)}`` of the dumped
+    layers; ``image_cycles`` ``(N,)`` and ``layer_cycles`` ``(N, layers)``: the raw counters;
+    ``total_cycles``: the whole run (set-up and all images); ``record``: the JSON record.
+    """
+
+    logits: np.ndarray
+    cycles_per_image: float
+    cycles_per_layer: list
+    wall_s: float
+    sim_cycles_per_s: float
+    outputs: dict = field(default_factory=dict)
+    image_cycles: np.ndarray | None = None
+    layer_cycles: np.ndarray | None = None
+    total_cycles: int = 0
+    record: dict = field(default_factory=dict)
+    record_path: Path | None = None
+
+
+def accel_build(params=None, *, transport="cocotb"):
+    """The simulation build of the accelerator for ``params`` (cached per process and on disk)."""
+    p = prog.accel_params(params)
+    if transport == "cocotb":
+        return _cocotb_build(p)
+    if transport == "fast":
+        return _fast_build(p)
+    raise ValueError(f"transport must be 'cocotb' or 'fast', got {transport!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _cocotb_build(p):
+    return build_component(_factory, name="accel", build_dir=SIM_BUILD_ROOT / f"accel-{p.tag}",
+                           params=p.as_dict(), build_args=_BUILD_ARGS)
+
+
+@functools.lru_cache(maxsize=None)
+def _fast_build(p):
+    from binaccel.sim.fastpath import FastSim
+
+    return FastSim(_factory, name="accel", params=p.as_dict(), build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}")
+
+
+def _check_prob(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {v!r}")
+    return float(v)
+
+
+def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpressure=0.0, seed=0,
+              reset_after=None, max_cycles=None):
+    """Stream raw command words through the simulated accelerator: ``(out_words, stamps, total_cycles,
+    wall_s, extra)`` (``stamps``: transfer cycle of each output word)."""
+    p = prog.accel_params(params)
+    idle, backpressure = _check_prob("idle", idle), _check_prob("backpressure", backpressure)
+    words = [int(w) for w in words]
+    if max_cycles is None:
+        max_cycles = int((100_000 + 400 * (len(words) + n_out)) / (1.0 - max(idle, backpressure)))
+    if transport == "fast":
+        if reset_after is not None:
+            raise ValueError("reset_after needs the cocotb transport")
+        sim = accel_build(p, transport="fast")
+        r = sim.run_detailed(np.asarray(words, dtype=np.uint64), int(n_out), idle=idle, backpressure=backpressure,
+                             seed=int(seed), max_cycles=max_cycles, stamps=True, extra_cycles=200)
+        if r.n_extra:
+            raise AssertionError(f"{r.n_extra} unexpected output words after the last expected one")
+        return r.out, r.stamps, r.total_cycles, r.wall_s, {"in_consumed": r.in_consumed}
+    if transport != "cocotb":
+        raise ValueError(f"transport must be 'cocotb' or 'fast', got {transport!r}")
+    build = accel_build(p, transport="cocotb")
+    runs = build.build_dir / "run"
+    runs.mkdir(parents=True, exist_ok=True)
+    test_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"s{seed}-"))
+    job = {"words": words, "n_out": int(n_out), "idle": idle, "backpressure": backpressure,
+           "reset_after": reset_after, "max_cycles": max_cycles, "out": str(test_dir / "out.pkl")}
+    (test_dir / "job.pkl").write_bytes(pickle.dumps(job))
+    t0 = time.perf_counter()
+    run_cocotb(build, test_module="binaccel.sim.tb_top", seed=int(seed), testcase="run_job", test_dir=test_dir,
+               tb_params={"job": str(test_dir / "job.pkl")})
+    wall = time.perf_counter() - t0
+    rec = pickle.loads((test_dir / "out.pkl").read_bytes())
+    total = rec["stamps"][-1] if rec["stamps"] else 0
+    return rec["out"], rec["stamps"], total, wall, {k: rec[k] for k in ("reset",) if k in rec}
+
+
+def _atomic_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backpressure=0.0, seed=0,
+              dump=(), reset_after=None, record=None, check=False) -> Result:
+    """Run ``model`` (an :class:`~binaccel.sw.intmodel.IntModel`) on uint8 ``images`` ``(N, C, H, W)``
+    (or ``(N, H, W)``) on the simulated accelerator (see module docstring). ``dump``: layers whose
+    outputs come back too (``True`` for all but the last). ``reset_after`` (cocotb only): reset the
+    accelerator after that many input words, then rerun everything. ``check``: raise AssertionError
+    unless the logits and dumped outputs equal :func:`binaccel.sw.intref.run_model`."""
+    from binaccel.hw.perf import ideal_cycles
+
+    p = prog.accel_params(params)
+    pr = prog.compile_model(model, p, dump=dump, stats=True)
+    images = np.asarray(images)
+    n = len(images)
+    if n < 1:
+        raise ValueError("expected at least one image")
+    img_words = pr.images_words(images)
+    words = pr.setup_words + img_words
+    n_out = n * pr.out_words_per_image
+    out, stamps, total, wall, extra = run_words(words, n_out, params=p, transport=transport, idle=idle,
+                                                backpressure=backpressure, seed=seed, reset_after=reset_after)
+    dec = pr.decode(out, n)
+    if check:
+        from binaccel.sw import intref
+
+        refs = intref.run_model(model, images)
+        ref_logits = refs[-1].reshape(n, -1)
+        if not np.array_equal(dec["logits"], ref_logits):
+            bad = int(np.sum(np.any(dec["logits"] != ref_logits, axis=1)))
+            raise AssertionError(f"{model.name}: logits of {bad} of {n} images differ from intref")
+        for i, y in dec["outputs"].items():
+            if not np.array_equal(y, refs[i]):
+                raise AssertionError(f"{model.name}: layer {model.layers[i].name}: {int(np.sum(y != refs[i]))} "
+                                     f"values differ from intref")
+    e = p.engine
+    per_layer = dec["cycles"].mean(axis=0)
+    ideal = [ideal_cycles(li.layer, e.rows, e.cols, e.word, n=1) for li in pr.layers]
+    cpi = float(dec["image_cycles"].mean())
+    per_image_stamp = [stamps[(i + 1) * pr.out_words_per_image - 1] for i in range(n)]
+    rec = {
+        "model": model.name, "transport": transport, "images": n, "params": p.as_dict(), "config": p.tag,
+        "idle": idle, "backpressure": backpressure, "seed": seed,
+        "cycles_per_image": cpi, "total_cycles": int(total), "setup_words": len(pr.setup_words),
+        "image_words": len(img_words) // n,
+        "throughput_cycles_per_image": (per_image_stamp[-1] - per_image_stamp[0]) / (n - 1) if n > 1 else None,
+        "layers": [{"layer": li.name, "kind": li.layer.kind, "mode": li.layer.mode, "in_bits": li.layer.in_bits,
+                    "cycles": float(c), "ideal_cycles": float(ic), "utilisation": float(ic / c) if c else 0.0}
+                   for li, c, ic in zip(pr.layers, per_layer, ideal)],
+        "ideal_cycles_per_image": float(sum(ideal)),
+        "utilisation": float(sum(ideal) / cpi) if cpi else 0.0,
+        "wall_s": wall, "sim_cycles_per_s": total / wall if wall else 0.0,
+        "images_per_s": n / wall if wall else 0.0, "usage": pr.usage,
+    }
+    rec.update(extra)
+    if record is None:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in model.name)[:40]
+        record = SIM_BUILD_ROOT / "accel-runs" / f"{safe}-{transport}-n{n}-s{seed}.json"
+    record = Path(record)
+    _atomic_json(record, rec)
+    return Result(logits=dec["logits"], cycles_per_image=cpi, cycles_per_layer=[float(c) for c in per_layer],
+                  wall_s=wall, sim_cycles_per_s=rec["sim_cycles_per_s"], outputs=dec["outputs"],
+                  image_cycles=dec["image_cycles"], layer_cycles=dec["cycles"], total_cycles=int(total),
+                  record=rec, record_path=record)
