@@ -39,14 +39,17 @@ __all__ = [
 ]
 
 
-class SignPolyGrad(torch.autograd.Function):
-    """sign(x) (+1 at 0) forward; Bi-Real piecewise polynomial backward (SiMaN Eq. 8):
-    2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere."""
+class _SignFunction(torch.autograd.Function):
+    """sign(x) with sign(0) = +1 (Eq. 6); subclasses define the backward."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+class SignPolyGrad(_SignFunction):
+    """Bi-Real piecewise polynomial backward (SiMaN Eq. 8): 2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere."""
 
     @staticmethod
     def backward(ctx, g):
@@ -57,13 +60,8 @@ class SignPolyGrad(torch.autograd.Function):
         return g * d
 
 
-class SignSteGrad(torch.autograd.Function):
-    """sign(x) (+1 at 0) forward; clipped straight-through backward (1 on [-1, 1])."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+class SignSteGrad(_SignFunction):
+    """Clipped straight-through backward (1 on [-1, 1])."""
 
     @staticmethod
     def backward(ctx, g):
