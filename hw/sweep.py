@@ -67,6 +67,9 @@ MNIST_PARAMS = {"max_fan_in": 1024, "max_in_bits": 8, "max_planes": 4, "max_taps
 #: at 2x2x16), so its search uses this base.
 MNIST_PLAIN_PARAMS = {**MNIST_PARAMS, "max_planes": 1, "max_taps": 1, "m_bits": 1}
 
+#: Seconds allowed per tool run in the search (a point that takes longer counts as not fitting).
+DEFAULT_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 1800}
+
 #: Base parameters of the search per board.
 BOARD_BASE = {"icebreaker": MNIST_PLAIN_PARAMS, "ulx3s": MNIST_PARAMS}
 
@@ -215,7 +218,7 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
         target = (old.get("accel_clock") or {}).get("target_mhz")
         same = (old.get("params") == full and old.get("seed") == seed
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
-                and old.get("status") in ("ok", "no_fit") and old.get("factory") == design_name)
+                and old.get("status") in ("ok", "no_fit", "timeout") and old.get("factory") == design_name)
         if same:
             log(f"[synth] {board} {EngineParams(**full).tag}: reusing {out / 'report.json'}")
             return old, board_summary(old)
@@ -230,6 +233,13 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
     log(f"[synth]   {report['status']}: LUT {s['luts']}/{s['luts_total']} FF {s['ffs']} BRAM {s['brams']} "
         f"DSP {s['dsps']} fmax {s['fmax_mhz']} MHz ({time.monotonic() - t:.0f} s)"
         + (f" -- {report['error'][:300]}" if report.get("error") else ""))
+    if report["status"] == "error" and "timed out" in (report.get("error") or ""):
+        # a tool that runs out of time (a nearly full device that nextpnr cannot route in time) is
+        # recorded as not fitting in the time allowed, and the search goes on
+        report["status"] = "timeout"
+        write_json_atomic(report, out / "report.json")
+        s = board_summary(report)
+        return report, s
     if report["status"] == "error":
         from .synth import SynthesisError
         raise SynthesisError(f"synthesis of {EngineParams(**full).tag} for {board} failed: {report['error']}",
@@ -238,7 +248,7 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
 
 
 def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=1, freq_mhz=None,
-                  design_factory=engine_design, reuse=True, max_points=8, log=print) -> dict:
+                  design_factory=engine_design, reuse=True, max_points=8, timeout=None, log=print) -> dict:
     """Search the largest fitting ``rows = cols = n`` x ``word`` array for ``board`` (module
     docstring); ``base``: the other EngineParams fields (default :data:`BOARD_BASE`); ``start``:
     ``(n, word)`` (default :data:`DEFAULT_START`). At most ``max_points`` syntheses.
@@ -257,7 +267,8 @@ def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=
         if len(points) >= max_points:
             return None
         _, s = synth_engine(board, {**base, "rows": rows, "cols": cols, "word": w}, seed=seed,
-                            freq_mhz=freq_mhz, design_factory=design_factory, reuse=reuse, log=log)
+                            freq_mhz=freq_mhz, design_factory=design_factory, reuse=reuse, log=log,
+                            timeout=DEFAULT_TIMEOUT_S.get(board) if timeout is None else timeout)
         points.append(s)
         tried[key] = s["fits"]
         return s["fits"]

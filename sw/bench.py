@@ -37,7 +37,8 @@ from . import intref
 from .intmodel import IntModel, Layer
 
 __all__ = ["PackedNet", "time_call", "network_cycles", "mnist_models", "run_bench", "load_boards",
-           "render_markdown", "BENCH_DIR", "BATCHES", "engine_cycles_source"]
+           "render_markdown", "BENCH_DIR", "BATCHES", "engine_cycles_source", "accel_available",
+           "accel_params_for", "accel_cycles", "MODEL_SOURCE", "ACCEL_SOURCE"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "build" / "bench"
@@ -185,12 +186,65 @@ def time_call(fn, *, warmup: int = 2, reps: int = 7, min_time: float = 0.0) -> d
 
 # --- FPGA cycles ------------------------------------------------------------------------------
 
-def engine_cycles_source() -> str:
+MODEL_SOURCE = "engine cycle model (binaccel.hw.perf.layer_cycles, exact vs the Verilator engine simulation)"
+ACCEL_SOURCE = "accelerator simulation (binaccel.sim.top.run_model, Verilator fast transport, hardware cycle counters)"
+
+
+def accel_available() -> bool:
+    """True when the whole-network accelerator simulation (``binaccel.sim.top``) is installed."""
     try:
         import binaccel.sim.top  # noqa: F401
     except ModuleNotFoundError:
-        return "engine cycle model (binaccel.hw.perf.layer_cycles, exact vs the Verilator engine simulation)"
-    return "engine cycle model (binaccel.hw.perf.layer_cycles); binaccel.sim.top present but not used here"
+        return False
+    return True
+
+
+def engine_cycles_source() -> str:
+    return ACCEL_SOURCE if accel_available() else MODEL_SOURCE
+
+
+def accel_params_for(models, array: dict, *, images: int = 64):
+    """AccelParams of a build with the engine ``array`` that runs every model of ``models``: engine
+    widths from :func:`binaccel.hw.sweep.params_for_models`, buffers (feature maps, weights, tables,
+    program, dimensions) exactly as large as the largest model needs."""
+    from binaccel.hw.seq import AccelParams
+    from binaccel.hw.sweep import params_for_models
+
+    from . import program
+
+    eng = {**params_for_models(models, images=images), **{k: int(array[k]) for k in ("rows", "cols", "word")}}
+    big = AccelParams(**eng, fm_depth=1 << 20, w_depth=1 << 20, t_depth=1 << 20, max_layers=256, max_dim=4096)
+    need = {"fm_depth": 2, "w_depth": 2, "t_depth": 2, "max_layers": 1, "max_dim": 1}
+    for model in models:
+        u = program.compile_model(model, big, stats=True).usage
+        need["fm_depth"] = max(need["fm_depth"], u["feature_map_words"])
+        need["w_depth"] = max(need["w_depth"], u["weight_entries"])
+        need["t_depth"] = max(need["t_depth"], u["table_entries"])
+        need["max_layers"] = max(need["max_layers"], u["layers"])
+        c, h, w = model.input_shape
+        need["max_dim"] = max([need["max_dim"], h, w] + [max(l.in_h, l.in_w, l.kernel) for l in model.layers])
+    return AccelParams(**eng, **need)
+
+
+def accel_cycles(model: IntModel, images: np.ndarray, params) -> dict:
+    """Cycles per image and per layer of ``model`` on the simulated accelerator build ``params``
+    (fast transport, no idle / backpressure); the logits are checked against intref (AssertionError
+    on any difference). Returns ``{"cycles_per_image", "throughput_cycles_per_image", "layers",
+    "images", "sim_wall_s", "params"}``."""
+    from binaccel.hw.perf import ideal_cycles
+    from binaccel.sim import top
+
+    r = top.run_model(model, images, transport="fast", params=params, check=True)
+    e = params.engine
+    layers = []
+    for layer, c in zip(model.layers, r.cycles_per_layer):
+        ic = ideal_cycles(layer, e.rows, e.cols, e.word, n=1)
+        layers.append({"layer": layer.name, "cycles": float(c), "ideal_cycles": ic,
+                       "utilisation": ic / c if c else 0.0})
+    thr = r.record.get("throughput_cycles_per_image")
+    return {"cycles_per_image": float(r.cycles_per_image), "throughput_cycles_per_image": thr,
+            "layers": layers, "images": int(len(images)), "sim_wall_s": float(r.wall_s),
+            "params": params.as_dict(), "record": str(r.record_path)}
 
 
 def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> dict:
@@ -332,11 +386,16 @@ def _check_packed(model, images):
 
 
 def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
-              mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, log=print) -> dict:
+              mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, cycles="auto",
+              accel_images=4, accel_params=None, log=print) -> dict:
     """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
     ``out_dir`` (atomically). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
     ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
-    ``extra_models``: further ``{name: IntModel}`` (random weights, no checkpoint)."""
+    ``extra_models``: further ``{name: IntModel}`` (random weights, no checkpoint); ``cycles``:
+    ``"accel"`` (accelerator simulation), ``"model"`` (engine cycle model) or ``"auto"`` (the
+    simulation when ``binaccel.sim.top`` exists); ``accel_images``: images simulated per network
+    (half as many, at least 2, for the paper-scale ones); ``accel_params``: the accelerator build
+    to simulate (an AccelParams for every board; default: per board, :func:`accel_params_for`)."""
     import torch
 
     from . import netzoo
@@ -368,7 +427,20 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
         if missing:
             raise ValueError(f"unknown or unavailable network(s): {', '.join(sorted(missing))}")
 
-    source = engine_cycles_source()
+    if cycles not in ("auto", "model", "accel"):
+        raise ValueError(f"cycles: expected 'auto', 'model' or 'accel', got {cycles!r}")
+    use_accel = cycles == "accel" or (cycles == "auto" and accel_available())
+    source = ACCEL_SOURCE if use_accel else MODEL_SOURCE
+    runnable = [v["model"] for v in nets.values() if all(l.w_bits == 1 for l in v["model"].layers)]
+    accel_builds = {}
+
+    def accel_build_params(bname, b):
+        """One accelerator build per board: its array, buffers for the largest runnable network."""
+        if bname not in accel_builds:
+            accel_builds[bname] = (accel_params if accel_params is not None
+                                   else accel_params_for(runnable, b["array"], images=max(batches)))
+        return accel_builds[bname]
+
     result = {
         "format": "binaccel-bench", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "cycles_source": source,
@@ -379,9 +451,12 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
         "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
         "boards": {}, "networks": {},
         "notes": [
-            "FPGA time = engine cycles / nextpnr fmax of the synthesized build; host link transfers and "
-            "host-side im2col/packing/pooling are not included.",
-            "Cycles per layer run on a batch of n images (positions of all n images tile the array).",
+            "FPGA time = cycles per image / nextpnr fmax of the synthesized engine build; host link transfers "
+            "are not included.",
+            "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
+            "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
+            "the simulated images) or the engine cycle model (layer runs on a batch of n images, host-side "
+            "im2col/pooling not counted). engine_model always holds the latter.",
             "Paper-scale networks are random-weight IntModels of the papers' shapes cut to what the engine "
             "runs (see cuts); their cycles assume a build of the same array with the widths they need "
             "(params_needed), which may differ from the synthesized build's (build_params).",
@@ -435,23 +510,48 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
                            reps=reps, log=log)
         entry["cpu"] = cpu
         for bname, b in boards.items():
-            per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "cycles_source": source, "batch": {}}
+            per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "batch": {}, "engine_model": {}}
             bp = b.get("params") or {}
             per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
+            sim = None
+            if use_accel:
+                try:
+                    ap = accel_build_params(bname, b)
+                    k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)
+                    log(f"[bench]   {bname}: accelerator simulation of {k} image(s), build {ap.tag} ...")
+                    sim = accel_cycles(model, images[:k], ap)
+                    per["accel_sim"] = {kk: sim[kk] for kk in ("cycles_per_image", "throughput_cycles_per_image",
+                                                               "images", "sim_wall_s", "params", "record")}
+                except Exception as exc:  # the network does not fit that build, or the simulation failed
+                    per["accel_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                    log(f"[bench]   {bname}: accelerator simulation not used: {per['accel_error']}")
+                    if isinstance(exc, AssertionError):
+                        raise
+            per["cycles_source"] = ACCEL_SOURCE if sim is not None else MODEL_SOURCE
             for n in batches:
                 cyc = network_cycles(model, b["array"], n=n, params=need)
-                fpga_s = cyc["cycles_per_image"] / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
+                per["engine_model"][str(n)] = {"cycles_per_image": cyc["cycles_per_image"],
+                                               "utilisation": cyc["utilisation"], "layers": cyc["layers"]}
+                ideal_img = cyc["ideal_cycles"] / n
+                if sim is not None:
+                    cpi = sim["cycles_per_image"]
+                    if n > 1 and sim["throughput_cycles_per_image"]:
+                        cpi = sim["throughput_cycles_per_image"]
+                    layers = sim["layers"]
+                else:
+                    cpi, layers = cyc["cycles_per_image"], cyc["layers"]
+                fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
                 c = cpu[str(n)]
                 per["batch"][str(n)] = {
-                    "cycles_per_image": cyc["cycles_per_image"], "ideal_cycles_per_image": cyc["ideal_cycles"] / n,
-                    "utilisation": cyc["utilisation"], "fpga_s_per_image": fpga_s,
+                    "cycles_per_image": cpi, "ideal_cycles_per_image": ideal_img,
+                    "utilisation": ideal_img / cpi if cpi else 0.0, "fpga_s_per_image": fpga_s,
                     "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
                     "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
                     "cpu_packed_s_per_image": c["packed"]["s_per_image"],
                     "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
                     "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
                     "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
-                    "layers": cyc["layers"],
+                    "layers": layers,
                 }
             head = per["batch"][str(batches[0])]
             for key in ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
@@ -461,7 +561,7 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
             per["headline_batch"] = batches[0]
             entry[bname] = per
             log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} @ "
-                f"{b['fmax_mhz']} MHz: " + ", ".join(
+                f"{b['fmax_mhz']} MHz ({'accelerator sim' if sim else 'cycle model'}): " + ", ".join(
                     f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
                     f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
                     f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/packed "
@@ -488,7 +588,8 @@ def _fmt_s(s):
 
 def render_markdown(result: dict) -> str:
     lines = ["# binaccel bench: FPGA (engine) vs CPU", "",
-             f"- cycles: {result['cycles_source']}",
+             f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `model` = engine "
+             f"cycle model)",
              f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
              f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), numpy "
              f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
@@ -504,20 +605,21 @@ def render_markdown(result: dict) -> str:
     lines += ["", "## Time per image", "",
               "FPGA/CPU < 1 means the FPGA engine is faster. CPU columns: float PyTorch of the same shapes, "
               "Brevitas, bit-packed numpy XNOR-popcount.", "",
-              "| network | board | batch | cycles/img | util % | FPGA | CPU torch | CPU Brevitas | CPU packed | "
+              "| network | board | batch | cycles/img | source | util % | FPGA | CPU torch | CPU Brevitas | CPU packed | "
               "FPGA/torch | FPGA/packed | build has the widths |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for net, e in result["networks"].items():
         if "skipped" in e:
-            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | |")
+            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | | |")
             continue
         for bname in result["boards"]:
             if bname not in e:
                 continue
             for n in batches:
                 r = e[bname]["batch"][str(n)]
+                src = "sim" if e[bname]["cycles_source"] == ACCEL_SOURCE else "model"
                 lines.append(
-                    f"| {net} | {bname} | {n} | {r['cycles_per_image']:.0f} | {100 * r['utilisation']:.1f} | "
+                    f"| {net} | {bname} | {n} | {r['cycles_per_image']:.0f} | {src} | {100 * r['utilisation']:.1f} | "
                     f"{_fmt_s(r['fpga_s_per_image'])} | {_fmt_s(r['cpu_torch_s_per_image'])} | "
                     f"{_fmt_s(r['cpu_brevitas_s_per_image'])} | {_fmt_s(r['cpu_packed_s_per_image'])} | "
                     f"{r['ratio_fpga_over_torch']:.3g} | {r['ratio_fpga_over_packed']:.3g} | "

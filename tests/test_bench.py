@@ -239,9 +239,9 @@ def test_run_bench_tiny(tmp_path):
               "icebreaker": sweep.board_summary(_report(board="icebreaker", rows=2, cols=2, word=16, fmax=20.0))}
     msgs = []
     res = bench.run_bench(out_dir=tmp_path, boards=boards, networks=["tiny"], extra_models={"tiny": model},
-                          batches=(1, 4), warmup=0, reps=1, train=False, log=msgs.append)
+                          batches=(1, 4), warmup=0, reps=1, train=False, cycles="model", log=msgs.append)
     doc = json.loads((tmp_path / "bench.json").read_text())
-    assert doc["cycles_source"].startswith("engine cycle model")
+    assert doc["cycles_source"] == bench.MODEL_SOURCE
     assert set(doc["boards"]) == {"ulx3s", "icebreaker"}
     for key in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "array"):
         assert key in doc["boards"]["ulx3s"]
