@@ -80,6 +80,15 @@ class _PackedLayer:
             if layer.mode != "plain":
                 m = np.asarray(layer.mfilter, dtype=np.int64)
                 self.m = m.reshape(layer.planes, k * k) if layer.mode == "mcn" else m
+            if layer.mode != "mcn":
+                # dense path: the whole fan-in (ky, kx, c) packed per output position
+                c = layer.in_ch
+                self.wd = _pack_words(w.transpose(0, 2, 3, 1).reshape(layer.groups, k * k * c))  # (G, Fw)
+                valid = self.valid.transpose(2, 3, 0, 1).reshape(ho * wo, k * k)  # (HW, taps)
+                vm = _pack_words(np.repeat(valid, c, axis=1))  # (HW, Fw): valid fan-in bits
+                self.nvalid = valid.sum(axis=1) * c  # (HW,)
+                inside = np.bitwise_count(self.wd[None] & vm[:, None]).sum(axis=-1, dtype=np.int64)
+                self.corr = np.bitwise_count(self.wd).sum(axis=-1, dtype=np.int64)[None] - inside  # (HW, G)
 
     def _planes(self, x):
         """(weight, bit plane) pairs of the input."""
@@ -104,6 +113,8 @@ class _PackedLayer:
                     ones = np.bitwise_count(a).sum(axis=-1, dtype=np.int64)[:, None]
                     acc += (2 * both - ones) << b
             return acc.reshape(n, layer.out_ch, 1, 1)
+        if layer.mode != "mcn":
+            return self._accumulate_dense(x)
         k, s, p = layer.kernel, layer.stride, layer.padding
         ho, wo, g, c = layer.conv_h, layer.conv_w, layer.groups, layer.in_ch
         per_tap = layer.mode == "mcn"
@@ -133,6 +144,39 @@ class _PackedLayer:
             acc = np.einsum("jt,tnyxg->nyxgj", self.m, part).reshape(n, ho, wo, layer.out_ch)
         else:
             acc = (part[0][..., None] * self.m).reshape(n, ho, wo, layer.out_ch)
+        return acc.transpose(0, 3, 1, 2)
+
+    def _accumulate_dense(self, x):
+        """Plain / MCNs-1 conv: im2col of the bits, one packed fan-in vector per output position.
+        Binary inputs: ``dot = valid - 2*popcount((a XOR w) & valid)``, where padded taps hold
+        ``a = 0`` and their share ``popcount(w & ~valid)`` is subtracted (``corr``)."""
+        layer = self.layer
+        n = x.shape[0]
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        ho, wo, g = layer.conv_h, layer.conv_w, layer.groups
+        hw = ho * wo
+        xp = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p, p), (p, p), (0, 0)))
+        cols = np.stack([xp[:, ky:ky + s * ho:s, kx:kx + s * wo:s, :] for ky in range(k) for kx in range(k)],
+                        axis=3).reshape(n * hw, -1)  # (N*HW, k*k*C), tap-major
+        fw = self.wd.shape[1]
+        chunk = max(1, (1 << 21) // max(1, g * fw))
+        acc = np.zeros((n * hw, g), dtype=np.int64)
+        pos = np.tile(np.arange(hw), n)
+        for b, plane in self._planes(cols):
+            a = _pack_words(plane)  # (N*HW, Fw)
+            for i in range(0, len(a), chunk):
+                blk = a[i:i + chunk]
+                if layer.in_bits == 1:
+                    pc = np.bitwise_count(blk[:, None, :] ^ self.wd[None]).sum(axis=-1, dtype=np.int64)
+                    q = pos[i:i + chunk]
+                    acc[i:i + chunk] = self.nvalid[q][:, None] - 2 * (pc - self.corr[q])
+                else:
+                    both = np.bitwise_count(blk[:, None, :] & self.wd[None]).sum(axis=-1, dtype=np.int64)
+                    ones = np.bitwise_count(blk).sum(axis=-1, dtype=np.int64)[:, None]
+                    acc[i:i + chunk] += (2 * both - ones) << b
+        acc = acc.reshape(n, ho, wo, g)
+        if layer.mode == "mcn1":
+            acc = (acc[..., None] * self.m).reshape(n, ho, wo, layer.out_ch)
         return acc.transpose(0, 3, 1, 2)
 
     def __call__(self, x):
