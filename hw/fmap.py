@@ -10,12 +10,12 @@ Feature-map layout (as the fetch unit reads it): pixel ``(y, x)`` of the output 
 ``nch_out`` words at ``out_base + (y*out_w + x)*nch_out``; channel ``ch`` is bit ``ch*v`` of that
 run of words (``v = 1`` bit for a binary map, ``v = 8`` bits, one byte, for a multi-bit map). A beat
 covers ``gt_ch = rows*planes`` consecutive channels, i.e. a bit field that may span several words;
-the unit writes those words with bit enables (other channels of the words are kept).
+the unit read-modify-writes those words (other channels of the words are kept).
 
 Pooling (``pool``): 2x2 max, stride 2, floor. The two beats of a horizontal pair are combined in a
 register; the first row of a vertical pair is written, the second row read-modify-writes
-(``max`` per byte, ``OR`` per bit, the same as max on {0,1}) through ``rd_*`` (a read port of the
-output bank that is transparent for ``wr_*``). Outputs of the odd last row/column are dropped.
+(``max`` per byte, ``OR`` per bit, the same as max on {0,1}). Every word written is first read
+through ``rd_*``, a read port of the output bank that must be transparent for ``wr_*``. Outputs of the odd last row/column are dropped.
 
 Logits (``cfg.logits``): values go to ``l_stream`` instead, one per cycle, in arrival order (per
 position, channels ascending), ``min(gt_ch, out_ch - gt*gt_ch)`` per beat.
@@ -39,7 +39,8 @@ class WriteBack(wiring.Component):
     Ports: ``cfg`` (layer descriptor, stable during the run), ``start`` (one cycle), ``busy`` (from
     ``start`` until every output beat of the run, ``n_gt * n_pt * cols``, has been taken and
     written); ``i_stream`` (engine output beats); ``rd_addr``/``rd_en``/``rd_data`` and
-    ``wr_addr``/``wr_en`` (one enable per bit)/``wr_data`` of the output bank; ``l_stream``
+    ``wr_addr``/``wr_en``/``wr_data`` of the output bank (whole words: the
+    unit reads every word it writes and keeps the bits of other channels); ``l_stream``
     (logit values, ``signed(y_width)``).
     """
 
@@ -58,7 +59,7 @@ class WriteBack(wiring.Component):
             "rd_en": Out(1),
             "rd_data": In(e.word),
             "wr_addr": Out(p.fm_aw),
-            "wr_en": Out(e.word),
+            "wr_en": Out(1),
             "wr_data": Out(e.word),
             "l_stream": Out(stream.Signature(signed(e.y_width))),
         })
@@ -243,10 +244,11 @@ class WriteBack(wiring.Component):
                               s2_data[8 * j:8 * j + 8]) for j in range(W // 8)], old[(W // 8) * 8:]) \
             if W >= 8 else merged_bin
         merged = Mux(cfg.mb_out, merged_mb, merged_bin)
+        new = Mux(s2_rmw, merged, s2_data)
         m.d.comb += [
             self.wr_addr.eq(s2_addr),
-            self.wr_data.eq(Mux(s2_rmw, merged, s2_data)),
-            self.wr_en.eq(Mux(s2_valid, s2_en, 0)),
+            self.wr_data.eq((old & ~s2_en) | (new & s2_en)),
+            self.wr_en.eq(s2_valid),
         ]
 
         m.d.comb += self.busy.eq(running | a_valid | s1_valid | s2_valid)

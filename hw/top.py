@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -80,7 +81,7 @@ class Accelerator(wiring.Component):
         for b in range(2):
             mem = Memory(shape=W, depth=p.fm_depth, init=[])
             m.submodules[f"fmap{b}"] = mem
-            wp = mem.write_port(granularity=1)
+            wp = mem.write_port()
             rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))]
             banks.append(mem)
             bank_rd.append(rps)
@@ -105,8 +106,21 @@ class Accelerator(wiring.Component):
         wb_rd_data = Mux(cfg.out_bank, bank_rd[1][C].data, bank_rd[0][C].data)
         m.d.comb += wb.rd_data.eq(wb_rd_data)
 
+        # ---- stream buffers: the ports see registers only ------------------------------------------------
+        m.submodules.in_fifo = in_fifo = SyncFIFO(width=IO_WIDTH, depth=2)
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=IO_WIDTH, depth=2)
+        ins = stream.Signature(IO_WIDTH).flip().create()
+        outs = stream.Signature(IO_WIDTH).create()
+        m.d.comb += [
+            in_fifo.w_data.eq(self.i_stream.payload), in_fifo.w_en.eq(self.i_stream.valid),
+            self.i_stream.ready.eq(in_fifo.w_rdy),
+            ins.payload.eq(in_fifo.r_data), ins.valid.eq(in_fifo.r_rdy), in_fifo.r_en.eq(ins.ready),
+            out_fifo.w_data.eq(outs.payload), out_fifo.w_en.eq(outs.valid), outs.ready.eq(out_fifo.w_rdy),
+            self.o_stream.payload.eq(out_fifo.r_data), self.o_stream.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o_stream.ready),
+        ]
+
         # ---- command parser and layer sequencer --------------------------------------------------------
-        ins, outs = self.i_stream, self.o_stream
         word = ins.payload
         take = Signal()
         m.d.comb += take.eq(ins.valid & ins.ready)
@@ -158,7 +172,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [
                 bank_wr[b].addr.eq(Mux(host_b, addr, wb.wr_addr)),
                 bank_wr[b].data.eq(Mux(host_b, entry[:W], wb.wr_data)),
-                bank_wr[b].en.eq(Mux(host_b, Const(-1, W), Mux(wb_b, wb.wr_en, 0))),
+                bank_wr[b].en.eq(host_b | (wb_b & wb.wr_en)),
             ]
 
         # logits serializer (write-back -> o_stream)
@@ -313,5 +327,5 @@ class Accelerator(wiring.Component):
             m.d.sync += cyc_total.eq(cyc_total + 1)
         with m.If(~fsm.ongoing("LDESC")):
             m.d.sync += cyc_layer.eq(cyc_layer + 1)
-        m.d.comb += self.busy.eq(~fsm.ongoing("CMD"))
+        m.d.comb += self.busy.eq(~fsm.ongoing("CMD") | in_fifo.r_rdy | out_fifo.r_rdy)
         return m

@@ -42,7 +42,7 @@ import numpy as np
 from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
 from binaccel.sw import program as prog
 
-__all__ = ["Result", "accel_build", "run_model", "run_words"]
+__all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words"]
 
 #: Verilator options of the cocotb build (see binaccel.sim.layer for the reasons: one C++ file,
 #: -O0 because the C++ compile dominates while cocotb runs are short).
@@ -120,14 +120,42 @@ class _VerilatorArgs:
         return getattr(self._real, name)
 
 
+def accel_verilog(p) -> Path:
+    """Verilog of the accelerator for ``p`` (module ``accel``), cached under
+    ``build/sim/accel-verilog/`` by a hash of the hardware sources (``hw/*.py``), the Amaranth
+    version and the parameters (converting the design takes ~10 s)."""
+    import hashlib
+    from importlib.metadata import version
+
+    import binaccel.hw as hw
+
+    h = hashlib.sha256()
+    for src in sorted(Path(hw.__file__).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    h.update(version("amaranth").encode())
+    h.update(json.dumps(p.as_dict(), sort_keys=True).encode())
+    path = SIM_BUILD_ROOT / "accel-verilog" / f"accel-{p.tag}-{h.hexdigest()[:16]}.v"
+    if not path.is_file():
+        from amaranth.back import verilog
+
+        text = verilog.convert(_factory(**p.as_dict()), name="accel")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path
+
+
 @functools.lru_cache(maxsize=None)
 def _fast_build(p):
     from binaccel.sim import fastpath
 
+    vpath = accel_verilog(p)
     real = fastpath.subprocess
     fastpath.subprocess = _VerilatorArgs(real, _FAST_VERILATOR_ARGS)
     try:
-        return fastpath.FastSim(_factory, name="accel", params=p.as_dict(),
+        return fastpath.FastSim(vpath, name="accel", params=p.as_dict(),
                                 build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}")
     finally:
         fastpath.subprocess = real

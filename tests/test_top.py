@@ -98,8 +98,8 @@ def test_logits_without_dumps_and_stats_match_cycles(build):
     assert np.array_equal(res.logits, intref.predict(model, images))
     assert res.outputs == {}
     assert np.all(res.image_cycles > res.layer_cycles.sum(axis=1))
-    # without idle/backpressure every image takes the same number of cycles
-    assert len(set(res.image_cycles.tolist())) == 1
+    # without idle/backpressure every image after the first takes the same number of cycles
+    assert len(set(res.image_cycles[1:].tolist())) == 1
 
 
 def test_fit_error_before_simulating():

@@ -208,7 +208,7 @@ class WriteBackHarness(wiring.Component):
         p, e = self.p, self.p.engine
         m.submodules.wb = wb = WriteBack(params=p)
         m.submodules.bank = self.bank = bank = Memory(shape=e.word, depth=p.fm_depth, init=self.fm)
-        wp = bank.write_port(granularity=1)
+        wp = bank.write_port()
         rp = bank.read_port(transparent_for=(wp,))
         m.d.comb += [rp.addr.eq(wb.rd_addr), rp.en.eq(wb.rd_en), wb.rd_data.eq(rp.data),
                      wp.addr.eq(wb.wr_addr), wp.data.eq(wb.wr_data), wp.en.eq(wb.wr_en)]
