@@ -15,7 +15,7 @@ Stream payload layouts: :data:`RX_BEAT` (``FrameRx.o_stream``), :data:`TX_BEAT`
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -189,6 +189,8 @@ class FrameRx(wiring.Component):
         w_slot = Signal(range(D))
         r_slot = Signal(range(D))
         meta_len = Array(Signal(range(P + 1), name=f"len{k}") for k in range(D))
+        meta_empty = Array(Signal(name=f"empty{k}") for k in range(D))     # LEN == 0
+        meta_short = Array(Signal(name=f"short{k}") for k in range(D))     # LEN <= 1
         meta_kind = Array(Signal(4, name=f"kind{k}") for k in range(D))
         meta_sot = Array(Signal(name=f"sot{k}") for k in range(D))
         meta_eot = Array(Signal(name=f"eot{k}") for k in range(D))
@@ -203,6 +205,7 @@ class FrameRx(wiring.Component):
         set_full = Signal()                                # commit the frame in w_slot
         clr_full = Signal()                                # r_slot handed on
         do_reset = Signal()                                # RESET frame verified
+        reset_q = Signal()                                 # ... one cycle later: clear buffers
 
         # ---- write side: parse, check, buffer -----------------------------------------------
         byte = i.payload
@@ -215,27 +218,42 @@ class FrameRx(wiring.Component):
         hbad = Signal()
         cbad = Signal()
         widx = Signal(range(P))
-        skip_left = Signal(17)
+        skip_left = Signal(range(P + 2))                   # LEN + 2 bytes to skip, LEN <= P
         idle = Signal(range(self.timeout))
         in_frame = Signal()
         kind = typ[:4]
+        # Header checks are registered as their bytes arrive, so that the decision at HCRC_HI is
+        # a few gates deep: TYPE -> is_reset, type_bad; SEQ -> seq_bad; LEN_HI -> len_bad.
         is_reset = Signal()
-        m.d.comb += is_reset.eq(kind == FrameKind.RESET)
+        type_bad = Signal()
+        seq_bad = Signal()
+        len_bad = Signal()
+        len_zero = Signal()
+        len_one = Signal()
+        w_last = Signal()                                  # the next payload byte is the last
+        commit_ok = Signal()                               # CRC good, not a RESET: buffer it
+        herr = Signal()                                    # the header is refused ...
+        hcode = Signal(4)                                  # ... with this code
+        cfail = Signal()
+        m.d.comb += cfail.eq(cbad | (byte != crc[8:]))
         kind_mask = sum(1 << int(k) for k in self.kinds)
-        type_ok = Signal()
-        m.d.comb += type_ok.eq(Const(kind_mask, 16).bit_select(kind, 1)
-                               & ((typ & TYPE_RESERVED_MASK) == 0))
-        full_w = Signal()
-        m.d.comb += full_w.eq(full.bit_select(w_slot, 1))
+        byte_type_ok = Signal()
+        m.d.comb += byte_type_ok.eq(Const(kind_mask, 16).bit_select(byte[:4], 1)
+                                    & ((byte & TYPE_RESERVED_MASK) == 0))
+        full_w = Signal()                                  # registered full[w_slot]
         room = Signal()                                    # a buffer for the frame's payload
         m.d.comb += room.eq(is_reset | ~full_w)
+        # idle_done: `timeout - 1` idle cycles have passed, so this idle cycle is the timeout-th.
+        idle_done = Signal()
         timed_out = Signal()
-        m.d.comb += timed_out.eq(in_frame & ~i.valid & (idle == self.timeout - 1) & ~wev_valid)
-
-        with m.If(~in_frame | i.valid):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self.timeout - 1):
-            m.d.sync += idle.eq(idle + 1)
+        m.d.comb += timed_out.eq(in_frame & ~i.valid & idle_done & ~wev_valid)
+        if self.timeout == 1:
+            m.d.comb += idle_done.eq(1)
+        else:
+            with m.If(~in_frame | i.valid):
+                m.d.sync += [idle.eq(0), idle_done.eq(0)]
+            with m.Elif(~idle_done):
+                m.d.sync += [idle.eq(idle + 1), idle_done.eq(idle == self.timeout - 2)]
 
         def post(code, expect_after=expect):
             m.d.sync += [
@@ -259,7 +277,7 @@ class FrameRx(wiring.Component):
                 m.d.comb += i.ready.eq(1)
                 with m.If(take):
                     with m.If(byte == SYNC1):
-                        m.d.sync += [crc.eq(0xFFFF), typ.eq(0), seq.eq(0)]
+                        m.d.sync += [crc.eq(0xFFFF), typ.eq(0), seq.eq(0), is_reset.eq(0)]
                         m.next = "TYPE"
                     with m.Elif(byte != SYNC0):
                         m.next = "HUNT"
@@ -269,6 +287,15 @@ class FrameRx(wiring.Component):
                     m.d.comb += i.ready.eq(1)
                     with m.If(take):
                         m.d.sync += [reg.eq(byte), crc.eq(crc_next)]
+                        if state == "TYPE":
+                            m.d.sync += [is_reset.eq(byte[:4] == FrameKind.RESET),
+                                         type_bad.eq(~byte_type_ok)]
+                        elif state == "SEQ":
+                            m.d.sync += seq_bad.eq(byte != expect)
+                        elif state == "LEN1":
+                            m.d.sync += [len_bad.eq(Cat(length[:8], byte) > P),
+                                         len_zero.eq(Cat(length[:8], byte) == 0),
+                                         len_one.eq(Cat(length[:8], byte) == 1)]
                         m.next = nxt
                     on_timeout()
             with m.State("HCRC0"):
@@ -278,34 +305,42 @@ class FrameRx(wiring.Component):
                     m.next = "HCRC1"
                 on_timeout()
             with m.State("HCRC1"):
-                m.d.comb += i.ready.eq(~wev_valid)
+                m.d.comb += i.ready.eq(1)
                 with m.If(take):
-                    with m.If(hbad | (byte != crc[8:])):
-                        post(RxCode.HEADER_CRC)
-                        m.next = "HUNT"
-                    with m.Elif(~type_ok):
-                        post(RxCode.TYPE)
-                        m.next = "HUNT"
-                    with m.Elif(length > P):
-                        post(RxCode.LENGTH)
-                        m.next = "HUNT"
-                    with m.Elif(~is_reset & (seq != expect)):
-                        post(RxCode.SEQUENCE)
+                    # the header's outcome, in priority order, registered for HDEC
+                    hfail = hbad | (byte != crc[8:])
+                    with m.If(hfail):
+                        m.d.sync += [herr.eq(1), hcode.eq(RxCode.HEADER_CRC)]
+                    with m.Elif(type_bad):
+                        m.d.sync += [herr.eq(1), hcode.eq(RxCode.TYPE)]
+                    with m.Elif(len_bad):
+                        m.d.sync += [herr.eq(1), hcode.eq(RxCode.LENGTH)]
+                    with m.Elif(~is_reset & seq_bad):
+                        m.d.sync += [herr.eq(1), hcode.eq(RxCode.SEQUENCE)]
+                    with m.Else():
+                        m.d.sync += [herr.eq(0), hcode.eq(RxCode.OK)]
+                    m.next = "HDEC"
+                on_timeout()
+            with m.State("HDEC"):                        # act on the header (no byte taken)
+                with m.If(~herr):
+                    m.d.sync += [widx.eq(0), cbad.eq(0), w_last.eq(len_one)]
+                    with m.If(len_zero):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                with m.Elif(~wev_valid):
+                    post(hcode)
+                    with m.If(hcode == RxCode.SEQUENCE):
                         m.d.sync += skip_left.eq(length + 1)
                         m.next = "SKIP"
                     with m.Else():
-                        m.d.sync += [widx.eq(0), cbad.eq(0)]
-                        with m.If(length == 0):
-                            m.next = "CRC0"
-                        with m.Else():
-                            m.next = "PAYLOAD"
-                on_timeout()
+                        m.next = "HUNT"
             with m.State("PAYLOAD"):
                 m.d.comb += i.ready.eq(room)
                 with m.If(take):
                     m.d.comb += wr.en.eq(~is_reset)
-                    m.d.sync += [crc.eq(crc_next), widx.eq(widx + 1)]
-                    with m.If(widx + 1 == length):
+                    m.d.sync += [crc.eq(crc_next), widx.eq(widx + 1), w_last.eq(widx + 2 == length)]
+                    with m.If(w_last):
                         m.next = "CRC0"
                 on_timeout()
             with m.State("CRC0"):
@@ -315,26 +350,34 @@ class FrameRx(wiring.Component):
                     m.next = "CRC1"
                 on_timeout()
             with m.State("CRC1"):
-                m.d.comb += i.ready.eq(room & ~wev_valid)
+                m.d.comb += i.ready.eq(room)
                 with m.If(take):
-                    with m.If(cbad | (byte != crc[8:])):
-                        post(RxCode.CRC)
-                    with m.Elif(is_reset):
-                        m.d.comb += do_reset.eq(1)
-                        m.d.sync += expect.eq(seq + 1)
-                        post(RxCode.OK, expect_after=seq + 1)
-                    with m.Else():
+                    m.d.sync += [cbad.eq(cfail), commit_ok.eq(~cfail & ~is_reset)]
+                    m.next = "CDEC"
+                on_timeout()
+            with m.State("CDEC"):                        # decide on the frame; the byte offered
+                m.d.comb += i.ready.eq(commit_ok | ~wev_valid)    # meanwhile is seen as in HUNT
+                with m.If(commit_ok | ~wev_valid):
+                    with m.If(commit_ok):
                         m.d.comb += set_full.eq(1)
                         m.d.sync += [
                             meta_len[w_slot].eq(length), meta_kind[w_slot].eq(kind),
+                            meta_empty[w_slot].eq(len_zero), meta_short[w_slot].eq(len_zero | len_one),
                             meta_sot[w_slot].eq(typ & TYPE_SOT != 0),
                             meta_eot[w_slot].eq(typ & TYPE_EOT != 0),
                             meta_seq[w_slot].eq(seq),
-                            w_slot.eq(w_slot + 1),
                             expect.eq(expect + 1),
                         ]
-                    m.next = "HUNT"
-                on_timeout()
+                    with m.Elif(cbad):
+                        post(RxCode.CRC)
+                    with m.Else():                       # a good RESET frame
+                        m.d.comb += do_reset.eq(1)
+                        m.d.sync += expect.eq(seq + 1)
+                        post(RxCode.OK, expect_after=seq + 1)
+                    with m.If(take & (byte == SYNC0)):
+                        m.next = "SYNC1"
+                    with m.Else():
+                        m.next = "HUNT"
             with m.State("SKIP"):
                 m.d.comb += i.ready.eq(1)
                 with m.If(take):
@@ -349,11 +392,16 @@ class FrameRx(wiring.Component):
         ridx = Signal(range(P))
         advance = Signal()
         m.d.comb += advance.eq(~o.valid | o.ready)
-        cur_len = meta_len[r_slot]
+        # Registered position flags keep the issue decision short: at_first (the next beat is
+        # the first of its frame), nxt_last (past the first: the next beat is the last).
+        at_first = Signal(init=1)
+        nxt_last = Signal()
         is_last = Signal()
-        m.d.comb += is_last.eq((cur_len == 0) | (ridx + 1 == cur_len))
+        short_r = Signal()                                 # registered meta_short[r_slot]
+        m.d.comb += is_last.eq(Mux(at_first, short_r, nxt_last))
         can_issue = Signal()
-        m.d.comb += can_issue.eq(full.bit_select(r_slot, 1) & ~(is_last & rev_valid))
+        full_r = Signal()                                  # registered full[r_slot]
+        m.d.comb += can_issue.eq(full_r & ~(is_last & rev_valid))
         m.d.comb += [rd.addr.eq(Cat(ridx, r_slot)), rd.en.eq(advance)]
         m.d.comb += [o.payload.eq(ob), o.payload.data.eq(Mux(ob.empty, 0, rd.data))]
         with m.If(advance):
@@ -361,30 +409,40 @@ class FrameRx(wiring.Component):
             with m.If(can_issue):
                 m.d.sync += [
                     ob.kind.eq(meta_kind[r_slot]), ob.sot.eq(meta_sot[r_slot]),
-                    ob.eot.eq(meta_eot[r_slot]), ob.first.eq(ridx == 0), ob.last.eq(is_last),
-                    ob.empty.eq(cur_len == 0),
+                    ob.eot.eq(meta_eot[r_slot]), ob.first.eq(at_first), ob.last.eq(is_last),
+                    ob.empty.eq(at_first & meta_empty[r_slot]),
+                    at_first.eq(is_last),
                 ]
                 with m.If(is_last):
                     m.d.comb += clr_full.eq(1)
                     m.d.sync += [
-                        ridx.eq(0), r_slot.eq(r_slot + 1),
+                        ridx.eq(0),
                         rev_valid.eq(1), rev.code.eq(RxCode.OK), rev.kind.eq(meta_kind[r_slot]),
                         rev.seq.eq(meta_seq[r_slot]), rev.expect.eq(expect),
                     ]
                 with m.Else():
-                    m.d.sync += ridx.eq(ridx + 1)
+                    m.d.sync += [ridx.eq(ridx + 1), nxt_last.eq(ridx + 2 == meta_len[r_slot])]
 
         # ---- buffer bookkeeping and RESET ---------------------------------------------------
+        # Next state of the buffer flags and indices; full[w_slot] and full[r_slot] are kept in
+        # registers (full_w, full_r) so that the stream handshakes do not go through the index.
+        m.d.sync += reset_q.eq(do_reset)
+        full_next = Signal(D)
+        w_next = Signal(range(D))
+        r_next = Signal(range(D))
         for k in range(D):
-            with m.If(do_reset):
-                m.d.sync += full[k].eq(0)
-            with m.Elif(set_full & (w_slot == k)):
-                m.d.sync += full[k].eq(1)
-            with m.Elif(clr_full & (r_slot == k)):
-                m.d.sync += full[k].eq(0)
-        m.d.sync += self.o_reset.eq(do_reset)
-        with m.If(do_reset):
-            m.d.sync += [w_slot.eq(0), r_slot.eq(0), ridx.eq(0), o.valid.eq(0)]
+            m.d.comb += full_next[k].eq(~reset_q & Mux(set_full & (w_slot == k), 1,
+                                                       Mux(clr_full & (r_slot == k), 0, full[k])))
+        m.d.comb += [w_next.eq(Mux(reset_q, 0, Mux(set_full, w_slot + 1, w_slot))),
+                     r_next.eq(Mux(reset_q, 0, Mux(clr_full, r_slot + 1, r_slot)))]
+        m.d.sync += [full.eq(full_next), w_slot.eq(w_next), r_slot.eq(r_next),
+                     full_w.eq(full_next.bit_select(w_next, 1)),
+                     full_r.eq(full_next.bit_select(r_next, 1)),
+                     short_r.eq(Mux(set_full & (w_slot == r_next), len_zero | len_one,
+                                    meta_short[r_next]))]
+        m.d.sync += self.o_reset.eq(reset_q)
+        with m.If(reset_q):
+            m.d.sync += [ridx.eq(0), at_first.eq(1), o.valid.eq(0)]
 
         # ---- status events ------------------------------------------------------------------
         with m.If(~st.valid | st.ready):
@@ -448,11 +506,17 @@ class FrameTx(wiring.Component):
         meta_type = Array(Signal(8, name=f"type{k}") for k in range(D))
         set_full = Signal()
         clr_full = Signal()
+        # Next state of the buffer flags, so that `i_stream.ready` (the fill buffer is free) is
+        # a register: no combinational path from the send side (or the reader of o_stream) to
+        # i_stream.ready.
+        full_next = Signal(D)
+        w_next = Signal(range(D))
+        wfree = Signal(init=1)
         for k in range(D):
-            with m.If(set_full & (w_slot == k)):
-                m.d.sync += full[k].eq(1)
-            with m.Elif(clr_full & (r_slot == k)):
-                m.d.sync += full[k].eq(0)
+            m.d.comb += full_next[k].eq(Mux(set_full & (w_slot == k), 1,
+                                            Mux(clr_full & (r_slot == k), 0, full[k])))
+        m.d.comb += w_next.eq(Mux(set_full, w_slot + 1, w_slot))
+        m.d.sync += [full.eq(full_next), w_slot.eq(w_next), wfree.eq(~full_next.bit_select(w_next, 1))]
 
         # ---- fill side ---------------------------------------------------------------------
         b = i.payload
@@ -461,7 +525,8 @@ class FrameTx(wiring.Component):
         fkind = Signal(4)
         next_sot = Signal(init=1)                          # the next frame starts a transfer
         kind_now = Mux(fopen, fkind, b.kind)
-        m.d.comb += i.ready.eq(~full.bit_select(w_slot, 1))
+        wend = Signal(init=int(P == 1))                    # widx == P - 1: the frame is full after this byte
+        m.d.comb += i.ready.eq(wfree)
         m.d.comb += [wr.addr.eq(Cat(widx, w_slot)), wr.data.eq(b.data)]
 
         def commit(n, eot):
@@ -469,16 +534,17 @@ class FrameTx(wiring.Component):
             m.d.sync += [
                 meta_len[w_slot].eq(n),
                 meta_type[w_slot].eq(Cat(kind_now, next_sot, eot, Const(0, 2))),
-                w_slot.eq(w_slot + 1), widx.eq(0), fopen.eq(0), next_sot.eq(eot),
+                widx.eq(0), wend.eq(P == 1), fopen.eq(0), next_sot.eq(eot),
             ]
 
         with m.If(i.valid & i.ready):
             with m.If(~b.empty):
                 m.d.comb += wr.en.eq(1)
-                with m.If(b.last | (widx == P - 1)):
+                with m.If(b.last | wend):
                     commit(widx + 1, b.last)
                 with m.Else():
-                    m.d.sync += [widx.eq(widx + 1), fopen.eq(1), fkind.eq(kind_now)]
+                    m.d.sync += [widx.eq(widx + 1), wend.eq(widx == P - 2), fopen.eq(1),
+                                 fkind.eq(kind_now)]
             with m.Elif(b.last):
                 commit(widx, 1)
 
@@ -506,6 +572,8 @@ class FrameTx(wiring.Component):
                     m.d.sync += crc.eq(crc16_byte(crc, s1_value))
 
         ridx = Signal(range(P))
+        r_zero = Signal()                                  # the frame being sent has LEN 0
+        r_last = Signal()                                  # the next payload byte is its last
         seq = Signal(8)
         cur_len = meta_len[r_slot]
         cur_type = meta_type[r_slot]
@@ -531,18 +599,19 @@ class FrameTx(wiring.Component):
                         m.next = nxt
                 with m.State("HCRC0"):
                     issue(_SEL_CRC_LO)
+                    m.d.sync += [r_zero.eq(cur_len == 0), r_last.eq(cur_len == 1)]
                     m.next = "HCRC1"
                 with m.State("HCRC1"):
                     issue(_SEL_CRC_HI)
                     m.d.sync += ridx.eq(0)
-                    with m.If(cur_len == 0):
+                    with m.If(r_zero):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAY"
                 with m.State("PAY"):
                     issue(_SEL_MEM, feed=1)
-                    m.d.sync += ridx.eq(ridx + 1)
-                    with m.If(ridx + 1 == cur_len):
+                    m.d.sync += [ridx.eq(ridx + 1), r_last.eq(ridx + 2 == cur_len)]
+                    with m.If(r_last):
                         m.next = "CRC0"
                 with m.State("CRC0"):
                     issue(_SEL_CRC_LO)
@@ -560,7 +629,8 @@ class FrameLink(wiring.Component):
 
     Keyword-only parameters: ``max_payload``, ``depth``, ``timeout``, ``kinds`` as
     :class:`FrameRx` (``depth`` and ``max_payload`` also for the :class:`FrameTx`);
-    ``status_depth`` (default 8): status events held while an accelerator transfer is being sent.
+    ``status_depth`` (default 4): status events held while an accelerator transfer is being sent
+    (beyond the 3 the receiver itself holds).
 
     Ports:
 
@@ -580,7 +650,7 @@ class FrameLink(wiring.Component):
     o_reset: Out(1)
 
     def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, kinds=HOST_TO_DEVICE,
-                 status_depth=8):
+                 status_depth=4):
         with checking(self):
             check_int("FrameLink: status_depth", status_depth, 1, 1024)
             self.status_depth = status_depth
@@ -598,18 +668,20 @@ class FrameLink(wiring.Component):
         m.d.comb += self.o_reset.eq(rx.o_reset)
 
         # Status events wait in a FIFO, so that a long accelerator transfer does not hold up the
-        # receiver. The arbiter in front of the transmitter switches only between transfers.
-        m.submodules.status_fifo = q = SyncFIFOBuffered(width=RX_STATUS.size, depth=self.status_depth)
+        # receiver. The arbiter in front of the transmitter switches only between transfers. The
+        # head event is read combinationally and popped after its last byte (an asynchronous read:
+        # a few registers, not a block RAM, for this small queue).
+        m.submodules.status_fifo = q = SyncFIFO(width=RX_STATUS.size, depth=self.status_depth)
         m.d.comb += [q.w_data.eq(rx.o_status.payload), q.w_en.eq(rx.o_status.valid),
                      rx.o_status.ready.eq(q.w_rdy)]
         ev = Signal(RX_STATUS)
+        m.d.comb += ev.eq(q.r_data)
         ev_bytes = Array([ev.code, ev.kind, ev.seq, ev.expect])
         k = Signal(range(STATUS_SIZE))
         with m.FSM(name="arbiter"):
             with m.State("IDLE"):
                 with m.If(q.r_rdy):
-                    m.d.comb += q.r_en.eq(1)
-                    m.d.sync += [ev.eq(q.r_data), k.eq(0)]
+                    m.d.sync += k.eq(0)
                     m.next = "STATUS"
                 with m.Elif(self.i_data.valid):
                     m.next = "DATA"
@@ -623,6 +695,7 @@ class FrameLink(wiring.Component):
                 with m.If(tx.i_stream.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == STATUS_SIZE - 1):
+                        m.d.comb += q.r_en.eq(1)
                         m.next = "IDLE"
             with m.State("DATA"):
                 wiring.connect(m, wiring.flipped(self.i_data), tx.i_stream)

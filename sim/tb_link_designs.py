@@ -9,8 +9,9 @@ the accelerator.
   (``o_status.ready`` high), for throughput measurements with one output stream.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from binaccel.hw.link import RX_BEAT, TX_BEAT, FrameLink, FrameRx
@@ -21,7 +22,8 @@ __all__ = ["EchoAdapter", "LinkEcho", "UartLinkEcho", "FrameRxBench"]
 
 
 class EchoAdapter(wiring.Component):
-    """Received beats (``RX_BEAT``) -> transfer beats (``TX_BEAT``), combinational: the same
+    """Received beats (``RX_BEAT``) -> transfer beats (``TX_BEAT``) through a two-entry FIFO (so
+    that no combinational path runs from the transmitter's ``ready`` to the receiver): the same
     byte and kind; a transfer ends where the received frame with EOT ends."""
 
     i_stream: In(stream.Signature(RX_BEAT))
@@ -30,10 +32,13 @@ class EchoAdapter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream
+        m.submodules.fifo = q = SyncFIFO(width=TX_BEAT.size, depth=2)
+        beat = Signal(TX_BEAT)
         m.d.comb += [
-            o.valid.eq(i.valid), i.ready.eq(o.ready),
-            o.payload.data.eq(i.payload.data), o.payload.kind.eq(i.payload.kind),
-            o.payload.last.eq(i.payload.last & i.payload.eot), o.payload.empty.eq(i.payload.empty),
+            beat.data.eq(i.payload.data), beat.kind.eq(i.payload.kind),
+            beat.last.eq(i.payload.last & i.payload.eot), beat.empty.eq(i.payload.empty),
+            q.w_data.eq(beat), q.w_en.eq(i.valid), i.ready.eq(q.w_rdy),
+            o.payload.eq(q.r_data), o.valid.eq(q.r_rdy), q.r_en.eq(o.ready),
         ]
         return m
 
@@ -46,7 +51,7 @@ class LinkEcho(wiring.Component):
     i_stream: In(stream.Signature(8))
     o_stream: Out(stream.Signature(8))
 
-    def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=1 << 16, status_depth=8):
+    def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=1 << 16, status_depth=4):
         self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout,
                               kinds=ALL_KINDS, status_depth=status_depth)
         super().__init__()

@@ -16,7 +16,7 @@ from binaccel.hw.link import (
 from binaccel.sim.streams import pack_fields, unpack_fields
 from binaccel.sim.tb_link_designs import LinkEcho, UartLinkEcho
 from binaccel.sw.link import (
-    ALL_KINDS, HEADER_SIZE, MAX_PAYLOAD, Frame, FrameDecoder, FrameEncoder, FrameKind, RxCode,
+    ALL_KINDS, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, Frame, FrameDecoder, FrameEncoder, FrameKind, RxCode,
     StatusEvent, crc16, decode_frames, encode_frame, encode_frames, join_transfers, parse_status,
     type_byte,
 )
@@ -218,20 +218,22 @@ def test_rx_roundtrip_host_frames(idle, bp):
 
 
 def test_rx_full_speed_one_byte_per_cycle():
-    """Full frames back to back, no idle, no backpressure: the input never stalls and the payload
-    leaves at one byte per cycle (256 payload bytes per 266 line bytes)."""
+    """Full frames back to back, no idle, no backpressure: the input takes one byte per cycle
+    except one cycle per frame (the header decision), and the payload leaves at one byte per
+    cycle: 256 payload bytes per 267 cycles."""
     rng = random.Random(12)
-    payload = rand_bytes(rng, 8 * MAX_PAYLOAD)
+    n = 8
+    payload = rand_bytes(rng, n * MAX_PAYLOAD)
     data = encode_frames(FrameKind.IMAGE, payload)
-    res = rx_run(FrameRx(timeout=50), list(data), n_frames=8, seed=2)
+    res = rx_run(FrameRx(timeout=50), list(data), n_frames=n, seed=2)
     beats = res["out"]["o_stream"]
     assert bytes(unpack_fields(RX_BEAT, w)["data"] for w in beats) == payload
     stamps = res["stamps"]["o_stream"]
-    # first byte out right after the first frame's CRC; the last right after the last frame's
-    # CRC + its 256 bytes; in between one beat per cycle except 10 cycles per frame of overhead
-    assert stamps[0] == MAX_PAYLOAD + 10 + 2                        # commit, then read register
-    assert stamps[-1] == len(data) + 1 + MAX_PAYLOAD
-    assert len(beats) / (stamps[-1] - stamps[0] + 1) > 0.96
+    # a frame's first byte leaves 3 cycles after its last line byte (frame decision, commit,
+    # read register); the last frame's last byte 256 cycles later
+    assert stamps[0] == (MAX_PAYLOAD + OVERHEAD + 1) + 3
+    assert stamps[-1] == len(data) + n + 2 + MAX_PAYLOAD
+    assert len(beats) / (stamps[-1] - stamps[0] + 1) > MAX_PAYLOAD / (MAX_PAYLOAD + OVERHEAD + 1) - 1e-9
 
 
 @pytest.mark.parametrize("max_payload, depth", [(16, 1), (16, 4), (1, 2)])
@@ -370,7 +372,9 @@ def test_rx_reset_frame_unsticks_a_stalled_consumer():
                   StatusEvent(RxCode.OK, FrameKind.IMAGE, 42, 43)]    # the time they leave
     assert len(res["watch"]["o_reset"]) == 1                        # a one-cycle pulse
     t_reset = res["watch"]["o_reset"][0]
-    assert t_reset == len(b"".join(stuck)) + 60 + len(reset) + 1
+    # one header-decision cycle per frame; the RESET is decided in the cycle after its last byte,
+    # the buffers are cleared at the end of the next one, and o_reset is high in the cycle after
+    assert t_reset == (len(b"".join(stuck)) + 2) + 60 + (len(reset) + 1) + 1 + 1 + 1
 
 
 def test_rx_reset_frame_is_taken_with_any_sequence_number_and_bad_reset_is_ignored():
