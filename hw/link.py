@@ -20,8 +20,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from binaccel.sw.link import (
-    ALL_KINDS, HOST_TO_DEVICE, MAX_PAYLOAD, STATUS_SIZE, SYNC0, SYNC1, TYPE_EOT, TYPE_KIND_MASK,
-    TYPE_RESERVED_MASK, TYPE_SOT, FrameKind, RxCode,
+    HOST_TO_DEVICE, MAX_PAYLOAD, STATUS_SIZE, SYNC0, SYNC1, TYPE_EOT, TYPE_RESERVED_MASK, TYPE_SOT,
+    FrameKind, RxCode,
 )
 
 from ._util import check_int, checking
@@ -151,10 +151,16 @@ class FrameRx(wiring.Component):
     sync pattern (a SEQUENCE error first skips the frame by its LEN, which the header CRC
     protects); the sequence number does not advance, so a host resends from the dropped frame.
 
-    Timing: one byte per cycle on ``i_stream`` while a buffer is free; ``i_stream.ready`` is low
-    while all buffers hold frames not yet handed on (from the first payload byte of a frame),
-    and while a previous error event waits for ``o_status``. ``o_stream`` runs at one beat per
-    cycle. Both streams tolerate any valid/ready pattern.
+    Events are posted as they happen: an error when it is detected, OK when the frame's last
+    beat has been handed on; so the error of a later frame can come before the OK of an earlier
+    one (each event names its frame's SEQ).
+
+    Timing: ``i_stream`` takes one byte per cycle, except: one cycle after each header (the
+    header decision); while all buffers hold frames not yet handed on (from the first payload
+    byte of a frame on); while an event must be posted and the previous one still waits for
+    ``o_status``. Back to back full frames: 256 payload bytes per 267 cycles. A frame's first
+    beat is offered 3 cycles after its last byte. ``o_stream`` runs at one beat per cycle. Both
+    streams tolerate any valid/ready pattern.
     """
 
     i_stream: In(stream.Signature(8))
@@ -465,9 +471,10 @@ class FrameTx(wiring.Component):
     Ports:
 
     * ``i_stream`` (``stream.Signature(TX_BEAT)``): transfers, one byte per beat, the last beat
-      marked ``last``. Each transfer leaves as frames of ``max_payload`` bytes (the last one
-      shorter, or empty if the transfer's last beat is ``empty``); SOT marks its first frame and
-      EOT its last. The kind of a frame is the ``kind`` of its first beat.
+      marked ``last``. Each transfer leaves as frames of ``max_payload`` bytes, the last one
+      shorter (LEN 0 if the transfer is empty, or if its end comes as an ``empty`` beat right
+      after a full frame); SOT marks its first frame and EOT its last. The kind of a frame is the
+      ``kind`` of its first beat. ``ready`` is a register (a buffer is free).
     * ``o_stream`` (``stream.Signature(8)``): the frames' bytes (``docs/link.md``), sequence
       numbers 0, 1, 2, ... mod 256 from reset.
 
