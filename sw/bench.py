@@ -247,10 +247,11 @@ def engine_cycles_source() -> str:
     return ACCEL_SOURCE if accel_available() else MODEL_SOURCE
 
 
-def accel_params_for(models, array: dict, *, images: int = 64):
+def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool = False):
     """AccelParams of a build with the engine ``array`` that runs every model of ``models``: engine
     widths from :func:`binaccel.hw.sweep.params_for_models`, buffers (feature maps, weights, tables,
-    program, dimensions) exactly as large as the largest model needs."""
+    program, dimensions) exactly as large as the largest model needs. ``skip_errors``: leave out
+    models that no build of this array can run instead of raising."""
     from binaccel.hw.seq import AccelParams
     from binaccel.hw.sweep import params_for_models
 
@@ -260,7 +261,12 @@ def accel_params_for(models, array: dict, *, images: int = 64):
     big = AccelParams(**eng, fm_depth=1 << 20, w_depth=1 << 20, t_depth=1 << 20, max_layers=256, max_dim=4096)
     need = {"fm_depth": 2, "w_depth": 2, "t_depth": 2, "max_layers": 1, "max_dim": 1}
     for model in models:
-        u = program.compile_model(model, big, stats=True).usage
+        try:
+            u = program.compile_model(model, big, stats=True).usage
+        except (program.FitError, ValueError):
+            if skip_errors:
+                continue  # run_bench records the model's own error when it simulates it
+            raise
         need["fm_depth"] = max(need["fm_depth"], u["feature_map_words"])
         need["w_depth"] = max(need["w_depth"], u["weight_entries"])
         need["t_depth"] = max(need["t_depth"], u["table_entries"])
@@ -482,7 +488,8 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
         """One accelerator build per board: its array, buffers for the largest runnable network."""
         if bname not in accel_builds:
             accel_builds[bname] = (accel_params if accel_params is not None
-                                   else accel_params_for(runnable, b["array"], images=max(batches)))
+                                   else accel_params_for(runnable, b["array"], images=max(batches),
+                                                         skip_errors=True))
         return accel_builds[bname]
 
     result = {

@@ -1,0 +1,111 @@
+"""hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, and (slow) one real
+engine synthesis on the iCEBreaker."""
+
+import json
+
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from binaccel.hw import sweep
+from binaccel.hw.engine import Engine
+from binaccel.hw.params import EngineParams
+
+
+def _fake_synth(fits_fn, calls):
+    def fake(board, params, **kw):
+        calls.append((params["rows"], params["cols"], params["word"]))
+        ok = fits_fn(params["rows"], params["cols"], params["word"])
+        report = {"board": board, "status": "ok" if ok else "no_fit", "fits": ok, "seed": 1, "params": params,
+                  "utilization": {"LUT": {"used": params["rows"] * params["cols"] * params["word"], "total": 10000,
+                                          "resource": "LC"}},
+                  "accel_clock": {"fmax_mhz": 50.0} if ok else None, "out_dir": f"/x/{len(calls)}"}
+        return report, sweep.board_summary(report)
+    return fake
+
+
+def test_largest_array_search_order(monkeypatch):
+    """Squares double until one fails, one midpoint, then columns, then words; the largest fitting point
+    (most MACs per cycle) wins."""
+    calls = []
+    # DSP-like limit on rows (<= 2), area limit on rows*cols*word (<= 1024)
+    fits = lambda r, c, w: r <= 2 and r * c * w <= 1024  # noqa: E731
+    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(fits, calls))
+    res = sweep.largest_array("icebreaker", start=(1, 16), max_points=20, log=lambda *a: None)
+    assert calls == [(1, 1, 16), (2, 2, 16), (4, 4, 16), (3, 3, 16), (2, 4, 16), (2, 8, 16), (2, 16, 16),
+                     (2, 32, 16), (2, 64, 16), (2, 32, 32)]
+    assert res["best"]["array"] == {"rows": 2, "cols": 32, "word": 16}
+    assert [p["fits"] for p in res["points"]] == [fits(*c) for c in calls]
+    assert res["met"] is True  # 50 MHz >= 48
+
+
+def test_largest_array_point_budget_and_no_fit(monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(lambda r, c, w: False, calls))
+    res = sweep.largest_array("ulx3s", start=(4, 32), max_points=3, log=lambda *a: None)
+    assert calls == [(4, 4, 32), (4, 4, 16), (4, 4, 8)]
+    assert res["best"] is None and res["met"] is False
+    calls.clear()
+    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(lambda r, c, w: True, calls))
+    res = sweep.largest_array("ulx3s", start=(4, 32), max_points=2, log=lambda *a: None)
+    assert len(calls) == 2 and res["best"]["array"] == {"rows": 8, "cols": 8, "word": 32}
+
+
+def test_flat_ports_keeps_widths_and_wiring():
+    core = Engine(rows=1, cols=1, word=8, max_fan_in=16, max_in_bits=1, max_planes=1, max_taps=1, m_bits=1,
+                  mul_bits=4, add_bits=8, count_bits=4)
+    flat = sweep.FlatPorts(core)
+    widths = {"_".join(map(str, path)): len(v.as_value()) if hasattr(v, "as_value") else len(v)
+              for path, _, v in core.signature.flatten(core)}
+    members = flat.signature.members
+    assert set(members) == set(widths)
+    for name, w in widths.items():
+        assert members[name].shape.width == w
+    assert members["i_stream_payload"].flow == wiring.In and members["o_stream_payload"].flow == wiring.Out
+    Fragment.get(flat, None)  # elaborates
+    p = EngineParams(rows=1, cols=1, word=8, max_fan_in=16, max_in_bits=1, max_planes=1, max_taps=1, m_bits=1,
+                     mul_bits=4, add_bits=8, count_bits=4)
+    assert members["i_stream_payload"].shape.width == p.in_layout.size
+    assert members["o_stream_payload"].shape.width == p.out_layout.size
+
+    # the flat input reaches the core: an idle engine is ready, and busy stays low
+    sim = Simulator(flat)
+    sim.add_clock(1e-6)
+
+    async def tb(ctx):
+        await ctx.tick().repeat(3)
+        assert ctx.get(flat.i_stream_ready) == 1
+        assert ctx.get(flat.busy) == 0
+
+    sim.add_testbench(tb)
+    sim.run()
+    with pytest.raises(TypeError):
+        sweep.FlatPorts(object())
+
+
+def test_reuse_matches_pll_rounded_target(tmp_path, monkeypatch):
+    """A report whose target is the PLL's achieved clock (within 1 %) is reused, not re-synthesized."""
+    params = {**sweep.MNIST_PLAIN_PARAMS, "rows": 1, "cols": 1, "word": 8}
+    full = EngineParams(**params).as_dict()
+    report = {"board": "icebreaker", "status": "ok", "fits": True, "seed": 1, "params": full,
+              "factory": "engine_design", "utilization": {"LUT": {"used": 10, "total": 5280, "resource": "LC"}},
+              "accel_clock": {"fmax_mhz": 30.0, "target_mhz": 48.001}, "out_dir": str(tmp_path)}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    import binaccel.hw.synth as synth
+    monkeypatch.setattr(synth, "synthesize", lambda *a, **k: pytest.fail("must reuse"))
+    r, s = sweep.synth_engine("icebreaker", params, out_dir=tmp_path, reuse=True, log=lambda *a: None)
+    assert s["fmax_mhz"] == 30.0 and s["array"] == {"rows": 1, "cols": 1, "word": 8}
+
+
+@pytest.mark.slow
+def test_synthesize_small_engine_icebreaker(tmp_path):
+    """One real yosys/nextpnr run of a small binary-only engine on the iCE40 (about a minute)."""
+    params = {**sweep.MNIST_PLAIN_PARAMS, "rows": 1, "cols": 1, "word": 8, "max_in_bits": 1}
+    report, s = sweep.synth_engine("icebreaker", params, out_dir=tmp_path / "e", log=lambda *a: None)
+    assert report["status"] == "ok" and s["fits"]
+    assert 0 < s["luts"] <= s["luts_total"] == 5280
+    assert s["fmax_mhz"] and s["fmax_mhz"] > 5
+    assert s["array"] == {"rows": 1, "cols": 1, "word": 8}
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["factory"] == "engine_design"
+    assert report["tools"]["yosys"].startswith("Yosys")
