@@ -37,6 +37,12 @@ class FetchUnit(wiring.Component):
     synchronous read port per column, one cycle latency; data must hold while ``rd_en`` is low);
     weight reads ``w_addr``/``w_en``/``w_data`` (same convention); ``o_stream``: operand steps
     (``EngineParams.oper_layout``), ``cfg.eng.n_gt * cfg.gt_opers`` of them per run.
+
+    Streamed weights (``cfg.w_stream``): the entries come from a ring ``ring_base ..
+    ring_base + ring_size - 1`` of the weight buffer that the host fills during the run; entry
+    number ``k`` (counted from ``run_start`` over all streamed layers) sits at ring position
+    ``k mod ring_size``. A word is emitted only when its entry has been written (``w_written``
+    entries so far); ``w_released`` counts the entries the unit no longer needs (whole group tiles).
     """
 
     def __init__(self, *, params: AccelParams):
@@ -55,6 +61,12 @@ class FetchUnit(wiring.Component):
             "w_addr": Out(p.w_aw),
             "w_en": Out(1),
             "w_data": In(e.rows * e.word),
+            # streamed weights (layers with cfg.w_stream): a ring of weight entries
+            "run_start": In(1),
+            "ring_base": In(p.w_aw),
+            "ring_size": In(p.w_aw + 1),
+            "w_written": In(32),
+            "w_released": Out(32),
             "o_stream": Out(stream.Signature(e.oper_layout)),
         })
 
@@ -209,8 +221,16 @@ class FetchUnit(wiring.Component):
         hold_free = Signal()
         m.d.comb += hold_free.eq(~hold_valid | (accept & hb_last))
 
+        # emit-side counters: weight entry of the word being loaded into the holding register
+        e_wi = Signal(p.nwords_w)
+        e_pt = Signal(e.count_bits)
+        wrow = Signal(p.w_aw)
+        blk_ptr = Signal(p.w_aw)     # streamed weights: ring address of the current group tile's block
+        blk_abs = Signal(32)         # ... and its entry number since the RUN started
+        w_ready = ~cfg.w_stream | (self.w_written > blk_abs + e_wi)
+
         emit = Signal()
-        m.d.comb += emit.eq(hold_free & ((fill >= W) | (flush & (fill != 0))))
+        m.d.comb += emit.eq(hold_free & ((fill >= W) | (flush & (fill != 0))) & w_ready)
         fill_a = Signal.like(fill)
         flush_a = Signal()
         m.d.comb += [
@@ -224,11 +244,15 @@ class FetchUnit(wiring.Component):
                 m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << fill_a), after))
         m.d.sync += [fill.eq(Mux(push, fill_a + s1_n, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
-        # emit-side counters: weight entry of the word being loaded into the holding register
-        e_wi = Signal(p.nwords_w)
-        e_pt = Signal(e.count_bits)
-        wrow = Signal(p.w_aw)
-        m.d.comb += [self.w_addr.eq(wrow + e_wi), self.w_en.eq(emit)]
+        ring_end = self.ring_base + self.ring_size
+        s_addr = blk_ptr + e_wi
+        m.d.comb += [
+            self.w_addr.eq(Mux(cfg.w_stream, Mux(s_addr >= ring_end, s_addr - self.ring_size, s_addr), wrow + e_wi)),
+            self.w_en.eq(emit),
+            self.w_released.eq(blk_abs),
+        ]
+        with m.If(self.run_start):
+            m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0)]
         with m.If(self.start):
             m.d.sync += [e_wi.eq(0), e_pt.eq(0), wrow.eq(cfg.w_base)]
         with m.Elif(emit):
@@ -236,6 +260,11 @@ class FetchUnit(wiring.Component):
                 m.d.sync += e_wi.eq(0)
                 with m.If(e_pt == cfg.eng.n_pt - 1):
                     m.d.sync += [e_pt.eq(0), wrow.eq(wrow + cfg.nwords)]
+                    with m.If(cfg.w_stream):
+                        # the group tile's block is no longer needed: release it
+                        nxt = blk_ptr + cfg.nwords
+                        m.d.sync += [blk_abs.eq(blk_abs + cfg.nwords),
+                                     blk_ptr.eq(Mux(nxt >= ring_end, nxt - self.ring_size, nxt))]
                 with m.Else():
                     m.d.sync += e_pt.eq(e_pt + 1)
             with m.Else():

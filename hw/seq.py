@@ -205,6 +205,7 @@ class AccelParams:
             # engine
             "eng": self.engine.desc_layout,
             "w_base": unsigned(self.w_aw),
+            "w_stream": 1,                           # weights streamed through the ring
             "nwords": unsigned(self.nwords_w),       # words per tile (n_seg * seg_words)
             "m_base": unsigned(self.t_aw),
             "p_base": unsigned(self.t_aw),

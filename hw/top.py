@@ -102,6 +102,12 @@ class Accelerator(wiring.Component):
                 m.d.comb += [bank_rd[b][c].addr.eq(fetch.rd_addr[c]), bank_rd[b][c].en.eq(fetch.rd_en)]
             m.d.comb += fetch.rd_data[c].eq(Mux(cfg.in_bank, bank_rd[1][c].data, bank_rd[0][c].data))
         m.d.comb += [w_rp.addr.eq(fetch.w_addr), w_rp.en.eq(fetch.w_en), fetch.w_data.eq(w_rp.data)]
+        ring_base = Signal(p.w_aw)
+        ring_size = Signal(p.w_aw + 1)
+        w_written = Signal(32)     # streamed weight entries written during this RUN
+        w_left = Signal(24)        # ... still expected from the host
+        lw_ptr = Signal(p.w_aw)    # ring address of the next one
+        m.d.comb += [fetch.ring_base.eq(ring_base), fetch.ring_size.eq(ring_size), fetch.w_written.eq(w_written)]
         m.d.comb += [t_rp.addr.eq(feeder.t_addr), t_rp.en.eq(feeder.t_en), feeder.t_data.eq(t_rp.data)]
         wb_rd_data = Mux(cfg.out_bank, bank_rd[1][C].data, bank_rd[0][C].data)
         m.d.comb += wb.rd_data.eq(wb_rd_data)
@@ -145,8 +151,11 @@ class Accelerator(wiring.Component):
         out_i = Signal(range(p.max_layers + len(info_words(p)) + 2))
         dump_left = Signal(p.fm_aw + 1)
         dump_addr = Signal(p.fm_aw)
+        dsub = Signal(range(max(p.io_words[Target.FMAP0], 2)))   # (the loader owns `sub` during layers)
         start = Signal()
-        m.d.comb += [fetch.start.eq(start), feeder.start.eq(start), wb.start.eq(start)]
+        run_start = Signal()
+        m.d.comb += [fetch.start.eq(start), feeder.start.eq(start), wb.start.eq(start),
+                     fetch.run_start.eq(run_start)]
 
         def entry_words(tgt):
             n = Signal(range(max_io + 1))
@@ -160,10 +169,12 @@ class Accelerator(wiring.Component):
         last_sub = sub == n_sub - 1
 
         # buffer writes from the host
+        in_layers = Signal()       # the layer loop runs (owns o_stream for logits, takes streamed weights)
         host_we = Signal()
         m.d.comb += [
             d_wp.addr.eq(addr), d_wp.data.eq(entry), d_wp.en.eq(host_we & (op_tgt == Target.DESC)),
-            w_wp.addr.eq(addr), w_wp.data.eq(entry), w_wp.en.eq(host_we & (op_tgt == Target.WEIGHT)),
+            w_wp.addr.eq(Mux(in_layers, lw_ptr, addr)), w_wp.data.eq(entry),
+            w_wp.en.eq(host_we & (op_tgt == Target.WEIGHT)),
             t_wp.addr.eq(addr), t_wp.data.eq(entry), t_wp.en.eq(host_we & (op_tgt == Target.TABLE)),
         ]
         for b in range(2):
@@ -182,8 +193,8 @@ class Accelerator(wiring.Component):
         lext = Cat(lval, lval[-1].replicate(lw * IO_WIDTH - len(lval)))
         lwords = Array([lext[j * IO_WIDTH:(j + 1) * IO_WIDTH] for j in range(lw)])
 
-        in_layers = Signal()       # the layer loop owns o_stream (logits)
-        with m.If(in_layers):
+        logit_out = Signal()
+        with m.If(logit_out):
             m.d.comb += [outs.valid.eq(wb.l_stream.valid), outs.payload.eq(lwords[lk]),
                          wb.l_stream.ready.eq(outs.ready & (lk == lw - 1))]
             with m.If(outs.valid & outs.ready):
@@ -242,6 +253,26 @@ class Accelerator(wiring.Component):
                     with m.If((word == 0) | (word > p.max_layers)):
                         m.d.sync += error.eq(1)
                         m.next = "CMD"
+                    with m.Else():
+                        m.next = "RUN_W"
+            with m.State("RUN_W"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [w_left.eq(word), w_written.eq(0)]
+                    m.next = "RUN_RB"
+            with m.State("RUN_RB"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [ring_base.eq(word), lw_ptr.eq(word)]
+                    m.next = "RUN_RS"
+            with m.State("RUN_RS"):
+                m.d.comb += ins.ready.eq(1)
+                with m.If(take):
+                    m.d.comb += run_start.eq(1)
+                    m.d.sync += [ring_size.eq(word), op_tgt.eq(Mux(count == 0, Target.WEIGHT, Target.FMAP0))]
+                    with m.If((w_left != 0) & ((word == 0) | (word > p.w_depth))):
+                        m.d.sync += [error.eq(1), w_left.eq(0)]
+                        m.next = "CMD"
                     with m.Elif(count == 0):
                         m.next = "LDESC"
                     with m.Else():
@@ -256,6 +287,7 @@ class Accelerator(wiring.Component):
                         m.d.comb += host_we.eq(1)
                         m.d.sync += [sub.eq(0), addr.eq(addr + 1), count.eq(count - 1)]
                         with m.If(count == 1):
+                            m.d.sync += op_tgt.eq(Target.WEIGHT)   # streamed weights follow
                             m.next = "LDESC"
                     with m.Else():
                         m.d.sync += sub.eq(sub + 1)
@@ -267,12 +299,12 @@ class Accelerator(wiring.Component):
                 m.d.sync += cfg.eq(d_rp.data)
                 m.next = "START"
             with m.State("START"):
-                m.d.comb += [start.eq(1), in_layers.eq(1)]
+                m.d.comb += [start.eq(1), logit_out.eq(1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.comb += in_layers.eq(1)
+                m.d.comb += logit_out.eq(1)
                 with m.If(~fetch.busy & ~feeder.busy & ~wb.busy):
-                    m.d.sync += [dump_left.eq(cfg.dump_words), dump_addr.eq(cfg.out_base), sub.eq(0)]
+                    m.d.sync += [dump_left.eq(cfg.dump_words), dump_addr.eq(cfg.out_base), dsub.eq(0)]
                     with m.If(cfg.dump & ~cfg.logits & (cfg.dump_words != 0)):
                         m.next = "DUMP_RD"
                     with m.Else():
@@ -282,16 +314,16 @@ class Accelerator(wiring.Component):
                     m.d.comb += [bank_rd[b][C].addr.eq(dump_addr), bank_rd[b][C].en.eq(1)]
                 m.next = "DUMP_TX"
             with m.State("DUMP_TX"):
-                m.d.comb += [outs.valid.eq(1), outs.payload.eq(dump_word[sub])]
+                m.d.comb += [outs.valid.eq(1), outs.payload.eq(dump_word[dsub])]
                 with m.If(outs.ready):
-                    with m.If(sub == dump_io - 1):
-                        m.d.sync += [sub.eq(0), dump_addr.eq(dump_addr + 1), dump_left.eq(dump_left - 1)]
+                    with m.If(dsub == dump_io - 1):
+                        m.d.sync += [dsub.eq(0), dump_addr.eq(dump_addr + 1), dump_left.eq(dump_left - 1)]
                         with m.If(dump_left == 1):
                             m.next = "NEXT"
                         with m.Else():
                             m.next = "DUMP_RD"
                     with m.Else():
-                        m.d.sync += sub.eq(sub + 1)
+                        m.d.sync += dsub.eq(dsub + 1)
             with m.State("NEXT"):
                 m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1)]
                 with m.If(layer == n_layers - 1):
@@ -315,6 +347,25 @@ class Accelerator(wiring.Component):
                     m.d.sync += out_i.eq(out_i + 1)
                     with m.If(out_i == len(info_words(p)) - 1):
                         m.next = "CMD"
+
+        # streamed weights: taken from i_stream while the layers run, into the ring, as space allows
+        m.d.comb += in_layers.eq(fsm.ongoing("LDESC") | fsm.ongoing("LCFG") | fsm.ongoing("START")
+                                 | fsm.ongoing("WAIT") | fsm.ongoing("DUMP_RD") | fsm.ongoing("DUMP_TX")
+                                 | fsm.ongoing("NEXT"))
+        ring_free = w_written < fetch.w_released + ring_size
+        with m.If(in_layers & (w_left != 0)):
+            m.d.comb += ins.ready.eq(ring_free)
+            with m.If(take):
+                for j in range(max_io):
+                    with m.If(sub == j):
+                        m.d.sync += slots[j].eq(word)
+                with m.If(last_sub):
+                    m.d.comb += host_we.eq(1)
+                    nxt = lw_ptr + 1
+                    m.d.sync += [sub.eq(0), w_left.eq(w_left - 1), w_written.eq(w_written + 1),
+                                 lw_ptr.eq(Mux(nxt >= ring_base + ring_size, ring_base, nxt))]
+                with m.Else():
+                    m.d.sync += sub.eq(sub + 1)
 
         # write-back's read port (pooling) when not dumping
         with m.If(~fsm.ongoing("DUMP_RD")):

@@ -86,5 +86,5 @@ async def run_job(dut):
                   error=value_of(dut.error), busy=value_of(dut.busy))
     _atomic_write(job["out"], pickle.dumps(record))
     assert extra == 0, f"{extra} unexpected output words"
-    assert record["error"] == 0, "the accelerator flagged an error"
+    assert record["error"] == 0 or job.get("allow_error"), "the accelerator flagged an error"
     assert record["busy"] == 0, "the accelerator is still busy after the last output"

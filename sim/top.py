@@ -168,14 +168,15 @@ def _check_prob(name, v):
 
 
 def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpressure=0.0, seed=0,
-              reset_after=None, max_cycles=None):
+              reset_after=None, max_cycles=None, allow_error=False):
     """Stream raw command words through the simulated accelerator: ``(out_words, stamps, total_cycles,
-    wall_s, extra)`` (``stamps``: transfer cycle of each output word)."""
+    wall_s, extra)`` (``stamps``: transfer cycle of each output word; ``extra["error"]``: the error
+    flag at the end, cocotb only; unless ``allow_error`` a raised flag fails the run)."""
     p = prog.accel_params(params)
     idle, backpressure = _check_prob("idle", idle), _check_prob("backpressure", backpressure)
     words = [int(w) for w in words]
     if max_cycles is None:
-        max_cycles = int((100_000 + 400 * (len(words) + n_out)) / (1.0 - max(idle, backpressure)))
+        max_cycles = int((20_000 + 40 * (len(words) + n_out)) / (1.0 - max(idle, backpressure)))
     if transport == "fast":
         if reset_after is not None:
             raise ValueError("reset_after needs the cocotb transport")
@@ -192,7 +193,8 @@ def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpr
     runs.mkdir(parents=True, exist_ok=True)
     test_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"s{seed}-"))
     job = {"words": words, "n_out": int(n_out), "idle": idle, "backpressure": backpressure,
-           "reset_after": reset_after, "max_cycles": max_cycles, "out": str(test_dir / "out.pkl")}
+           "reset_after": reset_after, "max_cycles": max_cycles, "out": str(test_dir / "out.pkl"),
+           "allow_error": bool(allow_error)}
     (test_dir / "job.pkl").write_bytes(pickle.dumps(job))
     t0 = time.perf_counter()
     run_cocotb(build, test_module="binaccel.sim.tb_top", seed=int(seed), testcase="run_job", test_dir=test_dir,
@@ -200,7 +202,7 @@ def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpr
     wall = time.perf_counter() - t0
     rec = pickle.loads((test_dir / "out.pkl").read_bytes())
     total = rec["stamps"][-1] if rec["stamps"] else 0
-    return rec["out"], rec["stamps"], total, wall, {k: rec[k] for k in ("reset",) if k in rec}
+    return rec["out"], rec["stamps"], total, wall, {k: rec[k] for k in ("reset", "error") if k in rec}
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -212,16 +214,17 @@ def _atomic_json(path: Path, obj) -> None:
 
 
 def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backpressure=0.0, seed=0,
-              dump=(), reset_after=None, record=None, check=False) -> Result:
+              dump=(), stream="auto", reset_after=None, record=None, check=False) -> Result:
     """Run ``model`` (an :class:`~binaccel.sw.intmodel.IntModel`) on uint8 ``images`` ``(N, C, H, W)``
     (or ``(N, H, W)``) on the simulated accelerator (see module docstring). ``dump``: layers whose
-    outputs come back too (``True`` for all but the last). ``reset_after`` (cocotb only): reset the
+    outputs come back too (``True`` for all but the last). ``stream``: layers whose weights are
+    streamed with every image (see :func:`binaccel.sw.program.compile_model`). ``reset_after`` (cocotb only): reset the
     accelerator after that many input words, then rerun everything. ``check``: raise AssertionError
     unless the logits and dumped outputs equal :func:`binaccel.sw.intref.run_model`."""
     from binaccel.hw.perf import ideal_cycles
 
     p = prog.accel_params(params)
-    pr = prog.compile_model(model, p, dump=dump, stats=True)
+    pr = prog.compile_model(model, p, dump=dump, stats=True, stream=stream)
     images = np.asarray(images)
     n = len(images)
     if n < 1:
@@ -253,7 +256,8 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
         "model": model.name, "transport": transport, "images": n, "params": p.as_dict(), "config": p.tag,
         "idle": idle, "backpressure": backpressure, "seed": seed,
         "cycles_per_image": cpi, "total_cycles": int(total), "setup_words": len(pr.setup_words),
-        "image_words": len(img_words) // n,
+        "image_words": len(img_words) // n, "streamed_layers": pr.usage["streamed_layers"],
+        "streamed_words_per_image": len(pr.stream_words),
         "throughput_cycles_per_image": (per_image_stamp[-1] - per_image_stamp[0]) / (n - 1) if n > 1 else None,
         "layers": [{"layer": li.name, "kind": li.layer.kind, "mode": li.layer.mode, "in_bits": li.layer.in_bits,
                     "cycles": float(c), "ideal_cycles": float(ic), "utilisation": float(ic / c) if c else 0.0}
@@ -273,3 +277,72 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
                   wall_s=wall, sim_cycles_per_s=rec["sim_cycles_per_s"], outputs=dec["outputs"],
                   image_cycles=dec["image_cycles"], layer_cycles=dec["cycles"], total_cycles=int(total),
                   record=rec, record_path=record)
+
+
+def main(argv=None) -> int:
+    """``python -m binaccel.sim.top``: run a model on the simulated accelerator, print the figures."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m binaccel.sim.top", description=main.__doc__)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-file", help="a binaccel model file (binaccel.sw.modelfile)")
+    src.add_argument("--random", choices=["plain", "mcn", "mcn1"], help="binaccel.sw.randmodel.random_model")
+    ap.add_argument("--mnist", type=int, default=0, metavar="N",
+                    help="the first N images of the MNIST test split (default: N random images)")
+    ap.add_argument("--images", type=int, default=4, help="random images when --mnist is not given")
+    ap.add_argument("--transport", choices=["fast", "cocotb"], default="fast")
+    ap.add_argument("--stream", default="auto", help="auto | all | none | comma-separated layer names")
+    ap.add_argument("--idle", type=float, default=0.0)
+    ap.add_argument("--backpressure", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--record", help="JSON record path (default build/sim/accel-runs/...)")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    if args.model_file:
+        from binaccel.sw import modelfile
+
+        model = modelfile.load(args.model_file)
+    else:
+        from binaccel.sw.randmodel import random_model
+
+        model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
+    labels = None
+    if args.mnist:
+        from binaccel.sw import data
+
+        split = data.load_mnist()
+        images, labels = split.x_test[:args.mnist], split.y_test[:args.mnist]
+    else:
+        images = rng.integers(0, 256, size=(args.images, *model.input_shape)).astype(np.uint8)
+    stream = {"auto": "auto", "all": True, "none": False}.get(args.stream, None)
+    if stream is None:
+        stream = [s for s in args.stream.split(",") if s]
+    t0 = time.perf_counter()
+    res = run_model(model, images, transport=args.transport, idle=args.idle, backpressure=args.backpressure,
+                    seed=args.seed, stream=stream, record=args.record)
+    total = time.perf_counter() - t0
+    from binaccel.sw import intref
+
+    t1 = time.perf_counter()
+    ref = intref.predict(model, images)
+    t_ref = time.perf_counter() - t1
+    exact = bool(np.array_equal(res.logits, ref))
+    r = res.record
+    print(f"model {model.name}, {len(images)} image(s), transport {args.transport}, build {r['config']}, "
+          f"streamed layers {r['streamed_layers'] or 'none'}")
+    print(f"{'layer':10s} {'mode':5s} {'in_bits':>7s} {'cycles':>9s} {'ideal':>9s} {'util':>6s}")
+    for lay in r["layers"]:
+        print(f"{lay['layer']:10s} {lay['mode']:5s} {lay['in_bits']:7d} {lay['cycles']:9.1f} {lay['ideal_cycles']:9.1f} "
+              f"{lay['utilisation']:6.3f}")
+    print(f"cycles per image {res.cycles_per_image:.1f} (ideal {r['ideal_cycles_per_image']:.1f}, utilisation "
+          f"{r['utilisation']:.3f}); whole run {res.total_cycles} cycles")
+    print(f"simulation {res.wall_s:.2f} s = {res.sim_cycles_per_s / 1e3:.0f} k cycles/s; end to end {total:.2f} s = "
+          f"{len(images) / total:.1f} images/s (numpy reference {t_ref:.2f} s)")
+    print(f"logits bit-exact with intref: {exact}" + (f"; accuracy {float(np.mean(res.logits.argmax(1) == labels)):.4f}"
+                                                    if labels is not None else ""))
+    print(f"record: {res.record_path}")
+    return 0 if exact else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

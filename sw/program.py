@@ -160,6 +160,8 @@ class LayerInfo:
     t_entries: int
     dump: bool
     desc: dict = field(repr=False, default_factory=dict)
+    streamed: bool = False
+    weights: list = field(repr=False, default_factory=list)   # weight buffer entries (ints)
 
 
 @dataclass
@@ -172,6 +174,8 @@ class Program:
     setup_words: list
     stats: bool
     usage: dict
+    stream_words: list = field(default_factory=list)   # streamed weights, sent after every image
+    ring: tuple = (0, 0)                               # (base, size) of the weight ring
 
     @property
     def n_layers(self) -> int:
@@ -206,15 +210,17 @@ class Program:
         p = self.params
         header = _OP_RUN | (int(self.stats) << 4) | (self.image_entries << 8)
         fm_io = -(-p.word // IO)
+        n_stream = len(self.stream_words) // -(-(p.rows * p.word) // IO)
         out = []
         for img in x:
             words = encode_map(p, img, True)
-            out += [header, self.n_layers]
+            out += [header, self.n_layers, n_stream, self.ring[0], self.ring[1]]
             if fm_io == 1:
                 out += words
             else:
                 for w in words:
                     out += _io_split(w, p.word)
+            out += self.stream_words
         return out
 
     def decode(self, words, n: int) -> dict:
@@ -396,7 +402,7 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
                shift=layer.shift if layer.out_kind != "sign" else 0, out_bits=layer.out_bits)
     in_chunk = _chunk(p, in_mb)
     desc = dict(
-        eng=eng, w_base=w_base, nwords=nwords, m_base=t_base, p_base=t_base + plan.n_seg,
+        eng=eng, w_base=w_base, w_stream=0, nwords=nwords, m_base=t_base, p_base=t_base + plan.n_seg,
         gt_opers=plan.n_pt * nwords * plan.in_bits,
         in_bank=li % 2, in_base=0, mb_in=int(in_mb), nch=nch, last_n=layer.in_ch - (nch - 1) * in_chunk,
         kh=kh, kw=kw, in_h=layer.in_h, in_w=layer.in_w, seg_tap=int(layer.mode == "mcn" and not fc),
@@ -410,7 +416,7 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
         nch_out=nch_out if not logits else 0, out_h=layer.out_h, out_w=layer.out_w,
         d_word=mod(d_word), d_bit=d_bit, dump_words=out_words,
     )
-    info = LayerInfo(name=layer.name, layer=layer, plan=plan, in_shape=in_shape, in_multibit=in_mb,
+    info = LayerInfo(weights=w_entries, name=layer.name, layer=layer, plan=plan, in_shape=in_shape, in_multibit=in_mb,
                            out_shape=out_shape, out_multibit=out_mb, in_bank=li % 2, out_bank=(li + 1) % 2,
                            in_words=in_words, out_words=out_words, w_base=w_base,
                            w_entries=len(w_entries), t_base=t_base,
@@ -418,15 +424,22 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
     return info, _pack_struct(p.desc_layout, desc, where), w_entries, t_entries
 
 
-def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True) -> Program:
+def _weights_fit(infos, streamed, depth) -> bool:
+    resident = sum(li.w_entries for i, li in enumerate(infos) if i not in streamed)
+    block = max((infos[i].desc["nwords"] for i in streamed), default=0)
+    return resident + block <= depth
+
+
+def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True, stream="auto") -> Program:
     """Compile ``model`` for the build ``params`` (AccelParams, dict or None for the defaults).
 
     ``dump``: indices (or names) of layers whose output maps are streamed out after the layer (for
     checking intermediate results), or ``True`` for every layer but the last. ``stats``: append the
-    per-layer and per-image cycle counters to each image's output.
+    per-layer and per-image cycle counters to each image's output. ``stream``: which layers' weights
+    are streamed with every image instead of held in the weight buffer: ``"auto"`` (the biggest
+    layers, only when the weights do not fit), ``True`` (all), ``False`` (none), or indices/names.
     """
     p = accel_params(params)
-    e = p.engine
     model.validate()
     n_layers = len(model.layers)
     if n_layers > p.max_layers:
@@ -446,29 +459,69 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True) 
                 raise ValueError(f"dump: layer index {d} is not a non-final layer (0..{n_layers - 2})")
             dump_set.add(int(d))
 
-    W, R, C = p.word, p.rows, p.cols
-    aw_mod = 1 << p.fm_aw
-    fm_bits = p.fm_depth * W
-    descs, w_entries, t_entries, infos = [], [], [], []
+    W, R = p.word, p.rows
+    t_entries, infos = [], []
     c0, h0, w0 = model.input_shape
     in_shape = (c0 * model.input_repeat, h0, w0)
     in_mb = True
     for li, layer in enumerate(model.layers):
-        info, desc, w_new, t_new = compile_layer(p, layer, li, in_shape, in_mb, w_base=len(w_entries),
-                                                 t_base=len(t_entries), dump=li in dump_set)
-        w_entries += w_new
+        info, _, _, t_new = compile_layer(p, layer, li, in_shape, in_mb, t_base=len(t_entries), dump=li in dump_set)
         t_entries += t_new
-        descs.append(desc)
         infos.append(info)
-        where = f"layer {layer.name}"
-        if len(w_entries) > p.w_depth:
-            raise FitError(f"{where}: weights need {len(w_entries)} entries of {R}x{W} bits in total up to this "
-                           f"layer ({len(w_entries) * R * W} bits), the weight buffer holds {p.w_depth} "
-                           f"({p.w_depth * R * W} bits)")
         if len(t_entries) > p.t_depth:
-            raise FitError(f"{where}: M-Filter and output parameters need {len(t_entries)} table entries in "
-                           f"total up to this layer, the table buffer holds {p.t_depth}")
+            raise FitError(f"layer {layer.name}: M-Filter and output parameters need {len(t_entries)} table "
+                           f"entries in total up to this layer, the table buffer holds {p.t_depth}")
         in_shape, in_mb = info.out_shape, info.out_multibit
+
+    # weights: resident in the weight buffer, or streamed with every image through a ring
+    sizes = [li.w_entries for li in infos]
+    if stream is True:
+        streamed = set(range(n_layers))
+    elif stream is False or stream is None:
+        streamed = set()
+    elif stream == "auto":
+        streamed = set()
+        # stream the biggest layers until the rest plus a ring for the streamed ones fits
+        for i in sorted(range(n_layers), key=lambda i: -sizes[i]):
+            if _weights_fit(infos, streamed, p.w_depth):
+                break
+            streamed.add(i)
+    else:
+        streamed = set()
+        for d in stream:
+            if isinstance(d, str):
+                if d not in names:
+                    raise ValueError(f"stream: no layer named {d!r} (layers: {', '.join(names)})")
+                d = names.index(d)
+            if not 0 <= int(d) < n_layers:
+                raise ValueError(f"stream: layer index {d} out of range 0..{n_layers - 1}")
+            streamed.add(int(d))
+    resident = sum(sizes[i] for i in range(n_layers) if i not in streamed)
+    if resident > p.w_depth:
+        big = max((i for i in range(n_layers) if i not in streamed), key=lambda i: sizes[i])
+        raise FitError(f"layer {infos[big].name}: resident weights need {resident} entries of {R}x{W} bits "
+                       f"({resident * R * W} bits), the weight buffer holds {p.w_depth} ({p.w_depth * R * W} bits); "
+                       f"stream some layers (stream='auto')")
+    ring_base, ring_size = (resident if streamed else 0), 0
+    if streamed:
+        block = max(infos[i].desc["nwords"] for i in streamed)
+        room = p.w_depth - resident
+        if block > room:
+            i = max(streamed, key=lambda i: infos[i].desc["nwords"])
+            raise FitError(f"layer {infos[i].name}: one group tile of streamed weights needs {block} entries of "
+                           f"{R}x{W} bits, the weight buffer has {room} of {p.w_depth} left after "
+                           f"{resident} resident entries")
+        ring_size = min(room, 2 * block, sum(sizes[i] for i in streamed))
+    w_entries, stream_entries, descs = [], [], []
+    for i, li in enumerate(infos):
+        if i in streamed:
+            li.desc.update(w_base=0, w_stream=1)
+            stream_entries += li.weights
+        else:
+            li.desc.update(w_base=len(w_entries), w_stream=0)
+            w_entries += li.weights
+        li.w_base, li.streamed = li.desc["w_base"], i in streamed
+        descs.append(_pack_struct(p.desc_layout, li.desc, f"layer {li.name}"))
 
     setup = []
     for tgt, entries in ((_T_DESC, descs), (_T_WEIGHT, w_entries), (_T_TABLE, t_entries)):
@@ -478,10 +531,16 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True) 
         setup += [_OP_WRITE | (tgt << 4) | (len(entries) << 8), 0]
         for v in entries:
             setup += _io_split(v, width)
+    stream_words = []
+    for v in stream_entries:
+        stream_words += _io_split(v, R * W)
     usage = {
         "feature_map_words": max(max(li.in_words, li.out_words) for li in infos), "fm_depth": p.fm_depth,
         "weight_entries": len(w_entries), "w_depth": p.w_depth,
+        "streamed_layers": [infos[i].name for i in sorted(streamed)], "streamed_entries": len(stream_entries),
+        "ring_base": ring_base, "ring_size": ring_size,
         "table_entries": len(t_entries), "t_depth": p.t_depth,
         "layers": n_layers, "max_layers": p.max_layers,
     }
-    return Program(params=p, model=model, layers=infos, setup_words=setup, stats=bool(stats), usage=usage)
+    return Program(params=p, model=model, layers=infos, setup_words=setup, stats=bool(stats), usage=usage,
+                   stream_words=stream_words, ring=(ring_base, ring_size))

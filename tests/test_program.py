@@ -60,8 +60,9 @@ def test_mnist_models_fit_default_build(mode, planes):
     u = pr.usage
     assert u["feature_map_words"] <= u["fm_depth"] and u["weight_entries"] <= u["w_depth"]
     assert pr.n_layers == 4 and pr.logits_per_image == 10
-    # RUN header, layer count, one word per pixel (1..4 channels x 8 bits)
-    assert len(pr.image_words(np.zeros((28, 28), dtype=np.uint8))) == 2 + 784
+    # RUN header, layer count, streamed entries, ring base and size, one word per pixel (1..4 channels x 8 bits)
+    assert len(pr.image_words(np.zeros((28, 28), dtype=np.uint8))) == 5 + 784
+    assert u["streamed_layers"] == [] and pr.stream_words == []
 
 
 def test_mcn_a8_fits_default_build():
@@ -92,8 +93,12 @@ def test_fit_error_output_map_names_layer():
 
 def test_fit_error_weights_and_tables_and_layers():
     m = mnist_like(np.random.default_rng(0))
-    with pytest.raises(program.FitError, match=r"layer conv3: weights need .* the weight buffer holds 64"):
-        program.compile_model(m, AccelParams(w_depth=64))
+    with pytest.raises(program.FitError, match=r"layer conv3: resident weights need 284 entries of 4x32 bits "
+                                               r"\(36352 bits\), the weight buffer holds 64"):
+        program.compile_model(m, AccelParams(w_depth=64), stream=False)
+    with pytest.raises(program.FitError, match=r"layer fc: one group tile of streamed weights needs 32 entries "
+                                               r"of 4x32 bits, the weight buffer has 16 of 16 left"):
+        program.compile_model(m, AccelParams(w_depth=16))
     with pytest.raises(program.FitError, match=r"table entries .* the table buffer holds 32"):
         program.compile_model(m, AccelParams(t_depth=32))
     with pytest.raises(program.FitError, match=r"4 layers exceed the build's program buffer of max_layers=2"):
@@ -121,8 +126,8 @@ def test_images_words_and_decode_errors():
     with pytest.raises(ValueError, match="uint8 pixel values"):
         pr.images_words(np.full((1, 1, 12, 12), 300))
     w = pr.images_words(np.zeros((3, 1, 12, 12), dtype=np.uint8))
-    assert len(w) == 3 * (2 + 144)
-    assert w[0] & 0xF == 2 and w[0] >> 8 == 144 and w[1] == 3
+    assert len(w) == 3 * (5 + 144)
+    assert w[0] & 0xF == 2 and w[0] >> 8 == 144 and w[1:5] == [3, 0, 0, 0]
     with pytest.raises(ValueError, match="expected 2 x"):
         pr.decode([0] * 5, 2)
     with pytest.raises(ValueError, match="no layer named 'nope'"):
@@ -165,3 +170,25 @@ def test_params_checked():
     with pytest.raises(ValueError, match="engine parameter rows"):
         AccelParams(rows=0)
     AccelParams(word=4, max_in_bits=1)
+
+
+def test_weight_streaming_choice():
+    m = mnist_like(np.random.default_rng(0))
+    sizes = [li.w_entries for li in program.compile_model(m).layers]
+    assert sizes == [4, 40, 144, 96]
+    # 284 entries do not fit 160: conv3 (144) is streamed, ring = 2 group tiles of 9 entries
+    pr = program.compile_model(m, AccelParams(w_depth=160))
+    assert pr.usage["streamed_layers"] == ["conv3"] and pr.ring == (140, 18)
+    assert pr.usage["weight_entries"] == 140 and pr.usage["streamed_entries"] == 144
+    assert len(pr.stream_words) == 144 * 4
+    assert [li.desc["w_stream"] for li in pr.layers] == [0, 0, 1, 0]
+    assert [li.desc["w_base"] for li in pr.layers] == [0, 4, 0, 44]
+    w = pr.image_words(np.zeros((28, 28), dtype=np.uint8))
+    assert w[1:5] == [4, 144, 140, 18] and len(w) == 5 + 784 + 144 * 4
+    # everything streamed on request; by name
+    pr = program.compile_model(m, stream=True)
+    assert pr.usage["weight_entries"] == 0 and pr.ring == (0, 64)
+    pr = program.compile_model(m, stream=["fc"])
+    assert pr.usage["streamed_layers"] == ["fc"]
+    with pytest.raises(ValueError, match="no layer named"):
+        program.compile_model(m, stream=["fc9"])

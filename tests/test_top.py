@@ -102,6 +102,28 @@ def test_logits_without_dumps_and_stats_match_cycles(build):
     assert len(set(res.image_cycles[1:].tolist())) == 1
 
 
+@pytest.mark.parametrize("stream,seed", [(True, 21), (["conv2"], 22)])
+def test_streamed_weights(build, stream, seed):
+    """Weights streamed with every image through the ring of the weight buffer, while layers run."""
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, mode="mcn", planes=2)
+    images = _images(rng, model, 3)
+    res = top.run_model(model, images, params=P, dump=True, stream=stream, idle=0.3, backpressure=0.3, seed=seed)
+    _check(model, images, res)
+    assert res.record["streamed_layers"] == (["conv1", "conv2", "fc"] if stream is True else ["conv2"])
+
+
+def test_info_and_bad_command(build):
+    """INFO returns the build parameters; an unknown opcode raises the error flag and is skipped."""
+    from binaccel.hw.top import info_words
+
+    info = info_words(P)
+    out, _, _, _, extra = top.run_words([0x3, 0xF, 0x0, 0x3], 2 * len(info), params=P, allow_error=True)
+    assert out == info + info and extra["error"] == 1
+    out, _, _, _, extra = top.run_words([0x0, 0x3], len(info), params=P)
+    assert out == info and extra["error"] == 0
+
+
 def test_fit_error_before_simulating():
     model = random_model(np.random.default_rng(0))
     with pytest.raises(program.FitError, match="layer conv1: input feature map"):
