@@ -273,7 +273,7 @@ def test_cli_registers_synth_and_bench():
     a = p.parse_args(["bench", "--synth", "--networks", "vgg_small"])
     assert a.func is bench_cli._cmd_bench and a.synth
     a = p.parse_args(["bench"])
-    assert not a.synth
+    assert not a.synth and a.cycles == "auto"
 
 
 def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
