@@ -42,7 +42,7 @@ import numpy as np
 from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
 from binaccel.sw import program as prog
 
-__all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words"]
+__all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words", "lint", "LINT_WAIVERS"]
 
 #: Verilator options of the cocotb build (see binaccel.sim.layer for the reasons: one C++ file,
 #: -O0 because the C++ compile dominates while cocotb runs are short).
@@ -159,6 +159,27 @@ def _fast_build(p):
                                 build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}")
     finally:
         fastpath.subprocess = real
+
+
+#: Lint waivers of the accelerator beyond the engine's (binaccel.hw.verilog.LINT_WAIVERS), with reasons.
+LINT_WAIVERS = {
+    r"UNUSEDSIGNAL:'(busy|o_stream__valid)'": (
+        "Internal wires of submodules (the engine's `busy` status, which the accelerator does not need, and "
+        "the fetch unit's flattened `o_stream__valid` alias of its holding-register flag) carry the names of "
+        "top-level outputs; the top-level outputs themselves are driven, so these messages can only be "
+        "about the internal copies."
+    ),
+}
+
+
+def lint(params=None):
+    """Verilator ``--lint-only -Wall`` of the accelerator for ``params`` (raises LintError)."""
+    from binaccel.hw.top import Accelerator
+    from binaccel.hw.verilog import LINT_WAIVERS as ENGINE_WAIVERS
+    from binaccel.sim.lint import lint_component
+
+    p = prog.accel_params(params)
+    return lint_component(Accelerator(**p.as_dict()), name="accel", extra_waivers={**ENGINE_WAIVERS, **LINT_WAIVERS})
 
 
 def _check_prob(name, v):

@@ -128,3 +128,9 @@ def test_fit_error_before_simulating():
     model = random_model(np.random.default_rng(0))
     with pytest.raises(program.FitError, match="layer conv1: input feature map"):
         top.run_model(model, _images(np.random.default_rng(0), model, 1), params=dict(fm_depth=64))
+
+
+@pytest.mark.parametrize("params", [{}, dict(rows=2, cols=3, word=16, max_in_bits=1, fm_depth=300, w_depth=100)],
+                         ids=["default", "binary-small"])
+def test_lint_clean(params):
+    top.lint(params)   # raises LintError listing every warning without a written waiver
