@@ -70,7 +70,7 @@ MNIST_PARAMS = {"max_fan_in": 1024, "max_in_bits": 8, "max_planes": 4, "max_taps
 MNIST_PLAIN_PARAMS = {**MNIST_PARAMS, "max_planes": 1, "max_taps": 1, "m_bits": 1}
 
 #: Seconds allowed per tool run in the search (a point that takes longer counts as not fitting).
-DEFAULT_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 1800}
+DEFAULT_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 3600}
 
 #: Extra nextpnr options per board. ECP5: router2 (nextpnr's default router1 did not converge on the
 #: 4x4x32 engine: 66k arcs left after 69k iterations and 17 minutes, at 20 % LUT use).
