@@ -16,7 +16,7 @@ def _cmd_demo(args):
 
     models = args.models.split(",") if args.models else DEFAULT_MODELS
     run_demo(out_dir=args.out, epochs=args.epochs, models=models, progress=not args.no_progress,
-             hardware=not args.no_hardware)
+             hardware=not args.no_hardware, accel_images=args.accel_images)
 
 
 def _load_data(args):
@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: each model's schedule)")
     d.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
     d.add_argument("--no-progress", action="store_true")
-    d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware section")
+    d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware sections")
+    d.add_argument("--accel-images", type=int, default=200,
+                   help="test images per model run through the whole simulated accelerator (0: skip; 1000: all)")
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("train", help="train one named model")

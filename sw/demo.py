@@ -32,7 +32,7 @@ def _write_text_atomic(path, text):
 
 
 def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
-             hardware=True, log=print) -> dict:
+             hardware=True, accel_images=200, log=print) -> dict:
     t_start = time.time()
     os.makedirs(out_dir, exist_ok=True)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
@@ -47,7 +47,7 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
                         "threads": torch.get_num_threads()},
         "models": {},
     }
-    trained = {}
+    trained, checkpoints, model_files = {}, {}, {}
     for name in models:
         if name not in MODELS:
             raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
@@ -80,16 +80,17 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
             entry["p_plus1"] = model.binary_fraction()
         summary["models"][name] = entry
         trained[name] = (model, im)
+        checkpoints[name], model_files[name] = r["checkpoint"], path
         log(f"{name:14s} acc {r['test_accuracy']:.3f} (fixed point {chk['int_test_accuracy']:.3f}), "
             f"{entry['weight_bits']} weight bits, export exact {chk['matched']}/{chk['checked']} "
             f"[{r['train_seconds']:.0f} s]")
     if hardware:
-        try:
-            from .demo_hw import hardware_section
-        except ImportError:  # the hardware section arrives with the hardware core
-            hardware_section = None
-        if hardware_section is not None:
-            hardware_section(summary, trained, data, out_dir=out_dir, log=log)
+        from .demo_hw import accelerator_section, hardware_section
+
+        hardware_section(summary, trained, data, out_dir=out_dir, log=log)
+        if accel_images:
+            accelerator_section(summary, trained, data, checkpoints=checkpoints, model_files=model_files,
+                                n_images=accel_images, log=log, progress=progress)
     summary["demo_seconds"] = round(time.time() - t_start, 1)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)
     _write_text_atomic(os.path.join(out_dir, "report.md"), render_report(summary))

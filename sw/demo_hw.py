@@ -64,3 +64,38 @@ def hardware_section(summary: dict, trained: dict, data, *, out_dir: str, log=pr
             raise AssertionError(f"{name}: simulated hardware output differs from the integer reference")
     hw["report_lines"] = lines
     summary["hardware"] = hw
+
+
+def accelerator_section(summary: dict, trained: dict, data, *, checkpoints: dict, model_files: dict,
+                        n_images: int, log=print, progress=True) -> None:
+    """Whole trained networks on the simulated accelerator (fast compiled-Verilator transport), fed
+    by the host driver: logits compared with the numpy reference and the Brevitas model per image."""
+    from .run_cli import run_accelerator
+
+    speed = {}
+    for name in HW_MODELS:
+        if name not in trained:
+            continue
+        r = run_accelerator(model_files[name], data.x_test[:n_images], data.y_test[:n_images], transport="fast",
+                            checkpoint=checkpoints[name], progress=progress)
+        summary["models"][name]["accelerator"] = {
+            "checked": r["checked"], "matched": r["matched"], "test_accuracy": r["test_accuracy"],
+            "cycles_per_image": r["cycles_per_image"], "utilisation": r["utilisation"],
+            "layers": r["cycles_per_layer"], "transport": "fast"}
+        speed.setdefault("fast", []).append((r["sim_cycles_per_s"], r["images_per_s"]))
+        log(f"{name:14s} on the simulated accelerator: {r['matched']}/{r['checked']} images equal the golden model, "
+            f"accuracy {r['test_accuracy']:.3f}, {r['cycles_per_image']:.0f} cycles/image, "
+            f"utilisation {100 * r['utilisation']:.1f}%, {r['images_per_s']:.1f} images/s simulated")
+        if r["matched"] != r["checked"]:
+            raise AssertionError(f"{name}: accelerator logits differ from the golden model for "
+                                 f"{r['checked'] - r['matched']} images")
+    summary["sim_speed"] = {t: {"cycles_per_s": float(np.mean([c for c, _ in v])),
+                                "images_per_s": float(np.mean([i for _, i in v]))} for t, v in speed.items()}
+    lines = ["", f"Whole networks on the simulated accelerator (fast Verilator transport, first {n_images} test images):", "",
+             "| model | images equal golden | accuracy % | cycles/image | utilisation % |", "|---|---:|---:|---:|---:|"]
+    for name in HW_MODELS:
+        a = summary["models"].get(name, {}).get("accelerator")
+        if a:
+            lines.append(f"| {name} | {a['matched']}/{a['checked']} | {100 * a['test_accuracy']:.1f} | "
+                         f"{a['cycles_per_image']:.0f} | {100 * a['utilisation']:.1f} |")
+    summary.setdefault("hardware", {}).setdefault("report_lines", []).extend(lines)
