@@ -163,11 +163,11 @@ def _fast_build(p):
 
 #: Lint waivers of the accelerator beyond the engine's (binaccel.hw.verilog.LINT_WAIVERS), with reasons.
 LINT_WAIVERS = {
-    r"UNUSEDSIGNAL:'(busy|o_stream__valid)'": (
-        "Internal wires of submodules (the engine's `busy` status, which the accelerator does not need, and "
-        "the fetch unit's flattened `o_stream__valid` alias of its holding-register flag) carry the names of "
-        "top-level outputs; the top-level outputs themselves are driven, so these messages can only be "
-        "about the internal copies."
+    r"UNUSEDSIGNAL:'(busy|error|i_stream__ready|o_stream__valid|o_stream__payload)'": (
+        "Internal wires of submodules carry the names of the top-level outputs (the core's own stream "
+        "ports behind the registered reset, the engine's `busy` status which the accelerator does not "
+        "need, the fetch unit's flattened `o_stream__valid` alias); Verilator never reports a top-level "
+        "output as unused, so these messages can only be about the internal copies."
     ),
 }
 
