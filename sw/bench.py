@@ -437,7 +437,7 @@ def _check_packed(model, images):
 
 def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
               mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, cycles="auto",
-              accel_images=4, accel_params=None, log=print) -> dict:
+              accel_images=4, accel_params=None, threads=1, log=print) -> dict:
     """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
     ``out_dir`` (atomically). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
     ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
@@ -445,7 +445,25 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
     ``"accel"`` (accelerator simulation), ``"model"`` (engine cycle model) or ``"auto"`` (the
     simulation when ``binaccel.sim.top`` exists); ``accel_images``: images simulated per network
     (half as many, at least 2, for the paper-scale ones); ``accel_params``: the accelerator build
-    to simulate (an AccelParams for every board; default: per board, :func:`accel_params_for`)."""
+    to simulate (an AccelParams for every board; default: per board, :func:`accel_params_for`);
+    ``threads``: torch intra-op threads for the CPU timings (default 1: on a shared machine a
+    single thread gives stable figures; numpy's packed path is single-threaded anyway)."""
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_bench(out_dir=out_dir, boards=boards, networks=networks, batches=batches, warmup=warmup,
+                          reps=reps, mnist_dirs=mnist_dirs, train=train, seed=seed, plots=plots,
+                          extra_models=extra_models, cycles=cycles, accel_images=accel_images,
+                          accel_params=accel_params, log=log)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, train, seed, plots,
+               extra_models, cycles, accel_images, accel_params, log):
     import torch
 
     from . import netzoo

@@ -127,7 +127,7 @@ def _cmd_bench(args) -> int:
     networks = args.networks.split(",") if args.networks else None
     result = bench.run_bench(out_dir=args.out, boards=boards, networks=networks, reps=args.reps,
                              warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,
-                             cycles=args.cycles, accel_images=args.accel_images)
+                             cycles=args.cycles, accel_images=args.accel_images, threads=args.threads)
     print(f"[bench] wrote {args.out}/bench.json, bench.md" + (", plots" if not args.no_plots else ""))
     for net, e in result["networks"].items():
         for board in result["boards"]:
@@ -180,6 +180,8 @@ def register(subparsers) -> None:
     b.add_argument("--cycles", choices=["auto", "accel", "model"], default="auto",
                    help="cycle source: accel = whole-network accelerator simulation (binaccel.sim.top), model = "
                         "engine cycle model (hw/perf.py); auto (default) = accel when binaccel.sim.top exists")
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
     b.add_argument("--accel-images", type=int, default=4,
                    help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
     b.set_defaults(func=_cmd_bench)
