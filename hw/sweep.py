@@ -292,10 +292,12 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
 
 
 def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=1, freq_mhz=None,
-                  design_factory=engine_design, reuse=True, max_points=8, timeout=None, log=print) -> dict:
+                  design_factory=engine_design, reuse=True, max_points=8, timeout=None, on_point=None,
+                  log=print) -> dict:
     """Search the largest fitting ``rows = cols = n`` x ``word`` array for ``board`` (module
     docstring); ``base``: the other EngineParams fields (default :data:`BOARD_BASE`); ``start``:
     ``(n, word)`` (default :data:`DEFAULT_START`). At most ``max_points`` syntheses.
+    ``on_point(result)`` is called after every point with the result so far (to save progress).
 
     Returns ``{"board", "best": summary or None, "points": [summary...], "target_mhz", "met"}``.
     """
@@ -315,7 +317,15 @@ def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=
                             timeout=DEFAULT_TIMEOUT_S.get(board) if timeout is None else timeout)
         points.append(s)
         tried[key] = s["fits"]
+        if on_point is not None:
+            on_point(_result())
         return s["fits"]
+
+    def _result():
+        fitting = [p for p in points if p["fits"]]
+        best = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0.0)) if fitting else None
+        return {"board": board, "target_mhz": TARGET_MHZ[board], "base_params": base, "seed": seed,
+                "best": best, "met": bool(best and best["met"]), "points": list(points)}
 
     # 1. grow the square array
     best, fail_n = None, None
@@ -360,10 +370,7 @@ def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=
                 break
             best = (r, c, w)
             w *= 2
-    fitting = [p for p in points if p["fits"]]
-    best = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0.0)) if fitting else None
-    return {"board": board, "target_mhz": TARGET_MHZ[board], "base_params": base, "seed": seed,
-            "best": best, "met": bool(best and best["met"]), "points": points}
+    return _result()
 
 
 def _write_atomic(path, text):

@@ -80,10 +80,13 @@ def _search(boards, args):
         base = _engine_fields(args, sweep.BOARD_BASE[board]) if args is not None else None
         for k in ("rows", "cols", "word"):
             base.pop(k, None)
+        def save(partial, board=board):
+            sweep.write_boards_json({**old, **results, board: partial})
+
         results[board] = sweep.largest_array(board, base=base, seed=getattr(args, "seed", 1),
                                              freq_mhz=getattr(args, "freq", None),
                                              reuse=not getattr(args, "force", False),
-                                             max_points=getattr(args, "max_points", 8))
+                                             max_points=getattr(args, "max_points", 8), on_point=save)
         merged = {**old, **results}
         path = sweep.write_boards_json(merged)
         print(f"[synth] wrote {path}")

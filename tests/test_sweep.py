@@ -48,8 +48,10 @@ def test_largest_array_point_budget_and_no_fit(monkeypatch):
     assert res["best"] is None and res["met"] is False
     calls.clear()
     monkeypatch.setattr(sweep, "synth_engine", _fake_synth(lambda r, c, w: True, calls))
-    res = sweep.largest_array("ulx3s", start=(4, 32), max_points=2, log=lambda *a: None)
+    saved = []
+    res = sweep.largest_array("ulx3s", start=(4, 32), max_points=2, log=lambda *a: None, on_point=saved.append)
     assert len(calls) == 2 and res["best"]["array"] == {"rows": 8, "cols": 8, "word": 32}
+    assert [len(r["points"]) for r in saved] == [1, 2] and saved[-1]["best"] == res["best"]
 
 
 def test_flat_ports_keeps_widths_and_wiring():
