@@ -78,14 +78,24 @@ def tiny_model(rng, *, mode="mcn", planes=2):
     return m
 
 
-@pytest.fixture(scope="module", params=[SMALL, WIDE], ids=["w8", "w16"])
-def dut(request):
-    return Accelerator(**request.param)
+_DUTS = {}
 
 
-@pytest.mark.parametrize("mode,stream,seed", [("mcn", "auto", 1), ("plain", True, 2), ("mcn1", ["conv2"], 3),
-                                              ("mcn", True, 4)])
-def test_tiny_network(dut, mode, stream, seed):
+def _dut(name):
+    if name not in _DUTS:
+        _DUTS[name] = Accelerator(**{"w8": SMALL, "w16": WIDE}[name])
+    return _DUTS[name]
+
+
+@pytest.fixture(scope="module")
+def dut():
+    return _dut("w8")
+
+
+@pytest.mark.parametrize("build,mode,stream,seed", [("w8", "mcn", "auto", 1), ("w8", "plain", True, 2),
+                                                    ("w16", "mcn1", ["conv2"], 3), ("w16", "mcn", True, 4)])
+def test_tiny_network(build, mode, stream, seed):
+    dut = _dut(build)
     rng = np.random.default_rng(seed)
     model = tiny_model(rng, mode=mode, planes=1 if mode == "plain" else 2)
     images = rng.integers(0, 256, size=(2, 1, 6, 6)).astype(np.uint8)
