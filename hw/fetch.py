@@ -22,6 +22,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ._util import checking
 from .seq import AccelParams
@@ -192,7 +193,7 @@ class FetchUnit(wiring.Component):
 
         # ---- pieces: channel bits of each column, one lane per bit plane plus the valid mask -----
         lenmask = Signal(W)
-        m.d.comb += lenmask.eq((Const(1, W + 1) << s1_n) - 1)
+        m.d.comb += lenmask.eq(Cat(*[s1_n > i for i in range(W)]))
         pieces = []
         for c in range(C):
             d = self.rd_data[c]
@@ -238,10 +239,12 @@ class FetchUnit(wiring.Component):
             flush_a.eq(flush & (fill_a != 0)),
             push.eq(s1_valid & (fill_a < W) & ~flush_a),
         ]
+        # (at a push fill_a < W: a shift amount of ceil_log2(W) bits keeps the shifts 2W bits wide)
+        sh = fill_a[:max(1, ceil_log2(W))]
         for c in range(C):
             for ln in range(L):
                 after = Mux(emit, gb[c][ln] >> W, gb[c][ln])
-                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << fill_a), after))
+                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh), after))
         m.d.sync += [fill.eq(Mux(push, fill_a + s1_n, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size

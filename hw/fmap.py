@@ -23,9 +23,10 @@ position, channels ascending), ``min(gt_ch, out_ch - gt*gt_ch)`` per beat.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ._util import checking
 from .seq import AccelParams
@@ -192,9 +193,11 @@ class WriteBack(wiring.Component):
         packed = Mux(cfg.mb_out, packed_mb, packed_bin)
         nbits = Signal(range(NL * 8 + 1))
         m.d.comb += nbits.eq(Mux(cfg.mb_out, a_n << 3, a_n))
-        enm = (Const(1, NL * 8 + 1) << nbits) - 1
+        val_en = Cat(*[a_n > i for i in range(NL)])
+        enm = Mux(cfg.mb_out, Cat(*[val_en[i].replicate(8) for i in range(NL)]), val_en)
         nw = Signal(range(NWB + 1))
         m.d.comb += nw.eq((a_fb + nbits + (W - 1)) // W)
+        fbs = a_fb[:max(1, ceil_log2(W))]
 
         with m.If(a_valid):
             with m.If(a_logit):
@@ -219,7 +222,7 @@ class WriteBack(wiring.Component):
 
         load_s1 = a_valid & a_write & s1_free & ~a_logit
         with m.If(load_s1):
-            m.d.sync += [s1_valid.eq(1), s1_data.eq(packed << a_fb), s1_en.eq(enm << a_fb),
+            m.d.sync += [s1_valid.eq(1), s1_data.eq(packed << fbs), s1_en.eq(enm << fbs),
                          s1_addr.eq(a_addr), s1_i.eq(0), s1_nw.eq(nw), s1_rmw.eq(a_rmw)]
         with m.Elif(s1_valid):
             with m.If(s1_last):
