@@ -351,3 +351,24 @@ def test_writeback_conv_logits_order():
         for pos in range(6):
             exp += [int(y[ch].reshape(-1)[pos]) for ch in range(g * gt_ch, min(5, g * gt_ch + gt_ch))]
     assert res["logits"] == exp
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_writeback_random(seed):
+    rng = np.random.default_rng(200 + seed)
+    mode = ["plain", "mcn", "mcn1"][seed % 3]
+    planes = 1 if mode == "plain" else int(rng.integers(1, 4))
+    out_kind = "requant" if seed % 2 else "sign"
+    k = int(rng.choice([1, 3]))
+    layer = random_layer(rng, in_ch=int(rng.integers(1, 5)), in_h=int(rng.integers(2, 8)), in_w=int(rng.integers(2, 8)),
+                         out_ch=planes * int(rng.integers(1, 7)), kernel=k, stride=1, padding=k // 2,
+                         pool=int(rng.choice([1, 2])), mode=mode, planes=planes, m_bits=5, out_kind=out_kind,
+                         out_bits=int(rng.integers(2, 9)))
+    x = random_input(rng, layer, 1)
+    y = intref.postprocess(layer, intref.accumulate(layer, x))[0]
+    params = [SMALL, WIDE][seed % 2]
+    p = AccelParams(**params)
+    info, fm, res = run_writeback(params, layer, y, seed=seed, idle=0.2, backpressure=0.2)
+    got = program.decode_map(p, res["mem"][:info.out_words], info.out_shape, info.out_multibit)
+    assert np.array_equal(got, intref.run_layer(layer, x)[0])
+    assert res["mem"][info.out_words:] == fm[info.out_words:]
