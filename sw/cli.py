@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train, export and check every model; write build/demo/report.md and summary.json")
     d.add_argument("--out", default="build/demo")
-    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: each model's schedule)")
+    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 10)")
     d.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware sections")

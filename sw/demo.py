@@ -20,6 +20,9 @@ from .zoo import ABLATION, MODELS
 
 __all__ = ["run_demo", "render_report", "DEFAULT_MODELS"]
 
+#: Epochs per model in the demo (the 15-minute budget on 2 cores); ``binaccel train`` defaults to 15.
+DEMO_EPOCHS = 10
+
 DEFAULT_MODELS = ("fp", "sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1",
                   "siman_l2_nohh", "siman_nohh", "siman_l2_hh")
 
@@ -34,6 +37,7 @@ def _write_text_atomic(path, text):
 def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
              hardware=True, accel_images=200, log=print) -> dict:
     t_start = time.time()
+    epochs = DEMO_EPOCHS if epochs is None else epochs
     os.makedirs(out_dir, exist_ok=True)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     model_dir = os.path.join(out_dir, "models")
