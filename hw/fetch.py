@@ -59,6 +59,9 @@ class FetchUnit(wiring.Component):
             "rd_addr": Out(data.ArrayLayout(p.fm_aw, e.cols)),
             "rd_en": Out(1),
             "rd_data": In(data.ArrayLayout(e.word, e.cols)),
+            # second read port per column: the next tap of a pair (cfg.pair)
+            "rd2_addr": Out(data.ArrayLayout(p.fm_aw, e.cols)),
+            "rd2_data": In(data.ArrayLayout(e.word, e.cols)),
             "w_addr": Out(p.w_aw),
             "w_en": Out(1),
             "w_data": In(e.rows * e.word),
@@ -117,6 +120,8 @@ class FetchUnit(wiring.Component):
         s1_colv = Signal(C)
         s1_n = Signal(range(W + 1))
         s1_seg_end = Signal()
+        s1_pair = Signal()
+        s1_colv2 = Signal(C)
 
         push = Signal()          # stage 1 moves into the gearbox this cycle
         issue = Signal()         # the address generator issues a piece this cycle
@@ -124,6 +129,13 @@ class FetchUnit(wiring.Component):
         kx_last = kx == cfg.kw - 1
         ky_last = ky == cfg.kh - 1
         tap_last = kx_last & ky_last
+        # the tap after (ky, kx): second tap of a pair
+        ky2 = Mux(kx_last, ky + 1, ky)
+        kx2 = Mux(kx_last, 0, kx + 1)
+        toff2 = Mux(kx_last, toff + cfg.da_ky, toff + cfg.nch)
+        kx2_last = kx2 == cfg.kw - 1
+        tap2_last = kx2_last & (ky2 == cfg.kh - 1)
+        paired = cfg.pair & ~tap_last      # this issue reads taps (ky, kx) and the next one
         pt_last = pt == cfg.eng.n_pt - 1
         gt_last = gt == cfg.eng.n_gt - 1
         wp = Mux(cfg.mb_in, p.mb_chunk, W)
@@ -149,27 +161,36 @@ class FetchUnit(wiring.Component):
                     m.d.sync += k.eq(k + 1)
             with m.State("RUN"):
                 m.d.comb += issue.eq(~s1_valid | push)
+
+                def tile_end():
+                    m.d.sync += [ky.eq(0), kx.eq(0), toff.eq(0)]
+                    with m.If(pt_last):
+                        m.d.sync += pt.eq(0)
+                        for col, sv in zip(cols, saved):
+                            m.d.sync += [col[n].eq(sv[n]) for n in col]
+                        with m.If(gt_last):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += gt.eq(gt + 1)
+                    with m.Else():
+                        m.d.sync += pt.eq(pt + 1)
+                        for col in cols:
+                            m.d.sync += step(col, cfg.rc, cfg.qc, cfg.dixc, cfg.diyc, cfg.dac)
+
                 with m.If(issue):
-                    with m.If(ch_last):
+                    with m.If(paired):
+                        # two taps (one word per pixel): continue after the second one
+                        with m.If(tap2_last):
+                            tile_end()
+                        with m.Else():
+                            m.d.sync += [ky.eq(Mux(kx2_last, ky2 + 1, ky2)), kx.eq(Mux(kx2_last, 0, kx2 + 1)),
+                                         toff.eq(Mux(kx2_last, toff2 + cfg.da_ky, toff2 + cfg.nch))]
+                    with m.Elif(ch_last):
                         m.d.sync += ch.eq(0)
-                        with m.If(kx_last):
-                            m.d.sync += kx.eq(0)
-                            with m.If(ky_last):
-                                m.d.sync += [ky.eq(0), toff.eq(0)]
-                                with m.If(pt_last):
-                                    m.d.sync += pt.eq(0)
-                                    for col, sv in zip(cols, saved):
-                                        m.d.sync += [col[n].eq(sv[n]) for n in col]
-                                    with m.If(gt_last):
-                                        m.next = "IDLE"
-                                    with m.Else():
-                                        m.d.sync += gt.eq(gt + 1)
-                                with m.Else():
-                                    m.d.sync += pt.eq(pt + 1)
-                                    for col in cols:
-                                        m.d.sync += step(col, cfg.rc, cfg.qc, cfg.dixc, cfg.diyc, cfg.dac)
-                            with m.Else():
-                                m.d.sync += [ky.eq(ky + 1), toff.eq(toff + cfg.da_ky)]
+                        with m.If(tap_last):
+                            tile_end()
+                        with m.Elif(kx_last):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1), toff.eq(toff + cfg.da_ky)]
                         with m.Else():
                             m.d.sync += [kx.eq(kx + 1), toff.eq(toff + cfg.nch)]
                     with m.Else():
@@ -177,36 +198,52 @@ class FetchUnit(wiring.Component):
 
         # read addresses and tap validity of the piece being issued
         colv = Signal(C)
+        colv2 = Signal(C)
         for c, col in enumerate(cols):
-            iy = col["iy"] + ky
-            ix = col["ix"] + kx
+            iy, ix = col["iy"] + ky, col["ix"] + kx
+            iy2, ix2 = col["iy"] + ky2, col["ix"] + kx2
+            live = col["oy"] < cfg.conv_h
             m.d.comb += [
                 self.rd_addr[c].eq(col["a"] + toff + ch),
-                colv[c].eq((col["oy"] < cfg.conv_h) & (iy >= 0) & (iy < cfg.in_h) & (ix >= 0) & (ix < cfg.in_w)),
+                self.rd2_addr[c].eq(col["a"] + toff2),
+                colv[c].eq(live & (iy >= 0) & (iy < cfg.in_h) & (ix >= 0) & (ix < cfg.in_w)),
+                colv2[c].eq(live & (iy2 >= 0) & (iy2 < cfg.in_h) & (ix2 >= 0) & (ix2 < cfg.in_w)),
             ]
         m.d.comb += self.rd_en.eq(issue)
         with m.If(issue):
-            m.d.sync += [s1_valid.eq(1), s1_colv.eq(colv), s1_n.eq(Mux(ch_last, cfg.last_n, wp)),
-                         s1_seg_end.eq(ch_last & (cfg.seg_tap | tap_last))]
+            m.d.sync += [s1_valid.eq(1), s1_colv.eq(colv), s1_colv2.eq(colv2), s1_pair.eq(paired),
+                         s1_n.eq(Mux(ch_last, cfg.last_n, wp)),
+                         s1_seg_end.eq(Mux(paired, tap2_last, ch_last & (cfg.seg_tap | tap_last)))]
         with m.Elif(push):
             m.d.sync += s1_valid.eq(0)
 
         # ---- pieces: channel bits of each column, one lane per bit plane plus the valid mask -----
         lenmask = Signal(W)
         m.d.comb += lenmask.eq(Cat(*[s1_n > i for i in range(W)]))
-        pieces = []
-        for c in range(C):
-            d = self.rd_data[c]
-            v = Mux(s1_colv[c], lenmask, 0)
+        sh_w = max(1, ceil_log2(W))
+        n_sh = s1_n[:sh_w] if W > 1 else s1_n
+
+        def lanes_of(d, valid, c, tag):
+            v = Mux(valid, lenmask, 0)
             lanes = []
             for b in range(NB):
                 mb = Cat(*[d[8 * i + b] for i in range(p.mb_chunk)]) if NB > 1 else Const(0, 1)
                 bin_ = d if b == 0 else Const(0, W)
-                lanes.append(Signal(W, name=f"piece{c}_{b}"))
+                lanes.append(Signal(W, name=f"piece{tag}{c}_{b}"))
                 m.d.comb += lanes[-1].eq(Mux(cfg.mb_in, mb, bin_) & v)
-            lanes.append(Signal(W, name=f"piece{c}_m"))
+            lanes.append(Signal(W, name=f"piece{tag}{c}_m"))
             m.d.comb += lanes[-1].eq(v)
-            pieces.append(lanes)
+            return lanes
+
+        pieces = []
+        for c in range(C):
+            first = lanes_of(self.rd_data[c], s1_colv[c], c, "")
+            second = lanes_of(self.rd2_data[c], s1_colv2[c] & s1_pair, c, "b")
+            # a pair: the second tap's bits follow the first tap's n bits (2n <= word, checked by the host)
+            pieces.append([Signal(W, name=f"pair{c}_{ln}") for ln in range(L)])
+            for ln in range(L):
+                m.d.comb += pieces[-1][ln].eq(first[ln] | (second[ln] << n_sh)[:W])
+        s1_len = Mux(s1_pair, s1_n << 1, s1_n)
 
         # ---- gearbox (fill shared by all columns) and the holding register ------------------------
         gb = [[Signal(2 * W, name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]
@@ -245,7 +282,7 @@ class FetchUnit(wiring.Component):
             for ln in range(L):
                 after = Mux(emit, gb[c][ln] >> W, gb[c][ln])
                 m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh), after))
-        m.d.sync += [fill.eq(Mux(push, fill_a + s1_n, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
+        m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size
         s_addr = blk_ptr + e_wi

@@ -219,6 +219,7 @@ class AccelParams:
             "kh": unsigned(dw), "kw": unsigned(dw),
             "in_h": unsigned(dw), "in_w": unsigned(dw),
             "seg_tap": 1,                            # one engine segment per tap (mcn)
+            "pair": 1,                               # read two taps per cycle (one word per pixel, 2*C <= word)
             "conv_h": unsigned(dw), "conv_w": unsigned(dw),
             "c_init": signed(cw),                    # -padding
             "a_init": unsigned(aw),                  # address of the window of position 0

@@ -95,7 +95,9 @@ class Accelerator(wiring.Component):
             mem = Memory(shape=W, depth=p.fm_depth, init=[])
             m.submodules[f"fmap{b}"] = mem
             wp = mem.write_port()
-            rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))]
+            # ports 0..C-1: fetch (first tap), C: write-back / dump, C+1..2C: fetch (second tap of a pair)
+            rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))] \
+                + [mem.read_port() for _ in range(C)]
             banks.append(mem)
             bank_rd.append(rps)
             bank_wr.append(wp)
@@ -114,6 +116,9 @@ class Accelerator(wiring.Component):
             for b in range(2):
                 m.d.comb += [bank_rd[b][c].addr.eq(fetch.rd_addr[c]), bank_rd[b][c].en.eq(fetch.rd_en)]
             m.d.comb += fetch.rd_data[c].eq(Mux(cfg.in_bank, bank_rd[1][c].data, bank_rd[0][c].data))
+            for b in range(2):
+                m.d.comb += [bank_rd[b][C + 1 + c].addr.eq(fetch.rd2_addr[c]), bank_rd[b][C + 1 + c].en.eq(fetch.rd_en)]
+            m.d.comb += fetch.rd2_data[c].eq(Mux(cfg.in_bank, bank_rd[1][C + 1 + c].data, bank_rd[0][C + 1 + c].data))
         m.d.comb += [w_rp.addr.eq(fetch.w_addr), w_rp.en.eq(fetch.w_en), fetch.w_data.eq(w_rp.data)]
         ring_base = Signal(p.w_aw)
         ring_size = Signal(p.w_aw + 1)

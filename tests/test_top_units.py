@@ -46,8 +46,9 @@ class FetchHarness(wiring.Component):
         m.submodules.bank = bank = Memory(shape=e.word, depth=p.fm_depth, init=self.fm)
         m.submodules.wmem = wmem = Memory(shape=e.rows * e.word, depth=p.w_depth, init=self.wts)
         for c in range(e.cols):
-            rp = bank.read_port()
-            m.d.comb += [rp.addr.eq(f.rd_addr[c]), rp.en.eq(f.rd_en), f.rd_data[c].eq(rp.data)]
+            rp, rp2 = bank.read_port(), bank.read_port()
+            m.d.comb += [rp.addr.eq(f.rd_addr[c]), rp.en.eq(f.rd_en), f.rd_data[c].eq(rp.data),
+                         rp2.addr.eq(f.rd2_addr[c]), rp2.en.eq(f.rd_en), f.rd2_data[c].eq(rp2.data)]
         wp = wmem.read_port()
         m.d.comb += [wp.addr.eq(f.w_addr), wp.en.eq(f.w_en), f.w_data.eq(wp.data)]
         m.d.comb += [f.cfg.eq(self.cfg), f.start.eq(self.start), self.busy.eq(f.busy)]
@@ -67,11 +68,11 @@ def _conv_equivalent(layer: Layer) -> Layer:
                  thresh=layer.thresh, flip=layer.flip, out_bits=layer.out_bits)
 
 
-def run_fetch(params, layer, x, *, seed=0, backpressure=0.0):
+def run_fetch(params, layer, x, *, seed=0, backpressure=0.0, pair=True):
     """Operand steps (ints of oper_layout) of the fetch unit for one image ``x`` (C, H, W)."""
     p = AccelParams(**params)
     info, desc, wents, _ = program.compile_layer(p, layer, 0, (layer.in_ch, layer.in_h, layer.in_w),
-                                                 layer.in_bits > 1)
+                                                 layer.in_bits > 1, pair=pair)
     fm = program.encode_map(p, x, layer.in_bits > 1)
     dut = FetchHarness(p, fm, wents)
     n = info.plan.n_gt * info.desc["gt_opers"]
@@ -156,7 +157,8 @@ def test_fetch_matches_host_fold(name, params):
     rng = np.random.default_rng(abs(hash(name)) % 1000)
     layer = random_layer(rng, name=name, **FETCH_CASES[name])
     x = random_input(rng, layer, 1)[0]
-    got, cycles = run_fetch(params, layer, x, seed=1, backpressure=0.3 if "c5" in name else 0.0)
+    got, cycles = run_fetch(params, layer, x, seed=1, backpressure=0.3 if "c5" in name else 0.0,
+                            pair=params is WIDE)
     exp = expected_opers(params, layer, x)
     assert len(got) == len(exp)
     g, x_ = _split(params, got), _split(params, exp)
@@ -179,6 +181,23 @@ def test_fetch_random(seed):
     params = [SMALL, WIDE][seed % 2]
     got, _ = run_fetch(params, layer, x, seed=seed, backpressure=0.2)
     assert got == expected_opers(params, layer, x)
+
+
+@pytest.mark.parametrize("in_bits,in_ch,n_word", [(1, 8, 1), (8, 1, 8)])
+def test_fetch_tap_pairs(in_bits, in_ch, n_word):
+    """Few channels per pixel: two taps per read. 8 binary channels in 16-bit words: 72 bits = 5 words
+    per position tile in 5 cycles; one 8-bit channel: 9 bits = 1 word = 8 steps in 8 cycles."""
+    layer = random_layer(np.random.default_rng(7), in_ch=in_ch, in_h=5, in_w=8, out_ch=3, kernel=3, stride=1,
+                         padding=1, in_bits=in_bits)
+    x = random_input(np.random.default_rng(8), layer, 1)[0]
+    exp = expected_opers(WIDE, layer, x)
+    got_pair, cycles_pair = run_fetch(WIDE, layer, x, pair=True)
+    got_one, cycles_one = run_fetch(WIDE, layer, x, pair=False)
+    assert got_pair == exp and got_one == exp
+    tiles = 40 // 4                      # 5x8 positions, 4 columns
+    per_tile = 5 if in_bits == 1 else 8
+    assert cycles_pair <= tiles * per_tile + 12, (cycles_pair, cycles_one)
+    assert cycles_one >= tiles * 9
 
 
 def test_fetch_throughput_full_words():
