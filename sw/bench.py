@@ -249,7 +249,8 @@ def engine_cycles_source() -> str:
 
 def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool = False):
     """AccelParams of a build with the engine ``array`` that runs every model of ``models``: engine
-    widths from :func:`binaccel.hw.sweep.params_for_models`, buffers (feature maps, weights, tables,
+    widths of the default build, widened to :func:`binaccel.hw.sweep.params_for_models` where a model
+    needs more; buffers (feature maps, weights, tables,
     program, dimensions) exactly as large as the largest model needs. ``skip_errors``: leave out
     models that no build of this array can run instead of raising."""
     from binaccel.hw.seq import AccelParams
@@ -257,7 +258,14 @@ def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool
 
     from . import program
 
-    eng = {**params_for_models(models, images=images), **{k: int(array[k]) for k in ("rows", "cols", "word")}}
+    from binaccel.hw.params import EngineParams
+
+    # widths: the default build's, widened where a model needs more (stable across network sets, so
+    # the simulation build is reused between runs)
+    need = params_for_models(models, images=images)
+    default = EngineParams().as_dict()
+    eng = {k: max(v, default[k]) for k, v in need.items()}
+    eng.update({k: int(array[k]) for k in ("rows", "cols", "word")})
     big = AccelParams(**eng, fm_depth=1 << 20, w_depth=1 << 20, t_depth=1 << 20, max_layers=256, max_dim=4096)
     need = {"fm_depth": 2, "w_depth": 2, "t_depth": 2, "max_layers": 1, "max_dim": 1}
     for model in models:
