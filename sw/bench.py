@@ -286,23 +286,44 @@ def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool
 
 def accel_cycles(model: IntModel, images: np.ndarray, params) -> dict:
     """Cycles per image and per layer of ``model`` on the simulated accelerator build ``params``
-    (fast transport, no idle / backpressure); the logits are checked against intref (AssertionError
-    on any difference). Returns ``{"cycles_per_image", "throughput_cycles_per_image", "layers",
-    "images", "sim_wall_s", "params"}``."""
+    (Verilator fast transport, no idle / backpressure), read from the hardware's own cycle counters;
+    the logits are checked against intref (AssertionError on any difference). Returns
+    ``{"cycles_per_image", "throughput_cycles_per_image", "layers", "images", "sim_wall_s", "params"}``.
+
+    Runs ``binaccel.sim.top.run_words`` with a cycle limit from the engine cycle model (4x the
+    modelled cycles plus 10^6): ``run_model``'s default limit stops large networks on small arrays."""
     from binaccel.hw.perf import ideal_cycles
     from binaccel.sim import top
 
-    r = top.run_model(model, images, transport="fast", params=params, check=True)
+    from . import program
+
+    images = np.asarray(images)
+    n = len(images)
+    pr = program.compile_model(model, params, stats=True)
+    words = pr.setup_words + pr.images_words(images)
+    n_out = n * pr.out_words_per_image
     e = params.engine
+    modelled = network_cycles(model, {"rows": e.rows, "cols": e.cols, "word": e.word}, n=1,
+                              params={k: v for k, v in e.as_dict().items() if k not in ("rows", "cols", "word")})
+    max_cycles = int(4 * n * modelled["cycles"] + 4 * len(words) + 1_000_000)
+    out, stamps, total, wall, _ = top.run_words(words, n_out, params=params, transport="fast",
+                                                max_cycles=max_cycles)
+    dec = pr.decode(out, n)
+    ref = intref.predict(model, images)
+    if not np.array_equal(dec["logits"], ref):
+        bad = int(np.sum(np.any(dec["logits"] != ref, axis=1)))
+        raise AssertionError(f"{model.name}: accelerator logits of {bad} of {n} images differ from intref")
+    per_layer = dec["cycles"].mean(axis=0)
     layers = []
-    for layer, c in zip(model.layers, r.cycles_per_layer):
+    for layer, c in zip(model.layers, per_layer):
         ic = ideal_cycles(layer, e.rows, e.cols, e.word, n=1)
         layers.append({"layer": layer.name, "cycles": float(c), "ideal_cycles": ic,
-                       "utilisation": ic / c if c else 0.0})
-    thr = r.record.get("throughput_cycles_per_image")
-    return {"cycles_per_image": float(r.cycles_per_image), "throughput_cycles_per_image": thr,
-            "layers": layers, "images": int(len(images)), "sim_wall_s": float(r.wall_s),
-            "params": params.as_dict(), "record": str(r.record_path)}
+                       "utilisation": float(ic / c) if c else 0.0})
+    per_image_stamp = [stamps[(i + 1) * pr.out_words_per_image - 1] for i in range(n)]
+    thr = (per_image_stamp[-1] - per_image_stamp[0]) / (n - 1) if n > 1 else None
+    return {"cycles_per_image": float(dec["image_cycles"].mean()), "throughput_cycles_per_image": thr,
+            "layers": layers, "images": int(n), "sim_wall_s": float(wall), "params": params.as_dict(),
+            "total_cycles": int(total), "logits_exact": True}
 
 
 def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> dict:
@@ -598,7 +619,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     log(f"[bench]   {bname}: accelerator simulation of {k} image(s), build {ap.tag} ...")
                     sim = accel_cycles(model, images[:k], ap)
                     per["accel_sim"] = {kk: sim[kk] for kk in ("cycles_per_image", "throughput_cycles_per_image",
-                                                               "images", "sim_wall_s", "params", "record")}
+                                                               "images", "sim_wall_s", "params", "total_cycles",
+                                                               "logits_exact")}
                 except Exception as exc:  # the network does not fit that build, or the simulation failed
                     per["accel_error"] = f"{type(exc).__name__}: {exc}"[:500]
                     log(f"[bench]   {bname}: accelerator simulation not used: {per['accel_error']}")
