@@ -195,7 +195,7 @@ def board_summary(report: dict) -> dict:
         "board": report["board"], "device": report.get("device"), "fits": bool(report["fits"]),
         "status": report["status"],
         "fmax_mhz": accel.get("fmax_mhz"), "target_mhz": TARGET_MHZ.get(report["board"]),
-        "met": (accel.get("fmax_mhz") is not None
+        "met": (bool(report["fits"]) and accel.get("fmax_mhz") is not None
                 and accel["fmax_mhz"] >= TARGET_MHZ.get(report["board"], 0.0)),
         "luts": used("LUT"), "luts_total": util["LUT"]["total"] if "LUT" in util else None,
         "ffs": used("FF"), "brams": used("BRAM"), "dsps": used("DSP"),
@@ -273,16 +273,17 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
     report["pnr_extra_opts"] = list(opts)
     from .synth import write_json_atomic
     write_json_atomic(report, out / "report.json")
+    if report["status"] == "error" and "timed out" in (report.get("error") or ""):
+        # a tool that runs out of time (a nearly full device that nextpnr cannot route in time) is
+        # recorded as not fitting in the time allowed, and the search goes on; the utilisation and
+        # fmax are then nextpnr's estimates before routing (from its log)
+        report["status"] = "timeout"
+        write_json_atomic(report, out / "report.json")
     s = board_summary(report)
     log(f"[synth]   {report['status']}: LUT {s['luts']}/{s['luts_total']} FF {s['ffs']} BRAM {s['brams']} "
         f"DSP {s['dsps']} fmax {s['fmax_mhz']} MHz ({time.monotonic() - t:.0f} s)"
         + (f" -- {report['error'][:300]}" if report.get("error") else ""))
-    if report["status"] == "error" and "timed out" in (report.get("error") or ""):
-        # a tool that runs out of time (a nearly full device that nextpnr cannot route in time) is
-        # recorded as not fitting in the time allowed, and the search goes on
-        report["status"] = "timeout"
-        write_json_atomic(report, out / "report.json")
-        s = board_summary(report)
+    if report["status"] == "timeout":
         return report, s
     if report["status"] == "error":
         from .synth import SynthesisError
@@ -395,9 +396,11 @@ def boards_markdown(results: dict) -> str:
         for p in res["points"]:
             a = p["array"]
             best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p["report"]) else ""
-            fmax = f"{p['fmax_mhz']:.1f}" if p["fmax_mhz"] is not None else "-"
+            fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
+                                                       else f"({p['fmax_mhz']:.1f} before routing)")
+            fits = "yes" if p["fits"] else f"no ({p['status']})"
             lines.append(f"| {board} | {a['rows']}x{a['cols']}x{a['word']}{best} | {p['macs_per_cycle']} | "
-                         f"{'yes' if p['fits'] else 'no'} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
+                         f"{fits} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
                          f"{p['brams']} | {p['dsps']}/{p['dsps_total']} | {fmax} | {p['target_mhz']:g} | "
                          f"{'yes' if p['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
