@@ -1,5 +1,5 @@
-"""hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, and (slow) one real
-engine synthesis on the iCEBreaker."""
+"""hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, report reuse, and one
+real engine synthesis on the iCEBreaker."""
 
 import json
 
@@ -100,9 +100,9 @@ def test_reuse_matches_pll_rounded_target(tmp_path, monkeypatch):
     assert s["fmax_mhz"] == 30.0 and s["array"] == {"rows": 1, "cols": 1, "word": 8}
 
 
-@pytest.mark.slow
 def test_synthesize_small_engine_icebreaker(tmp_path):
-    """One real yosys/nextpnr run of a small binary-only engine on the iCE40 (about a minute)."""
+    """One real yosys/nextpnr run of a small binary-only engine on the iCE40 (about 25 s on an idle
+    machine; the default suite already runs the flow in tests/test_synth.py)."""
     params = {**sweep.MNIST_PLAIN_PARAMS, "rows": 1, "cols": 1, "word": 8, "max_in_bits": 1}
     report, s = sweep.synth_engine("icebreaker", params, out_dir=tmp_path / "e", log=lambda *a: None)
     assert report["status"] == "ok" and s["fits"]
