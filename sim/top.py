@@ -182,48 +182,23 @@ def lint(params=None):
     return lint_component(Accelerator(**p.as_dict()), name="accel", extra_waivers={**ENGINE_WAIVERS, **LINT_WAIVERS})
 
 
-def _check_prob(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {v!r}")
-    return float(v)
-
-
 def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpressure=0.0, seed=0,
-              reset_after=None, max_cycles=None, allow_error=False):
-    """Stream raw command words through the simulated accelerator: ``(out_words, stamps, total_cycles,
-    wall_s, extra)`` (``stamps``: transfer cycle of each output word; ``extra["error"]``: the error
-    flag at the end, cocotb only; unless ``allow_error`` a raised flag fails the run)."""
-    p = prog.accel_params(params)
-    idle, backpressure = _check_prob("idle", idle), _check_prob("backpressure", backpressure)
-    words = [int(w) for w in words]
-    if max_cycles is None:
-        max_cycles = int((20_000 + 40 * (len(words) + n_out)) / (1.0 - max(idle, backpressure)))
-    if transport == "fast":
-        if reset_after is not None:
-            raise ValueError("reset_after needs the cocotb transport")
-        sim = accel_build(p, transport="fast")
-        r = sim.run_detailed(np.asarray(words, dtype=np.uint64), int(n_out), idle=idle, backpressure=backpressure,
-                             seed=int(seed), max_cycles=max_cycles, stamps=True, extra_cycles=200)
-        if r.n_extra:
-            raise AssertionError(f"{r.n_extra} unexpected output words after the last expected one")
-        return r.out, r.stamps, r.total_cycles, r.wall_s, {"in_consumed": r.in_consumed}
-    if transport != "cocotb":
-        raise ValueError(f"transport must be 'cocotb' or 'fast', got {transport!r}")
-    build = accel_build(p, transport="cocotb")
-    runs = build.build_dir / "run"
-    runs.mkdir(parents=True, exist_ok=True)
-    test_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"s{seed}-"))
-    job = {"words": words, "n_out": int(n_out), "idle": idle, "backpressure": backpressure,
-           "reset_after": reset_after, "max_cycles": max_cycles, "out": str(test_dir / "out.pkl"),
-           "allow_error": bool(allow_error)}
-    (test_dir / "job.pkl").write_bytes(pickle.dumps(job))
-    t0 = time.perf_counter()
-    run_cocotb(build, test_module="binaccel.sim.tb_top", seed=int(seed), testcase="run_job", test_dir=test_dir,
-               tb_params={"job": str(test_dir / "job.pkl")})
-    wall = time.perf_counter() - t0
-    rec = pickle.loads((test_dir / "out.pkl").read_bytes())
-    total = rec["stamps"][-1] if rec["stamps"] else 0
-    return rec["out"], rec["stamps"], total, wall, {k: rec[k] for k in ("reset", "error") if k in rec}
+              reset_after=None, max_cycles=None, allow_error=False, **options):
+    """Stream raw command words through the simulated accelerator with a transport of
+    :mod:`binaccel.sim.transport`: ``(out_words, stamps, total_cycles, wall_s, extra)`` (``stamps``:
+    transfer cycle of each output word, None for ``uart``; ``extra["error"]``: the error flag at the
+    end, cocotb only; unless ``allow_error`` a raised flag fails the run). ``reset_after`` and
+    ``allow_error`` need the cocotb transport; ``options`` go to the transport."""
+    from binaccel.sim.transport import get_transport
+
+    t = get_transport(transport)
+    if t.name == "cocotb":
+        options.update(reset_after=reset_after, allow_error=allow_error)
+    elif reset_after is not None or allow_error:
+        raise ValueError("reset_after and allow_error need the cocotb transport")
+    r = t.run_words(words, n_out, params=params, seed=seed, max_cycles=max_cycles, idle=idle,
+                    backpressure=backpressure, **options)
+    return r.out, r.stamps, r.total_cycles, r.wall_s, r.extra
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -235,7 +210,7 @@ def _atomic_json(path: Path, obj) -> None:
 
 
 def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backpressure=0.0, seed=0,
-              dump=(), stream="auto", reset_after=None, record=None, check=False) -> Result:
+              dump=(), stream="auto", reset_after=None, record=None, check=False, transport_options=None) -> Result:
     """Run ``model`` (an :class:`~binaccel.sw.intmodel.IntModel`) on uint8 ``images`` ``(N, C, H, W)``
     (or ``(N, H, W)``) on the simulated accelerator (see module docstring). ``dump``: layers whose
     outputs come back too (``True`` for all but the last). ``stream``: layers whose weights are
@@ -253,8 +228,12 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
     img_words = pr.images_words(images)
     words = pr.setup_words + img_words
     n_out = n * pr.out_words_per_image
+    options = dict(transport_options or {})
+    if transport == "uart":
+        options.setdefault("transfers", pr.transfers(n))
     out, stamps, total, wall, extra = run_words(words, n_out, params=p, transport=transport, idle=idle,
-                                                backpressure=backpressure, seed=seed, reset_after=reset_after)
+                                                backpressure=backpressure, seed=seed, reset_after=reset_after,
+                                                **options)
     dec = pr.decode(out, n)
     if check:
         from binaccel.sw import intref
@@ -272,14 +251,15 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
     per_layer = dec["cycles"].mean(axis=0)
     ideal = [ideal_cycles(li.layer, e.rows, e.cols, e.word, n=1) for li in pr.layers]
     cpi = float(dec["image_cycles"].mean())
-    per_image_stamp = [stamps[(i + 1) * pr.out_words_per_image - 1] for i in range(n)]
+    per_image_stamp = [stamps[(i + 1) * pr.out_words_per_image - 1] for i in range(n)] if stamps else None
     rec = {
         "model": model.name, "transport": transport, "images": n, "params": p.as_dict(), "config": p.tag,
         "idle": idle, "backpressure": backpressure, "seed": seed,
         "cycles_per_image": cpi, "total_cycles": int(total), "setup_words": len(pr.setup_words),
         "image_words": len(img_words) // n, "streamed_layers": pr.usage["streamed_layers"],
         "streamed_words_per_image": len(pr.stream_words),
-        "throughput_cycles_per_image": (per_image_stamp[-1] - per_image_stamp[0]) / (n - 1) if n > 1 else None,
+        "throughput_cycles_per_image": ((per_image_stamp[-1] - per_image_stamp[0]) / (n - 1)
+                                        if n > 1 and per_image_stamp else None),
         "layers": [{"layer": li.name, "kind": li.layer.kind, "mode": li.layer.mode, "in_bits": li.layer.in_bits,
                     "cycles": float(c), "ideal_cycles": float(ic), "utilisation": float(ic / c) if c else 0.0}
                    for li, c, ic in zip(pr.layers, per_layer, ideal)],

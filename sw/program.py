@@ -176,6 +176,23 @@ class Program:
     usage: dict
     stream_words: list = field(default_factory=list)   # streamed weights, sent after every image
     ring: tuple = (0, 0)                               # (base, size) of the weight ring
+    setup_sections: list = field(default_factory=list)  # [(what, words)]: setup_words = program, weights, tables
+
+    def transfers(self, n_images: int) -> list:
+        """How ``setup_words + images_words(...)`` of ``n_images`` split into link transfers:
+        ``[(FrameKind, words)]`` (PROGRAM, WEIGHTS, TABLES, then per image an IMAGE transfer, and a
+        WEIGHTS transfer for the streamed weights)."""
+        from binaccel.sw.link import FrameKind
+
+        kinds = {"program": FrameKind.PROGRAM, "weights": FrameKind.WEIGHTS, "tables": FrameKind.TABLES}
+        out = [(kinds[what], n) for what, n in self.setup_sections]
+        fm_io = -(-self.params.word // IO)
+        run = 5 + self.image_entries * fm_io
+        for _ in range(n_images):
+            out.append((FrameKind.IMAGE, run))
+            if self.stream_words:
+                out.append((FrameKind.WEIGHTS, len(self.stream_words)))
+        return out
 
     @property
     def n_layers(self) -> int:
@@ -525,14 +542,16 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True, 
         li.w_base, li.streamed = li.desc["w_base"], i in streamed
         descs.append(_pack_struct(p.desc_layout, li.desc, f"layer {li.name}"))
 
-    setup = []
+    setup, sections = [], []
     for tgt, entries in ((_T_DESC, descs), (_T_WEIGHT, w_entries), (_T_TABLE, t_entries)):
         if not entries:
             continue
         width = {_T_DESC: p.desc_layout.size, _T_WEIGHT: R * W, _T_TABLE: p.table_width}[tgt]
+        n0 = len(setup)
         setup += [_OP_WRITE | (tgt << 4) | (len(entries) << 8), 0]
         for v in entries:
             setup += _io_split(v, width)
+        sections.append(({_T_DESC: "program", _T_WEIGHT: "weights", _T_TABLE: "tables"}[tgt], len(setup) - n0))
     stream_words = []
     for v in stream_entries:
         stream_words += _io_split(v, R * W)
@@ -545,4 +564,4 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True, 
         "layers": n_layers, "max_layers": p.max_layers,
     }
     return Program(params=p, model=model, layers=infos, setup_words=setup, stats=bool(stats), usage=usage,
-                   stream_words=stream_words, ring=(ring_base, ring_size))
+                   stream_words=stream_words, ring=(ring_base, ring_size), setup_sections=sections)
