@@ -1,20 +1,32 @@
-"""Engine synthesis per board and the search for the largest array that fits.
+"""Board synthesis of the accelerator (or the bare engine) and the search for the largest array.
+
+Two designs (``design=``):
+
+* ``"accel"`` (default; recorded as ``"accel+uart"``): the real board design,
+  :class:`binaccel.hw.linked.LinkedAccelerator` (the whole-network
+  :class:`~binaccel.hw.top.Accelerator` behind the frame link) inside
+  :class:`~binaccel.hw.boards.BoardTop` (PLL, reset synchroniser, UART pins, LEDs). Parameters:
+  :class:`~binaccel.hw.seq.AccelParams` (array, engine widths, buffer depths), defaults per board
+  in :data:`ACCEL_BASE`.
+* ``"engine"``: the layer engine alone (:class:`~binaccel.hw.engine.Engine` behind
+  :class:`FlatPorts`) in the flow's ``PortHarness`` in a ``BoardTop``: the earlier figures,
+  kept reproducible. Parameters: :class:`~binaccel.hw.params.EngineParams`, defaults
+  :data:`BOARD_BASE`.
 
 Public API::
 
     MNIST_PARAMS                      EngineParams fields (besides rows/cols/word) the MNIST models need
-    params_for_models(models)         the smallest such fields covering a list of IntModels
+    ACCEL_BASE                        per board: AccelParams fields of the board build (besides the array)
+    params_for_models(models)         the smallest engine fields covering a list of IntModels
     FlatPorts(core)                   a core's ports as plain unsigned signals (for PortHarness)
-    engine_design(**params)           default design factory: Engine behind FlatPorts
-    synth_engine(board, params, ...)  one synthesis -> (report, summary)
-    largest_array(board, ...)         few-point search: grow rows=cols, then word; records every point
-    board_summary(report)             the bench's view of one report (fmax, LUTs, FFs, BRAMs, array)
+    accel_design(**params)            LinkedAccelerator (the flow puts it in a BoardTop)
+    engine_design(**params)           Engine behind FlatPorts (the flow adds PortHarness + BoardTop)
+    synth_point(board, params, design=...)  one synthesis -> (report, summary)
+    synth_engine(board, params, ...)  the same for the engine design
+    largest_array(board, design=...)  few-point search: grow rows=cols, then word; records every point
+    board_summary(report)             the bench's view of one report (fmax, LUTs, FFs, BRAMs, array, design)
     write_boards_json(results, path)  build/bench/boards.json (atomic)
     TARGET_MHZ                        the clock targets (iCE40UP5K 48 MHz, ECP5-85F 150 MHz)
-
-The design factory is a parameter everywhere (``design_factory(**engine_params)`` must return
-something :func:`binaccel.hw.synth.synthesize` accepts), so the whole-network accelerator behind
-``BoardTop`` and its UART link can replace the bare engine once it exists.
 
 Search (:func:`largest_array`): one place-and-route of a large ECP5 design takes minutes on a
 shared 2-core machine, so the search is a few sequential points, each recorded:
@@ -46,9 +58,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 __all__ = [
-    "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "TARGET_MHZ", "DEFAULT_START", "FlatPorts", "engine_design", "params_for_models",
-    "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
-    "BOARDS_JSON", "SYNTH_ROOT",
+    "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
+    "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
+    "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
+    "full_params", "base_params", "update_boards_json", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +92,66 @@ PNR_OPTS = {"icebreaker": (), "ulx3s": ("--router", "router2")}
 #: Base parameters of the search per board.
 BOARD_BASE = {"icebreaker": MNIST_PLAIN_PARAMS, "ulx3s": MNIST_PARAMS}
 
-#: Starting points of the search per board: (rows=cols, word).
+#: Starting points of the engine search per board: (rows=cols, word).
 DEFAULT_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
+
+#: The designs :func:`synth_point` builds, and how reports and boards.json name them.
+DESIGNS = ("accel", "engine")
+DESIGN_KIND = {"accel": "accel+uart", "engine": "engine"}
+DESIGN_DESCRIPTION = {
+    "accel": "accelerator + UART link + PLL: LinkedAccelerator (whole-network Accelerator behind the frame "
+             "link) in BoardTop (PLL, reset synchroniser, UART 115200 baud, receive FIFO, LEDs)",
+    "engine": "engine only: layer Engine (FlatPorts) in PortHarness in BoardTop (PLL, reset, UART); "
+              "no fetch/write-back/buffers/sequencer/link",
+}
+
+#: Accelerator board builds (AccelParams besides rows/cols/word). Buffers are what block RAM allows:
+#: every feature-map bank has 2*cols + 1 read ports and yosys makes one block-RAM copy per read port.
+#: iCE40UP5K (30 EBR of 256x16): plain MNIST widths, banks of 256 words (one EBR per copy), weight
+#: buffer 256 entries, tables 64, 4 descriptors, maps up to 28x28 -- too small to hold MNIST's 784-word
+#: input map (see docs/synthesis.md); ECP5-85F (208 DP16KD): the MNIST widths with MCN, banks of 1024
+#: words (MNIST needs 784), weights 512 entries (siman needs 284 at 4x4x32), tables 128, 8 descriptors.
+ACCEL_BASE = {
+    "icebreaker": {**MNIST_PLAIN_PARAMS, "fm_depth": 256, "w_depth": 256, "t_depth": 64, "max_layers": 4,
+                   "max_dim": 28},
+    "ulx3s": {**MNIST_PARAMS, "fm_depth": 1024, "w_depth": 512, "t_depth": 128, "max_layers": 8,
+              "max_dim": 28},
+}
+
+#: Starting points of the accelerator search per board: (rows=cols, word).
+ACCEL_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
+
+#: Seconds allowed per tool run for the accelerator design (a point that takes longer counts as not fitting).
+ACCEL_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 1800}
+
+
+def base_params(board, design="accel") -> dict:
+    """Default parameters (besides rows/cols/word) of ``design`` for ``board``."""
+    _check_design(design)
+    return dict((ACCEL_BASE if design == "accel" else BOARD_BASE)[board])
+
+
+def _check_design(design):
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {design!r}")
+
+
+def full_params(params, design="accel") -> dict:
+    """Every build parameter of ``design`` (defaults filled in, each checked): AccelParams or EngineParams."""
+    _check_design(design)
+    if design == "accel":
+        from .seq import AccelParams
+        return AccelParams(**params).as_dict()
+    from .params import EngineParams
+    return EngineParams(**params).as_dict()
+
+
+def _tag(full, design):
+    if design == "accel":
+        from .seq import AccelParams
+        return AccelParams(**full).tag
+    from .params import EngineParams
+    return EngineParams(**full).tag
 
 
 def params_for_models(models, *, images=64) -> dict:
@@ -164,11 +235,29 @@ def engine_design(**params):
     return FlatPorts(Engine(**params))
 
 
-def _point_dir(board, params, seed, root=None):
-    from .params import EngineParams
+def accel_design(**params):
+    """Accelerator design factory: :class:`binaccel.hw.linked.LinkedAccelerator` (the whole-network
+    accelerator behind the frame link; a byte-stream component), which
+    :func:`binaccel.hw.synth.synthesize` puts in a :class:`~binaccel.hw.boards.BoardTop`."""
+    from .linked import LinkedAccelerator
 
-    tag = EngineParams(**params).tag
-    return Path(root or SYNTH_ROOT / board / "engine") / f"{tag}_s{seed}"
+    return LinkedAccelerator(**params)
+
+
+_FACTORIES = {"accel": accel_design, "engine": engine_design}
+
+
+def _point_dir(board, params, seed, root=None, design="engine"):
+    return Path(root or SYNTH_ROOT / board / design) / f"{_tag(params, design)}_s{seed}"
+
+
+def design_kind(report: dict) -> str:
+    """``"accel+uart"`` or ``"engine"`` for a synthesis report (older reports: from the wrapping)."""
+    if report.get("design_kind"):
+        return report["design_kind"]
+    if report.get("factory") == "engine_design" or report.get("wrapping") == "core in PortHarness":
+        return "engine"
+    return "accel+uart"
 
 
 def board_summary(report: dict) -> dict:
@@ -202,7 +291,9 @@ def board_summary(report: dict) -> dict:
         "dsps_total": util["DSP"]["total"] if "DSP" in util else None,
         "array": {k: int(params[k]) for k in ("rows", "cols", "word")},
         "macs_per_cycle": int(params["rows"]) * int(params["cols"]) * int(params["word"]),
-        "params": dict(params), "seed": report.get("seed"), "design": report.get("design"),
+        "params": dict(params), "seed": report.get("seed"), "design": design_kind(report),
+        "design_class": report.get("design"), "description": report.get("description"),
+        "error": report.get("error"),
         "wrapping": report.get("wrapping"), "tools": report.get("tools"),
         "critical_paths": report.get("critical_paths"), "runtime_s": report.get("runtime_s"),
         "report": str(Path(report["out_dir"]) / "report.json") if report.get("out_dir") else None,
@@ -240,70 +331,93 @@ def _pnr_options(board, opts, out):
             os.environ[var] = saved
 
 
-def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_design, out_dir=None,
-                 timeout=None, reuse=False, log=print):
-    """Synthesise ``design_factory(**params)`` for ``board`` (``check=False``); returns
-    ``(report, summary)``. ``freq_mhz`` defaults to the board's target (:data:`TARGET_MHZ`), used as
-    nextpnr's constraint and PLL frequency. ``reuse=True`` returns an existing ``report.json`` of
-    the same point (same params, seed, target and design) instead of running the tools again."""
-    from .params import EngineParams
-    from .synth import synthesize
+def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_factory=None, out_dir=None,
+                timeout=None, reuse=False, log=print):
+    """Synthesise one point of ``design`` (``"accel"``: LinkedAccelerator in BoardTop; ``"engine"``: the
+    bare engine in PortHarness in BoardTop) for ``board`` with ``check=False``; returns ``(report,
+    summary)``. ``params``: AccelParams / EngineParams fields (defaults filled in). ``freq_mhz``
+    defaults to the board's target (:data:`TARGET_MHZ`), used as nextpnr's constraint and PLL
+    frequency. ``design_factory`` replaces the design's factory (same parameters). ``reuse=True``
+    returns an existing ``report.json`` of the same point (same params, seed, target, design and
+    nextpnr options) instead of running the tools again. A run that exceeds ``timeout`` (per tool)
+    is recorded with status ``timeout``; a run nextpnr cannot fit has status ``no_fit``; other
+    failures raise :class:`~binaccel.hw.synth.SynthesisError`."""
+    from .synth import SynthesisError, synthesize, write_json_atomic
 
-    full = EngineParams(**params).as_dict()
+    _check_design(design)
+    full = full_params(params, design)
+    tag = _tag(full, design)
+    factory = design_factory or _FACTORIES[design]
     freq = TARGET_MHZ[board] if freq_mhz is None else float(freq_mhz)
-    out = Path(out_dir) if out_dir is not None else _point_dir(board, full, seed)
-    design_name = getattr(design_factory, "__name__", type(design_factory).__name__)
+    out = Path(out_dir) if out_dir is not None else _point_dir(board, full, seed, design=design)
+    design_name = getattr(factory, "__name__", type(factory).__name__)
+    opts = tuple(PNR_OPTS.get(board, ()))
     if reuse and (out / "report.json").exists():
         old = json.loads((out / "report.json").read_text())
-        target = (old.get("accel_clock") or {}).get("target_mhz")
+        target = (old.get("accel_clock") or {}).get("target_mhz") or old.get("target_mhz")
         same = (old.get("params") == full and old.get("seed") == seed
-                and old.get("pnr_extra_opts", []) == list(PNR_OPTS.get(board, ()))
+                and old.get("pnr_extra_opts", []) == list(opts)
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
                 and old.get("status") in ("ok", "no_fit", "timeout") and old.get("factory") == design_name)
         if same:
-            log(f"[synth] {board} {EngineParams(**full).tag}: reusing {out / 'report.json'}")
+            log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: reusing {out / 'report.json'}")
             return old, board_summary(old)
     t = time.monotonic()
-    log(f"[synth] {board} {EngineParams(**full).tag} seed {seed} target {freq:g} MHz ...")
-    opts = tuple(PNR_OPTS.get(board, ()))
+    log(f"[synth] {board} {DESIGN_KIND[design]} {tag} seed {seed} target {freq:g} MHz ...")
     with _pnr_options(board, opts, out):
-        report = synthesize(design_factory(**full), board=board, out_dir=out, seed=seed, freq_mhz=freq,
-                            check=False, timeout=timeout, params=full)
+        report = synthesize(factory(**full), board=board, out_dir=out, seed=seed, freq_mhz=freq,
+                            check=False, timeout=timeout, params=full,
+                            description=DESIGN_DESCRIPTION[design] if design_factory is None else None)
     report["factory"] = design_name
+    report["design_kind"] = DESIGN_KIND[design]
     report["pnr_extra_opts"] = list(opts)
-    from .synth import write_json_atomic
-    write_json_atomic(report, out / "report.json")
+    report["target_mhz"] = freq
+    report["timeout_s"] = timeout
     if report["status"] == "error" and "timed out" in (report.get("error") or ""):
         # a tool that runs out of time (a nearly full device that nextpnr cannot route in time) is
         # recorded as not fitting in the time allowed, and the search goes on; the utilisation and
         # fmax are then nextpnr's estimates before routing (from its log)
         report["status"] = "timeout"
-        write_json_atomic(report, out / "report.json")
+    write_json_atomic(report, out / "report.json")
+    from .synth import _write_atomic as _write_text, report_markdown
+    _write_text(out / "report.md", report_markdown(report))
     s = board_summary(report)
     log(f"[synth]   {report['status']}: LUT {s['luts']}/{s['luts_total']} FF {s['ffs']} BRAM {s['brams']} "
         f"DSP {s['dsps']} fmax {s['fmax_mhz']} MHz ({time.monotonic() - t:.0f} s)"
         + (f" -- {report['error'][:300]}" if report.get("error") else ""))
-    if report["status"] == "timeout":
-        return report, s
     if report["status"] == "error":
-        from .synth import SynthesisError
-        raise SynthesisError(f"synthesis of {EngineParams(**full).tag} for {board} failed: {report['error']}",
+        raise SynthesisError(f"synthesis of {tag} ({DESIGN_KIND[design]}) for {board} failed: {report['error']}",
                              report)
     return report, s
 
 
-def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=1, freq_mhz=None,
-                  design_factory=engine_design, reuse=True, max_points=8, timeout=None, on_point=None,
-                  log=print) -> dict:
-    """Search the largest fitting ``rows = cols = n`` x ``word`` array for ``board`` (module
-    docstring); ``base``: the other EngineParams fields (default :data:`BOARD_BASE`); ``start``:
-    ``(n, word)`` (default :data:`DEFAULT_START`). At most ``max_points`` syntheses.
-    ``on_point(result)`` is called after every point with the result so far (to save progress).
+def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_design, out_dir=None,
+                 timeout=None, reuse=False, log=print):
+    """:func:`synth_point` of the engine design (``params``: EngineParams fields); ``design_factory``
+    defaults to :func:`engine_design`."""
+    return synth_point(board, params, design="engine", seed=seed, freq_mhz=freq_mhz,
+                       design_factory=None if design_factory is engine_design else design_factory,
+                       out_dir=out_dir, timeout=timeout, reuse=reuse, log=log)
 
-    Returns ``{"board", "best": summary or None, "points": [summary...], "target_mhz", "met"}``.
+
+def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max_word=256, seed=1,
+                  freq_mhz=None, design_factory=None, reuse=True, max_points=8, timeout=None, on_point=None,
+                  log=print) -> dict:
+    """Search the largest fitting ``rows = cols = n`` x ``word`` array of ``design`` for ``board``
+    (module docstring); ``base``: the other parameters (default :func:`base_params`); ``start``:
+    ``(n, word)`` (default :data:`ACCEL_START` / :data:`DEFAULT_START`). At most ``max_points``
+    syntheses. A point whose parameters are invalid (e.g. ``word`` below 8 with 8-bit inputs) is
+    not synthesized and ends that direction of the search. ``on_point(result)`` is called after
+    every point with the result so far (to save progress).
+
+    Returns ``{"board", "design", "best": summary or None, "points": [summary...], "target_mhz",
+    "met", "base_params", "seed"}``.
     """
-    base = dict(BOARD_BASE[board] if base is None else base)
-    n, word = DEFAULT_START[board] if start is None else start
+    _check_design(design)
+    base = base_params(board, design) if base is None else dict(base)
+    n, word = (ACCEL_START if design == "accel" else DEFAULT_START)[board] if start is None else start
+    if timeout is None:
+        timeout = (ACCEL_TIMEOUT_S if design == "accel" else DEFAULT_TIMEOUT_S).get(board)
     points = []
     tried = {}
 
@@ -313,9 +427,15 @@ def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=
             return tried[key]
         if len(points) >= max_points:
             return None
-        _, s = synth_engine(board, {**base, "rows": rows, "cols": cols, "word": w}, seed=seed,
-                            freq_mhz=freq_mhz, design_factory=design_factory, reuse=reuse, log=log,
-                            timeout=DEFAULT_TIMEOUT_S.get(board) if timeout is None else timeout)
+        params = {**base, "rows": rows, "cols": cols, "word": w}
+        try:
+            full_params(params, design)
+        except (TypeError, ValueError) as exc:
+            log(f"[synth] {board} {rows}x{cols}x{w}: not a valid build ({exc}); not synthesized")
+            tried[key] = None
+            return None
+        _, s = synth_point(board, params, design=design, seed=seed, freq_mhz=freq_mhz,
+                           design_factory=design_factory, reuse=reuse, log=log, timeout=timeout)
         points.append(s)
         tried[key] = s["fits"]
         if on_point is not None:
@@ -325,7 +445,8 @@ def largest_array(board, *, base=None, start=None, max_n=64, max_word=256, seed=
     def _result():
         fitting = [p for p in points if p["fits"]]
         best = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0.0)) if fitting else None
-        return {"board": board, "target_mhz": TARGET_MHZ[board], "base_params": base, "seed": seed,
+        return {"board": board, "design": DESIGN_KIND[design], "description": DESIGN_DESCRIPTION[design],
+                "target_mhz": TARGET_MHZ[board], "base_params": base, "seed": seed,
                 "best": best, "met": bool(best and best["met"]), "points": list(points)}
 
     # 1. grow the square array
@@ -388,32 +509,81 @@ def _write_atomic(path, text):
         raise
 
 
-def boards_markdown(results: dict) -> str:
-    lines = ["# Engine synthesis per board", "",
-             "| board | array (rows x cols x word) | MACs/cycle | fits | LUT | FF | BRAM | DSP | fmax MHz | target MHz | met |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-    for board, res in results.items():
-        for p in res["points"]:
-            a = p["array"]
-            best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p["report"]) else ""
-            fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
-                                                       else f"({p['fmax_mhz']:.1f} before routing)")
-            fits = "yes" if p["fits"] else f"no ({p['status']})"
-            lines.append(f"| {board} | {a['rows']}x{a['cols']}x{a['word']}{best} | {p['macs_per_cycle']} | "
-                         f"{fits} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
-                         f"{p['brams']} | {p['dsps']}/{p['dsps_total']} | {fmax} | {p['target_mhz']:g} | "
-                         f"{'yes' if p['met'] else 'no'} |")
-    return "\n".join(lines) + "\n"
+def _result_kind(res) -> str:
+    """Design of one board result (results written before the accelerator design existed: the engine)."""
+    if res.get("design"):
+        return res["design"]
+    for p in res.get("points") or []:
+        if p.get("design") in ("engine", "accel+uart"):
+            return p["design"]
+        return "engine" if p.get("wrapping") == "core in PortHarness" else "accel+uart"
+    return "accel+uart"
 
 
-def write_boards_json(results: dict, path=BOARDS_JSON) -> Path:
-    """Write ``{"boards": {board: result of largest_array}}`` atomically as JSON (and ``.md``)."""
+def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
+    lines = ["# Synthesis per board", ""]
+    sections = [("Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)", results),
+                ("Engine only, in a PortHarness (`binaccel synth --design engine`)", engine_results or {})]
+    for title, res_map in sections:
+        if not res_map:
+            continue
+        lines += [f"## {title}", "",
+                  "| board | design | array (rows x cols x word) | MACs/cycle | fits | LUT | FF | BRAM | DSP | fmax MHz | "
+                  "target MHz | met |",
+                  "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+        for board, res in res_map.items():
+            if not res.get("points"):
+                lines.append(f"| {board} | {_result_kind(res)} | - | | no point synthesized | | | | | | | |")
+            for p in res["points"]:
+                a = p["array"]
+                best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p["report"]) else ""
+                fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
+                                                           else f"({p['fmax_mhz']:.1f} before routing)")
+                fits = "yes" if p["fits"] else f"no ({p['status']})"
+                lines.append(f"| {board} | {p.get('design') or _result_kind(res)} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
+                             f"{p['macs_per_cycle']} | {fits} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
+                             f"{p['brams']} | {p['dsps']}/{p['dsps_total']} | {fmax} | {p['target_mhz']:g} | "
+                             f"{'yes' if p['met'] else 'no'} |")
+            if res.get("points") and not res.get("best"):
+                lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_boards_json(results: dict, path=BOARDS_JSON, *, engine_results: dict | None = None) -> Path:
+    """Write ``{"boards": {board: result of largest_array}, "engine_boards": {...}}`` atomically as
+    JSON (and ``.md``). ``boards`` holds the board design (accelerator + UART, what the bench reads
+    first), ``engine_boards`` the engine-only results (the bench's fallback for a board that the
+    accelerator does not fit). A result in ``results`` whose design is the engine goes to
+    ``engine_boards``."""
     path = Path(path)
+    accel, engine = {}, dict(engine_results or {})
+    for board, res in results.items():
+        (engine if _result_kind(res) == "engine" else accel)[board] = res
     doc = {"format": "binaccel-boards", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "boards": results}
+           "boards": accel, "engine_boards": engine}
     _write_atomic(path, json.dumps(doc, indent=2) + "\n")
-    _write_atomic(path.with_suffix(".md"), boards_markdown(results))
+    _write_atomic(path.with_suffix(".md"), boards_markdown(accel, engine))
     return path
+
+
+def update_boards_json(board, result, path=BOARDS_JSON) -> Path:
+    """Put one board's ``result`` (of :func:`largest_array` or a single point) into the boards file,
+    in ``boards`` or ``engine_boards`` by its design, keeping everything else (an unreadable or
+    missing file starts empty; earlier engine results found under ``boards`` move to
+    ``engine_boards``)."""
+    try:
+        doc = load_boards_json(path)
+    except (FileNotFoundError, ValueError):
+        doc = {"boards": {}, "engine_boards": {}}
+    accel, engine = {}, dict(doc.get("engine_boards") or {})
+    for b, res in doc["boards"].items():
+        if _result_kind(res) == "engine":
+            engine.setdefault(b, res)
+        else:
+            accel[b] = res
+    (engine if _result_kind(result) == "engine" else accel)[board] = result
+    return write_boards_json(accel, path, engine_results=engine)
 
 
 def load_boards_json(path=BOARDS_JSON) -> dict:
@@ -430,14 +600,18 @@ def load_boards_json(path=BOARDS_JSON) -> dict:
     boards = doc.get("boards")
     if not isinstance(boards, dict):
         raise ValueError(f"{path}: field 'boards': expected an object")
-    for name, res in boards.items():
-        best = res.get("best") if isinstance(res, dict) else None
-        if best is None:
-            continue
-        for key in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "array"):
-            if key not in best:
-                raise ValueError(f"{path}: field 'boards.{name}.best.{key}' missing")
-        for key in ("rows", "cols", "word"):
-            if not isinstance(best["array"].get(key), int):
-                raise ValueError(f"{path}: field 'boards.{name}.best.array.{key}': expected an int")
+    doc.setdefault("engine_boards", {})
+    if not isinstance(doc["engine_boards"], dict):
+        raise ValueError(f"{path}: field 'engine_boards': expected an object")
+    for section in ("boards", "engine_boards"):
+        for name, res in doc[section].items():
+            best = res.get("best") if isinstance(res, dict) else None
+            if best is None:
+                continue
+            for key in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "array"):
+                if key not in best:
+                    raise ValueError(f"{path}: field '{section}.{name}.best.{key}' missing")
+            for key in ("rows", "cols", "word"):
+                if not isinstance(best["array"].get(key), int):
+                    raise ValueError(f"{path}: field '{section}.{name}.best.array.{key}': expected an int")
     return doc

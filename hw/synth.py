@@ -263,12 +263,17 @@ def _write_atomic(path, text):
 def report_markdown(report):
     """A human-readable rendering of one :func:`synthesize` report."""
     lines = [f"# Synthesis report: {report['design']} on {report['board']}", ""]
+    if report.get("description"):
+        lines.append(f"- design: {report['description']}")
     lines += [f"- device: {report['device']} ({report['package']})",
               f"- status: **{report['status']}**" + (f" ({report['error']})"
                                                      if report.get("error") else ""),
               f"- seed: {report['seed']}"]
     if report.get("params"):
         lines.append(f"- parameters: {report['params']}")
+    if report.get("clk_hz"):
+        lines.append(f"- clock asked for: {report['clk_hz'] / 1e6:.3f} MHz"
+                     + (" (PLL)" if report.get("pll") else " (oscillator)"))
     accel = report.get("accel_clock")
     if accel:
         lines.append(f"- accelerator clock `{accel['net']}`: fmax **{accel['fmax_mhz']:.2f} MHz**"
@@ -411,7 +416,8 @@ _PRODUCTS = ("{name}.json", "{name}.stat.json", "{name}.asc", "{name}.bin", "{na
 
 
 def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top",
-               synth_opts=None, timeout=None, check=True, niceness=10, params=None):
+               synth_opts=None, timeout=None, check=True, niceness=10, params=None,
+               description=None):
     """Synthesise, place and route ``design`` for ``board`` and make its bitstream.
 
     Parameters
@@ -439,6 +445,11 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     check : bool
         Raise :class:`SynthesisError` on failure (default). With ``False`` a failed run returns
         its report with ``status`` "no_fit" (nextpnr could not pack/place/route it) or "error".
+    params : dict, optional
+        Build parameters, recorded in the report.
+    description : str, optional
+        What was synthesised, in words (e.g. "accelerator + UART link + PLL: ..."), recorded in
+        the report; default: the design class and its wrapping.
 
     Returns the report dict (also written atomically as ``report.json`` and ``report.md`` in
     ``out_dir``): ``status``, ``fits``, ``utilization`` (LUT, FF, BRAM, DSP, ... with used and
@@ -465,7 +476,9 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     if synth_opts is None:
         synth_opts = "-dsp" if spec.device == "iCE40UP5K" else ""
     report = {
-        "design": label, "wrapping": wrapping, "board": spec.name, "device": spec.device,
+        "design": label, "wrapping": wrapping,
+        "description": description or f"{label} ({wrapping})",
+        "board": spec.name, "device": spec.device,
         "package": spec.package, "params": params, "seed": seed, "status": "error",
         "fits": False, "error": None,
         "accel_clock": None, "clocks": {}, "critical_paths": [], "utilization": {},

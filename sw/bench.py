@@ -1,8 +1,9 @@
 """Benchmark: FPGA cycles and time per image against CPU runtime, per network and board.
 
 For each network (the trained MNIST models, and the paper-scale CIFAR shapes of
-:mod:`binaccel.sw.netzoo`) and each board (the largest engine array that fits it and its fmax, from
-``build/bench/boards.json`` written by :mod:`binaccel.hw.sweep`):
+:mod:`binaccel.sw.netzoo`) and each board (the largest array of the board design -- accelerator +
+UART link + PLL -- that fits it and its fmax, or the engine-only figures where no accelerator build
+fits, from ``build/bench/boards.json`` written by :mod:`binaccel.hw.sweep`; see :func:`load_boards`):
 
 * **FPGA**: cycles per image from the whole-network accelerator simulation when
   ``binaccel.sim.top`` exists, else from the engine's exact cycle model
@@ -399,15 +400,34 @@ def mnist_models(*, dirs=None, names=MNIST_BENCH_MODELS, train_dir=None, train_e
     return found
 
 
-def load_boards(path=None) -> dict:
-    """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field)."""
-    from binaccel.hw.sweep import BOARDS_JSON, load_boards_json
+def load_boards(path=None, *, fallback=True) -> dict:
+    """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field).
+
+    Per board, the largest fitting point of the board design (accelerator + UART link + PLL,
+    ``design`` "accel+uart"). With ``fallback`` (default), a board that no accelerator build fits
+    (or that was only synthesized as the bare engine) gets the engine-only figures instead, with
+    ``design`` "engine" and ``fallback`` saying why; the bench tables show the design per board."""
+    from binaccel.hw.sweep import BOARDS_JSON, _result_kind, load_boards_json
 
     doc = load_boards_json(BOARDS_JSON if path is None else path)
     out = {}
+    engine = dict(doc.get("engine_boards") or {})
     for name, res in doc["boards"].items():
+        if _result_kind(res) == "engine":
+            engine.setdefault(name, res)
+            continue
         if res.get("best"):
-            out[name] = res["best"]
+            out[name] = {**res["best"], "design": "accel+uart"}
+    if fallback:
+        for name, res in engine.items():
+            if name in out or not res.get("best"):
+                continue
+            acc = doc["boards"].get(name)
+            why = ("no accelerator build fits the board" if acc and _result_kind(acc) != "engine" and acc.get("points")
+                   else "the accelerator was not synthesized for this board")
+            out[name] = {**res["best"], "design": "engine",
+                         "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
+                                     f"buffers/link), so the FPGA time is optimistic"}
     return out
 
 
@@ -549,8 +569,10 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
         "boards": {}, "networks": {},
         "notes": [
-            "FPGA time = cycles per image / nextpnr fmax of the synthesized engine build; host link transfers "
-            "are not included.",
+            "FPGA time = cycles per image / nextpnr fmax of the synthesized build of the board (boards.<b>.design: "
+            "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine = the "
+            "bare engine only, used when no accelerator build fits the board); host link transfers are not "
+            "included.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
             "the simulated images) or the engine cycle model (layer runs on a batch of n images, host-side "
@@ -563,7 +585,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
     for bname, b in boards.items():
         result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
                                                         "dsps_total", "array", "target_mhz", "met", "params",
-                                                        "seed", "report")}
+                                                        "seed", "report", "design", "fallback")}
     images_cache = {}
     for net_name, info in nets.items():
         model = info["model"]
@@ -686,7 +708,7 @@ def _fmt_s(s):
 
 
 def render_markdown(result: dict) -> str:
-    lines = ["# binaccel bench: FPGA (engine) vs CPU", "",
+    lines = ["# binaccel bench: FPGA vs CPU", "",
              f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `model` = engine "
              f"cycle model)",
              f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
@@ -694,12 +716,16 @@ def render_markdown(result: dict) -> str:
              f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
              f"median of {result['timing']['reps']} after {result['timing']['warmup']} warm-up calls", "",
              "## Boards", "",
-             "| board | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |", "|---|---|---|---:|---:|---:|---:|"]
+             "| board | synthesized design | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
     for name, b in result["boards"].items():
         a = b["array"]
-        lines.append(f"| {name} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} ({b['target_mhz']}, "
-                     f"{'yes' if b['met'] else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | {b['brams']} | "
-                     f"{b.get('dsps')}/{b.get('dsps_total')} |")
+        lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
+                     f"({b['target_mhz']}, {'yes' if b['met'] else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | "
+                     f"{b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
+    for name, b in result["boards"].items():
+        if b.get("fallback"):
+            lines.append(f"\n{name}: {b['fallback']}.")
     batches = result["timing"]["batches"]
     lines += ["", "## Time per image", "",
               "FPGA/CPU < 1 means the FPGA engine is faster. CPU columns: float PyTorch of the same shapes, "

@@ -2,7 +2,8 @@
 
 ::
 
-    binaccel synth --board icebreaker --rows 2 --cols 2 --word 16      # one engine build
+    binaccel synth --board icebreaker --rows 1 --cols 1 --word 16      # accelerator + UART + PLL
+    binaccel synth --board icebreaker --design engine --rows 2 --cols 4 --word 16   # engine only
     binaccel synth --board ulx3s --search                               # largest array that fits
     binaccel synth --search                                             # both boards -> build/bench/boards.json
     binaccel bench                                 # reuses build/bench/boards.json if present
@@ -18,31 +19,50 @@ import sys
 __all__ = ["register", "main"]
 
 
-def _engine_fields(args, base):
-    from binaccel.hw.params import EngineParams
+_ACCEL_ONLY = ("fm_depth", "w_depth", "t_depth", "max_layers", "max_dim")
 
+
+def _engine_fields(args, base, design="engine"):
+    """``base`` with the build parameters given on the command line (engine fields, plus the
+    accelerator's buffer fields for ``design="accel"``)."""
+    from binaccel.hw.params import EngineParams
+    from binaccel.hw.seq import AccelParams
+
+    names = AccelParams.names() if design == "accel" else EngineParams.names()
     params = dict(base)
-    for name in EngineParams.names():
+    for name in names:
         v = getattr(args, name, None)
         if v is not None:
             params[name] = v
+    if design != "accel":
+        given = [n for n in _ACCEL_ONLY if getattr(args, n, None) is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} is an accelerator parameter; the engine design "
+                             f"has no buffers (use --design accel)")
     return params
+
+
+def _design(args):
+    return getattr(args, "design", None) or "accel"
 
 
 def _cmd_synth(args) -> int:
     from binaccel.hw import sweep
     from binaccel.hw.synth import SynthesisError, report_markdown
 
+    design = _design(args)
     boards = [args.board] if args.board else list(sweep.TARGET_MHZ)
     if not args.search:
         if not args.board:
             print("binaccel synth: error: --board is required unless --search", file=sys.stderr)
             return 2
-        base = sweep.BOARD_BASE[args.board]
+        base = sweep.base_params(args.board, design)
+        n, word = (sweep.ACCEL_START if design == "accel" else sweep.DEFAULT_START)[args.board]
         try:
-            params = _engine_fields(args, {**base, "rows": 2, "cols": 2, "word": 16})
-            report, summary = sweep.synth_engine(args.board, params, seed=args.seed, freq_mhz=args.freq,
-                                                 reuse=not args.force)
+            params = _engine_fields(args, {**base, "rows": n, "cols": n, "word": word}, design)
+            sweep.full_params(params, design)
+            report, summary = sweep.synth_point(args.board, params, design=design, seed=args.seed,
+                                                freq_mhz=args.freq, reuse=not args.force, timeout=args.timeout)
         except (TypeError, ValueError) as exc:
             print(f"binaccel synth: error: {exc}", file=sys.stderr)
             return 2
@@ -51,44 +71,48 @@ def _cmd_synth(args) -> int:
             print(f"binaccel synth: error: {exc}", file=sys.stderr)
             return 1
         print(report_markdown(report), end="")
-        print(json.dumps({k: summary[k] for k in ("board", "fits", "fmax_mhz", "target_mhz", "met", "luts",
-                                                   "luts_total", "ffs", "brams", "dsps", "array")}, indent=1))
+        print(json.dumps({k: summary[k] for k in ("board", "design", "fits", "status", "fmax_mhz", "target_mhz",
+                                                   "met", "luts", "luts_total", "ffs", "brams", "dsps", "array")},
+                         indent=1))
         if args.update_boards:
             _update_boards(args.board, summary)
         return 0 if summary["fits"] else 1
-    results = _search(boards, args)
+    try:
+        results = _search(boards, args)
+    except (TypeError, ValueError) as exc:
+        print(f"binaccel synth: error: {exc}", file=sys.stderr)
+        return 2
     for board, res in results.items():
         b = res["best"]
         if b:
             a = b["array"]
-            print(f"{board}: largest array {a['rows']}x{a['cols']}x{a['word']}, LUT {b['luts']}/{b['luts_total']}, "
-                  f"fmax {b['fmax_mhz']} MHz (target {b['target_mhz']:g} MHz: {'met' if b['met'] else 'NOT met'})")
+            print(f"{board} ({res['design']}): largest array {a['rows']}x{a['cols']}x{a['word']}, "
+                  f"LUT {b['luts']}/{b['luts_total']}, fmax {b['fmax_mhz']} MHz "
+                  f"(target {b['target_mhz']:g} MHz: {'met' if b['met'] else 'NOT met'})")
         else:
-            print(f"{board}: no point fitted")
+            print(f"{board} ({res['design']}): no point fitted")
     return 0
 
 
 def _search(boards, args):
     from binaccel.hw import sweep
 
+    design = _design(args)
     results = {}
-    try:
-        old = sweep.load_boards_json()["boards"]
-    except (FileNotFoundError, ValueError):
-        old = {}
     for board in boards:
-        base = _engine_fields(args, sweep.BOARD_BASE[board]) if args is not None else None
+        base = _engine_fields(args, sweep.base_params(board, design), design)
         for k in ("rows", "cols", "word"):
             base.pop(k, None)
-        def save(partial, board=board):
-            sweep.write_boards_json({**old, **results, board: partial})
 
-        results[board] = sweep.largest_array(board, base=base, seed=getattr(args, "seed", 1),
+        def save(partial, board=board):
+            sweep.update_boards_json(board, partial)
+
+        results[board] = sweep.largest_array(board, design=design, base=base, seed=getattr(args, "seed", 1),
                                              freq_mhz=getattr(args, "freq", None),
                                              reuse=not getattr(args, "force", False),
-                                             max_points=getattr(args, "max_points", 8), on_point=save)
-        merged = {**old, **results}
-        path = sweep.write_boards_json(merged)
+                                             max_points=getattr(args, "max_points", 8), on_point=save,
+                                             timeout=getattr(args, "timeout", None))
+        path = sweep.update_boards_json(board, results[board])
         print(f"[synth] wrote {path}")
     return results
 
@@ -97,16 +121,21 @@ def _update_boards(board, summary):
     from binaccel.hw import sweep
 
     try:
-        doc = sweep.load_boards_json()["boards"]
+        doc = sweep.load_boards_json()
     except (FileNotFoundError, ValueError):
-        doc = {}
-    res = doc.get(board) or {"board": board, "target_mhz": sweep.TARGET_MHZ[board], "points": []}
+        doc = {"boards": {}, "engine_boards": {}}
+    section = "engine_boards" if summary.get("design") == "engine" else "boards"
+    res = doc.get(section, {}).get(board)
+    if res is None and section == "engine_boards" and sweep._result_kind(doc["boards"].get(board) or {}) == "engine":
+        res = doc["boards"].get(board)  # an older file: engine results under "boards"
+    if res is None or sweep._result_kind(res) != (summary.get("design") or "accel+uart"):
+        res = {"board": board, "design": summary.get("design") or "accel+uart",
+               "target_mhz": sweep.TARGET_MHZ[board], "points": []}
     res["points"] = [p for p in res.get("points", []) if p.get("report") != summary["report"]] + [summary]
     fitting = [p for p in res["points"] if p["fits"]]
     res["best"] = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0)) if fitting else None
     res["met"] = bool(res["best"] and res["best"]["met"])
-    doc[board] = res
-    print(f"[synth] updated {sweep.write_boards_json(doc)}")
+    print(f"[synth] updated {sweep.update_boards_json(board, res)}")
 
 
 def _cmd_bench(args) -> int:
@@ -144,28 +173,39 @@ def _cmd_bench(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``synth`` and ``bench`` to an argparse ``subparsers`` object."""
-    from binaccel.hw.params import EngineParams
 
     from . import bench
 
-    s = subparsers.add_parser("synth", help="synthesize the engine for a board (yosys/nextpnr), or search "
-                                            "the largest array per board",
-                              description="Synthesize the layer engine for a board; with --search, find the "
-                                          "largest array that fits (few points, sequential) and write "
-                                          "build/bench/boards.json.")
+    s = subparsers.add_parser("synth", help="synthesize the board design (accelerator + UART link + PLL) or the "
+                                            "bare engine (yosys/nextpnr), or search the largest array per board",
+                              description="Synthesize, place and route a design for a board and make its "
+                                          "bitstream: --design accel (default) = LinkedAccelerator (whole-network "
+                                          "accelerator behind the UART frame link) in BoardTop (PLL, reset, UART); "
+                                          "--design engine = the layer engine alone in a PortHarness (earlier "
+                                          "figures). With --search, find the largest array that fits (few points, "
+                                          "sequential) and record it in build/bench/boards.json.")
     s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None)
+    s.add_argument("--design", choices=["accel", "engine"], default="accel",
+                   help="accel (default): accelerator + UART link + PLL; engine: bare engine in a PortHarness")
     s.add_argument("--search", action="store_true", help="search the largest fitting array (all boards "
                                                          "unless --board)")
     s.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     s.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="accelerator clock target (default: 48 MHz iCEBreaker, 150 MHz ULX3S)")
+    s.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per tool run; a run that takes longer is recorded as status timeout "
+                        "(default in --search: 900 iCEBreaker, 1800 ULX3S for the accelerator)")
     s.add_argument("--force", action="store_true", help="re-run points whose report exists")
     s.add_argument("--max-points", type=int, default=8, help="syntheses per board in --search (default 8)")
     s.add_argument("--update-boards", action="store_true",
                    help="add this single point to build/bench/boards.json")
-    for name in EngineParams.names():
+    from binaccel.hw.seq import AccelParams
+    for name in AccelParams.names():
+        what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
+                else "engine parameter")
         s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, metavar="N",
-                       help=f"EngineParams.{name} (default: the board's MNIST base; rows/cols/word 2/2/16)")
+                       help=f"{what} {name} (default: the board's base, hw/sweep.py ACCEL_BASE / BOARD_BASE; "
+                            f"rows/cols/word: the search's starting point)")
     s.set_defaults(func=_cmd_synth)
 
     b = subparsers.add_parser("bench", help="FPGA cycles/time per image vs CPU (torch, Brevitas, packed numpy)",

@@ -270,6 +270,14 @@ def test_cli_registers_synth_and_bench():
     a = p.parse_args(["synth", "--board", "ulx3s", "--rows", "8", "--word", "64"])
     assert a.func is bench_cli._cmd_synth and a.rows == 8 and a.word == 64 and a.cols is None
     assert bench_cli._engine_fields(a, sweep.BOARD_BASE["ulx3s"])["rows"] == 8
+    assert a.design == "accel"  # the board design by default
+    a = p.parse_args(["synth", "--board", "icebreaker", "--fm-depth", "128", "--t-depth", "32"])
+    f = bench_cli._engine_fields(a, sweep.base_params("icebreaker"), "accel")
+    assert f["fm_depth"] == 128 and f["t_depth"] == 32 and f["w_depth"] == sweep.ACCEL_BASE["icebreaker"]["w_depth"]
+    with pytest.raises(ValueError, match="--fm-depth is an accelerator parameter"):
+        bench_cli._engine_fields(a, sweep.BOARD_BASE["icebreaker"], "engine")
+    a = p.parse_args(["synth", "--board", "icebreaker", "--design", "engine", "--rows", "2", "--cols", "4"])
+    assert a.design == "engine"
     a = p.parse_args(["bench", "--synth", "--networks", "vgg_small"])
     assert a.func is bench_cli._cmd_bench and a.synth
     a = p.parse_args(["bench"])

@@ -1,5 +1,6 @@
-"""hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, report reuse, and one
-real engine synthesis on the iCEBreaker."""
+"""hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, report reuse, the
+accelerator design factory and parameters, boards.json sections, and real syntheses on the iCEBreaker (a
+small engine in the default run; the accelerator + UART board design, slow)."""
 
 import json
 
@@ -13,8 +14,10 @@ from binaccel.hw.engine import Engine
 from binaccel.hw.params import EngineParams
 
 
-def _fake_synth(fits_fn, calls):
+def _fake_synth(fits_fn, calls, designs=None):
     def fake(board, params, **kw):
+        if designs is not None:
+            designs.append(kw.get("design"))
         calls.append((params["rows"], params["cols"], params["word"]))
         ok = fits_fn(params["rows"], params["cols"], params["word"])
         report = {"board": board, "status": "ok" if ok else "no_fit", "fits": ok, "seed": 1, "params": params,
@@ -31,8 +34,10 @@ def test_largest_array_search_order(monkeypatch):
     calls = []
     # DSP-like limit on rows (<= 2), area limit on rows*cols*word (<= 1024)
     fits = lambda r, c, w: r <= 2 and r * c * w <= 1024  # noqa: E731
-    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(fits, calls))
-    res = sweep.largest_array("icebreaker", start=(1, 16), max_points=20, log=lambda *a: None)
+    designs = []
+    monkeypatch.setattr(sweep, "synth_point", _fake_synth(fits, calls, designs))
+    res = sweep.largest_array("icebreaker", design="engine", start=(1, 16), max_points=20, log=lambda *a: None)
+    assert set(designs) == {"engine"} and res["design"] == "engine"
     assert calls == [(1, 1, 16), (2, 2, 16), (4, 4, 16), (3, 3, 16), (2, 4, 16), (2, 8, 16), (2, 16, 16),
                      (2, 32, 16), (2, 64, 16), (2, 32, 32)]
     assert res["best"]["array"] == {"rows": 2, "cols": 32, "word": 16}
@@ -42,12 +47,12 @@ def test_largest_array_search_order(monkeypatch):
 
 def test_largest_array_point_budget_and_no_fit(monkeypatch):
     calls = []
-    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(lambda r, c, w: False, calls))
+    monkeypatch.setattr(sweep, "synth_point", _fake_synth(lambda r, c, w: False, calls))
     res = sweep.largest_array("ulx3s", start=(4, 32), max_points=3, log=lambda *a: None)
     assert calls == [(4, 4, 32), (4, 4, 16), (4, 4, 8)]
     assert res["best"] is None and res["met"] is False
     calls.clear()
-    monkeypatch.setattr(sweep, "synth_engine", _fake_synth(lambda r, c, w: True, calls))
+    monkeypatch.setattr(sweep, "synth_point", _fake_synth(lambda r, c, w: True, calls))
     saved = []
     res = sweep.largest_array("ulx3s", start=(4, 32), max_points=2, log=lambda *a: None, on_point=saved.append)
     assert len(calls) == 2 and res["best"]["array"] == {"rows": 8, "cols": 8, "word": 32}
@@ -111,3 +116,84 @@ def test_synthesize_small_engine_icebreaker(tmp_path):
     assert s["array"] == {"rows": 1, "cols": 1, "word": 8}
     assert json.loads((tmp_path / "e" / "report.json").read_text())["factory"] == "engine_design"
     assert report["tools"]["yosys"].startswith("Yosys")
+
+
+def test_accel_search_stops_at_invalid_word(monkeypatch):
+    """The accelerator search on the iCEBreaker: nothing fits, the word halves until the build is invalid
+    (8-bit inputs need word >= 8), which is not synthesized; the result says which design."""
+    calls, designs = [], []
+    monkeypatch.setattr(sweep, "synth_point", _fake_synth(lambda r, c, w: False, calls, designs))
+    msgs = []
+    res = sweep.largest_array("icebreaker", max_points=8, log=msgs.append)
+    assert calls == [(1, 1, 16), (1, 1, 8)] and set(designs) == {"accel"}
+    assert res["best"] is None and res["design"] == "accel+uart"
+    assert res["base_params"]["fm_depth"] == sweep.ACCEL_BASE["icebreaker"]["fm_depth"]
+    assert any("not a valid build" in m for m in msgs)
+
+
+def test_accel_design_factory_and_params():
+    from binaccel.hw.linked import LinkedAccelerator
+    from binaccel.hw.seq import AccelParams
+
+    p = {**sweep.base_params("icebreaker"), "rows": 1, "cols": 1, "word": 16}
+    full = sweep.full_params(p)
+    assert full == AccelParams(**p).as_dict() and full["fm_depth"] == 256
+    d = sweep.accel_design(**full)
+    assert isinstance(d, LinkedAccelerator) and d.params.as_dict() == full
+    from binaccel.hw.synth import _is_byte_stream_design
+    assert _is_byte_stream_design(d)  # the flow puts it in a BoardTop (PLL, reset, UART)
+    Fragment.get(d, None)  # elaborates
+    assert sweep.full_params({**sweep.base_params("icebreaker", "engine"), "rows": 1, "cols": 1,
+                              "word": 8}, "engine")["rows"] == 1
+    with pytest.raises(ValueError, match="word must be at least 8"):
+        sweep.full_params({**p, "word": 4})
+    with pytest.raises(ValueError, match="design must be one of"):
+        sweep.full_params(p, "other")
+
+
+def test_boards_json_sections(tmp_path):
+    """Accelerator results go to boards, engine results to engine_boards; an older file with engine
+    results under boards keeps them (moved to engine_boards) when an accelerator result arrives."""
+    def summary(kind, fits, rows=1):
+        report = {"board": "icebreaker", "status": "ok" if fits else "no_fit", "fits": fits, "seed": 1,
+                  "params": {"rows": rows, "cols": rows, "word": 16}, "design_kind": kind,
+                  "utilization": {"LUT": {"used": 100, "total": 5280, "resource": "LC"}},
+                  "accel_clock": {"fmax_mhz": 20.0} if fits else None, "out_dir": f"/x/{kind}{rows}"}
+        return sweep.board_summary(report)
+
+    eng = summary("engine", True, 2)
+    path = tmp_path / "boards.json"
+    # an older file: the engine result under "boards", no design field
+    old = {"format": "binaccel-boards", "version": 1,
+           "boards": {"icebreaker": {"board": "icebreaker", "best": eng, "points": [eng], "target_mhz": 48.0}}}
+    old["boards"]["icebreaker"]["points"][0]["design"] = "Engine"
+    old["boards"]["icebreaker"]["points"][0]["wrapping"] = "core in PortHarness"
+    path.write_text(json.dumps(old))
+    acc = summary("accel+uart", False)
+    sweep.update_boards_json("icebreaker", {"board": "icebreaker", "design": "accel+uart", "best": None,
+                                            "points": [acc], "target_mhz": 48.0}, path)
+    doc = sweep.load_boards_json(path)
+    assert doc["boards"]["icebreaker"]["best"] is None
+    assert doc["engine_boards"]["icebreaker"]["best"]["array"]["rows"] == 2
+    md = (tmp_path / "boards.md").read_text()
+    assert "no array fits" in md and "Engine only" in md
+    from binaccel.sw import bench
+    boards = bench.load_boards(path)
+    assert boards["icebreaker"]["design"] == "engine" and "no accelerator build fits" in boards["icebreaker"]["fallback"]
+    assert bench.load_boards(path, fallback=False) == {}
+
+
+@pytest.mark.slow
+def test_synthesize_accel_icebreaker_records_no_fit(tmp_path):
+    """The real board design (LinkedAccelerator in BoardTop) at the smallest MNIST-capable array on the
+    iCE40UP5K: yosys maps it, nextpnr cannot place it (about 11,600 logic cells for 5,280); the report
+    says what was synthesized and how much it needed (about 60 s)."""
+    params = {**sweep.base_params("icebreaker"), "rows": 1, "cols": 1, "word": 16}
+    report, s = sweep.synth_point("icebreaker", params, out_dir=tmp_path / "a", log=lambda *a: None)
+    assert report["status"] == "no_fit" and not s["fits"] and s["design"] == "accel+uart"
+    assert s["luts"] > s["luts_total"] == 5280
+    assert "UART" in report["description"] and report["design"] == "LinkedAccelerator"
+    assert report["wrapping"] == "byte-stream design" and report["pll"] is not None
+    assert report["params"]["fm_depth"] == 256
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "accelerator + UART link + PLL" in md and "no_fit" in md
