@@ -136,8 +136,12 @@ class LinkedAccelerator(wiring.Component):
 
     def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, **accel_params):
         with checking(self):
-            self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
             self.accel = Accelerator(**accel_params)
+            try:
+                self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
+            except Exception:
+                self.accel._MustUse__silence = True
+                raise
         self.params = self.accel.params
         self.link_params = {"max_payload": max_payload, "depth": depth, "timeout": timeout}
         super().__init__()
@@ -182,7 +186,10 @@ class UartAccelerator(wiring.Component):
     def __init__(self, *, divisor, rx_fifo_depth=16, **params):
         from .boards import UARTBridge
 
+        from .uart import _check_divisor
+
         with checking(self):
+            _check_divisor(divisor, "UartAccelerator")
             self.linked = LinkedAccelerator(**params)
             self.bridge = UARTBridge(self.linked, divisor=divisor, rx_fifo_depth=rx_fifo_depth)
         self.divisor = divisor
