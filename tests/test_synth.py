@@ -158,6 +158,11 @@ def test_markdown_report_renders_key_figures():
     assert "fmax **55.76 MHz**" in md and "| LUT | 228 | 5280 | 4.3 | ICESTORM_LC |" in md
     assert "seed: 3" in md and "{'n': 2}" in md
     assert "| posedge clk -> posedge clk | 6.91 | 1 | `a` | `b` |" in md
+    report.update(description="accelerator + UART link + PLL: LinkedAccelerator in BoardTop",
+                  clk_hz=48e6, pll={"DIVR": 0})
+    md = report_markdown(report)
+    assert "- design: accelerator + UART link + PLL: LinkedAccelerator in BoardTop" in md
+    assert "- clock asked for: 48.000 MHz (PLL)" in md
 
 
 # --- PLLs -------------------------------------------------------------------------------------
