@@ -291,7 +291,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mnist", type=int, default=0, metavar="N",
                     help="the first N images of the MNIST test split (default: N random images)")
     ap.add_argument("--images", type=int, default=4, help="random images when --mnist is not given")
-    ap.add_argument("--transport", choices=["fast", "cocotb"], default="fast")
+    ap.add_argument("--transport", choices=["fast", "cocotb", "uart"], default="fast")
     ap.add_argument("--stream", default="auto", help="auto | all | none | comma-separated layer names")
     ap.add_argument("--idle", type=float, default=0.0)
     ap.add_argument("--backpressure", type=float, default=0.0)

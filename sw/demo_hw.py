@@ -66,31 +66,54 @@ def hardware_section(summary: dict, trained: dict, data, *, out_dir: str, log=pr
     summary["hardware"] = hw
 
 
+#: Images per transport for the simulation-speed figures of the slow transports (the fast one runs
+#: every image of the accelerator section).
+SPEED_IMAGES = {"cocotb": 2, "uart": 2}
+
+
 def accelerator_section(summary: dict, trained: dict, data, *, checkpoints: dict, model_files: dict,
-                        n_images: int, log=print, progress=True) -> None:
-    """Whole trained networks on the simulated accelerator (fast compiled-Verilator transport), fed
-    by the host driver: logits compared with the numpy reference and the Brevitas model per image."""
+                        n_images: int, log=print, progress=True, transports=("fast", "cocotb", "uart")) -> None:
+    """Whole trained networks on the simulated accelerator, fed by the host driver: logits compared
+    with the numpy reference and the Brevitas model per image. Every model runs ``n_images`` test
+    images through the fast transport; the first model also runs a few images through each other
+    transport in ``transports`` (the cocotb word streams, the UART link) for their exactness and
+    simulation speed (``summary["sim_speed"][transport]``)."""
     from .run_cli import run_accelerator
 
-    speed = {}
-    for name in HW_MODELS:
-        if name not in trained:
-            continue
+    speed, runs = {}, {}
+    names = [n for n in HW_MODELS if n in trained]
+    for name in names:
         r = run_accelerator(model_files[name], data.x_test[:n_images], data.y_test[:n_images], transport="fast",
                             checkpoint=checkpoints[name], progress=progress)
         summary["models"][name]["accelerator"] = {
             "checked": r["checked"], "matched": r["matched"], "test_accuracy": r["test_accuracy"],
             "cycles_per_image": r["cycles_per_image"], "utilisation": r["utilisation"],
             "layers": r["cycles_per_layer"], "transport": "fast"}
-        speed.setdefault("fast", []).append((r["sim_cycles_per_s"], r["images_per_s"]))
+        speed.setdefault("fast", []).append(r)
         log(f"{name:14s} on the simulated accelerator: {r['matched']}/{r['checked']} images equal the golden model, "
             f"accuracy {r['test_accuracy']:.3f}, {r['cycles_per_image']:.0f} cycles/image, "
             f"utilisation {100 * r['utilisation']:.1f}%, {r['images_per_s']:.1f} images/s simulated")
         if r["matched"] != r["checked"]:
             raise AssertionError(f"{name}: accelerator logits differ from the golden model for "
                                  f"{r['checked'] - r['matched']} images")
-    summary["sim_speed"] = {t: {"cycles_per_s": float(np.mean([c for c, _ in v])),
-                                "images_per_s": float(np.mean([i for _, i in v]))} for t, v in speed.items()}
+    for t in transports:
+        if t == "fast" or not names:
+            continue
+        name, k = names[0], SPEED_IMAGES.get(t, 2)
+        log(f"{name:14s} through the {t} transport ({k} images; builds its simulation on first use) ...")
+        r = run_accelerator(model_files[name], data.x_test[:k], data.y_test[:k], transport=t,
+                            checkpoint=checkpoints[name], progress=False, batch=k)
+        speed.setdefault(t, []).append(r)
+        runs[t] = {"model": name, "checked": r["checked"], "matched": r["matched"],
+                   "cycles_per_image": r["cycles_per_image"], **({"line_bytes": r["line_bytes"]} if "line_bytes" in r else {})}
+        log(f"{name:14s} [{t}]: {r['matched']}/{r['checked']} images equal the golden model, "
+            f"{r['sim_cycles_per_s']:.0f} cycles/s, {r['images_per_s']:.3f} images/s")
+        if r["matched"] != r["checked"]:
+            raise AssertionError(f"{name} [{t}]: accelerator logits differ from the golden model")
+    summary["sim_speed"] = {t: {"cycles_per_s": float(np.mean([r["sim_cycles_per_s"] for r in v])),
+                                "images_per_s": float(np.mean([r["images_per_s"] for r in v])),
+                                "images": int(sum(r["checked"] for r in v))} for t, v in speed.items()}
+    summary["accelerator_transports"] = runs
     lines = ["", f"Whole networks on the simulated accelerator (fast Verilator transport, first {n_images} test images):", "",
              "| model | images equal golden | accuracy % | cycles/image | utilisation % |", "|---|---:|---:|---:|---:|"]
     for name in HW_MODELS:
@@ -98,4 +121,11 @@ def accelerator_section(summary: dict, trained: dict, data, *, checkpoints: dict
         if a:
             lines.append(f"| {name} | {a['matched']}/{a['checked']} | {100 * a['test_accuracy']:.1f} | "
                          f"{a['cycles_per_image']:.0f} | {100 * a['utilisation']:.1f} |")
+    lines += ["", "Simulation speed per transport (`fast`: compiled Verilator model, no per-cycle Python; `cocotb`: "
+              "word streams driven from Python; `uart`: the board's UART link, bytes bit by bit over the simulated "
+              "line, 4 clock cycles per bit):", "",
+              "| transport | images | exact | cycles/s | images/s |", "|---|---:|---:|---:|---:|"]
+    for t, v in summary["sim_speed"].items():
+        ok = sum(r["matched"] for r in speed[t])
+        lines.append(f"| {t} | {v['images']} | {ok}/{v['images']} | {v['cycles_per_s']:,.0f} | {v['images_per_s']:.3g} |")
     summary.setdefault("hardware", {}).setdefault("report_lines", []).extend(lines)

@@ -25,8 +25,8 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
 
     im = modelfile.load(model_file)
     n = len(images)
-    batch = batch or (n if transport == "fast" else 4)
-    logits, image_cycles, layer_cycles, wall, sim_cycles = [], [], [], 0.0, 0
+    batch = batch or {"fast": n, "cocotb": 4, "uart": 25}.get(transport, 4)
+    logits, image_cycles, layer_cycles, wall, sim_cycles, line_bytes, events = [], [], [], 0.0, 0, 0, []
     rec = None
     with tqdm(total=n, desc=f"{im.name} [{transport}]", unit="img", disable=not progress, leave=False) as bar:
         for s in range(0, n, batch):
@@ -38,6 +38,8 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
             wall += r.wall_s
             sim_cycles += r.total_cycles
             rec = r.record
+            line_bytes += rec.get("line_bytes", 0)
+            events += rec.get("events", [])
             bar.update(len(r.logits))
     logits = np.concatenate(logits)
     ref = intref.predict(im, images)
@@ -53,6 +55,9 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
         "images_per_s": n / wall if wall else 0.0,
         "array": {k: rec["params"].get(k) for k in ("rows", "cols", "word")} if "rows" in rec["params"] else rec["params"].get("engine"),
     }
+    if transport == "uart":
+        out["line_bytes"] = int(line_bytes)
+        out["link_events"] = events
     ideal = sum(l["ideal_cycles"] for l in out["cycles_per_layer"])
     out["utilisation"] = ideal / out["cycles_per_image"] if out["cycles_per_image"] else 0.0
     if labels is not None:
@@ -80,7 +85,7 @@ def _cmd_run(args):
         data = load(args.data)
     n = min(args.images, len(data.x_test)) if args.images else len(data.x_test)
     r = run_accelerator(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
-                        checkpoint=args.checkpoint, idle=args.idle, backpressure=args.backpressure,
+                        checkpoint=args.checkpoint, batch=args.batch, idle=args.idle, backpressure=args.backpressure,
                         seed=args.seed, progress=not args.no_progress)
     text = json.dumps(r, indent=2)
     if args.json:
@@ -98,7 +103,11 @@ def register(sub):
     p = sub.add_parser("run", help="run a model file on the simulated accelerator, checked image by image")
     p.add_argument("--model", required=True, help="model file written by binaccel export (.bnm)")
     p.add_argument("--checkpoint", default=None, help="also compare with this Brevitas checkpoint")
-    p.add_argument("--transport", choices=["fast", "cocotb"], default="fast")
+    p.add_argument("--transport", choices=["fast", "cocotb", "uart"], default="fast",
+                   help="fast: compiled Verilator model (whole data sets); cocotb: word streams from Python; "
+                        "uart: the board's UART link simulated bit by bit (slow: ~3 s per image)")
+    p.add_argument("--batch", type=int, default=None, help="images per simulation run (default: all for fast, "
+                   "4 for cocotb, 25 for uart)")
     p.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
     p.add_argument("--data", default="mnist", choices=["mnist", "digits", "cifar10"])
     p.add_argument("--data-dir", default=None)
