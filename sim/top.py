@@ -14,9 +14,11 @@ words and one RUN command per image into the accelerator and decodes the output 
 hardware's cycle counters (cycles of each layer and of each image, from the RUN command to the
 last layer's end, image load included).
 
-Transports: ``"cocotb"`` (the cocotb testbench ``sim/tb_top.py`` on a Verilator build, cycle by
-cycle from Python; slow, for tests) and ``"fast"`` (:class:`binaccel.sim.fastpath.FastSim`: one
-run of a compiled Verilator model for the whole data set). Both apply random idle cycles on the
+Transports (:mod:`binaccel.sim.transport`, one interface): ``"cocotb"`` (the cocotb testbench
+``sim/tb_top.py`` on a Verilator build, cycle by cycle from Python; slow, for tests), ``"fast"``
+(:class:`binaccel.sim.fastpath.FastSim`: one run of a compiled Verilator model for the whole data
+set) and ``"uart"`` (the board's design behind its UART, driven over the simulated serial line by
+the host's :class:`binaccel.sw.hostlink.HostLink`). The first two apply random idle cycles on the
 input (``idle``) and backpressure on the output (``backpressure``), seeded by ``seed``.
 
 A JSON record (cycles per layer and image, ideal cycles, utilisation, simulation speed) is written
