@@ -64,8 +64,8 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
                        f"of {last_s or MIN_SYNTH_S:.0f} s")
         if same_point:
             info["action"] = "reused (stale)"
-            info["why"] += ("; the last report is from different inputs" if old.get("inputs_sha256") != digest
-                            else "")
+            info["why"] += ("; the last report does not record its inputs" if not old.get("inputs_sha256")
+                            else "; the last report is from different inputs (gateware sources or tools changed)")
             report = old
         else:
             info["action"] = "skipped"
@@ -116,8 +116,10 @@ def _synthesis_lines(info):
         lines.append(f"- **does not fit** (status {info.get('status')}): {util} as far as nextpnr got"
                      + (f" -- {info['error_excerpt']}" if info.get("error_excerpt") else ""))
     if info.get("tools"):
-        lines.append("- tools: " + "; ".join(f"{k} {v}" if not str(v).startswith(k) else str(v)
-                                              for k, v in info["tools"].items()))
+        def short(k, v):
+            v = str(v).split(" (git sha1")[0]
+            return v if v.lower().startswith(k.split("-")[0]) else f"{k} {v}"
+        lines.append("- tools: " + "; ".join(short(k, v) for k, v in info["tools"].items()))
     return lines + [""]
 
 
