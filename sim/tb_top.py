@@ -15,25 +15,19 @@ comparison with :mod:`binaccel.sw.intref` is done by the caller on the decoded o
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from binaccel.sim.runner import load_tb_params
+from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sim.streams import CycleCounter, StreamDriver, StreamMonitor, bus, reset, value_of
 
 
-def _atomic_write(path, blob: bytes):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, path)
+_atomic_write = write_bytes_atomic
 
 
 @cocotb.test()

@@ -28,27 +28,21 @@ frames, ``link_error`` (text) if the host's decoder refused a frame, ``uart_erro
 flags at the end.
 """
 
-import os
 import pickle
-import tempfile
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from binaccel.sim.runner import load_tb_params
+from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sim.streams import reset, value_of
 from binaccel.sw.hostlink import HostLink
 from binaccel.sw.link import FrameKind, LinkError
 
 
-def _atomic_write(path, blob: bytes):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, path)
+_atomic_write = write_bytes_atomic
 
 
 PERIOD_NS = 10

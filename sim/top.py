@@ -32,16 +32,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import pickle
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
+from binaccel.sim.runner import SIM_BUILD_ROOT, build_component
 from binaccel.sw import program as prog
 
 __all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words", "lint", "LINT_WAIVERS"]
@@ -140,12 +137,9 @@ def accel_verilog(p) -> Path:
     if not path.is_file():
         from amaranth.back import verilog
 
-        text = verilog.convert(_factory(**p.as_dict()), name="accel")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        from binaccel.sw.atomic import write_text_atomic
+
+        write_text_atomic(path, verilog.convert(_factory(**p.as_dict()), name="accel"))
     return path
 
 
@@ -204,11 +198,9 @@ def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpr
 
 
 def _atomic_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    from binaccel.sw.atomic import write_json_atomic
+
+    write_json_atomic(path, obj, indent=1)
 
 
 def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backpressure=0.0, seed=0,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import os
 import pickle
 import tempfile
 import time

@@ -27,11 +27,7 @@ DEFAULT_MODELS = ("fp", "sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1",
                   "siman_l2_nohh", "siman_nohh", "siman_l2_hh")
 
 
-def _write_text_atomic(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from .atomic import write_text_atomic as _write_text_atomic  # noqa: E402
 
 
 def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,

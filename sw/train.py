@@ -8,7 +8,6 @@ for the M-Filters, and keeps M >= 0 after every step (Eq. 3.21: M <- |M - eta * 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -19,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .atomic import write_json_atomic
 from .data import Split
 from .models import BinNet, NetConfig, build
 
-__all__ = ["TrainConfig", "train", "evaluate", "save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["TrainConfig", "train", "evaluate", "save_checkpoint", "load_checkpoint", "CheckpointError",
+           "write_json_atomic"]
 
 
 class CheckpointError(ValueError):
@@ -180,12 +181,3 @@ def load_checkpoint(path) -> BinNet:
     model.eval()
     return model
 
-
-def write_json_atomic(path, obj) -> None:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
