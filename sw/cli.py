@@ -35,7 +35,8 @@ def _cmd_train(args):
     data = _load_data(args)
     os.makedirs(args.out, exist_ok=True)
     r = pipeline.train_named(args.model, data, out_dir=args.out, epochs=args.epochs, seed=args.seed,
-                             progress=not args.no_progress, optimizer=args.optimizer, lr=args.lr)
+                             progress=not args.no_progress, optimizer=args.optimizer, lr=args.lr,
+                             threads=args.threads)
     print(f"{args.model}: test accuracy {r['test_accuracy']:.4f}, checkpoint {r['checkpoint']}")
 
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--optimizer", choices=["adam", "sgd"], default=None, help="default: adam")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default 1; 0: torch default)")
     t.add_argument("--lr", type=float, default=None, help="initial learning rate (default: 0.002 for adam)")
     t.add_argument("--out", default="build/models")
     t.add_argument("--no-progress", action="store_true")
