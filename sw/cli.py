@@ -16,7 +16,8 @@ def _cmd_demo(args):
 
     models = args.models.split(",") if args.models else DEFAULT_MODELS
     run_demo(out_dir=args.out, epochs=args.epochs, models=models, progress=not args.no_progress,
-             hardware=not args.no_hardware, accel_images=args.accel_images)
+             hardware=not args.no_hardware, accel_images=args.accel_images, bench=not args.no_bench,
+             synth_budget_s=args.synth_budget)
 
 
 def _load_data(args):
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware sections")
     d.add_argument("--accel-images", type=int, default=200,
                    help="test images per model run through the whole simulated accelerator (0: skip; 1000: all)")
+    d.add_argument("--no-bench", action="store_true", help="skip the small-board synthesis and the FPGA-vs-CPU bench")
+    d.add_argument("--synth-budget", type=float, default=300.0, metavar="S",
+                   help="seconds the demo may spend on the iCEBreaker synthesis; with less, or unchanged "
+                        "gateware, it reuses the last report and says so (default 300)")
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("train", help="train one named model")

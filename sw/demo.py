@@ -31,7 +31,7 @@ from .atomic import write_text_atomic as _write_text_atomic  # noqa: E402
 
 
 def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
-             hardware=True, accel_images=200, log=print) -> dict:
+             hardware=True, accel_images=200, bench=True, synth_budget_s=300.0, log=print) -> dict:
     t_start = time.time()
     epochs = DEMO_EPOCHS if epochs is None else epochs
     os.makedirs(out_dir, exist_ok=True)
@@ -91,6 +91,13 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
         if accel_images:
             accelerator_section(summary, trained, data, checkpoints=checkpoints, model_files=model_files,
                                 n_images=accel_images, log=log, progress=progress)
+        if bench:
+            from .demo_bench import bench_section
+
+            hw_files = {n: f for n, f in model_files.items() if n in ("siman", "mcn", "mcn1", "mcn_a8")}
+            summary["bench_report_lines"] = bench_section(summary, model_files=hw_files,
+                                                          out_dir=os.path.join(out_dir, "bench"), log=log,
+                                                          synth_budget_s=synth_budget_s)
     summary["demo_seconds"] = round(time.time() - t_start, 1)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)
     _write_text_atomic(os.path.join(out_dir, "report.md"), render_report(summary))
@@ -132,6 +139,8 @@ def render_report(summary: dict) -> str:
     if hw:
         lines += ["", "## Hardware (simulated array)", ""]
         lines += hw.get("report_lines", [])
+    if summary.get("bench_report_lines"):
+        lines += ["", "## FPGA synthesis and FPGA vs CPU", ""] + summary["bench_report_lines"]
     lines += ["", f"Demo run time: {summary.get('demo_seconds', 0):.0f} s.", ""]
     return "\n".join(lines)
 
