@@ -32,9 +32,10 @@ from .intmodel import IntModel, Layer, ModelFormatError
 from .models import BinNet, MCConv2d, _is_binary
 from .quant import mfilter_fixed_point
 
-__all__ = ["fold", "int_forward", "brevitas_int_weights", "MUL_BITS"]
+__all__ = ["fold", "int_forward", "brevitas_int_weights", "MUL_BITS", "ADD_BITS"]
 
 MUL_BITS = 16  # signed width of requant / logit multipliers
+ADD_BITS = 32  # signed width of requant / logit offsets (the accelerator's default ``add_bits``)
 
 
 def _bn_affine(bn) -> tuple:
@@ -49,6 +50,28 @@ def _fixed_shift(ratio_max: float) -> int:
         return 0
     shift = math.floor(math.log2(((1 << (MUL_BITS - 1)) - 1) / ratio_max))
     return int(min(max(shift, 0), 40))
+
+
+def _requant_params(ratio, offset, shift, *, acc_bound=None, out_bits=None, round_add=False):
+    """``mul = round(ratio * 2**shift)``, ``add = floor(offset * 2**shift)`` (``round`` with
+    ``round_add``) with ``add`` fitting :data:`ADD_BITS` signed bits.
+
+    For a clamped (requant) output, an offset so large that the output saturates for every
+    reachable accumulator (``|acc| <= acc_bound``) is first replaced by the smallest offset with the
+    same effect: exact for every input. If an offset still does not fit, the shift is lowered (fewer
+    fractional bits for every channel of the layer) until it does."""
+    lim = (1 << (ADD_BITS - 1)) - 1
+    while True:
+        mul = np.round(ratio * 2.0 ** shift).astype(np.int64)
+        add = (np.round if round_add else np.floor)(offset * 2.0 ** shift)
+        if acc_bound is not None:
+            reach = np.abs(mul).astype(np.float64) * float(acc_bound)
+            hi = reach + float((1 << out_bits) << shift)      # acc*mul + hi >= 2**out_bits << shift: top code
+            lo = -reach - 1.0                                   # acc*mul + lo < 0: code 0
+            add = np.clip(add, lo, hi)
+        if np.abs(add).max(initial=0.0) <= lim or shift == 0:
+            return mul, add.astype(np.int64), shift
+        shift -= 1
 
 
 def _ptq_int8(w: torch.Tensor) -> tuple:
@@ -148,9 +171,9 @@ def fold(model: BinNet, *, name: str | None = None, m_bits: int = 8, calib: np.n
             s_out = max(s_out, 1e-12)
             ratio = alpha / s_out
             shift = _fixed_shift(float(np.abs(ratio).max()))
+            layer.mul, layer.add, shift = _requant_params(ratio, beta / s_out + 0.5, shift,
+                                                          acc_bound=layer.acc_bound(), out_bits=bits)
             layer.out_kind, layer.out_bits, layer.shift = "requant", bits, shift
-            layer.mul = np.round(ratio * 2.0 ** shift).astype(np.int64)
-            layer.add = np.floor((beta / s_out + 0.5) * 2.0 ** shift).astype(np.int64)
             in_bits, s_in = bits, s_out
         else:
             layer.thresh, layer.flip = _threshold(alpha, beta, layer.acc_bound())
@@ -165,12 +188,12 @@ def fold(model: BinNet, *, name: str | None = None, m_bits: int = 8, calib: np.n
     alpha = (s_w * s_in * g).numpy()
     beta = (bias * g + b).numpy()
     shift = _fixed_shift(float(np.abs(alpha).max()))
+    fc_mul, fc_add, shift = _requant_params(alpha, beta, shift, round_add=True)
     fc = Layer(name="fc", kind="fc", mode="plain", in_ch=c, in_h=h, in_w=w, out_ch=cfg.classes, kernel=1,
                stride=1, padding=0, in_bits=in_bits,
                w_bits=1 if _is_binary(model.fc) else 8,
                weights=fcw.astype(np.int8), out_kind="logits", shift=shift,
-               mul=np.round(alpha * 2.0 ** shift).astype(np.int64),
-               add=np.round(beta * 2.0 ** shift).astype(np.int64))
+               mul=fc_mul, add=fc_add)
     layers.append(fc)
     meta = {"arch": cfg.arch, "act_bits": cfg.act_bits, "planes": cfg.planes, "first": cfg.first,
             "last": cfg.last, "logit_shift": shift}

@@ -134,3 +134,28 @@ def test_bad_checkpoint(tmp_path):
         load_checkpoint(p)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_requant_offsets_saturate_exactly_and_fit_the_add_width():
+    """An offset so large that a channel's output saturates for every reachable accumulator is
+    replaced by the smallest one with the same effect (exact for every |acc| <= bound); offsets
+    that still do not fit lower the shift. Every add then fits fold.ADD_BITS signed bits."""
+    from binaccel.sw.fold import ADD_BITS, _requant_params
+
+    rng = np.random.default_rng(0)
+    bound, bits = 300, 8
+    ratio = rng.uniform(-0.05, 0.05, size=16)
+    offset = np.concatenate([rng.uniform(-300, 300, size=8), [1e9, -1e9, 5e7, -5e7, 40.0, -3.0, 1e12, -1e12]])
+    shift = 20     # (2**8 - 1) << 20 and 0.05 * 2**20 * 300 leave room in 32 bits
+    mul, add, s = _requant_params(ratio, offset, shift, acc_bound=bound, out_bits=bits)
+    assert s == shift and np.abs(add).max() < 2 ** (ADD_BITS - 1)
+    acc = np.arange(-bound, bound + 1)
+    for c in range(16):
+        exact_add = int(np.floor(offset[c] * 2.0 ** shift))     # python int: no overflow
+        want = [min(max((int(a) * int(mul[c]) + exact_add) >> shift, 0), (1 << bits) - 1) for a in acc]
+        got = [min(max((int(a) * int(mul[c]) + int(add[c])) >> shift, 0), (1 << bits) - 1) for a in acc]
+        assert got == want, c
+    # logits (no clamp): a large offset lowers the shift instead
+    mul, add, s = _requant_params(np.array([0.001, 0.002]), np.array([3e6, -1.0]), 30, round_add=True)
+    assert s < 30 and np.abs(add).max() < 2 ** (ADD_BITS - 1)
+    assert add[0] == round(3e6 * 2.0 ** s) and mul[1] == round(0.002 * 2.0 ** s)
