@@ -377,9 +377,12 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
         same = (old.get("params") == full and old.get("seed") == seed
                 and old.get("pnr_extra_opts", []) == list(opts)
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
-                and old.get("status") in ("ok", "no_fit", "timeout") and old.get("factory") == design_name)
+                and old.get("status") in ("ok", "no_fit", "timeout", "error") and old.get("factory") == design_name)
         if same:
-            log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: reusing {out / 'report.json'}")
+            log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: reusing {out / 'report.json'} ({old['status']})")
+            if old["status"] == "error":
+                raise SynthesisError(f"synthesis of {tag} ({DESIGN_KIND[design]}) for {board} failed "
+                                     f"(earlier run, --force re-runs it): {old.get('error')}", old)
             return old, board_summary(old)
     t = time.monotonic()
     digest = inputs_hash()  # before elaboration: the sources the run starts from
@@ -428,12 +431,15 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
     (module docstring); ``base``: the other parameters (default :func:`base_params`); ``start``:
     ``(n, word)`` (default :data:`ACCEL_START` / :data:`DEFAULT_START`). At most ``max_points``
     syntheses. A point whose parameters are invalid (e.g. ``word`` below 8 with 8-bit inputs) is
-    not synthesized and ends that direction of the search. ``on_point(result)`` is called after
+    not synthesized and ends that direction of the search; so does a point whose synthesis fails
+    (status ``error``, e.g. a tool crash), which is recorded with its error. ``on_point(result)`` is called after
     every point with the result so far (to save progress).
 
     Returns ``{"board", "design", "best": summary or None, "points": [summary...], "target_mhz",
     "met", "base_params", "seed"}``.
     """
+    from .synth import SynthesisError
+
     _check_design(design)
     base = base_params(board, design) if base is None else dict(base)
     n, word = (ACCEL_START if design == "accel" else DEFAULT_START)[board] if start is None else start
@@ -455,8 +461,14 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
             log(f"[synth] {board} {rows}x{cols}x{w}: not a valid build ({exc}); not synthesized")
             tried[key] = None
             return None
-        _, s = synth_point(board, params, design=design, seed=seed, freq_mhz=freq_mhz,
-                           design_factory=design_factory, reuse=reuse, log=log, timeout=timeout)
+        try:
+            _, s = synth_point(board, params, design=design, seed=seed, freq_mhz=freq_mhz,
+                               design_factory=design_factory, reuse=reuse, log=log, timeout=timeout)
+        except SynthesisError as exc:
+            # a tool that fails on a point (e.g. yosys' WebAssembly build aborting on a large design)
+            # ends that direction of the search like a point that does not fit; recorded with its error
+            log(f"[synth]   recorded as not synthesizable: {str(exc)[:300]}")
+            s = board_summary(exc.report)
         points.append(s)
         tried[key] = s["fits"]
         if on_point is not None:
@@ -541,6 +553,10 @@ def _result_kind(res) -> str:
     return "accel+uart"
 
 
+def _n(v):
+    return "-" if v is None else v
+
+
 def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
     lines = ["# Synthesis per board", ""]
     sections = [("Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)", results),
@@ -561,10 +577,16 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
                 fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
                                                            else f"({p['fmax_mhz']:.1f} before routing)")
                 fits = "yes" if p["fits"] else f"no ({p['status']})"
+                if not p["fits"] and p.get("error"):
+                    why = p["error"]
+                    if "Caused by:" in why:  # a WebAssembly trap: the tool's step and the trap's cause
+                        why = why.split(":")[0] + ": " + why.split("Caused by:")[-1].strip(" |")
+                    why = why.replace("|", "/")
+                    fits += f": {why[:90]}{'...' if len(why) > 90 else ''}"
                 kind = p.get("design") if p.get("design") in DESIGN_KIND.values() else _result_kind(res)
                 lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
-                             f"{p['macs_per_cycle']} | {fits} | {p['luts']}/{p['luts_total']} | {p['ffs']} | "
-                             f"{p['brams']} | {p['dsps']}/{p['dsps_total']} | {fmax} | {p['target_mhz']:g} | "
+                             f"{p['macs_per_cycle']} | {fits} | {_n(p['luts'])}/{_n(p['luts_total'])} | {_n(p['ffs'])} | "
+                             f"{_n(p['brams'])} | {_n(p['dsps'])}/{_n(p['dsps_total'])} | {fmax} | {p['target_mhz']:g} | "
                              f"{'yes' if p['met'] else 'no'} |")
             if res.get("points") and not res.get("best"):
                 lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | |")

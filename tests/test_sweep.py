@@ -197,3 +197,28 @@ def test_synthesize_accel_icebreaker_records_no_fit(tmp_path):
     assert report["params"]["fm_depth"] == 256
     md = (tmp_path / "a" / "report.md").read_text()
     assert "accelerator + UART link + PLL" in md and "no_fit" in md
+
+
+def test_search_records_a_failed_tool_run(monkeypatch):
+    """A point whose synthesis fails (a tool crash: status error) is recorded with its error and ends
+    that direction like a point that does not fit."""
+    from binaccel.hw.synth import SynthesisError
+
+    calls = []
+    fake = _fake_synth(lambda r, c, w: r <= 4, calls)
+
+    def flaky(board, params, **kw):
+        if params["rows"] == 8:
+            calls.append((8, 8, params["word"]))
+            report = {"board": board, "status": "error", "fits": False, "seed": 1, "params": params,
+                      "utilization": {}, "accel_clock": None, "out_dir": "/x/err",
+                      "error": "yosys exit 1: thrown Wasm exception"}
+            raise SynthesisError("synthesis failed: yosys exit 1", report)
+        return fake(board, params, **kw)
+
+    monkeypatch.setattr(sweep, "synth_point", flaky)
+    res = sweep.largest_array("ulx3s", start=(4, 32), max_points=2, log=lambda *a: None)
+    assert calls == [(4, 4, 32), (8, 8, 32)]
+    assert res["best"]["array"] == {"rows": 4, "cols": 4, "word": 32}
+    assert res["points"][1]["status"] == "error" and "Wasm" in res["points"][1]["error"]
+    assert "no (error): yosys exit 1" in sweep.boards_markdown({"ulx3s": res})
