@@ -14,6 +14,7 @@ import time
 import torch
 
 from . import pipeline
+from .atomic import write_text_atomic as _write_text_atomic
 from .data import load_mnist
 from .train import write_json_atomic
 from .zoo import ABLATION, MODELS
@@ -27,7 +28,52 @@ DEFAULT_MODELS = ("fp", "sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1",
                   "siman_l2_nohh", "siman_nohh", "siman_l2_hh")
 
 
-from .atomic import write_text_atomic as _write_text_atomic  # noqa: E402
+
+
+class _Prebuild:
+    """Compiles the simulation models the hardware sections will need in a background thread while
+    the models train (training uses one core; Verilator and the C++ compiler run as subprocesses on
+    the other). Every build is cached on disk and locked, so a section that gets there first simply
+    builds it itself or waits for the lock; errors here are only logged (the section will raise)."""
+
+    def __init__(self, log):
+        import threading
+
+        self.log, self.done, self.failed = log, [], []
+        self.thread = threading.Thread(target=self._run, name="binaccel-prebuild", daemon=True)
+        self.thread.start()
+
+    def _steps(self):
+        from binaccel.sim import layer
+        from binaccel.sim.transport import TRANSPORTS
+        from binaccel.sw import program
+
+        from .demo_hw import DEMO_ARRAY
+
+        p = program.accel_params(None)
+        yield "engine (cocotb)", lambda: layer.build_engine(layer.engine_params(**DEMO_ARRAY))
+        yield "accelerator (fast)", lambda: TRANSPORTS["fast"].build(p)
+        yield "accelerator (cocotb)", lambda: TRANSPORTS["cocotb"].build(p)
+        yield "accelerator behind the UART (uart)", lambda: TRANSPORTS["uart"].build(p)
+
+    def _run(self):
+        for what, build in self._steps():
+            t0 = time.time()
+            try:
+                build()
+                self.done.append((what, round(time.time() - t0, 1)))
+            except Exception as exc:  # noqa: BLE001 - reported, and raised again by the section itself
+                self.failed.append((what, f"{type(exc).__name__}: {exc}"[:300]))
+
+    def join(self):
+        t0 = time.time()
+        self.thread.join()
+        waited = time.time() - t0
+        if waited > 1:
+            self.log(f"waited {waited:.0f} s for the simulation builds")
+        for what, err in self.failed:
+            self.log(f"prebuild of {what} failed: {err}")
+        return {"built": self.done, "failed": self.failed, "waited_s": round(waited, 1)}
 
 
 def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
@@ -47,6 +93,7 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
                         "threads": torch.get_num_threads()},
         "models": {},
     }
+    prebuild = _Prebuild(log) if hardware else None
     trained, checkpoints, model_files = {}, {}, {}
     for name in models:
         if name not in MODELS:
@@ -86,6 +133,8 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
             f"[{r['train_seconds']:.0f} s]")
     if hardware:
         from .demo_hw import accelerator_section, hardware_section
+
+        summary["prebuild"] = prebuild.join()
 
         hardware_section(summary, trained, data, out_dir=out_dir, log=log)
         if accel_images:
