@@ -420,8 +420,17 @@ def _load_model_files(model_files) -> tuple:
     return mnist, other
 
 
+#: The committed record of the last board search (``binaccel synth --search``, copied from
+#: ``build/bench/boards.json``): the bench and the demo use it on a checkout that has not run the
+#: search (the ULX3S place-and-route takes about 25 minutes), and say so (``source`` of each board).
+MEASURED_BOARDS_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "measured",
+                                    "boards.json")
+
+
 def load_boards(path=None, *, fallback=True) -> dict:
     """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field).
+    Without ``path`` and without that file, from :data:`MEASURED_BOARDS_JSON` (the committed record
+    of the last search). Every board's summary has ``source``: the file it came from.
 
     Per board, the largest fitting point of the board design (accelerator + UART link + PLL,
     ``design`` "accel+uart"). With ``fallback`` (default), a board that no accelerator build fits
@@ -429,7 +438,10 @@ def load_boards(path=None, *, fallback=True) -> dict:
     ``design`` "engine" and ``fallback`` saying why; the bench tables show the design per board."""
     from binaccel.hw.sweep import BOARDS_JSON, _result_kind, load_boards_json
 
-    doc = load_boards_json(BOARDS_JSON if path is None else path)
+    source = BOARDS_JSON if path is None else path
+    if path is None and not os.path.exists(BOARDS_JSON) and os.path.exists(MEASURED_BOARDS_JSON):
+        source = MEASURED_BOARDS_JSON
+    doc = load_boards_json(source)
     out = {}
     engine = dict(doc.get("engine_boards") or {})
     for name, res in doc["boards"].items():
@@ -448,6 +460,9 @@ def load_boards(path=None, *, fallback=True) -> dict:
             out[name] = {**res["best"], "design": "engine",
                          "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
                                      f"buffers/link), so the FPGA time is optimistic"}
+    rel = os.path.relpath(source, os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON)))
+    for v in out.values():
+        v["source"] = rel if not rel.startswith("..") else os.fspath(source)
     return out
 
 

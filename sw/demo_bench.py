@@ -219,7 +219,12 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                         "cycles_source": res["cycles_source"], "reps": reps, "missing_model_files": missing,
                         "wall_s": round(time.monotonic() - t0, 1)}
 
-    lines += ["Board figures from `build/bench/boards.json` (`binaccel synth --search`):", "",
+    srcs = sorted({str(v.get("source", "build/bench/boards.json")) for v in boards.values()})
+    measured = any(src.startswith("docs/measured") for src in srcs)
+    lines += [f"Board figures from `{'`, `'.join(srcs)}`"
+              + (" -- the committed record of the last board search (this checkout has not run "
+                 "`binaccel synth --search`, which takes about 30 minutes; the figures are from that run, "
+                 "not from this machine now):" if measured else " (`binaccel synth --search`):"), "",
               "| board | synthesized design | array | fmax MHz | target MHz | LUT | FF | BRAM | DSP |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for b, v in res["boards"].items():

@@ -304,3 +304,14 @@ def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
     assert args.func(args) == 0
     assert "reusing the last synthesis results" in capsys.readouterr().out
     assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
+
+
+def test_load_boards_falls_back_to_the_committed_measurement(monkeypatch, tmp_path):
+    """A checkout that has not run the board search reads docs/measured/boards.json and says so."""
+    from binaccel.hw import sweep
+    from binaccel.sw import bench
+
+    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "missing.json")
+    boards = bench.load_boards()
+    assert boards and all(v["source"] == "docs/measured/boards.json" for v in boards.values())
+    assert boards["ulx3s"]["design"] == "accel+uart" and boards["ulx3s"]["fmax_mhz"] > 0
