@@ -460,7 +460,7 @@ def load_boards(path=None, *, fallback=True) -> dict:
             out[name] = {**res["best"], "design": "engine",
                          "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
                                      f"buffers/link), so the FPGA time is optimistic"}
-    rel = os.path.relpath(source, os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON)))
+    rel = os.path.relpath(source, os.path.dirname(os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON))))
     for v in out.values():
         v["source"] = rel if not rel.startswith("..") else os.fspath(source)
     return out
