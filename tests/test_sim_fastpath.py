@@ -140,3 +140,14 @@ def test_missing_port_is_reported(fifo, tmp_path):
                 build_dir=tmp_path / "b")
     with pytest.raises(FileNotFoundError):
         FastSim(tmp_path / "nothing.v", name="infra_fifo")
+
+
+def test_extra_verilator_args_are_passed_and_part_of_the_build_stamp(tmp_path):
+    import json
+
+    sim = FastSim(InfraFIFO, name="infra_fifo", params={"depth": 4}, build_dir=tmp_path / "b",
+                  verilator_args=("--output-split", "0"))
+    assert "--output-split 0" in (tmp_path / "b" / "build.log").read_text()
+    assert json.loads((tmp_path / "b" / "binaccel_fastsim.json").read_text())["verilator_args"] == ["--output-split", "0"]
+    out, _ = sim.run(np.arange(20, dtype=np.uint64), 20)
+    assert list(out) == list(range(20))
