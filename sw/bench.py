@@ -23,7 +23,6 @@ Public API: :class:`PackedNet`, :func:`time_call`, :func:`network_cycles`, :func
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import platform
@@ -752,6 +751,23 @@ def _fmt_s(s):
     return f"{s * 1e6:.1f} us"
 
 
+def boards_table(boards: dict) -> list:
+    """Markdown lines: one row per board (design, array, fmax vs target, resources), then the
+    engine-only fallback notes."""
+    lines = ["| board | synthesized design | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for name, b in boards.items():
+        a = b["array"]
+        met = b.get("met", (b.get("fmax_mhz") or 0) >= (b.get("target_mhz") or float("inf")))
+        lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
+                     f"({b.get('target_mhz')}, {'yes' if met else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | "
+                     f"{b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
+    for name, b in boards.items():
+        if b.get("fallback"):
+            lines.append(f"\n*{name}*: {b['fallback']}.")
+    return lines
+
+
 def render_markdown(result: dict) -> str:
     lines = ["# binaccel bench: FPGA vs CPU", "",
              f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `model` = engine "
@@ -760,17 +776,7 @@ def render_markdown(result: dict) -> str:
              f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), numpy "
              f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
              f"median of {result['timing']['reps']} after {result['timing']['warmup']} warm-up calls", "",
-             "## Boards", "",
-             "| board | synthesized design | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |",
-             "|---|---|---|---|---:|---:|---:|---:|"]
-    for name, b in result["boards"].items():
-        a = b["array"]
-        lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
-                     f"({b['target_mhz']}, {'yes' if b['met'] else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | "
-                     f"{b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
-    for name, b in result["boards"].items():
-        if b.get("fallback"):
-            lines.append(f"\n{name}: {b['fallback']}.")
+             "## Boards", ""] + boards_table(result["boards"])
     batches = result["timing"]["batches"]
     lines += ["", "## Time per image", "",
               "FPGA/CPU < 1 means the FPGA engine is faster. CPU columns: float PyTorch of the same shapes, "

@@ -225,16 +225,7 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
               + (" -- the committed record of the last board search (this checkout has not run "
                  "`binaccel synth --search`, which takes about 30 minutes; the figures are from that run, "
                  "not from this machine now):" if measured else " (`binaccel synth --search`):"), "",
-              "| board | synthesized design | array | fmax MHz | target MHz | LUT | FF | BRAM | DSP |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for b, v in res["boards"].items():
-        a = v["array"]
-        lines.append(f"| {b} | {v.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {v['fmax_mhz']} | "
-                     f"{v.get('target_mhz')} | {v['luts']}/{v['luts_total']} | {v['ffs']} | {v['brams']} | "
-                     f"{v.get('dsps')}/{v.get('dsps_total')} |")
-    for b, v in res["boards"].items():
-        if v.get("fallback"):
-            lines.append(f"\n*{b}*: {v['fallback']}.")
+              ] + bench.boards_table(res["boards"])
     lines += ["", f"Cycles from the simulated accelerator (one RUN per image; batch 64 = throughput over "
                   f"{accel_images} simulated images) where available, else the engine cycle model (`source`); "
                   f"FPGA time = cycles / fmax; CPU: median of {reps} runs on this machine (1 torch thread). "
