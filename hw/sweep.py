@@ -49,13 +49,14 @@ import contextlib
 import json
 import os
 import shlex
-import tempfile
 import time
 from pathlib import Path
 
-from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
+
+from binaccel.sw.atomic import write_text_atomic
 
 __all__ = [
     "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
@@ -403,8 +404,8 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
         # fmax are then nextpnr's estimates before routing (from its log)
         report["status"] = "timeout"
     write_json_atomic(report, out / "report.json")
-    from .synth import _write_atomic as _write_text, report_markdown
-    _write_text(out / "report.md", report_markdown(report))
+    from .synth import report_markdown
+    write_text_atomic(out / "report.md", report_markdown(report))
     s = board_summary(report)
     log(f"[synth]   {report['status']}: LUT {s['luts']}/{s['luts_total']} FF {s['ffs']} BRAM {s['brams']} "
         f"DSP {s['dsps']} fmax {s['fmax_mhz']} MHz ({time.monotonic() - t:.0f} s)"
@@ -528,20 +529,6 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
     return _result()
 
 
-def _write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _result_kind(res) -> str:
     """Design of one board result (results written before the accelerator design existed: the engine)."""
     if res.get("design"):
@@ -606,8 +593,8 @@ def write_boards_json(results: dict, path=BOARDS_JSON, *, engine_results: dict |
         (engine if _result_kind(res) == "engine" else accel)[board] = res
     doc = {"format": "binaccel-boards", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "boards": accel, "engine_boards": engine}
-    _write_atomic(path, json.dumps(doc, indent=2) + "\n")
-    _write_atomic(path.with_suffix(".md"), boards_markdown(accel, engine))
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(path.with_suffix(".md"), boards_markdown(accel, engine))
     return path
 
 

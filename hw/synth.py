@@ -23,13 +23,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from amaranth.hdl import Module, Signal, Cat, Elaboratable
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out, Flow
+
+from binaccel.sw.atomic import write_json_atomic as _write_json_atomic, write_text_atomic
 
 from .boards import BOARDS, BoardTop, make_platform, ACCEL_CLOCK_ATTR, _board
 
@@ -243,21 +244,8 @@ def _yosys_cells(stat_path, top):
 # --- report output ----------------------------------------------------------------------------
 
 def write_json_atomic(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``obj`` as indented JSON at ``path``, written atomically (:mod:`binaccel.sw.atomic`)."""
+    _write_json_atomic(path, obj)
 
 
 def report_markdown(report):
@@ -493,7 +481,7 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
         report["fits"] = status == "ok"
         report["runtime_s"]["total"] = round(time.monotonic() - t_start, 2)
         write_json_atomic(report, out / "report.json")
-        _write_atomic(out / "report.md", report_markdown(report))
+        write_text_atomic(out / "report.md", report_markdown(report))
         if status != "ok" and check:
             raise SynthesisError(f"synthesis of {label} for {spec.name} failed ({status}): "
                                  f"{error}; see {out}", report)
@@ -632,7 +620,7 @@ def sweep(design_factory, params_list, *, board, out_dir=None, seed=1, freq_mhz=
         lines.append(f"| {s['params']} | {'yes' if s['fits'] else 'no'} | {fmax} | "
                      f"{u.get('LUT', '-')} | {u.get('FF', '-')} | {u.get('BRAM', '-')} | "
                      f"{u.get('DSP', '-')} |")
-    _write_atomic(root / "sweep.md", "\n".join(lines) + "\n")
+    write_text_atomic(root / "sweep.md", "\n".join(lines) + "\n")
     return reports
 
 

@@ -27,7 +27,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -167,17 +166,10 @@ def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, wav
 
 
 def _atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` (text or bytes) whole or not at all (:mod:`binaccel.sw.atomic`)."""
+    from binaccel.sw.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, data if isinstance(data, bytes) else data.encode())
 
 
 @contextlib.contextmanager

@@ -23,11 +23,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from binaccel.sim.runner import load_tb_params
-from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sim.streams import CycleCounter, StreamDriver, StreamMonitor, bus, reset, value_of
-
-
-_atomic_write = write_bytes_atomic
+from binaccel.sw.atomic import write_bytes_atomic
 
 
 @cocotb.test()
@@ -78,7 +75,7 @@ async def run_job(dut):
     extra = len(mon.beats) - n_out
     record.update(out=out, stamps=stamps, in_stamps=[c - start for c in drv.sent_cycles], extra_words=extra,
                   error=value_of(dut.error), busy=value_of(dut.busy))
-    _atomic_write(job["out"], pickle.dumps(record))
+    write_bytes_atomic(job["out"], pickle.dumps(record))
     assert extra == 0, f"{extra} unexpected output words"
     assert record["error"] == 0 or job.get("allow_error"), "the accelerator flagged an error"
     assert record["busy"] == 0, "the accelerator is still busy after the last output"

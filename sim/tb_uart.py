@@ -36,13 +36,10 @@ from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from binaccel.sim.runner import load_tb_params
-from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sim.streams import reset, value_of
+from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sw.hostlink import HostLink
 from binaccel.sw.link import FrameKind, LinkError
-
-
-_atomic_write = write_bytes_atomic
 
 
 PERIOD_NS = 10
@@ -183,7 +180,7 @@ async def run_job(dut):
 
     t0 = counter.count
     link, cycles, error = await _session(dut, line, job, counter, corrupt=job.get("corrupt", ()))
-    # Nothing more may come: wait two byte times per expected word and check.
+    # Nothing more may come: wait four byte times and check that no byte arrived.
     rx_before = line.rx_bytes
     await Timer(40 * line.d * PERIOD_NS, unit="ns")
     record["sessions"].append({"cycles": cycles, "events": list(link.events), "resent_frames": link.resent_frames,
@@ -194,4 +191,4 @@ async def run_job(dut):
                   extra_bytes=line.rx_bytes - rx_before, uart_error=value_of(dut.uart_error), error=value_of(dut.error),
                   events=[e for s in record["sessions"] for e in s["events"]],
                   rx_log=bytes(line.log) if line.log is not None else None)
-    _atomic_write(job["out"], pickle.dumps(record))
+    write_bytes_atomic(job["out"], pickle.dumps(record))

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import intref
+from .atomic import write_text_atomic
 from .intmodel import IntModel, Layer
 
 __all__ = ["PackedNet", "time_call", "network_cycles", "mnist_models", "run_bench", "load_boards",
@@ -348,20 +349,6 @@ def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> 
 
 
 # --- networks ---------------------------------------------------------------------------------
-
-def _write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def mnist_models(*, dirs=None, names=MNIST_BENCH_MODELS, train_dir=None, train_epochs=1, log=print) -> dict:
     """Trained MNIST models: ``{name: (IntModel, checkpoint path or None, model file)}``.
@@ -733,11 +720,11 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     f"{per['batch'][str(n)]['ratio_fpga_over_packed']:.3g}" for n in batches))
         result["networks"][net_name] = entry
     result["machine"]["loadavg_end"] = list(os.getloadavg())
-    _write_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
-    _write_atomic(out_dir / "bench.md", render_markdown(result))
+    write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_dir / "bench.md", render_markdown(result))
     if plots:
         result["plots"] = make_plots(result, out_dir)
-        _write_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

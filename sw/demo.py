@@ -28,8 +28,6 @@ DEFAULT_MODELS = ("fp", "sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1",
                   "siman_l2_nohh", "siman_nohh", "siman_l2_hh")
 
 
-
-
 class _Prebuild:
     """Compiles the simulation models the hardware sections will need in a background thread while
     the models train (training uses one core; Verilator and the C++ compiler run as subprocesses on
