@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .streams import check_prob
 from .runner import (
     SIM_BUILD_ROOT, BuildError, _atomic_write, _check_name, _locked, _make_component, _tail,
     _tool_versions, params_hash, verilator_env,
@@ -334,9 +335,7 @@ class FastSim:
         expected word, ``extra_cycles`` more cycles run with ``ready`` high and count surplus words.
         ``timeout_s`` bounds the wall time of the executable (subprocess.TimeoutExpired).
         """
-        for nm, p in (("idle", idle), ("backpressure", backpressure)):
-            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
-                raise ValueError(f"{nm} must be a probability in [0, 1), got {p!r}")
+        check_prob("idle", idle), check_prob("backpressure", backpressure)
         for nm, v in (("n_out", n_out), ("seed", seed), ("extra_cycles", extra_cycles)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{nm} must be an int >= 0, got {v!r}")

@@ -38,6 +38,7 @@ __all__ = [
     "pack_fields",
     "unpack_fields",
     "value_of",
+    "check_prob",
     "StreamProtocolError",
 ]
 
@@ -239,8 +240,9 @@ class StreamProtocolError(AssertionError):
     """A stream output dropped ``valid`` or changed ``payload`` before its transfer."""
 
 
-def _check_prob(name: str, p: float) -> float:
-    if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+def check_prob(name: str, p: float) -> float:
+    """``p`` as a float if it is a probability in [0, 1) (not a bool); else ValueError naming ``name``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
     return float(p)
 
@@ -258,7 +260,7 @@ class StreamDriver:
     def __init__(self, clk, valid, ready, payload, *, idle_prob: float = 0.0, rng=None,
                  garbage: bool = True, counter: CycleCounter | None = None):
         self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.idle_prob = _check_prob("idle_prob", idle_prob)
+        self.idle_prob = check_prob("idle_prob", idle_prob)
         self.rng = rng if rng is not None else random
         self.garbage = garbage
         self.width = len(payload) if payload is not None else 0
@@ -319,7 +321,7 @@ class StreamMonitor:
         from cocotb.queue import Queue
 
         self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.backpressure_prob = _check_prob("backpressure_prob", backpressure_prob)
+        self.backpressure_prob = check_prob("backpressure_prob", backpressure_prob)
         self.rng = rng if rng is not None else random
         self.counter = counter if counter is not None else CycleCounter(clk)
         self.check_protocol = check_protocol

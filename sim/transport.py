@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
+from binaccel.sim.streams import check_prob
 from binaccel.sw import program as prog
 
 __all__ = ["Transport", "WordsRun", "CocotbTransport", "FastTransport", "UartTransport", "TRANSPORTS",
@@ -66,12 +67,6 @@ class WordsRun:
     wall_s: float
     stamps: list | None = None
     extra: dict = field(default_factory=dict)
-
-
-def check_prob(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {v!r}")
-    return float(v)
 
 
 class Transport(abc.ABC):
