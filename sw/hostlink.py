@@ -33,7 +33,7 @@ silently wrong or short.
 
 from __future__ import annotations
 
-from .link import MAX_PAYLOAD, FrameDecoder, FrameKind, RxCode, encode_frame, parse_status
+from .link import MAX_PAYLOAD, FrameDecoder, FrameKind, RxCode, encode_frame, parse_status, split_frames
 
 __all__ = ["HostLink", "LinkStall"]
 
@@ -58,8 +58,7 @@ class HostLink:
             if v < lo:
                 raise ValueError(f"HostLink: {name} must be >= {lo}, got {v}")
         self.window, self.max_payload, self.max_resends = window, max_payload, max_resends
-        self._frames: list[bytes] = []   # every frame queued, index = host frame number
-        self._seq0 = 0                   # SEQ of frame 0
+        self._frames: list[bytes] = []   # every frame queued, index = host frame number, SEQ = index mod 256
         self.acked = 0                   # frames [0, acked) confirmed
         self.next = 0                    # next frame to put on the line
         self._resync_at = None           # after a resend: ignore stale errors until this frame's event
@@ -75,20 +74,15 @@ class HostLink:
     # -- queueing ---------------------------------------------------------------------------
 
     def _seq(self, index: int) -> int:
-        return (self._seq0 + index) & 0xFF
+        return index & 0xFF
 
     def send(self, kind, payload: bytes) -> None:
         """Queue one transfer (cut into frames of at most ``max_payload`` bytes)."""
         kind = FrameKind(kind)
         if kind in (FrameKind.RESULT, FrameKind.STATUS):
             raise ValueError(f"HostLink.send: kind {kind.name} goes from the device to the host")
-        payload = bytes(payload)
-        n = max(1, -(-len(payload) // self.max_payload))
-        for i in range(n):
-            chunk = payload[i * self.max_payload:(i + 1) * self.max_payload]
-            idx = len(self._frames)
-            self._frames.append(encode_frame(kind, self._seq(idx), chunk, sot=i == 0, eot=i == n - 1,
-                                             max_payload=self.max_payload))
+        self._frames += split_frames(kind, payload, seq_start=self._seq(len(self._frames)),
+                                     max_payload=self.max_payload)
 
     def send_reset(self) -> None:
         """Queue a RESET frame: it resets the accelerator (abandoning any run) once every frame

@@ -34,7 +34,7 @@ __all__ = [
     "SYNC", "SYNC0", "SYNC1", "HEADER_SIZE", "TRAILER_SIZE", "OVERHEAD", "MAX_PAYLOAD", "CRC_INIT",
     "TYPE_KIND_MASK", "TYPE_SOT", "TYPE_EOT", "TYPE_RESERVED_MASK", "FrameKind", "HOST_TO_DEVICE",
     "DEVICE_TO_HOST", "ALL_KINDS", "RxCode", "StatusEvent", "STATUS_SIZE", "crc16", "type_byte",
-    "Frame", "encode_frame", "encode_frames", "frame_count", "FrameEncoder", "LinkError",
+    "Frame", "encode_frame", "encode_frames", "split_frames", "frame_count", "FrameEncoder", "LinkError",
     "FrameDecoder", "decode_frames", "join_transfers", "parse_status", "encode_status",
 ]
 
@@ -200,21 +200,23 @@ def frame_count(n_bytes: int, *, max_payload: int = MAX_PAYLOAD) -> int:
     return max(1, -(-n_bytes // max_payload))
 
 
-def encode_frames(kind, payload: bytes, *, seq_start: int = 0, max_payload: int = MAX_PAYLOAD) -> bytes:
-    """One transfer as consecutive frames: ``payload`` cut into pieces of ``max_payload`` bytes (the
-    last one shorter; an empty payload gives one frame with LEN 0), sequence numbers
+def split_frames(kind, payload: bytes, *, seq_start: int = 0, max_payload: int = MAX_PAYLOAD) -> list:
+    """One transfer as a list of frames (bytes each): ``payload`` cut into pieces of ``max_payload``
+    bytes (the last one shorter; an empty payload gives one frame with LEN 0), sequence numbers
     ``seq_start, seq_start + 1, ...`` mod 256, SOT on the first frame and EOT on the last."""
     kind = _check_kind(kind)
     _check_seq(seq_start, "seq_start")
     _check_max_payload(max_payload)
     payload = bytes(payload)
     n = frame_count(len(payload), max_payload=max_payload)
-    out = bytearray()
-    for i in range(n):
-        piece = payload[i * max_payload:(i + 1) * max_payload]
-        out += encode_frame(kind, (seq_start + i) & 0xFF, piece, sot=(i == 0), eot=(i == n - 1),
-                            max_payload=max_payload)
-    return bytes(out)
+    return [encode_frame(kind, (seq_start + i) & 0xFF, payload[i * max_payload:(i + 1) * max_payload],
+                         sot=(i == 0), eot=(i == n - 1), max_payload=max_payload)
+            for i in range(n)]
+
+
+def encode_frames(kind, payload: bytes, *, seq_start: int = 0, max_payload: int = MAX_PAYLOAD) -> bytes:
+    """One transfer as consecutive frames, concatenated (see :func:`split_frames`)."""
+    return b"".join(split_frames(kind, payload, seq_start=seq_start, max_payload=max_payload))
 
 
 class FrameEncoder:
