@@ -24,6 +24,7 @@ import numpy as np
 
 from .intmodel import IntModel, Layer
 from .intref import model_input
+from .link import FrameKind
 from .pack import check_layer, plan_layer
 
 __all__ = ["FitError", "LayerInfo", "Program", "compile_model", "check_fit", "accel_params",
@@ -176,18 +177,15 @@ class Program:
     usage: dict
     stream_words: list = field(default_factory=list)   # streamed weights, sent after every image
     ring: tuple = (0, 0)                               # (base, size) of the weight ring
-    setup_sections: list = field(default_factory=list)  # [(what, words)]: setup_words = program, weights, tables
+    setup_sections: list = field(default_factory=list)  # [(FrameKind, words)] making up setup_words
 
     def transfers(self, n_images: int) -> list:
         """How ``setup_words + images_words(...)`` of ``n_images`` split into link transfers:
         ``[(FrameKind, words)]`` (PROGRAM, WEIGHTS, TABLES, then per image an IMAGE transfer, and a
         WEIGHTS transfer for the streamed weights)."""
-        from binaccel.sw.link import FrameKind
-
-        kinds = {"program": FrameKind.PROGRAM, "weights": FrameKind.WEIGHTS, "tables": FrameKind.TABLES}
-        out = [(kinds[what], n) for what, n in self.setup_sections]
-        fm_io = -(-self.params.word // IO)
-        run = 5 + self.image_entries * fm_io
+        out = list(self.setup_sections)
+        # the RUN command of one image (its length does not depend on the pixel values)
+        run = len(self.image_words(np.zeros(self.model.input_shape, dtype=np.uint8))) - len(self.stream_words)
         for _ in range(n_images):
             out.append((FrameKind.IMAGE, run))
             if self.stream_words:
@@ -551,7 +549,8 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True, 
         setup += [_OP_WRITE | (tgt << 4) | (len(entries) << 8), 0]
         for v in entries:
             setup += _io_split(v, width)
-        sections.append(({_T_DESC: "program", _T_WEIGHT: "weights", _T_TABLE: "tables"}[tgt], len(setup) - n0))
+        sections.append(({_T_DESC: FrameKind.PROGRAM, _T_WEIGHT: FrameKind.WEIGHTS, _T_TABLE: FrameKind.TABLES}[tgt],
+                         len(setup) - n0))
     stream_words = []
     for v in stream_entries:
         stream_words += _io_split(v, R * W)

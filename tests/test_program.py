@@ -192,3 +192,28 @@ def test_weight_streaming_choice():
     assert pr.usage["streamed_layers"] == ["fc"]
     with pytest.raises(ValueError, match="no layer named"):
         program.compile_model(m, stream=["fc9"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_link_transfers_cover_the_words_exactly(stream):
+    """Program.transfers (the uart transport's framing): PROGRAM, WEIGHTS, TABLES, then per image
+    its RUN command and, with streamed weights, a WEIGHTS transfer; the lengths add up to the words
+    sent, each transfer starting where the previous one ends."""
+    from binaccel.sw.link import FrameKind
+
+    m = mnist_like(np.random.default_rng(2))
+    pr = program.compile_model(m, stream=stream)
+    images = np.random.default_rng(3).integers(0, 256, size=(3, 1, 28, 28)).astype(np.uint8)
+    words = pr.setup_words + pr.images_words(images)
+    t = pr.transfers(3)
+    setup = [FrameKind.PROGRAM, FrameKind.TABLES] if stream else [FrameKind.PROGRAM, FrameKind.WEIGHTS, FrameKind.TABLES]
+    per_image = [FrameKind.IMAGE, FrameKind.WEIGHTS] if stream else [FrameKind.IMAGE]
+    assert [k for k, _ in t] == setup + per_image * 3
+    assert sum(n for _, n in t) == len(words)
+    at = 0
+    for i, (kind, n) in enumerate(t):
+        if i < len(setup):
+            assert words[at] & 0xF == 1          # a WRITE command opens each set-up transfer
+        elif kind == FrameKind.IMAGE:
+            assert words[at] & 0xF == 2          # a RUN command opens each image
+        at += n
