@@ -2,7 +2,7 @@
 
 Public API::
 
-    accel_build(params=None, *, transport="cocotb") -> BuildInfo | FastSim   # cached per process
+    accel_build(params=None, *, transport="cocotb") -> BuildInfo | FastSim   # cached per process (any transport)
     run_model(model, images, *, transport="cocotb" | "fast", params=None, idle=0.0, backpressure=0.0,
               seed=0, dump=(), reset_after=None, record=None, check=False) -> Result
     Result(logits, cycles_per_image, cycles_per_layer, wall_s, sim_cycles_per_s, ...)
@@ -81,13 +81,11 @@ class Result:
 
 
 def accel_build(params=None, *, transport="cocotb"):
-    """The simulation build of the accelerator for ``params`` (cached per process and on disk)."""
-    p = prog.accel_params(params)
-    if transport == "cocotb":
-        return _cocotb_build(p)
-    if transport == "fast":
-        return _fast_build(p)
-    raise ValueError(f"transport must be 'cocotb' or 'fast', got {transport!r}")
+    """The simulation build of the accelerator for ``params`` and a transport of
+    :mod:`binaccel.sim.transport` (cached per process and on disk)."""
+    from binaccel.sim.transport import get_transport
+
+    return get_transport(transport).build(prog.accel_params(params))
 
 
 @functools.lru_cache(maxsize=None)
