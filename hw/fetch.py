@@ -36,6 +36,8 @@ class FetchUnit(wiring.Component):
     Ports: ``cfg`` (layer descriptor, :attr:`AccelParams.desc_layout`, stable during the run),
     ``start`` (one cycle), ``busy``; feature-map reads ``rd_addr[c]``/``rd_en``/``rd_data[c]`` (one
     synchronous read port per column, one cycle latency; data must hold while ``rd_en`` is low);
+    with ``params.pair_reads``, a second read port per column ``rd2_addr[c]``/``rd2_data[c]`` (the
+    tap after the first one of a pair, enabled by ``rd_en``);
     weight reads ``w_addr``/``w_en``/``w_data`` (same convention); ``o_stream``: operand steps
     (``EngineParams.oper_layout``), ``cfg.eng.n_gt * cfg.gt_opers`` of them per run.
 
@@ -52,16 +54,13 @@ class FetchUnit(wiring.Component):
                 raise TypeError(f"params must be an AccelParams, got {type(params).__name__}")
         self.params = p = params
         e = p.engine
-        super().__init__({
+        ports = {
             "cfg": In(p.desc_layout),
             "start": In(1),
             "busy": Out(1),
             "rd_addr": Out(data.ArrayLayout(p.fm_aw, e.cols)),
             "rd_en": Out(1),
             "rd_data": In(data.ArrayLayout(e.word, e.cols)),
-            # second read port per column: the next tap of a pair (cfg.pair)
-            "rd2_addr": Out(data.ArrayLayout(p.fm_aw, e.cols)),
-            "rd2_data": In(data.ArrayLayout(e.word, e.cols)),
             "w_addr": Out(p.w_aw),
             "w_en": Out(1),
             "w_data": In(e.rows * e.word),
@@ -72,7 +71,12 @@ class FetchUnit(wiring.Component):
             "w_written": In(32),
             "w_released": Out(32),
             "o_stream": Out(stream.Signature(e.oper_layout)),
-        })
+        }
+        if p.pair_reads:
+            # second read port per column: the next tap of a pair (cfg.pair)
+            ports["rd2_addr"] = Out(data.ArrayLayout(p.fm_aw, e.cols))
+            ports["rd2_data"] = In(data.ArrayLayout(e.word, e.cols))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -135,7 +139,8 @@ class FetchUnit(wiring.Component):
         toff2 = Mux(kx_last, toff + cfg.da_ky, toff + cfg.nch)
         kx2_last = kx2 == cfg.kw - 1
         tap2_last = kx2_last & (ky2 == cfg.kh - 1)
-        paired = cfg.pair & ~tap_last      # this issue reads taps (ky, kx) and the next one
+        # this issue reads taps (ky, kx) and the next one
+        paired = (cfg.pair & ~tap_last) if p.pair_reads else Const(0, 1)
         pt_last = pt == cfg.eng.n_pt - 1
         gt_last = gt == cfg.eng.n_gt - 1
         wp = Mux(cfg.mb_in, p.mb_chunk, W)
@@ -205,10 +210,13 @@ class FetchUnit(wiring.Component):
             live = col["oy"] < cfg.conv_h
             m.d.comb += [
                 self.rd_addr[c].eq(col["a"] + toff + ch),
-                self.rd2_addr[c].eq(col["a"] + toff2),
                 colv[c].eq(live & (iy >= 0) & (iy < cfg.in_h) & (ix >= 0) & (ix < cfg.in_w)),
-                colv2[c].eq(live & (iy2 >= 0) & (iy2 < cfg.in_h) & (ix2 >= 0) & (ix2 < cfg.in_w)),
             ]
+            if p.pair_reads:
+                m.d.comb += [
+                    self.rd2_addr[c].eq(col["a"] + toff2),
+                    colv2[c].eq(live & (iy2 >= 0) & (iy2 < cfg.in_h) & (ix2 >= 0) & (ix2 < cfg.in_w)),
+                ]
         m.d.comb += self.rd_en.eq(issue)
         with m.If(issue):
             m.d.sync += [s1_valid.eq(1), s1_colv.eq(colv), s1_colv2.eq(colv2), s1_pair.eq(paired),
@@ -238,12 +246,15 @@ class FetchUnit(wiring.Component):
         pieces = []
         for c in range(C):
             first = lanes_of(self.rd_data[c], s1_colv[c], c, "")
+            if not p.pair_reads:
+                pieces.append(first)
+                continue
             second = lanes_of(self.rd2_data[c], s1_colv2[c] & s1_pair, c, "b")
             # a pair: the second tap's bits follow the first tap's n bits (2n <= word, checked by the host)
             pieces.append([Signal(W, name=f"pair{c}_{ln}") for ln in range(L)])
             for ln in range(L):
                 m.d.comb += pieces[-1][ln].eq(first[ln] | (second[ln] << n_sh)[:W])
-        s1_len = Mux(s1_pair, s1_n << 1, s1_n)
+        s1_len = Mux(s1_pair, s1_n << 1, s1_n) if p.pair_reads else s1_n
 
         # ---- gearbox (fill shared by all columns) and the holding register ------------------------
         gb = [[Signal(2 * W, name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]

@@ -77,6 +77,10 @@ class AccelParams:
         Layer descriptors of the program buffer.
     max_dim
         Largest feature-map height/width and kernel size (an FC layer's kernel is its whole input).
+    pair_reads
+        1: the fetch unit has a second read port per column and reads two taps per cycle where a
+        pixel is one word holding at most half a word of channels (the compiler sets the layer's
+        ``pair`` flag); 0: one tap per cycle, fewer block RAM copies and less logic.
     """
 
     rows: int = 4
@@ -95,9 +99,10 @@ class AccelParams:
     t_depth: int = 256
     max_layers: int = 8
     max_dim: int = 64
+    pair_reads: int = 1
 
     _LIMITS = {"fm_depth": (2, 1 << 20), "w_depth": (2, 1 << 20), "t_depth": (2, 1 << 20),
-               "max_layers": (1, 256), "max_dim": (1, 4096)}
+               "max_layers": (1, 256), "max_dim": (1, 4096), "pair_reads": (0, 1)}
 
     def __post_init__(self):
         object.__setattr__(self, "_engine", EngineParams(**{k: getattr(self, k) for k in _ENGINE_FIELDS}))

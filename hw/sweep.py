@@ -107,14 +107,15 @@ DESIGN_DESCRIPTION = {
 }
 
 #: Accelerator board builds (AccelParams besides rows/cols/word). Buffers are what block RAM allows:
-#: every feature-map bank has 2*cols + 1 read ports and yosys makes one block-RAM copy per read port.
-#: iCE40UP5K (30 EBR of 256x16): plain MNIST widths, banks of 256 words (one EBR per copy), weight
-#: buffer 256 entries, tables 64, 4 descriptors, maps up to 28x28 -- too small to hold MNIST's 784-word
-#: input map (see docs/synthesis.md); ECP5-85F (208 DP16KD): the MNIST widths with MCN, banks of 1024
-#: words (MNIST needs 784), weights 512 entries (siman needs 284 at 4x4x32), tables 128, 8 descriptors.
+#: every feature-map bank has cols + 1 read ports (2*cols + 1 with ``pair_reads``) and yosys makes one
+#: block-RAM copy per read port. iCE40UP5K (30 EBR of 256x16): plain MNIST widths, no tap pairs, banks
+#: of 1024 words (MNIST's input map is 784 words), weight buffer 256 entries (the MNIST models stream
+#: their weights through it), tables 256 (MNIST needs 115 at one row), 4 descriptors; ECP5-85F (208
+#: DP16KD): the MNIST widths with MCN, banks of 1024 words, weights 512 entries (siman needs 284 at
+#: 4x4x32), tables 128, 8 descriptors.
 ACCEL_BASE = {
-    "icebreaker": {**MNIST_PLAIN_PARAMS, "fm_depth": 256, "w_depth": 256, "t_depth": 64, "max_layers": 4,
-                   "max_dim": 28},
+    "icebreaker": {**MNIST_PLAIN_PARAMS, "fm_depth": 1024, "w_depth": 256, "t_depth": 256, "max_layers": 4,
+                   "max_dim": 28, "pair_reads": 0},
     "ulx3s": {**MNIST_PARAMS, "fm_depth": 1024, "w_depth": 512, "t_depth": 128, "max_layers": 8,
               "max_dim": 28},
 }

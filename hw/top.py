@@ -25,6 +25,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ._util import checking
 from .engine import Engine
@@ -95,9 +96,10 @@ class Accelerator(wiring.Component):
             mem = Memory(shape=W, depth=p.fm_depth, init=[])
             m.submodules[f"fmap{b}"] = mem
             wp = mem.write_port()
-            # ports 0..C-1: fetch (first tap), C: write-back / dump, C+1..2C: fetch (second tap of a pair)
+            # ports 0..C-1: fetch (first tap), C: write-back / dump, C+1..2C: fetch (second tap of a
+            # pair; only with pair_reads)
             rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))] \
-                + [mem.read_port() for _ in range(C)]
+                + [mem.read_port() for _ in range(C if p.pair_reads else 0)]
             banks.append(mem)
             bank_rd.append(rps)
             bank_wr.append(wp)
@@ -105,10 +107,16 @@ class Accelerator(wiring.Component):
         w_wp, w_rp = wmem.write_port(), wmem.read_port()
         m.submodules.tmem = tmem = Memory(shape=p.table_width, depth=p.t_depth, init=[])
         t_wp, t_rp = tmem.write_port(), tmem.read_port()
-        m.submodules.dmem = dmem = Memory(shape=p.desc_layout.size, depth=max(p.max_layers, 2), init=[])
+        # descriptors: 32-bit words in block RAM (io_words[DESC] words a layer, LSW first), shifted
+        # into `cfg` one word per cycle when a layer starts
+        DW = p.io_words[Target.DESC]
+        d_depth = max(p.max_layers * DW, 2)
+        m.submodules.dmem = dmem = Memory(shape=IO_WIDTH, depth=d_depth, init=[])
         d_wp, d_rp = dmem.write_port(), dmem.read_port()
 
+        cfg_words = Signal(DW * IO_WIDTH)
         cfg = Signal(p.desc_layout)
+        m.d.comb += cfg.eq(cfg_words[:p.desc_layout.size])
         m.d.comb += [fetch.cfg.eq(cfg), feeder.cfg.eq(cfg), wb.cfg.eq(cfg)]
 
         # fetch: one read port per column of the input bank
@@ -116,9 +124,12 @@ class Accelerator(wiring.Component):
             for b in range(2):
                 m.d.comb += [bank_rd[b][c].addr.eq(fetch.rd_addr[c]), bank_rd[b][c].en.eq(fetch.rd_en)]
             m.d.comb += fetch.rd_data[c].eq(Mux(cfg.in_bank, bank_rd[1][c].data, bank_rd[0][c].data))
-            for b in range(2):
-                m.d.comb += [bank_rd[b][C + 1 + c].addr.eq(fetch.rd2_addr[c]), bank_rd[b][C + 1 + c].en.eq(fetch.rd_en)]
-            m.d.comb += fetch.rd2_data[c].eq(Mux(cfg.in_bank, bank_rd[1][C + 1 + c].data, bank_rd[0][C + 1 + c].data))
+            if p.pair_reads:
+                for b in range(2):
+                    m.d.comb += [bank_rd[b][C + 1 + c].addr.eq(fetch.rd2_addr[c]),
+                                 bank_rd[b][C + 1 + c].en.eq(fetch.rd_en)]
+                m.d.comb += fetch.rd2_data[c].eq(Mux(cfg.in_bank, bank_rd[1][C + 1 + c].data,
+                                                     bank_rd[0][C + 1 + c].data))
         m.d.comb += [w_rp.addr.eq(fetch.w_addr), w_rp.en.eq(fetch.w_en), fetch.w_data.eq(w_rp.data)]
         ring_base = Signal(p.w_aw)
         ring_size = Signal(p.w_aw + 1)
@@ -149,16 +160,19 @@ class Accelerator(wiring.Component):
         word = ins.payload
         take = Signal()
         m.d.comb += take.eq(ins.valid & ins.ready)
-        io_words = p.io_words
+        # words per entry as the parser collects them: a descriptor word goes straight to `dmem`
+        io_words = {**p.io_words, Target.DESC: 1}
         max_io = max(io_words.values())
 
         op_tgt = Signal(4)
         count = Signal(24)
-        addr = Signal(max(p.fm_aw, p.w_aw, p.t_aw, p.d_aw, 1))
+        addr = Signal(max(p.fm_aw, p.w_aw, p.t_aw, ceil_log2(d_depth), 1))
         sub = Signal(range(max_io + 1))
         slots = [Signal(IO_WIDTH, name=f"slot{j}") for j in range(max_io)]
         entry = Cat(*[Mux(sub == j, word, slots[j]) for j in range(max_io)])
         stats = Signal()
+        dptr = Signal(range(d_depth + 1))    # dmem word of the descriptor being loaded
+        dk = Signal(range(DW + 1))           # words of it requested so far
         n_layers = Signal(range(p.max_layers + 1))
         layer = Signal(range(p.max_layers + 1))
         error = Signal()
@@ -191,7 +205,7 @@ class Accelerator(wiring.Component):
         in_layers = Signal()       # the layer loop runs (owns o_stream for logits, takes streamed weights)
         host_we = Signal()
         m.d.comb += [
-            d_wp.addr.eq(addr), d_wp.data.eq(entry), d_wp.en.eq(host_we & (op_tgt == Target.DESC)),
+            d_wp.addr.eq(addr), d_wp.data.eq(word), d_wp.en.eq(host_we & (op_tgt == Target.DESC)),
             w_wp.addr.eq(Mux(in_layers, lw_ptr, addr)), w_wp.data.eq(entry),
             w_wp.en.eq(host_we & (op_tgt == Target.WEIGHT)),
             t_wp.addr.eq(addr), t_wp.data.eq(entry), t_wp.en.eq(host_we & (op_tgt == Target.TABLE)),
@@ -249,6 +263,9 @@ class Accelerator(wiring.Component):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
                     m.d.sync += addr.eq(word)
+                    with m.If(op_tgt == Target.DESC):
+                        # descriptor entries are written word by word
+                        m.d.sync += [addr.eq(word[:len(addr)] * DW), count.eq(count * DW)]
                     m.next = "WDATA"
                     with m.If(count == 0):
                         m.next = "CMD"
@@ -268,7 +285,7 @@ class Accelerator(wiring.Component):
             with m.State("RUN_N"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0)]
+                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), dk.eq(0)]
                     with m.If((word == 0) | (word > p.max_layers)):
                         m.d.sync += error.eq(1)
                         m.next = "CMD"
@@ -311,12 +328,17 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += sub.eq(sub + 1)
             with m.State("LDESC"):
-                m.d.comb += [d_rp.addr.eq(layer), d_rp.en.eq(1)]
-                m.d.sync += cyc_layer.eq(1)
-                m.next = "LCFG"
-            with m.State("LCFG"):
-                m.d.sync += cfg.eq(d_rp.data)
-                m.next = "START"
+                # read the layer's DW words (dptr = layer * DW), each arriving one cycle later
+                m.d.comb += [d_rp.addr.eq(dptr), d_rp.en.eq(1)]
+                with m.If(dk == 0):
+                    m.d.sync += cyc_layer.eq(1)
+                with m.Else():
+                    m.d.sync += cfg_words.eq(Cat(cfg_words[IO_WIDTH:], d_rp.data))
+                with m.If(dk == DW):
+                    m.d.sync += dk.eq(0)
+                    m.next = "START"
+                with m.Else():
+                    m.d.sync += [dptr.eq(dptr + 1), dk.eq(dk + 1)]
             with m.State("START"):
                 m.d.comb += [start.eq(1), logit_out.eq(1)]
                 m.next = "WAIT"
@@ -368,7 +390,7 @@ class Accelerator(wiring.Component):
                         m.next = "CMD"
 
         # streamed weights: taken from i_stream while the layers run, into the ring, as space allows
-        m.d.comb += in_layers.eq(fsm.ongoing("LDESC") | fsm.ongoing("LCFG") | fsm.ongoing("START")
+        m.d.comb += in_layers.eq(fsm.ongoing("LDESC") | fsm.ongoing("START")
                                  | fsm.ongoing("WAIT") | fsm.ongoing("DUMP_RD") | fsm.ongoing("DUMP_TX")
                                  | fsm.ongoing("NEXT"))
         ring_free = w_written < fetch.w_released + ring_size
@@ -395,7 +417,7 @@ class Accelerator(wiring.Component):
         with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
                   & ~fsm.ongoing("WDATA")):
             m.d.sync += cyc_total.eq(cyc_total + 1)
-        with m.If(~fsm.ongoing("LDESC")):
+        with m.If(~fsm.ongoing("LDESC") | (dk != 0)):
             m.d.sync += cyc_layer.eq(cyc_layer + 1)
         m.d.comb += self.busy.eq(~fsm.ongoing("CMD") | in_fifo.r_rdy | out_fifo.r_rdy)
         return m

@@ -312,7 +312,8 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
     """One layer: ``(LayerInfo, descriptor int, weight entries, table entries)``. ``li`` is the layer's
     index (its input bank is ``li % 2``), ``in_shape``/``in_mb`` its input map, ``w_base``/``t_base``
     where its weight and table entries will be written. ``pair``: let the fetch unit read two taps
-    per cycle where a pixel is one word holding at most half a word of channels."""
+    per cycle where a pixel is one word holding at most half a word of channels (only on a build
+    with ``pair_reads``)."""
     e = p.engine
     W, R, C = p.word, p.rows, p.cols
     aw_mod = 1 << p.fm_aw
@@ -422,7 +423,7 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
         gt_opers=plan.n_pt * nwords * plan.in_bits,
         in_bank=li % 2, in_base=0, mb_in=int(in_mb), nch=nch, last_n=layer.in_ch - (nch - 1) * in_chunk,
         kh=kh, kw=kw, in_h=layer.in_h, in_w=layer.in_w, seg_tap=int(layer.mode == "mcn" and not fc),
-        pair=int(pair and nch == 1 and 2 * layer.in_ch <= W and kh * kw > 1 and not (layer.mode == "mcn" and not fc)),
+        pair=int(pair and p.pair_reads and nch == 1 and 2 * layer.in_ch <= W and kh * kw > 1 and not (layer.mode == "mcn" and not fc)),
         conv_h=conv_h, conv_w=conv_w, c_init=-pad, a_init=mod((-pad * layer.in_w - pad) * nch),
         da_ky=mod((layer.in_w - kw + 1) * nch),
         r1=s1["r"], q1=s1["q"], dix1=s1["dix"], diy1=s1["diy"], da1=s1["da"],

@@ -137,7 +137,7 @@ def test_accel_design_factory_and_params():
 
     p = {**sweep.base_params("icebreaker"), "rows": 1, "cols": 1, "word": 16}
     full = sweep.full_params(p)
-    assert full == AccelParams(**p).as_dict() and full["fm_depth"] == 256
+    assert full == AccelParams(**p).as_dict() and full["fm_depth"] == 1024 and full["pair_reads"] == 0
     d = sweep.accel_design(**full)
     assert isinstance(d, LinkedAccelerator) and d.params.as_dict() == full
     from binaccel.hw.synth import _is_byte_stream_design

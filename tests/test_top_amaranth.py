@@ -83,7 +83,7 @@ _DUTS = {}
 
 def _dut(name):
     if name not in _DUTS:
-        _DUTS[name] = Accelerator(**{"w8": SMALL, "w16": WIDE}[name])
+        _DUTS[name] = Accelerator(**{"w8": SMALL, "w16": WIDE, "w16np": dict(WIDE, pair_reads=0)}[name])
     return _DUTS[name]
 
 
@@ -93,7 +93,8 @@ def dut():
 
 
 @pytest.mark.parametrize("build,mode,stream,seed", [("w8", "mcn", "auto", 1), ("w8", "plain", True, 2),
-                                                    ("w16", "mcn1", ["conv2"], 3), ("w16", "mcn", True, 4)])
+                                                    ("w16", "mcn1", ["conv2"], 3), ("w16", "mcn", True, 4),
+                                                    ("w16np", "plain", True, 5), ("w16np", "mcn", "auto", 6)])
 def test_tiny_network(build, mode, stream, seed):
     dut = _dut(build)
     rng = np.random.default_rng(seed)

@@ -46,9 +46,11 @@ class FetchHarness(wiring.Component):
         m.submodules.bank = bank = Memory(shape=e.word, depth=p.fm_depth, init=self.fm)
         m.submodules.wmem = wmem = Memory(shape=e.rows * e.word, depth=p.w_depth, init=self.wts)
         for c in range(e.cols):
-            rp, rp2 = bank.read_port(), bank.read_port()
-            m.d.comb += [rp.addr.eq(f.rd_addr[c]), rp.en.eq(f.rd_en), f.rd_data[c].eq(rp.data),
-                         rp2.addr.eq(f.rd2_addr[c]), rp2.en.eq(f.rd_en), f.rd2_data[c].eq(rp2.data)]
+            rp = bank.read_port()
+            m.d.comb += [rp.addr.eq(f.rd_addr[c]), rp.en.eq(f.rd_en), f.rd_data[c].eq(rp.data)]
+            if p.pair_reads:
+                rp2 = bank.read_port()
+                m.d.comb += [rp2.addr.eq(f.rd2_addr[c]), rp2.en.eq(f.rd_en), f.rd2_data[c].eq(rp2.data)]
         wp = wmem.read_port()
         m.d.comb += [wp.addr.eq(f.w_addr), wp.en.eq(f.w_en), f.w_data.eq(wp.data)]
         m.d.comb += [f.cfg.eq(self.cfg), f.start.eq(self.start), self.busy.eq(f.busy)]
@@ -198,6 +200,10 @@ def test_fetch_tap_pairs(in_bits, in_ch, n_word):
     per_tile = 5 if in_bits == 1 else 8
     assert cycles_pair <= tiles * per_tile + 12, (cycles_pair, cycles_one)
     assert cycles_one >= tiles * 9
+    # a build without the second read port: the compiler does not pair, one tap per read
+    assert "rd2_addr" not in FetchUnit(params=AccelParams(**WIDE, pair_reads=0)).signature.members
+    got_nb, cycles_nb = run_fetch(dict(WIDE, pair_reads=0), layer, x, pair=True)
+    assert got_nb == exp and cycles_nb == cycles_one
 
 
 def test_fetch_throughput_full_words():
