@@ -276,7 +276,12 @@ class FetchUnit(wiring.Component):
         wrow = Signal(p.w_aw)
         blk_ptr = Signal(p.w_aw)     # streamed weights: ring address of the current group tile's block
         blk_abs = Signal(32)         # ... and its entry number since the RUN started
-        w_ready = ~cfg.w_stream | (self.w_written > blk_abs + e_wi)
+        # streamed entries written beyond the block, registered (short paths into `emit`); stale for
+        # one cycle after the block moves, when `lead_ok` holds emission back
+        lead = Signal(32)
+        lead_ok = Signal()
+        m.d.sync += [lead.eq(self.w_written - blk_abs), lead_ok.eq(1)]
+        w_ready = ~cfg.w_stream | (lead_ok & (lead > e_wi))
 
         emit = Signal()
         m.d.comb += emit.eq(hold_free & ((fill >= W) | (flush & (fill != 0))) & w_ready)
@@ -303,7 +308,7 @@ class FetchUnit(wiring.Component):
             self.w_released.eq(blk_abs),
         ]
         with m.If(self.run_start):
-            m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0)]
+            m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0), lead_ok.eq(0)]
         with m.If(self.start):
             m.d.sync += [e_wi.eq(0), e_pt.eq(0), wrow.eq(cfg.w_base)]
         with m.Elif(emit):
@@ -314,7 +319,7 @@ class FetchUnit(wiring.Component):
                     with m.If(cfg.w_stream):
                         # the group tile's block is no longer needed: release it
                         nxt = blk_ptr + cfg.nwords
-                        m.d.sync += [blk_abs.eq(blk_abs + cfg.nwords),
+                        m.d.sync += [blk_abs.eq(blk_abs + cfg.nwords), lead_ok.eq(0),
                                      blk_ptr.eq(Mux(nxt >= ring_end, nxt - self.ring_size, nxt))]
                 with m.Else():
                     m.d.sync += e_pt.eq(e_pt + 1)
