@@ -257,7 +257,14 @@ class FetchUnit(wiring.Component):
         s1_len = Mux(s1_pair, s1_n << 1, s1_n) if p.pair_reads else s1_n
 
         # ---- gearbox (fill shared by all columns) and the holding register ------------------------
-        gb = [[Signal(2 * W, name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]
+        # a multi-bit lane (planes 1..NB-1) only ever gets a piece of at most mb_chunk values (two of
+        # them for a pair) pushed while fill < W: W + that many bits hold everything it can have
+        mb_width = W + p.mb_chunk * (2 if p.pair_reads else 1)
+
+        def gb_width(ln):
+            return 2 * W if ln in (0, MASK) else min(2 * W, mb_width)
+
+        gb = [[Signal(gb_width(ln), name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]
         fill = Signal(range(2 * W))
         flush = Signal()
         hold = [[Signal(W, name=f"hold{c}_{ln}") for ln in range(L)] for c in range(C)]
@@ -297,7 +304,7 @@ class FetchUnit(wiring.Component):
         for c in range(C):
             for ln in range(L):
                 after = Mux(emit, gb[c][ln] >> W, gb[c][ln])
-                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh), after))
+                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh)[:len(gb[c][ln])], after))
         m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size
