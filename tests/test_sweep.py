@@ -97,12 +97,36 @@ def test_reuse_matches_pll_rounded_target(tmp_path, monkeypatch):
     full = EngineParams(**params).as_dict()
     report = {"board": "icebreaker", "status": "ok", "fits": True, "seed": 1, "params": full,
               "factory": "engine_design", "utilization": {"LUT": {"used": 10, "total": 5280, "resource": "LC"}},
-              "accel_clock": {"fmax_mhz": 30.0, "target_mhz": 48.001}, "out_dir": str(tmp_path)}
+              "accel_clock": {"fmax_mhz": 30.0, "target_mhz": 48.001}, "out_dir": str(tmp_path),
+              "inputs_sha256": sweep.inputs_hash()}
     (tmp_path / "report.json").write_text(json.dumps(report))
     import binaccel.hw.synth as synth
     monkeypatch.setattr(synth, "synthesize", lambda *a, **k: pytest.fail("must reuse"))
     r, s = sweep.synth_engine("icebreaker", params, out_dir=tmp_path, reuse=True, log=lambda *a: None)
     assert s["fmax_mhz"] == 30.0 and s["array"] == {"rows": 1, "cols": 1, "word": 8}
+
+
+def test_report_of_other_sources_is_not_reused(tmp_path, monkeypatch):
+    """A report made from other gateware sources or tools (inputs_sha256) is synthesized again."""
+    params = {**sweep.MNIST_PLAIN_PARAMS, "rows": 1, "cols": 1, "word": 8}
+    full = EngineParams(**params).as_dict()
+    report = {"board": "icebreaker", "status": "ok", "fits": True, "seed": 1, "params": full,
+              "factory": "engine_design", "accel_clock": {"fmax_mhz": 30.0, "target_mhz": 48.0},
+              "inputs_sha256": "0" * 64}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    import binaccel.hw.synth as synth
+
+    class Ran(Exception):
+        pass
+
+    def fake(*a, **k):
+        raise Ran()
+
+    monkeypatch.setattr(synth, "synthesize", fake)
+    msgs = []
+    with pytest.raises(Ran):
+        sweep.synth_engine("icebreaker", params, out_dir=tmp_path, reuse=True, log=msgs.append)
+    assert any("changed" in m for m in msgs)
 
 
 def test_synthesize_small_engine_icebreaker(tmp_path):
