@@ -91,18 +91,23 @@ class Accelerator(wiring.Component):
         wiring.connect(m, engine.o_stream, wb.i_stream)
 
         # ---- buffers ----------------------------------------------------------------------------
-        banks, bank_rd, bank_wr = [], [], []
+        # Each bank is one copy per read port, all written alike: ports 0..C-1 fetch (first tap), C
+        # write-back / dump (transparent for the write), C+1..2C fetch (second tap of a pair; only with
+        # pair_reads). (An FPGA needs a block-RAM copy per read port anyway; one memory with many read
+        # ports made yosys' memory_libmap exhaust the 4 GB of the WebAssembly yosys at 17 ports.)
+        n_rd = 2 * C + 1 if p.pair_reads else C + 1
+        bank_rd, bank_wr = [], []
         for b in range(2):
-            mem = Memory(shape=W, depth=p.fm_depth, init=[])
-            m.submodules[f"fmap{b}"] = mem
-            wp = mem.write_port()
-            # ports 0..C-1: fetch (first tap), C: write-back / dump, C+1..2C: fetch (second tap of a
-            # pair; only with pair_reads)
-            rps = [mem.read_port() for _ in range(C)] + [mem.read_port(transparent_for=(wp,))] \
-                + [mem.read_port() for _ in range(C if p.pair_reads else 0)]
-            banks.append(mem)
+            wr = _WritePort(p.fm_aw, W, name=f"fm{b}_w")
+            rps = []
+            for k in range(n_rd):
+                mem = Memory(shape=W, depth=p.fm_depth, init=[])
+                m.submodules[f"fmap{b}_{k}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(wr.addr), wp.data.eq(wr.data), wp.en.eq(wr.en)]
+                rps.append(mem.read_port(transparent_for=(wp,) if k == C else ()))
             bank_rd.append(rps)
-            bank_wr.append(wp)
+            bank_wr.append(wr)
         m.submodules.wmem = wmem = Memory(shape=R * W, depth=p.w_depth, init=[])
         w_wp, w_rp = wmem.write_port(), wmem.read_port()
         m.submodules.tmem = tmem = Memory(shape=p.table_width, depth=p.t_depth, init=[])
@@ -421,6 +426,15 @@ class Accelerator(wiring.Component):
             m.d.sync += cyc_layer.eq(cyc_layer + 1)
         m.d.comb += self.busy.eq(~fsm.ongoing("CMD") | in_fifo.r_rdy | out_fifo.r_rdy)
         return m
+
+
+class _WritePort:
+    """The write port signals shared by the copies of a feature-map bank."""
+
+    def __init__(self, addr_width, data_width, *, name):
+        self.addr = Signal(addr_width, name=f"{name}_addr")
+        self.data = Signal(data_width, name=f"{name}_data")
+        self.en = Signal(name=f"{name}_en")
 
 
 class _Core(Elaboratable):
