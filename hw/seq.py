@@ -30,7 +30,8 @@ __all__ = ["AccelParams", "Op", "Target", "IO_WIDTH", "MAGIC", "VERSION", "Feede
 IO_WIDTH = 32
 #: First word of the INFO reply ("BACC").
 MAGIC = 0x42414343
-VERSION = 1
+#: Second word of the INFO reply: 2 since the build parameter ``pair_reads`` (one more word).
+VERSION = 2
 
 
 class Op:
