@@ -22,7 +22,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Elaboratable, Module, Mux, \
     ResetSignal, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -86,7 +86,16 @@ class Accelerator(wiring.Component):
         m.submodules.fetch = fetch = FetchUnit(params=p)
         m.submodules.feeder = feeder = Feeder(params=p)
         m.submodules.wb = wb = WriteBack(params=p)
-        wiring.connect(m, fetch.o_stream, feeder.oper_stream)
+        # operand steps pass a three-entry FIFO (full rate; two entries would halve it): the fetch
+        # unit's gearboxes see a registered ready, not the feeder -> engine -> write-back ready chain
+        # (part of the longest path of the ULX3S build)
+        m.submodules.oper_fifo = oper_fifo = SyncFIFOBuffered(width=e.oper_layout.size, depth=3)
+        m.d.comb += [
+            oper_fifo.w_data.eq(fetch.o_stream.payload), oper_fifo.w_en.eq(fetch.o_stream.valid),
+            fetch.o_stream.ready.eq(oper_fifo.w_rdy),
+            feeder.oper_stream.payload.eq(oper_fifo.r_data), feeder.oper_stream.valid.eq(oper_fifo.r_rdy),
+            oper_fifo.r_en.eq(feeder.oper_stream.ready),
+        ]
         wiring.connect(m, feeder.o_stream, engine.i_stream)
         wiring.connect(m, engine.o_stream, wb.i_stream)
 
