@@ -2,7 +2,8 @@
 
 Every writer of reports, records, checkpoints' JSON and model files goes through these: the data
 goes to a temporary file in the target's folder (same file system), which then replaces the target
-with ``os.replace``; the folder is created if needed.
+with ``os.replace``; the folder is created if needed. The file gets the permissions a plain
+``open(path, "w")`` would give it (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ import tempfile
 __all__ = ["write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# read once, at import (os.umask can only be read by setting it, which is not thread-safe)
+_UMASK = _read_umask()
+
+
 def write_bytes_atomic(path, data: bytes) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
@@ -22,6 +33,7 @@ def write_bytes_atomic(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -635,3 +635,15 @@ def test_save_failure_leaves_old_file_and_no_temp(tmp_path, model, monkeypatch):
     with pytest.raises(ModelFormatError, match="shift"):
         mf.save(bad, path)
     assert os.listdir(tmp_path) == ["m.bam"] and path.read_bytes() == b"previous"
+
+
+def test_atomic_write_permissions(tmp_path):
+    """Atomic outputs get the permissions of a plain open() (0o666 less the umask), not mkstemp's 0o600."""
+    import stat
+
+    from binaccel.sw import atomic
+
+    path = tmp_path / "out" / "r.json"
+    atomic.write_json_atomic(path, {"a": 1})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~atomic._UMASK
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]   # no temporary file left
