@@ -27,6 +27,7 @@ from .intmodel import Layer
 from .intref import im2col, maxpool2
 
 __all__ = [
+    "mfilter_columns",
     "LayerPlan", "PackedLayer", "check_layer", "plan_layer", "fold_layer", "pack_layer",
     "unpack_outputs", "unfold_outputs", "beats_to_ints", "ints_to_bits", "field_offset",
 ]
@@ -216,6 +217,21 @@ class PackedLayer:
         return self.plan.n_gt * self.plan.n_pt * self.params.cols
 
 
+def mfilter_columns(layer: Layer, plan: LayerPlan, max_planes: int) -> np.ndarray:
+    """The M-Filter column of each segment, ``(n_seg, max_planes)``: an ``mcn`` layer's factors
+    ``M[j, t]`` per tap ``t`` (one segment a tap), an ``mcn1`` layer's one factor per plane (one
+    segment), 1 in plane 0 for a plain layer; unused planes 0."""
+    K = plan.planes
+    mcol = np.zeros((plan.n_seg, max_planes), dtype=np.int64)
+    if layer.mode == "mcn":
+        mcol[:, :K] = np.asarray(layer.mfilter, dtype=np.int64).reshape(K, -1).T
+    elif layer.mode == "mcn1":
+        mcol[0, :K] = np.asarray(layer.mfilter, dtype=np.int64)
+    else:
+        mcol[0, 0] = 1
+    return mcol
+
+
 def _header_beats(layer: Layer, pl: LayerPlan, p) -> list:
     lay = p.in_layout
     data_off = field_offset(lay, "data")
@@ -232,15 +248,7 @@ def _header_beats(layer: Layer, pl: LayerPlan, p) -> list:
                 out_kind=_OUT_KIND[layer.out_kind], shift=layer.shift if layer.out_kind != "sign" else 0,
                 out_bits=layer.out_bits)
     rows = [beat(_KIND["DESC"], [(dl[k].offset, dl[k].width, v) for k, v in desc.items()])]
-    # M-Filter columns
-    K = pl.planes
-    mcol = np.zeros((pl.n_seg, p.max_planes), dtype=np.int64)
-    if layer.mode == "mcn":
-        mcol[:, :K] = np.asarray(layer.mfilter, dtype=np.int64).reshape(K, -1).T
-    elif layer.mode == "mcn1":
-        mcol[0, :K] = np.asarray(layer.mfilter, dtype=np.int64)
-    else:
-        mcol[0, 0] = 1
+    mcol = mfilter_columns(layer, pl, p.max_planes)
     for t in range(pl.n_seg):
         rows.append(beat(_KIND["MFILT"], [(j * p.m_bits, p.m_bits, mcol[t, j]) for j in range(p.max_planes)]))
     return rows

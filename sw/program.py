@@ -25,7 +25,7 @@ import numpy as np
 from .intmodel import IntModel, Layer
 from .intref import model_input
 from .link import FrameKind
-from .pack import check_layer, plan_layer
+from .pack import check_layer, mfilter_columns, plan_layer
 
 __all__ = ["FitError", "LayerInfo", "Program", "compile_model", "check_fit", "accel_params",
            "map_words", "encode_map", "decode_map"]
@@ -369,13 +369,7 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
     # tables: M-Filter columns, then per group tile `rows` output parameter entries
     t_entries = []
     K = plan.planes
-    mcol = np.zeros((plan.n_seg, e.max_planes), dtype=np.int64)
-    if layer.mode == "mcn":
-        mcol[:, :K] = np.asarray(layer.mfilter, dtype=np.int64).reshape(K, -1).T
-    elif layer.mode == "mcn1":
-        mcol[0, :K] = np.asarray(layer.mfilter, dtype=np.int64)
-    else:
-        mcol[0, 0] = 1
+    mcol = mfilter_columns(layer, plan, e.max_planes)
     for t in range(plan.n_seg):
         t_entries.append(sum(int(mcol[t, j]) << (j * e.m_bits) for j in range(e.max_planes)))
     lane = e.param_lane_layout
