@@ -508,7 +508,7 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     report["files"]["yosys_log"] = str(out / "yosys.log")
     if rc != 0:
         return finish("error", f"yosys {'timed out' if rc is None else f'exit {rc}'}: "
-                               f"{_errors(out / 'yosys.log')}")
+                               f"{_errors(out / 'yosys.log') or _errors(out / f'{name}.rpt')}")
     report["yosys_cells"] = _yosys_cells(out / f"{name}.stat.json", name)
 
     # 3. accelerator clock constraint on every name of the marked net
@@ -577,6 +577,8 @@ def _read(path):
 
 def _errors(path, text=None):
     text = _read(path) if text is None else text
+    # (yosys writes its messages, ERROR lines included, to its log file <name>.rpt; its stdout, the
+    # `yosys.log` here, can be empty)
     errors = [line.strip() for line in text.splitlines() if "ERROR" in line or "Error" in line]
     if not errors:
         errors = [line.strip() for line in text.splitlines()[-5:] if line.strip()]

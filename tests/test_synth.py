@@ -446,3 +446,14 @@ def test_echo_ulx3s(tmp_path):
     assert report["utilization"]["LUT"]["total"] == 83640
     assert report["accel_clock"]["met"]         # the board glue is not the limit at 125 MHz
     assert report["utilization"]["FF"]["used"] > 50
+
+
+def test_error_text_from_the_yosys_log_file(tmp_path):
+    """A yosys failure whose stdout is empty is explained by the ERROR line of its log (<name>.rpt)."""
+    from binaccel.hw.synth import _errors
+
+    (tmp_path / "yosys.log").write_text("")
+    (tmp_path / "top.rpt").write_text("2.46.20.7. Executing ABC_OPS_REINTEGRATE pass\n"
+                                      "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n")
+    assert _errors(tmp_path / "yosys.log") == ""
+    assert _errors(tmp_path / "top.rpt").startswith("ERROR: Assert")
