@@ -19,6 +19,7 @@
 """
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
             old = None
     same_point = bool(old and old.get("params") == params and old.get("factory") == "accel_design"
                       and old.get("status") in ("ok", "no_fit", "timeout"))
-    info = {"board": board, "design": "accel+uart", "params": params, "report": str(path),
+    info = {"board": board, "design": "accel+uart", "params": params, "report": _shown(path),
             "budget_s": budget_s, "inputs_sha256": digest}
     last_s = (old or {}).get("runtime_s", {}).get("total") if same_point else None
     if same_point and old.get("inputs_sha256") == digest:
@@ -94,6 +95,13 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
         info["error_excerpt"] = (report.get("error") or "")[:300] or None
     summary["synthesis"] = info
     return info
+
+
+def _shown(path):
+    """``path`` relative to the checkout when it is inside it (what the report shows), else as is."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return os.fspath(path) if rel.startswith("..") else rel
 
 
 def _synthesis_lines(info):

@@ -2,6 +2,8 @@
 report) and with the engine cycle model, on tiny random models and a small boards.json (a few seconds)."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +115,9 @@ def test_bench_section_reuses_report_with_same_inputs(setup, monkeypatch):
     summary, lines, _ = _run(tmp_path, files, boards, synth_budget_s=30)
     assert summary["synthesis"]["action"] == "reused (stale)"
     assert "may be stale" in "\n".join(lines) and "different inputs" in summary["synthesis"]["why"]
+
+
+def test_report_path_shown_relative_to_the_checkout(tmp_path):
+    root = Path(demo_bench.__file__).resolve().parent.parent
+    assert demo_bench._shown(root / "build" / "synth" / "report.json") == os.path.join("build", "synth", "report.json")
+    assert demo_bench._shown(tmp_path / "report.json") == str(tmp_path / "report.json")
