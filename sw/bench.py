@@ -413,28 +413,54 @@ MEASURED_BOARDS_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.absp
                                     "boards.json")
 
 
-def load_boards(path=None, *, fallback=True) -> dict:
+def parse_array(text: str) -> tuple:
+    """``"ulx3s=4x4x32"`` -> ``("ulx3s", (4, 4, 32))``; ValueError saying the expected form."""
+    board, sep, arr = str(text).partition("=")
+    parts = arr.lower().split("x")
+    if not sep or not board or len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--array {text!r}: expected BOARD=ROWSxCOLSxWORD, e.g. ulx3s=4x4x32")
+    return board, tuple(int(p) for p in parts)
+
+
+def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     """``{board: best summary}`` from ``build/bench/boards.json`` (ValueError naming file/field).
     Without ``path`` and without that file, from :data:`MEASURED_BOARDS_JSON` (the committed record
     of the last search). Every board's summary has ``source``: the file it came from.
 
     Per board, the largest fitting point of the board design (accelerator + UART link + PLL,
-    ``design`` "accel+uart"). With ``fallback`` (default), a board that no accelerator build fits
-    (or that was only synthesized as the bare engine) gets the engine-only figures instead, with
-    ``design`` "engine" and ``fallback`` saying why; the bench tables show the design per board."""
+    ``design`` "accel+uart"), or the fitting point whose array ``arrays[board]`` names
+    (``(rows, cols, word)``; ValueError listing the fitting arrays if there is none). With
+    ``fallback`` (default), a board that no accelerator build fits (or that was only synthesized as
+    the bare engine) gets the engine-only figures instead, with ``design`` "engine" and ``fallback``
+    saying why; the bench tables show the design per board."""
     from binaccel.hw.sweep import BOARDS_JSON, _result_kind, load_boards_json
 
     source = BOARDS_JSON if path is None else path
     if path is None and not os.path.exists(BOARDS_JSON) and os.path.exists(MEASURED_BOARDS_JSON):
         source = MEASURED_BOARDS_JSON
     doc = load_boards_json(source)
+    arrays = dict(arrays or {})
+    unknown = sorted(set(arrays) - set(doc["boards"]))
+    if unknown:
+        raise ValueError(f"{source}: field 'boards.{unknown[0]}': no synthesis results for that board "
+                         f"(boards: {', '.join(sorted(doc['boards'])) or 'none'})")
     out = {}
     engine = dict(doc.get("engine_boards") or {})
     for name, res in doc["boards"].items():
         if _result_kind(res) == "engine":
             engine.setdefault(name, res)
             continue
-        if res.get("best"):
+        if name in arrays:
+            want = {"rows": arrays[name][0], "cols": arrays[name][1], "word": arrays[name][2]}
+            fitting = [pt for pt in res.get("points") or [] if pt.get("fits")]
+            picked = [pt for pt in fitting if pt.get("array") == want]
+            if not picked:
+                have = ", ".join(sorted({"{rows}x{cols}x{word}".format(**pt["array"]) for pt in fitting})) or "none"
+                raise ValueError(f"{source}: field 'boards.{name}.points': no fitting build with array "
+                                 f"{want['rows']}x{want['cols']}x{want['word']} (fitting: {have})")
+            # several runs of the same array (seeds): the fastest
+            out[name] = {**max(picked, key=lambda pt: pt.get("fmax_mhz") or 0), "design": "accel+uart"}
+        elif res.get("best"):
             out[name] = {**res["best"], "design": "accel+uart"}
     if fallback:
         for name, res in engine.items():

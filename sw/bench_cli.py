@@ -6,7 +6,8 @@
     binaccel synth --board icebreaker --design engine --rows 2 --cols 4 --word 16   # engine only
     binaccel synth --board ulx3s --search                               # largest array that fits
     binaccel synth --search                                             # both boards -> build/bench/boards.json
-    binaccel bench                                 # reuses build/bench/boards.json if present
+    binaccel bench                                 # reuses build/bench/boards.json, else docs/measured/boards.json
+    binaccel bench --array ulx3s=4x4x32            # a fitting build other than the largest
     binaccel bench --synth                         # re-runs the board search first
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 __all__ = ["register", "main"]
@@ -144,15 +146,24 @@ def _cmd_bench(args) -> int:
     from . import bench
 
     path = sweep.BOARDS_JSON
-    if args.synth or not path.exists():
+    try:
+        arrays = dict(bench.parse_array(a) for a in args.array or ())
+    except ValueError as exc:
+        print(f"binaccel bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.synth or not (path.exists() or os.path.exists(bench.MEASURED_BOARDS_JSON)):
         why = "--synth given" if args.synth else f"{path} not found"
         print(f"[bench] {why}: running the board search (binaccel synth --search)")
         ns = argparse.Namespace(seed=1, freq=None, force=args.synth, max_points=8)
         _search(list(sweep.TARGET_MHZ), ns)
-    else:
+    elif path.exists():
         print(f"[bench] reusing the last synthesis results {path} (binaccel bench --synth re-synthesizes)")
+    else:
+        print(f"[bench] {path} not found: using the committed measurement {bench.MEASURED_BOARDS_JSON} "
+              f"(binaccel bench --synth synthesizes on this checkout, an hour or more for both boards)")
+        path = None
     try:
-        boards = bench.load_boards(path)
+        boards = bench.load_boards(path, arrays=arrays)
     except ValueError as exc:
         print(f"binaccel bench: error: {exc}", file=sys.stderr)
         return 2
@@ -213,6 +224,9 @@ def register(subparsers) -> None:
                                           "writes build/bench/bench.json, bench.md and plots.")
     b.add_argument("--synth", action="store_true", help="re-run the board search instead of reusing "
                                                         "build/bench/boards.json")
+    b.add_argument("--array", action="append", default=None, metavar="BOARD=RxCxW",
+                   help="bench this fitting build of the board's synthesis results instead of the largest, "
+                        "e.g. --array ulx3s=4x4x32 (repeatable, one per board)")
     b.add_argument("--networks", default=None, help="comma-separated subset (mnist_siman, ..., resnet20_siman, "
                                                     "vgg_small, mcn_wrn22)")
     b.add_argument("--out", default=str(bench.BENCH_DIR), help="output folder (default build/bench)")

@@ -315,3 +315,61 @@ def test_load_boards_falls_back_to_the_committed_measurement(monkeypatch, tmp_pa
     boards = bench.load_boards()
     assert boards and all(v["source"] == "docs/measured/boards.json" for v in boards.values())
     assert boards["ulx3s"]["design"] == "accel+uart" and boards["ulx3s"]["fmax_mhz"] > 0
+
+
+def _two_point_boards(tmp_path):
+    small = sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=38.9, out_dir="/tmp/a"))
+    small_s2 = {**sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=39.2, out_dir="/tmp/a2")), "seed": 2}
+    large = sweep.board_summary(_report(rows=5, cols=5, word=32, fmax=29.9, out_dir="/tmp/b"))
+    nofit = sweep.board_summary(_report(rows=6, cols=6, word=32, fits=False, out_dir="/tmp/c"))
+    return sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "design": "accel+uart", "best": large,
+                                              "points": [small, nofit, large, small_s2]}},
+                                   tmp_path / "boards.json")
+
+
+def test_parse_array():
+    assert bench.parse_array("ulx3s=4x4x32") == ("ulx3s", (4, 4, 32))
+    assert bench.parse_array("icebreaker=2X4X16") == ("icebreaker", (2, 4, 16))
+    for bad in ("ulx3s", "ulx3s=4x4", "=4x4x32", "ulx3s=4x0x32", "ulx3s=4x4xw", "ulx3s=4x4x32x1"):
+        with pytest.raises(ValueError, match="expected BOARD=ROWSxCOLSxWORD"):
+            bench.parse_array(bad)
+
+
+def test_load_boards_picks_the_named_array(tmp_path):
+    """Without `arrays` the largest fitting build; with it, that fitting build (its fastest seed);
+    an array that did not fit, or a board without results, is refused naming file and field."""
+    path = _two_point_boards(tmp_path)
+    assert bench.load_boards(path)["ulx3s"]["array"] == {"rows": 5, "cols": 5, "word": 32}
+    got = bench.load_boards(path, arrays={"ulx3s": (4, 4, 32)})["ulx3s"]
+    assert got["array"] == {"rows": 4, "cols": 4, "word": 32} and got["fmax_mhz"] == 39.2 and got["seed"] == 2
+    assert got["design"] == "accel+uart"
+    with pytest.raises(ValueError, match=r"boards\.json: field 'boards\.ulx3s\.points': no fitting build with "
+                                         r"array 6x6x32 \(fitting: 4x4x32, 5x5x32\)"):
+        bench.load_boards(path, arrays={"ulx3s": (6, 6, 32)})
+    with pytest.raises(ValueError, match=r"field 'boards\.icebreaker': no synthesis results"):
+        bench.load_boards(path, arrays={"icebreaker": (1, 1, 8)})
+
+
+def test_bench_cli_uses_the_committed_measurement_without_synthesizing(tmp_path, monkeypatch, capsys):
+    """A checkout without build/bench/boards.json benches the committed record instead of starting an
+    hour-long board search; --array picks a build of it; a malformed --array is a usage error."""
+    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "missing.json")
+    monkeypatch.setattr(bench, "MEASURED_BOARDS_JSON", str(_two_point_boards(tmp_path)))
+    monkeypatch.setattr(sweep, "largest_array", lambda *a, **k: pytest.fail("must not synthesize"))
+    seen = {}
+
+    def fake_run_bench(**kw):
+        seen.update(kw)
+        return {"networks": {}, "boards": kw["boards"]}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    p = argparse.ArgumentParser()
+    bench_cli.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["bench", "--out", str(tmp_path), "--no-plots", "--array", "ulx3s=4x4x32"])
+    assert args.func(args) == 0
+    assert "using the committed measurement" in capsys.readouterr().out
+    assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
+    assert seen["boards"]["ulx3s"]["source"].endswith("boards.json")
+    args = p.parse_args(["bench", "--out", str(tmp_path), "--array", "ulx3s:4x4x32"])
+    assert args.func(args) == 2
+    assert "expected BOARD=ROWSxCOLSxWORD" in capsys.readouterr().err
