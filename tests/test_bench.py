@@ -284,12 +284,9 @@ def test_cli_registers_synth_and_bench():
     assert not a.synth and a.cycles == "auto"
 
 
-def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
-    """`binaccel bench` without --synth reads build/bench/boards.json and says so (no synthesis)."""
-    best = sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0))
-    path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "best": best, "points": [best]}},
-                                   tmp_path / "boards.json")
-    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
+def _bench_cli_without_synthesis(monkeypatch, argv):
+    """Run `binaccel bench ARGV` with the bench itself replaced and synthesis forbidden: (exit code,
+    the keyword arguments run_bench got)."""
     monkeypatch.setattr(sweep, "largest_array", lambda *a, **k: pytest.fail("must not synthesize"))
     seen = {}
 
@@ -300,8 +297,18 @@ def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     p = argparse.ArgumentParser()
     bench_cli.register(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["bench", "--out", str(tmp_path), "--no-plots"])
-    assert args.func(args) == 0
+    args = p.parse_args(["bench", *argv])
+    return args.func(args), seen
+
+
+def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
+    """`binaccel bench` without --synth reads build/bench/boards.json and says so (no synthesis)."""
+    best = sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0))
+    path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "best": best, "points": [best]}},
+                                   tmp_path / "boards.json")
+    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
+    rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots"])
+    assert rc == 0
     assert "reusing the last synthesis results" in capsys.readouterr().out
     assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
 
@@ -355,21 +362,12 @@ def test_bench_cli_uses_the_committed_measurement_without_synthesizing(tmp_path,
     hour-long board search; --array picks a build of it; a malformed --array is a usage error."""
     monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "missing.json")
     monkeypatch.setattr(bench, "MEASURED_BOARDS_JSON", str(_two_point_boards(tmp_path)))
-    monkeypatch.setattr(sweep, "largest_array", lambda *a, **k: pytest.fail("must not synthesize"))
-    seen = {}
-
-    def fake_run_bench(**kw):
-        seen.update(kw)
-        return {"networks": {}, "boards": kw["boards"]}
-
-    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
-    p = argparse.ArgumentParser()
-    bench_cli.register(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["bench", "--out", str(tmp_path), "--no-plots", "--array", "ulx3s=4x4x32"])
-    assert args.func(args) == 0
+    rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots",
+                                                          "--array", "ulx3s=4x4x32"])
+    assert rc == 0
     assert "using the committed measurement" in capsys.readouterr().out
     assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
     assert seen["boards"]["ulx3s"]["source"].endswith("boards.json")
-    args = p.parse_args(["bench", "--out", str(tmp_path), "--array", "ulx3s:4x4x32"])
-    assert args.func(args) == 2
+    rc, _ = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--array", "ulx3s:4x4x32"])
+    assert rc == 2
     assert "expected BOARD=ROWSxCOLSxWORD" in capsys.readouterr().err
