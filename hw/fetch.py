@@ -46,6 +46,8 @@ class FetchUnit(wiring.Component):
     number ``k`` (counted from ``run_start`` over all streamed layers) sits at ring position
     ``k mod ring_size``. A word is emitted only when its entry has been written (``w_written``
     entries so far); ``w_released`` counts the entries the unit no longer needs (whole group tiles).
+    Both count modulo ``2**params.ring_count_w``: the host never writes more than ``ring_size``
+    entries ahead of the released ones, so their difference is exact.
     """
 
     def __init__(self, *, params: AccelParams):
@@ -68,8 +70,8 @@ class FetchUnit(wiring.Component):
             "run_start": In(1),
             "ring_base": In(p.w_aw),
             "ring_size": In(p.w_aw + 1),
-            "w_written": In(32),
-            "w_released": Out(32),
+            "w_written": In(p.ring_count_w),
+            "w_released": Out(p.ring_count_w),
             "o_stream": Out(stream.Signature(e.oper_layout)),
         }
         if p.pair_reads:
@@ -282,29 +284,48 @@ class FetchUnit(wiring.Component):
         e_pt = Signal(e.count_bits)
         wrow = Signal(p.w_aw)
         blk_ptr = Signal(p.w_aw)     # streamed weights: ring address of the current group tile's block
-        blk_abs = Signal(32)         # ... and its entry number since the RUN started
-        # streamed entries written beyond the block, registered (short paths into `emit`); stale for
-        # one cycle after the block moves, when `lead_ok` holds emission back
-        lead = Signal(32)
-        lead_ok = Signal()
-        m.d.sync += [lead.eq(self.w_written - blk_abs), lead_ok.eq(1)]
-        w_ready = ~cfg.w_stream | (lead_ok & (lead > e_wi))
+        blk_abs = Signal(p.ring_count_w)   # ... and its entry number since the RUN started (modulo)
+        e_wi_last = e_wi == cfg.nwords - 1
+        release = Signal()           # the last word of a streamed group tile's block is emitted
 
+        # streamed weights: `w_ready` (the entry of word e_wi has been written) is a register, computed
+        # a cycle ahead from the written count and the block start of this cycle against the e_wi of
+        # the next one; it is held low for the cycle after the block moves or a RUN starts (when that
+        # count is stale). The compare stays off the paths from `emit` into the gearboxes.
         emit = Signal()
-        m.d.comb += emit.eq(hold_free & ((fill >= W) | (flush & (fill != 0))) & w_ready)
+        lead = Signal(p.ring_count_w)
+        m.d.comb += lead.eq(self.w_written - blk_abs)
+        w_ready = Signal()
+        e_wi_next = Mux(self.start | (emit & e_wi_last), 0, Mux(emit, e_wi + 1, e_wi))
+        m.d.sync += w_ready.eq(~self.run_start & ~release & (lead > e_wi_next))
+
+        # the gearboxes' control: fill level and flush flag (small registers, shared by the columns)
+        fill_ge = fill >= W
+        m.d.comb += emit.eq(hold_free & (fill_ge | (flush & (fill != 0))) & (~cfg.w_stream | w_ready))
         fill_a = Signal.like(fill)
         flush_a = Signal()
         m.d.comb += [
-            fill_a.eq(Mux(emit, Mux(fill >= W, fill - W, 0), fill)),
-            flush_a.eq(flush & (fill_a != 0)),
-            push.eq(s1_valid & (fill_a < W) & ~flush_a),
+            fill_a.eq(Mux(emit, Mux(fill_ge, fill - W, 0), fill)),
+            flush_a.eq(flush & Mux(emit, fill_ge & (fill != W), fill != 0)),
+            push.eq(s1_valid & (emit | ~fill_ge) & ~flush_a),
         ]
-        # (at a push fill_a < W: a shift amount of ceil_log2(W) bits keeps the shifts 2W bits wide)
-        sh = fill_a[:max(1, ceil_log2(W))]
+        # data path: each gearbox takes its next value by late selects (emit, push) between words
+        # shifted by amounts that come from registers only: the piece goes in at fill_a, which is
+        # `fill` (no emit), `fill - W` (emit of a full word; the same low bits when W is a power of
+        # two) or 0 (a flush emits the last, partial word). At a push fill_a < W: a shift amount of
+        # ceil_log2(W) bits keeps the shifts 2W bits wide.
+        sh_w = max(1, ceil_log2(W))
+        sh_keep = fill[:sh_w]
+        sh_full = (fill - W)[:sh_w]
+        same = W == 1 << sh_w
         for c in range(C):
             for ln in range(L):
-                after = Mux(emit, gb[c][ln] >> W, gb[c][ln])
-                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh)[:len(gb[c][ln])], after))
+                g, pc, n = gb[c][ln], pieces[c][ln], len(gb[c][ln])
+                after = Mux(emit, g >> W, g)
+                at_keep = (pc << sh_keep)[:n]
+                at_full = at_keep if same else (pc << sh_full)[:n]
+                ins = Mux(emit, Mux(fill_ge, at_full, pc), at_keep)
+                m.d.sync += g.eq(Mux(push, after | ins, after))
         m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size
@@ -313,20 +334,21 @@ class FetchUnit(wiring.Component):
             self.w_addr.eq(Mux(cfg.w_stream, Mux(s_addr >= ring_end, s_addr - self.ring_size, s_addr), wrow + e_wi)),
             self.w_en.eq(emit),
             self.w_released.eq(blk_abs),
+            release.eq(~self.start & emit & e_wi_last & (e_pt == cfg.eng.n_pt - 1) & cfg.w_stream),
         ]
         with m.If(self.run_start):
-            m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0), lead_ok.eq(0)]
+            m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0)]
         with m.If(self.start):
             m.d.sync += [e_wi.eq(0), e_pt.eq(0), wrow.eq(cfg.w_base)]
         with m.Elif(emit):
-            with m.If(e_wi == cfg.nwords - 1):
+            with m.If(e_wi_last):
                 m.d.sync += e_wi.eq(0)
                 with m.If(e_pt == cfg.eng.n_pt - 1):
                     m.d.sync += [e_pt.eq(0), wrow.eq(wrow + cfg.nwords)]
                     with m.If(cfg.w_stream):
                         # the group tile's block is no longer needed: release it
                         nxt = blk_ptr + cfg.nwords
-                        m.d.sync += [blk_abs.eq(blk_abs + cfg.nwords), lead_ok.eq(0),
+                        m.d.sync += [blk_abs.eq(blk_abs + cfg.nwords),
                                      blk_ptr.eq(Mux(nxt >= ring_end, nxt - self.ring_size, nxt))]
                 with m.Else():
                     m.d.sync += e_pt.eq(e_pt + 1)

@@ -148,6 +148,12 @@ class AccelParams:
         return max(1, ceil_log2(self.t_depth))
 
     @property
+    def ring_count_w(self) -> int:
+        """Width of the streamed-weight entry counters (written, released), which count modulo
+        ``2**ring_count_w``: they are never more than ``w_depth`` apart."""
+        return self.w_aw + 1
+
+    @property
     def d_aw(self) -> int:
         return max(1, ceil_log2(self.max_layers))
 

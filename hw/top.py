@@ -147,7 +147,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [w_rp.addr.eq(fetch.w_addr), w_rp.en.eq(fetch.w_en), fetch.w_data.eq(w_rp.data)]
         ring_base = Signal(p.w_aw)
         ring_size = Signal(p.w_aw + 1)
-        w_written = Signal(32)     # streamed weight entries written during this RUN
+        w_written = Signal(p.ring_count_w)   # streamed weight entries written during this RUN (modulo)
         w_left = Signal(24)        # ... still expected from the host
         lw_ptr = Signal(p.w_aw)    # ring address of the next one
         m.d.comb += [fetch.ring_base.eq(ring_base), fetch.ring_size.eq(ring_size), fetch.w_written.eq(w_written)]
@@ -407,7 +407,8 @@ class Accelerator(wiring.Component):
         m.d.comb += in_layers.eq(fsm.ongoing("LDESC") | fsm.ongoing("START")
                                  | fsm.ongoing("WAIT") | fsm.ongoing("DUMP_RD") | fsm.ongoing("DUMP_TX")
                                  | fsm.ongoing("NEXT"))
-        ring_free = w_written < fetch.w_released + ring_size
+        # (never more than ring_size entries ahead of the released ones: the modulo difference is exact)
+        ring_free = (w_written - fetch.w_released)[:p.ring_count_w] < ring_size
         with m.If(in_layers & (w_left != 0)):
             m.d.comb += ins.ready.eq(ring_free)
             with m.If(take):
