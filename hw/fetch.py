@@ -258,7 +258,7 @@ class FetchUnit(wiring.Component):
                 m.d.comb += pieces[-1][ln].eq(first[ln] | (second[ln] << n_sh)[:W])
         s1_len = Mux(s1_pair, s1_n << 1, s1_n) if p.pair_reads else s1_n
 
-        # ---- gearbox (fill shared by all columns) and the holding register ------------------------
+        # ---- gearboxes (one per column and lane) and the holding registers ------------------------
         # a multi-bit lane (planes 1..NB-1) only ever gets a piece of at most mb_chunk values (two of
         # them for a pair) pushed while fill < W: W + that many bits hold everything it can have
         mb_width = W + p.mb_chunk * (2 if p.pair_reads else 1)
@@ -267,15 +267,13 @@ class FetchUnit(wiring.Component):
             return 2 * W if ln in (0, MASK) else min(2 * W, mb_width)
 
         gb = [[Signal(gb_width(ln), name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]
-        fill = Signal(range(2 * W))
-        flush = Signal()
         hold = [[Signal(W, name=f"hold{c}_{ln}") for ln in range(L)] for c in range(C)]
         hold_valid = Signal()
         hb = Signal(range(max(NB, 2)))
         out = self.o_stream
         accept = Signal()
         m.d.comb += accept.eq(out.valid & out.ready)
-        hb_last = hb == cfg.eng.in_bits - 1
+        hb_last = Signal()           # hb == in_bits - 1, registered (from hb's next value)
         hold_free = Signal()
         m.d.comb += hold_free.eq(~hold_valid | (accept & hb_last))
 
@@ -299,34 +297,51 @@ class FetchUnit(wiring.Component):
         e_wi_next = Mux(self.start | (emit & e_wi_last), 0, Mux(emit, e_wi + 1, e_wi))
         m.d.sync += w_ready.eq(~self.run_start & ~release & (lead > e_wi_next))
 
-        # the gearboxes' control: fill level and flush flag (small registers, shared by the columns)
-        fill_ge = fill >= W
-        m.d.comb += emit.eq(hold_free & (fill_ge | (flush & (fill != 0))) & (~cfg.w_stream | w_ready))
-        fill_a = Signal.like(fill)
-        flush_a = Signal()
-        m.d.comb += [
-            fill_a.eq(Mux(emit, Mux(fill_ge, fill - W, 0), fill)),
-            flush_a.eq(flush & Mux(emit, fill_ge & (fill != W), fill != 0)),
-            push.eq(s1_valid & (emit | ~fill_ge) & ~flush_a),
-        ]
+        # the gearboxes' control: fill level and flush flag. Each column keeps its own copy of these
+        # small registers (all equal) and decides emit/push from it, so that the select nets into a
+        # column's gearbox start next to it; the copy of column 0 drives the rest of the unit.
+        w_ok = ~cfg.w_stream | w_ready
+        sh_w = max(1, ceil_log2(W))
+        same = W == 1 << sh_w
+
+        def gear_control(tag):
+            fill = Signal(range(2 * W), name=f"fill{tag}")
+            flush = Signal(name=f"flush{tag}")
+            fill_ge = fill >= W
+            ctl = dict(fill=fill, flush=flush, fill_ge=fill_ge, emit=Signal(name=f"emit{tag}"),
+                       push=Signal(name=f"push{tag}"), fill_a=Signal.like(fill, name=f"fill_a{tag}"),
+                       flush_a=Signal(name=f"flush_a{tag}"),
+                       sh_keep=fill[:sh_w], sh_full=(fill - W)[:sh_w])
+            m.d.comb += [
+                ctl["emit"].eq(hold_free & (fill_ge | (flush & (fill != 0))) & w_ok),
+                ctl["fill_a"].eq(Mux(ctl["emit"], Mux(fill_ge, fill - W, 0), fill)),
+                ctl["flush_a"].eq(flush & Mux(ctl["emit"], fill_ge & (fill != W), fill != 0)),
+                ctl["push"].eq(s1_valid & (ctl["emit"] | ~fill_ge) & ~ctl["flush_a"]),
+            ]
+            m.d.sync += [fill.eq(Mux(ctl["push"], ctl["fill_a"] + s1_len, ctl["fill_a"])),
+                         flush.eq(Mux(ctl["push"], s1_seg_end, ctl["flush_a"]))]
+            return ctl
+
+        ctls = [gear_control(c) for c in range(C)]
+        fill, flush = ctls[0]["fill"], ctls[0]["flush"]
+        m.d.comb += [emit.eq(ctls[0]["emit"]), push.eq(ctls[0]["push"])]
+
         # data path: each gearbox takes its next value by late selects (emit, push) between words
         # shifted by amounts that come from registers only: the piece goes in at fill_a, which is
         # `fill` (no emit), `fill - W` (emit of a full word; the same low bits when W is a power of
         # two) or 0 (a flush emits the last, partial word). At a push fill_a < W: a shift amount of
         # ceil_log2(W) bits keeps the shifts 2W bits wide.
-        sh_w = max(1, ceil_log2(W))
-        sh_keep = fill[:sh_w]
-        sh_full = (fill - W)[:sh_w]
-        same = W == 1 << sh_w
         for c in range(C):
+            ctl = ctls[c]
             for ln in range(L):
                 g, pc, n = gb[c][ln], pieces[c][ln], len(gb[c][ln])
-                after = Mux(emit, g >> W, g)
-                at_keep = (pc << sh_keep)[:n]
-                at_full = at_keep if same else (pc << sh_full)[:n]
-                ins = Mux(emit, Mux(fill_ge, at_full, pc), at_keep)
-                m.d.sync += g.eq(Mux(push, after | ins, after))
-        m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
+                after = Mux(ctl["emit"], g >> W, g)
+                at_keep = (pc << ctl["sh_keep"])[:n]
+                at_full = at_keep if same else (pc << ctl["sh_full"])[:n]
+                ins = Mux(ctl["emit"], Mux(ctl["fill_ge"], at_full, pc), at_keep)
+                m.d.sync += g.eq(Mux(ctl["push"], after | ins, after))
+            with m.If(ctl["emit"]):
+                m.d.sync += [hold[c][ln].eq(gb[c][ln][:W]) for ln in range(L)]
 
         ring_end = self.ring_base + self.ring_size
         s_addr = blk_ptr + e_wi
@@ -355,11 +370,10 @@ class FetchUnit(wiring.Component):
             with m.Else():
                 m.d.sync += e_wi.eq(e_wi + 1)
 
+        hb_next = Mux(emit | (accept & hb_last), 0, Mux(accept, hb + 1, hb))
+        m.d.sync += hb_last.eq(hb_next == cfg.eng.in_bits - 1)
         with m.If(emit):
             m.d.sync += [hold_valid.eq(1), hb.eq(0)]
-            for c in range(C):
-                for ln in range(L):
-                    m.d.sync += hold[c][ln].eq(gb[c][ln][:W])
         with m.Elif(accept):
             with m.If(hb_last):
                 m.d.sync += [hold_valid.eq(0), hb.eq(0)]
