@@ -121,13 +121,23 @@ class FetchUnit(wiring.Component):
         toff = Signal(aw)
         k = Signal(range(C + 1))
 
-        # stage 1: read issued, data arriving (read port latency 1)
-        s1_valid = Signal()
-        s1_colv = Signal(C)
-        s1_n = Signal(range(W + 1))
-        s1_seg_end = Signal()
-        s1_pair = Signal()
-        s1_colv2 = Signal(C)
+        # stage 1: read issued, data arriving (read port latency 1; the port holds it until the next
+        # read). A skid register takes a piece that the gearboxes do not take when the next read is
+        # issued, so that issuing depends on a register only (the skid register is empty) and not on
+        # the gearboxes' push decision. The gearboxes take the skid register first.
+        r1 = dict(valid=Signal(name="r1_valid"), colv=Signal(C, name="r1_colv"), n=Signal(range(W + 1), name="r1_n"),
+                  seg_end=Signal(name="r1_seg_end"), pair=Signal(name="r1_pair"), colv2=Signal(C, name="r1_colv2"))
+        s2 = {k: Signal.like(v, name=f"s2_{k}") for k, v in r1.items()}
+        s2_data = [Signal(W, name=f"s2_data{c}") for c in range(C)]
+        s2_data2 = [Signal(W, name=f"s2_data2_{c}") for c in range(C)] if p.pair_reads else []
+        # the head piece: what the gearboxes see
+        head = {k: Signal.like(v, name=f"s1_{k}") for k, v in r1.items()}
+        m.d.comb += [head["valid"].eq(r1["valid"] | s2["valid"])]
+        m.d.comb += [head[k].eq(Mux(s2["valid"], s2[k], r1[k])) for k in r1 if k != "valid"]
+        s1_valid, s1_colv, s1_n = head["valid"], head["colv"], head["n"]
+        s1_seg_end, s1_pair, s1_colv2 = head["seg_end"], head["pair"], head["colv2"]
+        rd_head = [Mux(s2["valid"], s2_data[c], self.rd_data[c]) for c in range(C)]
+        rd2_head = [Mux(s2["valid"], s2_data2[c], self.rd2_data[c]) for c in range(C)] if p.pair_reads else []
 
         push = Signal()          # stage 1 moves into the gearbox this cycle
         issue = Signal()         # the address generator issues a piece this cycle
@@ -167,7 +177,7 @@ class FetchUnit(wiring.Component):
                             m.d.sync += step(cols[c], cfg.r1, cfg.q1, cfg.dix1, cfg.diy1, cfg.da1)
                     m.d.sync += k.eq(k + 1)
             with m.State("RUN"):
-                m.d.comb += issue.eq(~s1_valid | push)
+                m.d.comb += issue.eq(~s2["valid"])
 
                 def tile_end():
                     m.d.sync += [ky.eq(0), kx.eq(0), toff.eq(0)]
@@ -221,11 +231,19 @@ class FetchUnit(wiring.Component):
                 ]
         m.d.comb += self.rd_en.eq(issue)
         with m.If(issue):
-            m.d.sync += [s1_valid.eq(1), s1_colv.eq(colv), s1_colv2.eq(colv2), s1_pair.eq(paired),
-                         s1_n.eq(Mux(ch_last, cfg.last_n, wp)),
-                         s1_seg_end.eq(Mux(paired, tap2_last, ch_last & (cfg.seg_tap | tap_last)))]
-        with m.Elif(push):
-            m.d.sync += s1_valid.eq(0)
+            m.d.sync += [r1["valid"].eq(1), r1["colv"].eq(colv), r1["colv2"].eq(colv2), r1["pair"].eq(paired),
+                         r1["n"].eq(Mux(ch_last, cfg.last_n, wp)),
+                         r1["seg_end"].eq(Mux(paired, tap2_last, ch_last & (cfg.seg_tap | tap_last)))]
+        with m.Elif(push & ~s2["valid"]):
+            m.d.sync += r1["valid"].eq(0)
+        # the skid register: emptied by a push, filled when a read replaces a piece not pushed
+        with m.If(s2["valid"]):
+            with m.If(push):
+                m.d.sync += s2["valid"].eq(0)
+        with m.Elif(issue & r1["valid"] & ~push):
+            m.d.sync += [s2[k].eq(r1[k]) for k in r1]
+        skid_load = ~s2["valid"] & issue & r1["valid"]   # ... & ~push: the data words take the
+                                                         # push of their own column (below)
 
         # ---- pieces: channel bits of each column, one lane per bit plane plus the valid mask -----
         lenmask = Signal(W)
@@ -247,11 +265,11 @@ class FetchUnit(wiring.Component):
 
         pieces = []
         for c in range(C):
-            first = lanes_of(self.rd_data[c], s1_colv[c], c, "")
+            first = lanes_of(rd_head[c], s1_colv[c], c, "")
             if not p.pair_reads:
                 pieces.append(first)
                 continue
-            second = lanes_of(self.rd2_data[c], s1_colv2[c] & s1_pair, c, "b")
+            second = lanes_of(rd2_head[c], s1_colv2[c] & s1_pair, c, "b")
             # a pair: the second tap's bits follow the first tap's n bits (2n <= word, checked by the host)
             pieces.append([Signal(W, name=f"pair{c}_{ln}") for ln in range(L)])
             for ln in range(L):
@@ -342,6 +360,10 @@ class FetchUnit(wiring.Component):
                 m.d.sync += g.eq(Mux(ctl["push"], after | ins, after))
             with m.If(ctl["emit"]):
                 m.d.sync += [hold[c][ln].eq(gb[c][ln][:W]) for ln in range(L)]
+            with m.If(skid_load & ~ctl["push"]):
+                m.d.sync += s2_data[c].eq(self.rd_data[c])
+                if p.pair_reads:
+                    m.d.sync += s2_data2[c].eq(self.rd2_data[c])
 
         ring_end = self.ring_base + self.ring_size
         s_addr = blk_ptr + e_wi
