@@ -320,6 +320,7 @@ def board_summary(report: dict) -> dict:
         "dsps_total": util["DSP"]["total"] if "DSP" in util else None,
         "array": {k: int(params[k]) for k in ("rows", "cols", "word")},
         "macs_per_cycle": int(params["rows"]) * int(params["cols"]) * int(params["word"]),
+        "inputs_sha256": report.get("inputs_sha256"),
         "params": dict(params), "seed": report.get("seed"), "design": design_kind(report),
         "design_class": report.get("design"), "description": report.get("description"),
         "error": report.get("error"),

@@ -433,7 +433,7 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     ``fallback`` (default), a board that no accelerator build fits (or that was only synthesized as
     the bare engine) gets the engine-only figures instead, with ``design`` "engine" and ``fallback``
     saying why; the bench tables show the design per board."""
-    from binaccel.hw.sweep import BOARDS_JSON, _result_kind, load_boards_json
+    from binaccel.hw.sweep import BOARDS_JSON, _result_kind, inputs_hash, load_boards_json
 
     source = BOARDS_JSON if path is None else path
     if path is None and not os.path.exists(BOARDS_JSON) and os.path.exists(MEASURED_BOARDS_JSON):
@@ -473,9 +473,30 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
                          "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
                                      f"buffers/link), so the FPGA time is optimistic"}
     rel = os.path.relpath(source, os.path.dirname(os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON))))
+    current = inputs_hash()
     for v in out.values():
         v["source"] = rel if not rel.startswith("..") else os.fspath(source)
+        v["gateware_current"] = v.get("inputs_sha256") == current
     return out
+
+
+def stale_note(name: str, board: dict):
+    """A sentence saying that ``board``'s synthesis figures (from :func:`load_boards`) were made from
+    other gateware or tools than this checkout's, with the command that measures it again; None when
+    they match."""
+    from binaccel.hw.sweep import inputs_hash
+
+    if board.get("gateware_current", True):
+        return None
+    a = board["array"]
+    design = "--design engine " if board.get("design") == "engine" else ""
+    made = (f"was made from other gateware or tools than this checkout's (inputs_sha256 "
+            f"{board['inputs_sha256'][:12]}, this checkout {inputs_hash()[:12]})" if board.get("inputs_sha256") else
+            "does not say which gateware it was made from (a record older than inputs_sha256)")
+    return (f"{name} {a['rows']}x{a['cols']}x{a['word']}: the synthesis record in {board.get('source')} {made}, "
+            f"so its fmax and resources may not describe the current design; "
+            f"`binaccel synth --board {name} {design}--rows {a['rows']} --cols {a['cols']} --word {a['word']}"
+            f"{'' if design else ' --update-boards'}` measures it again")
 
 
 # --- the bench --------------------------------------------------------------------------------
@@ -642,7 +663,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
     for bname, b in boards.items():
         result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
                                                         "dsps_total", "array", "target_mhz", "met", "params",
-                                                        "seed", "report", "design", "fallback")}
+                                                        "seed", "report", "design", "fallback",
+                                                        "inputs_sha256", "gateware_current")}
     images_cache = {}
     for net_name, info in nets.items():
         model = info["model"]
@@ -778,6 +800,9 @@ def boards_table(boards: dict) -> list:
     for name, b in boards.items():
         if b.get("fallback"):
             lines.append(f"\n*{name}*: {b['fallback']}.")
+        note = stale_note(name, b)
+        if note:
+            lines.append(f"\n*{name}*: {note}.")
     return lines
 
 

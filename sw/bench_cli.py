@@ -167,6 +167,10 @@ def _cmd_bench(args) -> int:
     except ValueError as exc:
         print(f"binaccel bench: error: {exc}", file=sys.stderr)
         return 2
+    for name, b in boards.items():
+        note = bench.stale_note(name, b)
+        if note:
+            print(f"[bench] warning: {note}")
     networks = args.networks.split(",") if args.networks else None
     result = bench.run_bench(out_dir=args.out, boards=boards, networks=networks, reps=args.reps,
                              warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,

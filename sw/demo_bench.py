@@ -199,6 +199,10 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     if not boards:
         summary["bench"] = {"error": "no board with a fitting build in boards.json"}
         return lines + ["No board has a fitting build in boards.json; run `binaccel synth --search`.", ""]
+    for name, b in boards.items():
+        note = bench.stale_note(name, b)
+        if note:
+            log(f"[demo] warning: {note}")
     files = {name: str(p) for name, p in model_files.items() if Path(p).exists()}
     missing = sorted(set(model_files) - set(files))
     if not files:
@@ -221,7 +225,8 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                           "batch": {n: {k: v for k, v in r.items() if k != "layers"} for n, r in e[b]["batch"].items()}}
                       for b in res["boards"] if b in e}
     summary["bench"] = {"boards": {b: {k: v.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
-                                                           "array", "design", "fallback", "target_mhz", "met")}
+                                                           "array", "design", "fallback", "target_mhz", "met",
+                                                           "gateware_current")}
                                    for b, v in res["boards"].items()},
                         "networks": bnets, "out_dir": str(out_dir), "bench_json": str(Path(out_dir) / "bench.json"),
                         "cycles_source": res["cycles_source"], "reps": reps, "missing_model_files": missing,

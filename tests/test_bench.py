@@ -334,6 +334,34 @@ def _two_point_boards(tmp_path):
                                    tmp_path / "boards.json")
 
 
+def test_stale_synthesis_record_is_flagged(tmp_path, monkeypatch, capsys):
+    """A board figure whose report was made from the current gateware and tools (same inputs_sha256)
+    is marked current; another hash, or an older record without one, gets a note naming the file and
+    the command that measures it again, in the bench's board table and on the console."""
+    current = sweep.inputs_hash()
+    fresh = {**sweep.board_summary({**_report(rows=4, cols=4, word=32, fmax=40.0), "inputs_sha256": current})}
+    assert fresh["inputs_sha256"] == current
+    path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "design": "accel+uart", "best": fresh,
+                                              "points": [fresh]}}, tmp_path / "boards.json")
+    b = bench.load_boards(path)["ulx3s"]
+    assert b["gateware_current"] is True and bench.stale_note("ulx3s", b) is None
+    assert not any("gateware" in line for line in bench.boards_table({"ulx3s": b}))
+
+    for other, says in (("0" * 64, "inputs_sha256 000000000000"), (None, "older than inputs_sha256")):
+        old = {**fresh, "inputs_sha256": other}
+        path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "design": "accel+uart", "best": old,
+                                                  "points": [old]}}, tmp_path / "boards.json")
+        b = bench.load_boards(path)["ulx3s"]
+        assert b["gateware_current"] is False
+        note = bench.stale_note("ulx3s", b)
+        assert says in note and b["source"] in note
+        assert "`binaccel synth --board ulx3s --rows 4 --cols 4 --word 32 --update-boards`" in note
+        assert any(note in line for line in bench.boards_table({"ulx3s": b}))
+    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
+    rc, _ = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots"])
+    assert rc == 0 and "[bench] warning: ulx3s 4x4x32: the synthesis record" in capsys.readouterr().out
+
+
 def test_parse_array():
     assert bench.parse_array("ulx3s=4x4x32") == ("ulx3s", (4, 4, 32))
     assert bench.parse_array("icebreaker=2X4X16") == ("icebreaker", (2, 4, 16))

@@ -210,7 +210,7 @@ def test_boards_json_sections(tmp_path):
 @pytest.mark.slow
 def test_synthesize_accel_icebreaker_records_no_fit(tmp_path):
     """The real board design (LinkedAccelerator in BoardTop) at the smallest MNIST-capable array on the
-    iCE40UP5K: yosys maps it, nextpnr cannot place it (about 11,600 logic cells for 5,280); the report
+    iCE40UP5K: yosys maps it, nextpnr cannot place it (about 7,800 logic cells for 5,280); the report
     says what was synthesized and how much it needed (about 60 s)."""
     params = {**sweep.base_params("icebreaker"), "rows": 1, "cols": 1, "word": 16}
     report, s = sweep.synth_point("icebreaker", params, out_dir=tmp_path / "a", log=lambda *a: None)
@@ -218,7 +218,7 @@ def test_synthesize_accel_icebreaker_records_no_fit(tmp_path):
     assert s["luts"] > s["luts_total"] == 5280
     assert "UART" in report["description"] and report["design"] == "LinkedAccelerator"
     assert report["wrapping"] == "byte-stream design" and report["pll"] is not None
-    assert report["params"]["fm_depth"] == 256
+    assert report["params"]["fm_depth"] == sweep.base_params("icebreaker")["fm_depth"] == 1024
     md = (tmp_path / "a" / "report.md").read_text()
     assert "accelerator + UART link + PLL" in md and "no_fit" in md
 
