@@ -127,11 +127,11 @@ class FetchUnit(wiring.Component):
         # the gearboxes' push decision. The gearboxes take the skid register first.
         r1 = dict(valid=Signal(name="r1_valid"), colv=Signal(C, name="r1_colv"), n=Signal(range(W + 1), name="r1_n"),
                   seg_end=Signal(name="r1_seg_end"), pair=Signal(name="r1_pair"), colv2=Signal(C, name="r1_colv2"))
-        s2 = {k: Signal.like(v, name=f"s2_{k}") for k, v in r1.items()}
-        s2_data = [Signal(W, name=f"s2_data{c}") for c in range(C)]
-        s2_data2 = [Signal(W, name=f"s2_data2_{c}") for c in range(C)] if p.pair_reads else []
+        s2 = {k: Signal.like(v, name=f"skid_{k}") for k, v in r1.items()}
+        s2_data = [Signal(W, name=f"skid_word{c}", reset_less=True) for c in range(C)]
+        s2_data2 = [Signal(W, name=f"skid_pair{c}", reset_less=True) for c in range(C)] if p.pair_reads else []
         # the head piece: what the gearboxes see
-        head = {k: Signal.like(v, name=f"s1_{k}") for k, v in r1.items()}
+        head = {k: Signal.like(v, name=f"head_{k}") for k, v in r1.items()}
         m.d.comb += [head["valid"].eq(r1["valid"] | s2["valid"])]
         m.d.comb += [head[k].eq(Mux(s2["valid"], s2[k], r1[k])) for k in r1 if k != "valid"]
         s1_valid, s1_colv, s1_n = head["valid"], head["colv"], head["n"]

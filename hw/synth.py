@@ -119,6 +119,16 @@ def tool_versions(board):
     return versions
 
 
+#: Yosys commands after reading the design. Amaranth names the fields of array-shaped ports and
+#: signals ``x[0]``, ``x[1]``, ... next to the whole signal ``x``. When both ``x`` and a wire
+#: ``x[k]`` become inputs or outputs of the ABC9 netlist, yosys 0.70's ``abc_ops_reintegrate``
+#: takes ``x[k]`` for bit k of ``x`` and stops with ``Assert `GetSize(conn.first) ==
+#: GetSize(conn.second)'`` (it did for the ULX3S 5x6x32 accelerator once the fetch unit's skid
+#: register read ``rd_data[c]``). Making those field names private removes the clash; the wires
+#: keep their other names, and no port of a board top ends with ``]``.
+SCRIPT_AFTER_READ = "rename -hide w:*]"
+
+
 def _run(argv, cwd, log_path, timeout, niceness):
     def lower_priority():
         if niceness:
@@ -492,6 +502,7 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     platform = make_platform(spec)
     plan = platform.build(top, name=name, build_dir=str(out), do_build=False,
                           debug_verilog=False, synth_opts=synth_opts,
+                          script_after_read=SCRIPT_AFTER_READ,
                           script_after_synth=f"tee -q -o {name}.stat.json stat -json")
     plan.extract(str(out))
     with open(out / f"build_{name}.json") as f:
