@@ -121,23 +121,13 @@ class FetchUnit(wiring.Component):
         toff = Signal(aw)
         k = Signal(range(C + 1))
 
-        # stage 1: read issued, data arriving (read port latency 1; the port holds it until the next
-        # read). A skid register takes a piece that the gearboxes do not take when the next read is
-        # issued, so that issuing depends on a register only (the skid register is empty) and not on
-        # the gearboxes' push decision. The gearboxes take the skid register first.
-        r1 = dict(valid=Signal(name="r1_valid"), colv=Signal(C, name="r1_colv"), n=Signal(range(W + 1), name="r1_n"),
-                  seg_end=Signal(name="r1_seg_end"), pair=Signal(name="r1_pair"), colv2=Signal(C, name="r1_colv2"))
-        s2 = {k: Signal.like(v, name=f"skid_{k}") for k, v in r1.items()}
-        s2_data = [Signal(W, name=f"skid_word{c}", reset_less=True) for c in range(C)]
-        s2_data2 = [Signal(W, name=f"skid_pair{c}", reset_less=True) for c in range(C)] if p.pair_reads else []
-        # the head piece: what the gearboxes see
-        head = {k: Signal.like(v, name=f"head_{k}") for k, v in r1.items()}
-        m.d.comb += [head["valid"].eq(r1["valid"] | s2["valid"])]
-        m.d.comb += [head[k].eq(Mux(s2["valid"], s2[k], r1[k])) for k in r1 if k != "valid"]
-        s1_valid, s1_colv, s1_n = head["valid"], head["colv"], head["n"]
-        s1_seg_end, s1_pair, s1_colv2 = head["seg_end"], head["pair"], head["colv2"]
-        rd_head = [Mux(s2["valid"], s2_data[c], self.rd_data[c]) for c in range(C)]
-        rd2_head = [Mux(s2["valid"], s2_data2[c], self.rd2_data[c]) for c in range(C)] if p.pair_reads else []
+        # stage 1: read issued, data arriving (read port latency 1)
+        s1_valid = Signal()
+        s1_colv = Signal(C)
+        s1_n = Signal(range(W + 1))
+        s1_seg_end = Signal()
+        s1_pair = Signal()
+        s1_colv2 = Signal(C)
 
         push = Signal()          # stage 1 moves into the gearbox this cycle
         issue = Signal()         # the address generator issues a piece this cycle
@@ -177,7 +167,7 @@ class FetchUnit(wiring.Component):
                             m.d.sync += step(cols[c], cfg.r1, cfg.q1, cfg.dix1, cfg.diy1, cfg.da1)
                     m.d.sync += k.eq(k + 1)
             with m.State("RUN"):
-                m.d.comb += issue.eq(~s2["valid"])
+                m.d.comb += issue.eq(~s1_valid | push)
 
                 def tile_end():
                     m.d.sync += [ky.eq(0), kx.eq(0), toff.eq(0)]
@@ -231,19 +221,11 @@ class FetchUnit(wiring.Component):
                 ]
         m.d.comb += self.rd_en.eq(issue)
         with m.If(issue):
-            m.d.sync += [r1["valid"].eq(1), r1["colv"].eq(colv), r1["colv2"].eq(colv2), r1["pair"].eq(paired),
-                         r1["n"].eq(Mux(ch_last, cfg.last_n, wp)),
-                         r1["seg_end"].eq(Mux(paired, tap2_last, ch_last & (cfg.seg_tap | tap_last)))]
-        with m.Elif(push & ~s2["valid"]):
-            m.d.sync += r1["valid"].eq(0)
-        # the skid register: emptied by a push, filled when a read replaces a piece not pushed
-        with m.If(s2["valid"]):
-            with m.If(push):
-                m.d.sync += s2["valid"].eq(0)
-        with m.Elif(issue & r1["valid"] & ~push):
-            m.d.sync += [s2[k].eq(r1[k]) for k in r1]
-        skid_load = ~s2["valid"] & issue & r1["valid"]   # ... & ~push: the data words take the
-                                                         # push of their own column (below)
+            m.d.sync += [s1_valid.eq(1), s1_colv.eq(colv), s1_colv2.eq(colv2), s1_pair.eq(paired),
+                         s1_n.eq(Mux(ch_last, cfg.last_n, wp)),
+                         s1_seg_end.eq(Mux(paired, tap2_last, ch_last & (cfg.seg_tap | tap_last)))]
+        with m.Elif(push):
+            m.d.sync += s1_valid.eq(0)
 
         # ---- pieces: channel bits of each column, one lane per bit plane plus the valid mask -----
         lenmask = Signal(W)
@@ -265,18 +247,18 @@ class FetchUnit(wiring.Component):
 
         pieces = []
         for c in range(C):
-            first = lanes_of(rd_head[c], s1_colv[c], c, "")
+            first = lanes_of(self.rd_data[c], s1_colv[c], c, "")
             if not p.pair_reads:
                 pieces.append(first)
                 continue
-            second = lanes_of(rd2_head[c], s1_colv2[c] & s1_pair, c, "b")
+            second = lanes_of(self.rd2_data[c], s1_colv2[c] & s1_pair, c, "b")
             # a pair: the second tap's bits follow the first tap's n bits (2n <= word, checked by the host)
             pieces.append([Signal(W, name=f"pair{c}_{ln}") for ln in range(L)])
             for ln in range(L):
                 m.d.comb += pieces[-1][ln].eq(first[ln] | (second[ln] << n_sh)[:W])
         s1_len = Mux(s1_pair, s1_n << 1, s1_n) if p.pair_reads else s1_n
 
-        # ---- gearboxes (one per column and lane) and the holding registers ------------------------
+        # ---- gearbox (fill shared by all columns) and the holding register ------------------------
         # a multi-bit lane (planes 1..NB-1) only ever gets a piece of at most mb_chunk values (two of
         # them for a pair) pushed while fill < W: W + that many bits hold everything it can have
         mb_width = W + p.mb_chunk * (2 if p.pair_reads else 1)
@@ -285,13 +267,15 @@ class FetchUnit(wiring.Component):
             return 2 * W if ln in (0, MASK) else min(2 * W, mb_width)
 
         gb = [[Signal(gb_width(ln), name=f"gb{c}_{ln}") for ln in range(L)] for c in range(C)]
+        fill = Signal(range(2 * W))
+        flush = Signal()
         hold = [[Signal(W, name=f"hold{c}_{ln}") for ln in range(L)] for c in range(C)]
         hold_valid = Signal()
         hb = Signal(range(max(NB, 2)))
         out = self.o_stream
         accept = Signal()
         m.d.comb += accept.eq(out.valid & out.ready)
-        hb_last = Signal()           # hb == in_bits - 1, registered (from hb's next value)
+        hb_last = hb == cfg.eng.in_bits - 1
         hold_free = Signal()
         m.d.comb += hold_free.eq(~hold_valid | (accept & hb_last))
 
@@ -315,55 +299,34 @@ class FetchUnit(wiring.Component):
         e_wi_next = Mux(self.start | (emit & e_wi_last), 0, Mux(emit, e_wi + 1, e_wi))
         m.d.sync += w_ready.eq(~self.run_start & ~release & (lead > e_wi_next))
 
-        # the gearboxes' control: fill level and flush flag. Each column keeps its own copy of these
-        # small registers (all equal) and decides emit/push from it, so that the select nets into a
-        # column's gearbox start next to it; the copy of column 0 drives the rest of the unit.
-        w_ok = ~cfg.w_stream | w_ready
-        sh_w = max(1, ceil_log2(W))
-        same = W == 1 << sh_w
-
-        def gear_control(tag):
-            fill = Signal(range(2 * W), name=f"fill{tag}")
-            flush = Signal(name=f"flush{tag}")
-            fill_ge = fill >= W
-            ctl = dict(fill=fill, flush=flush, fill_ge=fill_ge, emit=Signal(name=f"emit{tag}"),
-                       push=Signal(name=f"push{tag}"), fill_a=Signal.like(fill, name=f"fill_a{tag}"),
-                       flush_a=Signal(name=f"flush_a{tag}"),
-                       sh_keep=fill[:sh_w], sh_full=(fill - W)[:sh_w])
-            m.d.comb += [
-                ctl["emit"].eq(hold_free & (fill_ge | (flush & (fill != 0))) & w_ok),
-                ctl["fill_a"].eq(Mux(ctl["emit"], Mux(fill_ge, fill - W, 0), fill)),
-                ctl["flush_a"].eq(flush & Mux(ctl["emit"], fill_ge & (fill != W), fill != 0)),
-                ctl["push"].eq(s1_valid & (ctl["emit"] | ~fill_ge) & ~ctl["flush_a"]),
-            ]
-            m.d.sync += [fill.eq(Mux(ctl["push"], ctl["fill_a"] + s1_len, ctl["fill_a"])),
-                         flush.eq(Mux(ctl["push"], s1_seg_end, ctl["flush_a"]))]
-            return ctl
-
-        ctls = [gear_control(c) for c in range(C)]
-        fill, flush = ctls[0]["fill"], ctls[0]["flush"]
-        m.d.comb += [emit.eq(ctls[0]["emit"]), push.eq(ctls[0]["push"])]
-
+        # the gearboxes' control: fill level and flush flag (small registers, shared by the columns)
+        fill_ge = fill >= W
+        m.d.comb += emit.eq(hold_free & (fill_ge | (flush & (fill != 0))) & (~cfg.w_stream | w_ready))
+        fill_a = Signal.like(fill)
+        flush_a = Signal()
+        m.d.comb += [
+            fill_a.eq(Mux(emit, Mux(fill_ge, fill - W, 0), fill)),
+            flush_a.eq(flush & Mux(emit, fill_ge & (fill != W), fill != 0)),
+            push.eq(s1_valid & (emit | ~fill_ge) & ~flush_a),
+        ]
         # data path: each gearbox takes its next value by late selects (emit, push) between words
         # shifted by amounts that come from registers only: the piece goes in at fill_a, which is
         # `fill` (no emit), `fill - W` (emit of a full word; the same low bits when W is a power of
         # two) or 0 (a flush emits the last, partial word). At a push fill_a < W: a shift amount of
         # ceil_log2(W) bits keeps the shifts 2W bits wide.
+        sh_w = max(1, ceil_log2(W))
+        sh_keep = fill[:sh_w]
+        sh_full = (fill - W)[:sh_w]
+        same = W == 1 << sh_w
         for c in range(C):
-            ctl = ctls[c]
             for ln in range(L):
                 g, pc, n = gb[c][ln], pieces[c][ln], len(gb[c][ln])
-                after = Mux(ctl["emit"], g >> W, g)
-                at_keep = (pc << ctl["sh_keep"])[:n]
-                at_full = at_keep if same else (pc << ctl["sh_full"])[:n]
-                ins = Mux(ctl["emit"], Mux(ctl["fill_ge"], at_full, pc), at_keep)
-                m.d.sync += g.eq(Mux(ctl["push"], after | ins, after))
-            with m.If(ctl["emit"]):
-                m.d.sync += [hold[c][ln].eq(gb[c][ln][:W]) for ln in range(L)]
-            with m.If(skid_load & ~ctl["push"]):
-                m.d.sync += s2_data[c].eq(self.rd_data[c])
-                if p.pair_reads:
-                    m.d.sync += s2_data2[c].eq(self.rd2_data[c])
+                after = Mux(emit, g >> W, g)
+                at_keep = (pc << sh_keep)[:n]
+                at_full = at_keep if same else (pc << sh_full)[:n]
+                ins = Mux(emit, Mux(fill_ge, at_full, pc), at_keep)
+                m.d.sync += g.eq(Mux(push, after | ins, after))
+        m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size
         s_addr = blk_ptr + e_wi
@@ -392,10 +355,11 @@ class FetchUnit(wiring.Component):
             with m.Else():
                 m.d.sync += e_wi.eq(e_wi + 1)
 
-        hb_next = Mux(emit | (accept & hb_last), 0, Mux(accept, hb + 1, hb))
-        m.d.sync += hb_last.eq(hb_next == cfg.eng.in_bits - 1)
         with m.If(emit):
             m.d.sync += [hold_valid.eq(1), hb.eq(0)]
+            for c in range(C):
+                for ln in range(L):
+                    m.d.sync += hold[c][ln].eq(gb[c][ln][:W])
         with m.Elif(accept):
             with m.If(hb_last):
                 m.d.sync += [hold_valid.eq(0), hb.eq(0)]

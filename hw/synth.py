@@ -123,9 +123,9 @@ def tool_versions(board):
 #: signals ``x[0]``, ``x[1]``, ... next to the whole signal ``x``. When both ``x`` and a wire
 #: ``x[k]`` become inputs or outputs of the ABC9 netlist, yosys 0.70's ``abc_ops_reintegrate``
 #: takes ``x[k]`` for bit k of ``x`` and stops with ``Assert `GetSize(conn.first) ==
-#: GetSize(conn.second)'`` (it did for the ULX3S 5x6x32 accelerator once the fetch unit's skid
-#: register read ``rd_data[c]``). Making those field names private removes the clash; the wires
-#: keep their other names, and no port of a board top ends with ``]``.
+#: GetSize(conn.second)'`` (it did for a ULX3S 5x6x32 variant whose fetch unit registered
+#: ``rd_data[c]`` in a skid register). Making those field names private removes the clash; the
+#: wires keep their other names, and no port of a board top ends with ``]``.
 SCRIPT_AFTER_READ = "rename -hide w:*]"
 
 

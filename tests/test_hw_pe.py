@@ -54,24 +54,17 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
     got = []
 
     async def tb(ctx):
-        # a step given in cycle i is accumulated in cycle i + 1 (registered popcount): then it is
-        # the PE's finishing step `fin`, and `seg_end` shows whether it ends a segment
         commit_at = None
-        bubble = (0, 0, 0, 0, 0, 0)
-        for i in range(len(steps) + 1):
-            valid, a, w, mk, b, last = steps[i] if i < len(steps) else bubble
-            f_valid, _, _, _, _, f_last = steps[i - 1] if i > 0 else bubble
+        for i, (valid, a, w, mk, b, last) in enumerate(steps):
             ctx.set(dut.a_in, a), ctx.set(dut.w_in, w), ctx.set(dut.m_in, mk)
             ctx.set(dut.n_in, bin(mk).count("1"))
             ctx.set(dut.ctl_in, {"valid": valid, "b": b, "seg_last": last, "tile_last": last,
                                  "gt_last": 0, "t": 1})
             ctx.set(dut.d_in, {"valid": 0, "p": 0, "t": 0, "tile_last": 0, "gt_last": 0, "last_col": 0})
-            ends = bool(f_valid and f_last)
-            assert ctx.get(dut.seg_end) == int(ends)
             if last_col:
-                commit = ends
+                commit = valid and last
             else:  # the row commits one cycle after this PE finished (or at once if the next step ends)
-                commit = commit_at == i or (commit_at is not None and ends)
+                commit = commit_at == i or (commit_at is not None and valid and last)
             ctx.set(dut.commit, int(bool(commit)))
             await ctx.tick()
             d = ctx.get(dut.d_out)
@@ -81,15 +74,15 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
                 commit_at = None
             else:
                 assert d.valid == 0
-            if not last_col and ends:
+            if not last_col and valid and last:
                 commit_at = i + 1
-            if i < len(steps):  # operands are passed on one cycle later
-                assert ctx.get(dut.w_out) == w and ctx.get(dut.a_out) == a and ctx.get(dut.m_out) == mk
         if commit_at is not None:  # the row's commit of the last held partial
             ctx.set(dut.ctl_in.valid, 0)
             ctx.set(dut.commit, 1)
             await ctx.tick()
             got.append(ctx.get(dut.d_out).p)
+            # operands are passed on one cycle later
+            assert ctx.get(dut.w_out) == w and ctx.get(dut.a_out) == a and ctx.get(dut.m_out) == mk
 
     run_sim(dut, tb)
     assert got == expected
@@ -171,10 +164,10 @@ def test_array_partials(rows, cols, word, in_bits, idle, seed):
                 d = ctx.get(dut.drain[r])
                 if d.valid:
                     got[r].append((d.p, d.t, d.last_col))
-                    # documented timing: partial of column c during T + 2 + r + cols + c
+                    # documented timing: partial of column c during T + 1 + r + cols + c
                     k = len(got[r]) - 1
                     seg_i, c = divmod(k, cols)
-                    assert i + 1 == ends[seg_i] + 2 + r + cols + c, (r, c, i + 1, ends[seg_i])
+                    assert i + 1 == ends[seg_i] + 1 + r + cols + c, (r, c, i + 1, ends[seg_i])
 
     run_sim(dut, tb)
     assert got == expected
