@@ -596,13 +596,13 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_boards_json(results: dict, path=BOARDS_JSON, *, engine_results: dict | None = None) -> Path:
+def write_boards_json(results: dict, path=None, *, engine_results: dict | None = None) -> Path:
     """Write ``{"boards": {board: result of largest_array}, "engine_boards": {...}}`` atomically as
     JSON (and ``.md``). ``boards`` holds the board design (accelerator + UART, what the bench reads
     first), ``engine_boards`` the engine-only results (the bench's fallback for a board that the
     accelerator does not fit). A result in ``results`` whose design is the engine goes to
-    ``engine_boards``."""
-    path = Path(path)
+    ``engine_boards``. ``path``: default :data:`BOARDS_JSON` (looked up at the call)."""
+    path = Path(BOARDS_JSON if path is None else path)
     accel, engine = {}, dict(engine_results or {})
     for board, res in results.items():
         (engine if _result_kind(res) == "engine" else accel)[board] = res
@@ -613,11 +613,12 @@ def write_boards_json(results: dict, path=BOARDS_JSON, *, engine_results: dict |
     return path
 
 
-def update_boards_json(board, result, path=BOARDS_JSON) -> Path:
+def update_boards_json(board, result, path=None) -> Path:
     """Put one board's ``result`` (of :func:`largest_array` or a single point) into the boards file,
     in ``boards`` or ``engine_boards`` by its design, keeping everything else (an unreadable or
     missing file starts empty; earlier engine results found under ``boards`` move to
     ``engine_boards``)."""
+    path = BOARDS_JSON if path is None else path
     try:
         doc = load_boards_json(path)
     except (FileNotFoundError, ValueError):
@@ -632,9 +633,10 @@ def update_boards_json(board, result, path=BOARDS_JSON) -> Path:
     return write_boards_json(accel, path, engine_results=engine)
 
 
-def load_boards_json(path=BOARDS_JSON) -> dict:
-    """Read a boards file written by :func:`write_boards_json`; ValueError naming file and field."""
-    path = Path(path)
+def load_boards_json(path=None) -> dict:
+    """Read a boards file written by :func:`write_boards_json` (default :data:`BOARDS_JSON`);
+    ValueError naming file and field."""
+    path = Path(BOARDS_JSON if path is None else path)
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:

@@ -119,6 +119,12 @@ def _search(boards, args):
     return results
 
 
+def _same_point(a, b) -> bool:
+    """Two board summaries of the same synthesis point: design, parameters and seed."""
+    return ((a.get("design") or "accel+uart") == (b.get("design") or "accel+uart")
+            and a.get("params") == b.get("params") and a.get("seed") == b.get("seed"))
+
+
 def _update_boards(board, summary):
     from binaccel.hw import sweep
 
@@ -133,7 +139,8 @@ def _update_boards(board, summary):
     if res is None or sweep._result_kind(res) != (summary.get("design") or "accel+uart"):
         res = {"board": board, "design": summary.get("design") or "accel+uart",
                "target_mhz": sweep.TARGET_MHZ[board], "points": []}
-    res["points"] = [p for p in res.get("points", []) if p.get("report") != summary["report"]] + [summary]
+    # a new run of the same point (parameters and seed) replaces the old one, wherever its report is
+    res["points"] = [p for p in res.get("points", []) if not _same_point(p, summary)] + [summary]
     fitting = [p for p in res["points"] if p["fits"]]
     res["best"] = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0)) if fitting else None
     res["met"] = bool(res["best"] and res["best"]["met"])

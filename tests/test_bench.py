@@ -362,6 +362,21 @@ def test_stale_synthesis_record_is_flagged(tmp_path, monkeypatch, capsys):
     assert rc == 0 and "[bench] warning: ulx3s 4x4x32: the synthesis record" in capsys.readouterr().out
 
 
+def test_update_boards_replaces_a_rerun_point(tmp_path, monkeypatch):
+    """`binaccel synth ... --update-boards` of a point already in boards.json (same parameters and
+    seed, its report under another path spelling) replaces it; another seed is kept beside it."""
+    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "boards.json")
+    old = {**sweep.board_summary(_report(rows=5, cols=6, word=32, fmax=34.6)), "report": "build/synth/x/report.json"}
+    seed2 = {**old, "seed": 2, "fmax_mhz": 36.0, "report": "build/synth/y/report.json"}
+    sweep.update_boards_json("ulx3s", {"board": "ulx3s", "design": "accel+uart", "best": old,
+                                       "points": [old, seed2]})
+    new = {**old, "fmax_mhz": 35.4, "report": "/abs/build/synth/x/report.json"}
+    bench_cli._update_boards("ulx3s", new)
+    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    assert [(p["seed"], p["fmax_mhz"]) for p in res["points"]] == [(2, 36.0), (1, 35.4)]
+    assert bench.load_boards(sweep.BOARDS_JSON, arrays={"ulx3s": (5, 6, 32)})["ulx3s"]["fmax_mhz"] == 36.0
+
+
 def test_parse_array():
     assert bench.parse_array("ulx3s=4x4x32") == ("ulx3s", (4, 4, 32))
     assert bench.parse_array("icebreaker=2X4X16") == ("icebreaker", (2, 4, 16))
