@@ -299,20 +299,33 @@ class FetchUnit(wiring.Component):
         e_wi_next = Mux(self.start | (emit & e_wi_last), 0, Mux(emit, e_wi + 1, e_wi))
         m.d.sync += w_ready.eq(~self.run_start & ~release & (lead > e_wi_next))
 
-        m.d.comb += emit.eq(hold_free & ((fill >= W) | (flush & (fill != 0))) & (~cfg.w_stream | w_ready))
+        # the gearboxes' control: fill level and flush flag (small registers, shared by the columns)
+        fill_ge = fill >= W
+        m.d.comb += emit.eq(hold_free & (fill_ge | (flush & (fill != 0))) & (~cfg.w_stream | w_ready))
         fill_a = Signal.like(fill)
         flush_a = Signal()
         m.d.comb += [
-            fill_a.eq(Mux(emit, Mux(fill >= W, fill - W, 0), fill)),
-            flush_a.eq(flush & (fill_a != 0)),
-            push.eq(s1_valid & (fill_a < W) & ~flush_a),
+            fill_a.eq(Mux(emit, Mux(fill_ge, fill - W, 0), fill)),
+            flush_a.eq(flush & Mux(emit, fill_ge & (fill != W), fill != 0)),
+            push.eq(s1_valid & (emit | ~fill_ge) & ~flush_a),
         ]
-        # (at a push fill_a < W: a shift amount of ceil_log2(W) bits keeps the shifts 2W bits wide)
-        sh = fill_a[:max(1, ceil_log2(W))]
+        # data path: each gearbox takes its next value by late selects (emit, push) between words
+        # shifted by amounts that come from registers only: the piece goes in at fill_a, which is
+        # `fill` (no emit), `fill - W` (emit of a full word; the same low bits when W is a power of
+        # two) or 0 (a flush emits the last, partial word). At a push fill_a < W: a shift amount of
+        # ceil_log2(W) bits keeps the shifts 2W bits wide.
+        sh_w = max(1, ceil_log2(W))
+        sh_keep = fill[:sh_w]
+        sh_full = (fill - W)[:sh_w]
+        same = W == 1 << sh_w
         for c in range(C):
             for ln in range(L):
-                after = Mux(emit, gb[c][ln] >> W, gb[c][ln])
-                m.d.sync += gb[c][ln].eq(Mux(push, after | (pieces[c][ln] << sh)[:len(gb[c][ln])], after))
+                g, pc, n = gb[c][ln], pieces[c][ln], len(gb[c][ln])
+                after = Mux(emit, g >> W, g)
+                at_keep = (pc << sh_keep)[:n]
+                at_full = at_keep if same else (pc << sh_full)[:n]
+                ins = Mux(emit, Mux(fill_ge, at_full, pc), at_keep)
+                m.d.sync += g.eq(Mux(push, after | ins, after))
         m.d.sync += [fill.eq(Mux(push, fill_a + s1_len, fill_a)), flush.eq(Mux(push, s1_seg_end, flush_a))]
 
         ring_end = self.ring_base + self.ring_size
