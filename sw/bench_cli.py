@@ -120,9 +120,12 @@ def _search(boards, args):
 
 
 def _same_point(a, b) -> bool:
-    """Two board summaries of the same synthesis point: design, parameters and seed."""
-    return ((a.get("design") or "accel+uart") == (b.get("design") or "accel+uart")
-            and a.get("params") == b.get("params") and a.get("seed") == b.get("seed"))
+    """Two board summaries of the same synthesis point: design, parameters and seed (older records
+    name the engine design "Engine")."""
+    def kind(s):
+        return "engine" if str(s.get("design") or "").lower() == "engine" else "accel+uart"
+
+    return kind(a) == kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
 
 
 def _update_boards(board, summary):
