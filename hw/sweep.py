@@ -544,14 +544,20 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
     return _result()
 
 
+def _point_kind(point) -> str:
+    """Design of one board summary ("engine" or "accel+uart"; older summaries name the design class,
+    e.g. "Engine", and say it by their wrapping)."""
+    if point.get("design") in ("engine", "accel+uart"):
+        return point["design"]
+    return "engine" if point.get("wrapping") == "core in PortHarness" else "accel+uart"
+
+
 def _result_kind(res) -> str:
     """Design of one board result (results written before the accelerator design existed: the engine)."""
     if res.get("design"):
         return res["design"]
     for p in res.get("points") or []:
-        if p.get("design") in ("engine", "accel+uart"):
-            return p["design"]
-        return "engine" if p.get("wrapping") == "core in PortHarness" else "accel+uart"
+        return _point_kind(p)
     return "accel+uart"
 
 

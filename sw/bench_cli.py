@@ -120,12 +120,10 @@ def _search(boards, args):
 
 
 def _same_point(a, b) -> bool:
-    """Two board summaries of the same synthesis point: design, parameters and seed (older records
-    name the engine design "Engine")."""
-    def kind(s):
-        return "engine" if str(s.get("design") or "").lower() == "engine" else "accel+uart"
+    """Two board summaries of the same synthesis point: design, parameters and seed."""
+    from binaccel.hw.sweep import _point_kind
 
-    return kind(a) == kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
+    return _point_kind(a) == _point_kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
 
 
 def _update_boards(board, summary):
