@@ -24,6 +24,9 @@ Public API::
     synth_point(board, params, design=...)  one synthesis -> (report, summary)
     synth_engine(board, params, ...)  the same for the engine design
     largest_array(board, design=...)  few-point search: grow rows=cols, then word; records every point
+    closure_clock(board, fmax_mhz)    the fastest clock the board makes that a build with this fmax meets
+    close_timing(board, params, report)  rebuild a point below its target at such a clock: a bitstream that
+                                      meets timing (``binaccel synth --close-timing``)
     board_summary(report)             the bench's view of one report (fmax, LUTs, FFs, BRAMs, array, design)
     write_boards_json(results, path)  build/bench/boards.json (atomic)
     TARGET_MHZ                        the clock targets (iCE40UP5K 48 MHz, ECP5-85F 150 MHz)
@@ -41,6 +44,14 @@ shared 2-core machine, so the search is a few sequential points, each recorded:
 The "largest" array is the fitting point with the most binary MACs per cycle
 (``rows * cols * word``); its fmax is nextpnr's estimate for that seed, reported with the board's
 target and whether it is met.
+
+Timing closure (:func:`close_timing`): every search point is built for the board's target clock
+(the PLL makes the target), so a point whose fmax is below it gives a bitstream that would run its
+clock too fast on a board. ``close_timing`` places and routes the point again with the PLL at the
+fastest frequency the board makes at or below ``margin * fmax`` (:func:`closure_clock`), and
+once more lower if that build misses its own clock (placement changes with the constraint); the
+bitstream of the build that meets its clock is the one to program. It is recorded with the point
+(``closure`` in its board summary), in its own folder (``..._f<MHz>``).
 """
 
 from __future__ import annotations
@@ -63,6 +74,7 @@ __all__ = [
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
+    "closure_clock", "close_timing", "CLOSURE_MARGIN",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,8 +288,16 @@ def accel_design(**params):
 _FACTORIES = {"accel": accel_design, "engine": engine_design}
 
 
-def _point_dir(board, params, seed, root=None, design="engine"):
-    return Path(root or SYNTH_ROOT / board / design) / f"{_tag(params, design)}_s{seed}"
+def _off_target(board, freq_mhz) -> bool:
+    """A clock request other than the board's target (the PLL makes it within 1 %)."""
+    return freq_mhz is not None and abs(float(freq_mhz) - TARGET_MHZ[board]) > 0.01 * TARGET_MHZ[board]
+
+
+def _point_dir(board, params, seed, root=None, design="engine", freq_mhz=None):
+    """Folder of one point; a build for a clock other than the board's target gets its own
+    (``..._f<MHz>``), so that it does not replace the target build."""
+    suffix = f"_f{float(freq_mhz):.4g}" if _off_target(board, freq_mhz) else ""
+    return Path(root or SYNTH_ROOT / board / design) / f"{_tag(params, design)}_s{seed}{suffix}"
 
 
 def design_kind(report: dict) -> str:
@@ -305,6 +325,7 @@ def board_summary(report: dict) -> dict:
             raise ValueError(f"synthesis report: field 'params.{key}' missing (not an engine report?)")
     util = report["utilization"]
     accel = report.get("accel_clock") or {}
+    clock = report.get("clk_hz")
 
     def used(key):
         return util[key]["used"] if key in util else None
@@ -315,6 +336,9 @@ def board_summary(report: dict) -> dict:
         "fmax_mhz": accel.get("fmax_mhz"), "target_mhz": TARGET_MHZ.get(report["board"]),
         "met": (bool(report["fits"]) and accel.get("fmax_mhz") is not None
                 and accel["fmax_mhz"] >= TARGET_MHZ.get(report["board"], 0.0)),
+        # the clock this build was placed and routed for (its PLL output) and whether it meets it
+        "clock_mhz": None if clock is None else round(clock / 1e6, 4),
+        "timing_met": bool(report["fits"] and accel.get("met")),
         "luts": used("LUT"), "luts_total": util["LUT"]["total"] if "LUT" in util else None,
         "ffs": used("FF"), "brams": used("BRAM"), "dsps": used("DSP"),
         "dsps_total": util["DSP"]["total"] if "DSP" in util else None,
@@ -380,7 +404,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
     tag = _tag(full, design)
     factory = design_factory or _FACTORIES[design]
     freq = TARGET_MHZ[board] if freq_mhz is None else float(freq_mhz)
-    out = Path(out_dir) if out_dir is not None else _point_dir(board, full, seed, design=design)
+    out = Path(out_dir) if out_dir is not None else _point_dir(board, full, seed, design=design, freq_mhz=freq)
     design_name = getattr(factory, "__name__", type(factory).__name__)
     opts = tuple(PNR_OPTS.get(board, ()))
     if reuse and (out / "report.json").exists():
@@ -438,6 +462,87 @@ def synth_engine(board, params, *, seed=1, freq_mhz=None, design_factory=engine_
     return synth_point(board, params, design="engine", seed=seed, freq_mhz=freq_mhz,
                        design_factory=None if design_factory is engine_design else design_factory,
                        out_dir=out_dir, timeout=timeout, reuse=reuse, log=log)
+
+
+#: Headroom below nextpnr's fmax estimate for the clock of a timing-closure build (:func:`close_timing`).
+CLOSURE_MARGIN = 0.97
+
+
+def closure_clock(board, fmax_mhz, *, margin=CLOSURE_MARGIN) -> float:
+    """The fastest clock (MHz) ``board`` makes, by its PLL or straight from its oscillator, at or below
+    ``margin * fmax_mhz``: the clock to rebuild a point with that fmax at. Raises ValueError (naming
+    the board and the fmax) if even the slowest clock is faster."""
+    from .boards import _board, ecp5_pll_params, ice40_pll_params
+
+    if isinstance(fmax_mhz, bool) or not isinstance(fmax_mhz, (int, float)) or not fmax_mhz > 0:
+        raise ValueError(f"closure_clock: fmax_mhz must be a positive number (MHz), got {fmax_mhz!r}")
+    if not 0 < margin <= 1:
+        raise ValueError(f"closure_clock: margin must be in (0, 1], got {margin!r}")
+    b = _board(board)
+    limit = margin * fmax_mhz
+    pll = ice40_pll_params if b.family == "ice40" else ecp5_pll_params
+    # requests from the limit down in 0.25 % steps: the first PLL output at or below the limit and
+    # within 1 % of its request (what BoardTop accepts) is the PLL's fastest; the oscillator itself
+    # (no PLL) is the other candidate
+    found = []
+    for k in range(400):
+        want = limit * (1 - 0.0025 * k)
+        try:
+            fout = pll(b.osc_hz, want * 1e6)["fout_hz"] / 1e6
+        except ValueError:   # below the PLL's output range
+            break
+        if fout <= limit and abs(fout - want) <= 0.01 * want:
+            found.append(round(fout, 4))
+            break
+    if b.osc_hz / 1e6 <= limit:
+        found.append(b.osc_hz / 1e6)
+    if found:
+        return max(found)
+    raise ValueError(f"{board}: no clock at or below {limit:.3f} MHz ({margin:g} x fmax {fmax_mhz:g} MHz): "
+                     f"the PLL's slowest output and the {b.osc_hz / 1e6:g} MHz oscillator are faster")
+
+
+def close_timing(board, params, report, *, design="accel", seed=1, margin=CLOSURE_MARGIN, tries=2,
+                 timeout=None, reuse=True, log=print) -> dict:
+    """A bitstream of ``params`` that meets its clock: ``report`` is the point's build (from
+    :func:`synth_point`); if it missed its clock, the point is placed and routed again at
+    :func:`closure_clock` of its fmax, and, while a rebuild misses its own clock, again below that
+    build's fmax, ``tries`` rebuilds at most.
+
+    Returns the closure record: ``clock_mhz`` (the clock of the last build), ``fmax_mhz``, ``met``
+    (that build meets its clock), ``report`` (its report.json), ``bitstream`` (its bitstream, when
+    met), ``margin``, and ``attempts`` (one entry per build, the given one first). Raises ValueError
+    if ``report`` did not fit or has no fmax."""
+    full = full_params(params, design)
+
+    def entry(rep):
+        acc = rep.get("accel_clock") or {}
+        return {"clock_mhz": None if rep.get("clk_hz") is None else round(rep["clk_hz"] / 1e6, 4),
+                "fmax_mhz": acc.get("fmax_mhz"), "met": bool(rep.get("fits") and acc.get("met")),
+                "status": rep.get("status"),
+                "report": str(Path(rep["out_dir"]) / "report.json") if rep.get("out_dir") else None}
+
+    where = report.get("out_dir") or "the report"
+    if not report.get("fits"):
+        raise ValueError(f"{where}: field 'fits': the point does not fit {board}; there is no timing to close")
+    if (report.get("accel_clock") or {}).get("fmax_mhz") is None:
+        raise ValueError(f"{where}: field 'accel_clock.fmax_mhz' missing; cannot choose a clock")
+    attempts = [entry(report)]
+    rep = report
+    while not attempts[-1]["met"] and len(attempts) <= tries:
+        fmax = min(a["fmax_mhz"] for a in attempts if a["fmax_mhz"] is not None)
+        clock = closure_clock(board, fmax, margin=margin)
+        log(f"[synth] {board} {_tag(full, design)}: fmax {attempts[-1]['fmax_mhz']} MHz misses the "
+            f"{attempts[-1]['clock_mhz']} MHz clock; building again at {clock:g} MHz")
+        rep, _ = synth_point(board, params, design=design, seed=seed, freq_mhz=clock, timeout=timeout,
+                             reuse=reuse, log=log)
+        attempts.append(entry(rep))
+        if not rep.get("fits") or attempts[-1]["fmax_mhz"] is None:
+            break
+    last = attempts[-1]
+    return {**{k: last[k] for k in ("clock_mhz", "fmax_mhz", "met", "report")},
+            "bitstream": (rep.get("files") or {}).get("bitstream") if last["met"] else None,
+            "margin": margin, "attempts": attempts}
 
 
 def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max_word=256, seed=1,
@@ -565,6 +670,15 @@ def _n(v):
     return "-" if v is None else v
 
 
+def _closure_md(p) -> str:
+    c = p.get("closure")
+    if c:
+        return f"{c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']})" if c.get("met") else "none met"
+    if p.get("timing_met"):
+        return "the build itself"
+    return "-"
+
+
 def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
     lines = ["# Synthesis per board", ""]
     sections = [("Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)", results),
@@ -574,11 +688,11 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
             continue
         lines += [f"## {title}", "",
                   "| board | design | array (rows x cols x word) | MACs/cycle | fits | LUT | FF | BRAM | DSP | fmax MHz | "
-                  "target MHz | met |",
-                  "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+                  "target MHz | met | timing-met bitstream |",
+                  "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for board, res in res_map.items():
             if not res.get("points"):
-                lines.append(f"| {board} | {_result_kind(res)} | - | | no point synthesized | | | | | | | |")
+                lines.append(f"| {board} | {_result_kind(res)} | - | | no point synthesized | | | | | | | | |")
             for p in res["points"]:
                 a = p["array"]
                 best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p["report"]) else ""
@@ -595,9 +709,9 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
                 lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
                              f"{p['macs_per_cycle']} | {fits} | {_n(p['luts'])}/{_n(p['luts_total'])} | {_n(p['ffs'])} | "
                              f"{_n(p['brams'])} | {_n(p['dsps'])}/{_n(p['dsps_total'])} | {fmax} | {p['target_mhz']:g} | "
-                             f"{'yes' if p['met'] else 'no'} |")
+                             f"{'yes' if p['met'] else 'no'} | {_closure_md(p)} |")
             if res.get("points") and not res.get("best"):
-                lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | |")
+                lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | | |")
         lines.append("")
     return "\n".join(lines)
 

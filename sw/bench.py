@@ -664,7 +664,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
                                                         "dsps_total", "array", "target_mhz", "met", "params",
                                                         "seed", "report", "design", "fallback",
-                                                        "inputs_sha256", "gateware_current")}
+                                                        "inputs_sha256", "gateware_current", "closure")}
     images_cache = {}
     for net_name, info in nets.items():
         model = info["model"]
@@ -786,17 +786,30 @@ def _fmt_s(s):
     return f"{s * 1e6:.1f} us"
 
 
+def closure_cell(point: dict) -> str:
+    """Table cell for a board point's timing-met bitstream: its clock and fmax (``closure``), "at the
+    target" when the build itself meets it, or how to build one."""
+    c = point.get("closure")
+    if c and c.get("met"):
+        return f"{c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']})"
+    if c:
+        return "none met (" + ", ".join(f"{a['clock_mhz']:g}" for a in c.get("attempts", [])) + " MHz tried)"
+    if point.get("timing_met"):
+        return f"{point.get('clock_mhz'):g} MHz (the build itself)"
+    return "not built (`binaccel synth ... --close-timing`)"
+
+
 def boards_table(boards: dict) -> list:
     """Markdown lines: one row per board (design, array, fmax vs target, resources), then the
     engine-only fallback notes."""
-    lines = ["| board | synthesized design | array | fmax MHz (target, met) | LUT | FF | BRAM | DSP |",
-             "|---|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| board | synthesized design | array | fmax MHz (target, met) | timing-met bitstream | LUT | FF | BRAM | DSP |",
+             "|---|---|---|---|---|---:|---:|---:|---:|"]
     for name, b in boards.items():
         a = b["array"]
         met = b.get("met", (b.get("fmax_mhz") or 0) >= (b.get("target_mhz") or float("inf")))
         lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
-                     f"({b.get('target_mhz')}, {'yes' if met else 'no'}) | {b['luts']}/{b['luts_total']} | {b['ffs']} | "
-                     f"{b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
+                     f"({b.get('target_mhz')}, {'yes' if met else 'no'}) | {closure_cell(b)} | "
+                     f"{b['luts']}/{b['luts_total']} | {b['ffs']} | {b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
     for name, b in boards.items():
         if b.get("fallback"):
             lines.append(f"\n*{name}*: {b['fallback']}.")

@@ -5,6 +5,7 @@
     binaccel synth --board icebreaker --rows 1 --cols 1 --word 16      # accelerator + UART + PLL
     binaccel synth --board icebreaker --design engine --rows 2 --cols 4 --word 16   # engine only
     binaccel synth --board ulx3s --search                               # largest array that fits
+    binaccel synth --board ulx3s --rows 5 --cols 6 --word 32 --close-timing   # + a bitstream that meets its clock
     binaccel synth --search                                             # both boards -> build/bench/boards.json
     binaccel bench                                 # reuses build/bench/boards.json, else docs/measured/boards.json
     binaccel bench --array ulx3s=4x4x32            # a fitting build other than the largest
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["register", "main"]
 
@@ -73,12 +75,24 @@ def _cmd_synth(args) -> int:
             print(f"binaccel synth: error: {exc}", file=sys.stderr)
             return 1
         print(report_markdown(report), end="")
+        if args.close_timing and summary["fits"]:
+            try:
+                summary["closure"] = sweep.close_timing(args.board, params, report, design=design, seed=args.seed,
+                                                        timeout=args.timeout, reuse=not args.force)
+            except ValueError as exc:
+                print(f"binaccel synth: error: {exc}", file=sys.stderr)
+                return 2
+            except SynthesisError as exc:
+                print(f"binaccel synth: error: the timing-closure build failed: {exc}", file=sys.stderr)
+                return 1
+            print(_closure_text(summary["closure"]))
         print(json.dumps({k: summary[k] for k in ("board", "design", "fits", "status", "fmax_mhz", "target_mhz",
-                                                   "met", "luts", "luts_total", "ffs", "brams", "dsps", "array")},
+                                                   "met", "clock_mhz", "timing_met", "luts", "luts_total", "ffs",
+                                                   "brams", "dsps", "array", "closure") if k in summary},
                          indent=1))
         if args.update_boards:
             _update_boards(args.board, summary)
-        return 0 if summary["fits"] else 1
+        return 0 if summary["fits"] and (not args.close_timing or summary["closure"]["met"]) else 1
     try:
         results = _search(boards, args)
     except (TypeError, ValueError) as exc:
@@ -91,9 +105,19 @@ def _cmd_synth(args) -> int:
             print(f"{board} ({res['design']}): largest array {a['rows']}x{a['cols']}x{a['word']}, "
                   f"LUT {b['luts']}/{b['luts_total']}, fmax {b['fmax_mhz']} MHz "
                   f"(target {b['target_mhz']:g} MHz: {'met' if b['met'] else 'NOT met'})")
+            if b.get("closure"):
+                print(f"  {_closure_text(b['closure'])}")
         else:
             print(f"{board} ({res['design']}): no point fitted")
     return 0
+
+
+def _closure_text(c) -> str:
+    tried = ", ".join(f"{a['clock_mhz']:g} MHz: fmax {a['fmax_mhz']} ({'met' if a['met'] else 'missed'})"
+                      for a in c["attempts"])
+    if c["met"]:
+        return f"[synth] timing closed at {c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']} MHz): {c['bitstream']} [{tried}]"
+    return f"[synth] timing NOT closed: no build met its clock [{tried}]"
 
 
 def _search(boards, args):
@@ -114,16 +138,57 @@ def _search(boards, args):
                                              reuse=not getattr(args, "force", False),
                                              max_points=getattr(args, "max_points", 8), on_point=save,
                                              timeout=getattr(args, "timeout", None))
+        _keep_closures(board, results[board])
+        best = results[board]["best"]
+        if getattr(args, "close_timing", False) and best is not None and not (best.get("closure") or {}).get("met"):
+            rep = json.loads(Path(best["report"]).read_text())
+            best["closure"] = sweep.close_timing(board, dict(best["params"]), rep, design=design, seed=best["seed"],
+                                                 timeout=getattr(args, "timeout", None),
+                                                 reuse=not getattr(args, "force", False))
         path = sweep.update_boards_json(board, results[board])
         print(f"[synth] wrote {path}")
     return results
 
 
 def _same_point(a, b) -> bool:
-    """Two board summaries of the same synthesis point: design, parameters and seed."""
-    from binaccel.hw.sweep import _point_kind
+    """Two board summaries of the same synthesis point: design, parameters, seed and clock (a summary
+    without its clock, from before it was recorded, was built for the board's target)."""
+    from binaccel.hw.sweep import TARGET_MHZ, _point_kind
 
-    return _point_kind(a) == _point_kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
+    def clock(p):
+        c = p.get("clock_mhz")
+        return TARGET_MHZ.get(p.get("board"), c) if c is None else c
+
+    ca, cb = clock(a), clock(b)
+    same_clock = ca == cb or (ca is not None and cb is not None and abs(ca - cb) <= 0.01 * max(ca, cb))
+    return (_point_kind(a) == _point_kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
+            and same_clock)
+
+
+def _with_old_closure(summary, old_points):
+    """``summary``, with the timing closure recorded for the same point before if it has none of its
+    own and both come from the same gateware (``inputs_sha256``)."""
+    old = [p for p in old_points if _same_point(p, summary)]
+    if old and not summary.get("closure") and old[-1].get("closure") \
+            and old[-1].get("inputs_sha256") == summary.get("inputs_sha256"):
+        return {**summary, "closure": old[-1]["closure"]}
+    return summary
+
+
+def _keep_closures(board, result):
+    """Carry the timing closures of ``build/bench/boards.json`` over to a new search result of ``board``."""
+    from binaccel.hw import sweep
+
+    try:
+        doc = sweep.load_boards_json()
+    except (FileNotFoundError, ValueError):
+        return
+    section = "engine_boards" if sweep._result_kind(result) == "engine" else "boards"
+    old_points = (doc.get(section, {}).get(board) or {}).get("points") or []
+    for p in result["points"]:
+        q = _with_old_closure(p, old_points)
+        if q is not p:
+            p["closure"] = q["closure"]
 
 
 def _update_boards(board, summary):
@@ -140,7 +205,8 @@ def _update_boards(board, summary):
     if res is None or sweep._result_kind(res) != (summary.get("design") or "accel+uart"):
         res = {"board": board, "design": summary.get("design") or "accel+uart",
                "target_mhz": sweep.TARGET_MHZ[board], "points": []}
-    # a new run of the same point (parameters and seed) replaces the old one, wherever its report is
+    # a new run of the same point (parameters, seed and clock) replaces the old one, wherever its report is
+    summary = _with_old_closure(summary, res.get("points", []))
     res["points"] = [p for p in res.get("points", []) if not _same_point(p, summary)] + [summary]
     fitting = [p for p in res["points"] if p["fits"]]
     res["best"] = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0)) if fitting else None
@@ -197,6 +263,8 @@ def _cmd_bench(args) -> int:
 def register(subparsers) -> None:
     """Add ``synth`` and ``bench`` to an argparse ``subparsers`` object."""
 
+    from binaccel.hw import sweep
+
     from . import bench
 
     s = subparsers.add_parser("synth", help="synthesize the board design (accelerator + UART link + PLL) or the "
@@ -222,6 +290,10 @@ def register(subparsers) -> None:
     s.add_argument("--max-points", type=int, default=8, help="syntheses per board in --search (default 8)")
     s.add_argument("--update-boards", action="store_true",
                    help="add this single point to build/bench/boards.json")
+    s.add_argument("--close-timing", action="store_true",
+                   help="if the build misses its clock, place and route it again with the PLL at the fastest "
+                        f"clock at or below {sweep.CLOSURE_MARGIN:g} x its fmax (twice at most): a bitstream that meets timing, "
+                        "in <point>_f<MHz>/ (with --search: for each board's largest array)")
     from binaccel.hw.seq import AccelParams
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
