@@ -237,6 +237,8 @@ def test_run_bench_tiny(tmp_path):
     model = random_model(rng, mode="plain")
     boards = {"ulx3s": sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0)),
               "icebreaker": sweep.board_summary(_report(board="icebreaker", rows=2, cols=2, word=16, fmax=20.0))}
+    # a timing closure of the ULX3S build: its bitstream runs at 90 MHz
+    boards["ulx3s"]["closure"] = {"met": True, "clock_mhz": 90.0, "fmax_mhz": 91.2, "attempts": []}
     msgs = []
     res = bench.run_bench(out_dir=tmp_path, boards=boards, networks=["tiny"], extra_models={"tiny": model},
                           batches=(1, 4), warmup=0, reps=1, train=False, cycles="model", log=msgs.append)
@@ -257,7 +259,14 @@ def test_run_bench_tiny(tmp_path):
             assert r["cycles_per_image"] == cyc["cycles_per_image"]
             assert r["fpga_s_per_image"] == pytest.approx(cyc["cycles_per_image"] / (b["fmax_mhz"] * 1e6), rel=1e-12)
             assert r["ratio_fpga_over_packed"] == pytest.approx(r["fpga_s_per_image"] / r["cpu_packed_s_per_image"])
-    assert "| tiny | ulx3s | 1 |" in (tmp_path / "bench.md").read_text()
+            if board == "ulx3s":
+                assert r["fpga_bitstream_s_per_image"] == pytest.approx(cyc["cycles_per_image"] / 90e6, rel=1e-12)
+            else:
+                assert r["fpga_bitstream_s_per_image"] is None
+    md = (tmp_path / "bench.md").read_text()
+    assert "| tiny | ulx3s | 1 |" in md
+    assert "the bitstream that meets timing runs at 90 MHz, so on the board each takes 1.11x as long" in md
+    assert doc["boards"]["ulx3s"]["closure"]["clock_mhz"] == 90.0
     for f in res["plots"]:
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))
