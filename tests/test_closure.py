@@ -150,3 +150,33 @@ def test_closure_cell_texts():
     assert bench.closure_cell({}).startswith("not built")
     missed = {"closure": {"met": False, "attempts": [{"clock_mhz": 150.0}, {"clock_mhz": 33.3333}]}}
     assert bench.closure_cell(missed) == "none met (150, 33.3333 MHz tried)"
+
+
+def test_search_close_timing_closes_the_largest_array_and_keeps_earlier_closures(tmp_path, monkeypatch):
+    """`binaccel synth --search --close-timing`: the best point of the search gets its closure; a
+    later search without --close-timing (same gateware) keeps it in boards.json."""
+    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "boards.json")
+    target = _report(150.0, 34.955, out_dir=str(tmp_path / "pt"))
+    (tmp_path / "pt").mkdir()
+    (tmp_path / "pt" / "report.json").write_text(json.dumps(target))
+    best = sweep.board_summary(target)
+
+    def fake_search(board, **kw):
+        b = dict(best)
+        return {"board": board, "design": "accel+uart", "best": b, "points": [b], "target_mhz": 150.0, "met": False}
+
+    calls = []
+    monkeypatch.setattr(sweep, "largest_array", fake_search)
+    monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 33.9, calls))
+    p = argparse.ArgumentParser()
+    bench_cli.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["synth", "--search", "--board", "ulx3s", "--close-timing"])
+    assert args.func(args) == 0
+    assert calls == [33.3333]
+    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    assert res["best"]["closure"]["clock_mhz"] == 33.3333 and res["points"][0]["closure"]["met"]
+
+    args = p.parse_args(["synth", "--search", "--board", "ulx3s"])
+    assert args.func(args) == 0 and calls == [33.3333]     # nothing rebuilt
+    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    assert res["best"]["closure"]["clock_mhz"] == 33.3333
