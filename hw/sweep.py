@@ -74,7 +74,7 @@ __all__ = [
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
-    "closure_clock", "close_timing", "CLOSURE_MARGIN",
+    "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -515,28 +515,25 @@ def close_timing(board, params, report, *, design="accel", seed=1, margin=CLOSUR
     if ``report`` did not fit or has no fmax."""
     full = full_params(params, design)
 
-    def entry(rep):
-        acc = rep.get("accel_clock") or {}
-        return {"clock_mhz": None if rep.get("clk_hz") is None else round(rep["clk_hz"] / 1e6, 4),
-                "fmax_mhz": acc.get("fmax_mhz"), "met": bool(rep.get("fits") and acc.get("met")),
-                "status": rep.get("status"),
-                "report": str(Path(rep["out_dir"]) / "report.json") if rep.get("out_dir") else None}
+    def entry(summary):
+        return {"clock_mhz": summary["clock_mhz"], "fmax_mhz": summary["fmax_mhz"], "met": summary["timing_met"],
+                "status": summary["status"], "report": summary["report"]}
 
     where = report.get("out_dir") or "the report"
     if not report.get("fits"):
         raise ValueError(f"{where}: field 'fits': the point does not fit {board}; there is no timing to close")
     if (report.get("accel_clock") or {}).get("fmax_mhz") is None:
         raise ValueError(f"{where}: field 'accel_clock.fmax_mhz' missing; cannot choose a clock")
-    attempts = [entry(report)]
+    attempts = [entry(board_summary(report))]
     rep = report
     while not attempts[-1]["met"] and len(attempts) <= tries:
         fmax = min(a["fmax_mhz"] for a in attempts if a["fmax_mhz"] is not None)
         clock = closure_clock(board, fmax, margin=margin)
         log(f"[synth] {board} {_tag(full, design)}: fmax {attempts[-1]['fmax_mhz']} MHz misses the "
             f"{attempts[-1]['clock_mhz']} MHz clock; building again at {clock:g} MHz")
-        rep, _ = synth_point(board, params, design=design, seed=seed, freq_mhz=clock, timeout=timeout,
-                             reuse=reuse, log=log)
-        attempts.append(entry(rep))
+        rep, summary = synth_point(board, params, design=design, seed=seed, freq_mhz=clock, timeout=timeout,
+                                   reuse=reuse, log=log)
+        attempts.append(entry(summary))
         if not rep.get("fits") or attempts[-1]["fmax_mhz"] is None:
             break
     last = attempts[-1]
@@ -670,13 +667,29 @@ def _n(v):
     return "-" if v is None else v
 
 
-def _closure_md(p) -> str:
-    c = p.get("closure")
+def bitstream_clock_mhz(point: dict):
+    """Clock (MHz) of a board point's bitstream that meets timing: its timing closure's, or its own
+    when the build meets its clock; None when no such bitstream is recorded."""
+    c = point.get("closure")
+    if c and c.get("met"):
+        return c["clock_mhz"]
+    if point.get("timing_met"):
+        return point.get("clock_mhz")
+    return None
+
+
+def closure_cell(point: dict) -> str:
+    """Table cell (boards.md, the bench's board table) for a board point's timing-met bitstream: its
+    clock and fmax (``closure``), the build itself when it meets its clock, or how to build one."""
+    c = point.get("closure")
+    if c and c.get("met"):
+        return f"{c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']})"
     if c:
-        return f"{c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']})" if c.get("met") else "none met"
-    if p.get("timing_met"):
-        return "the build itself"
-    return "-"
+        return "none met (" + ", ".join(f"{a['clock_mhz']:g}" for a in c.get("attempts", [])) + " MHz tried)"
+    if point.get("timing_met"):
+        clock = point.get("clock_mhz")
+        return "the build itself" if clock is None else f"{clock:g} MHz (the build itself)"
+    return "not built (`binaccel synth ... --close-timing`)"
 
 
 def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
@@ -709,7 +722,7 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
                 lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
                              f"{p['macs_per_cycle']} | {fits} | {_n(p['luts'])}/{_n(p['luts_total'])} | {_n(p['ffs'])} | "
                              f"{_n(p['brams'])} | {_n(p['dsps'])}/{_n(p['dsps_total'])} | {fmax} | {p['target_mhz']:g} | "
-                             f"{'yes' if p['met'] else 'no'} | {_closure_md(p)} |")
+                             f"{'yes' if p['met'] else 'no'} | {closure_cell(p)} |")
             if res.get("points") and not res.get("best"):
                 lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | | |")
         lines.append("")

@@ -587,6 +587,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                extra_models, cycles, accel_images, accel_params, model_files, log):
     import torch
 
+    from binaccel.hw.sweep import bitstream_clock_mhz
+
     from . import netzoo
 
     out_dir = Path(out_dir)
@@ -789,33 +791,11 @@ def _fmt_s(s):
     return f"{s * 1e6:.1f} us"
 
 
-def bitstream_clock_mhz(point: dict):
-    """Clock (MHz) of the board point's bitstream that meets timing: its timing closure's, or its own
-    when the build meets its clock; None when no such bitstream is recorded."""
-    c = point.get("closure")
-    if c and c.get("met"):
-        return c["clock_mhz"]
-    if point.get("timing_met"):
-        return point.get("clock_mhz")
-    return None
-
-
-def closure_cell(point: dict) -> str:
-    """Table cell for a board point's timing-met bitstream: its clock and fmax (``closure``), "at the
-    target" when the build itself meets it, or how to build one."""
-    c = point.get("closure")
-    if c and c.get("met"):
-        return f"{c['clock_mhz']:g} MHz (fmax {c['fmax_mhz']})"
-    if c:
-        return "none met (" + ", ".join(f"{a['clock_mhz']:g}" for a in c.get("attempts", [])) + " MHz tried)"
-    if point.get("timing_met"):
-        return f"{point.get('clock_mhz'):g} MHz (the build itself)"
-    return "not built (`binaccel synth ... --close-timing`)"
-
-
 def boards_table(boards: dict) -> list:
     """Markdown lines: one row per board (design, array, fmax vs target, resources), then the
     engine-only fallback notes."""
+    from binaccel.hw.sweep import bitstream_clock_mhz, closure_cell
+
     lines = ["| board | synthesized design | array | fmax MHz (target, met) | timing-met bitstream | LUT | FF | BRAM | DSP |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
     for name, b in boards.items():

@@ -8,7 +8,7 @@ import pytest
 
 from binaccel.hw import sweep
 from binaccel.hw.boards import BOARDS, ecp5_pll_params, ice40_pll_params
-from binaccel.sw import bench, bench_cli
+from binaccel.sw import bench_cli
 
 
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s"])
@@ -130,7 +130,7 @@ def test_synth_cli_close_timing_records_and_keeps_the_closure(tmp_path, monkeypa
     assert point["clock_mhz"] == 150.0 and point["timing_met"] is False
     assert point["closure"]["clock_mhz"] == 33.3333 and point["closure"]["met"]
     assert "| 33.3333 MHz (fmax 33.9) |" in (tmp_path / "boards.md").read_text()
-    assert bench.closure_cell(point) == "33.3333 MHz (fmax 33.9)"
+    assert sweep.closure_cell(point) == "33.3333 MHz (fmax 33.9)"
 
     args = p.parse_args(argv)                     # the same point again, no closure asked for
     assert args.func(args) == 0
@@ -146,10 +146,11 @@ def test_synth_cli_close_timing_records_and_keeps_the_closure(tmp_path, monkeypa
 
 
 def test_closure_cell_texts():
-    assert bench.closure_cell({"timing_met": True, "clock_mhz": 48.0}) == "48 MHz (the build itself)"
-    assert bench.closure_cell({}).startswith("not built")
+    assert sweep.closure_cell({"timing_met": True, "clock_mhz": 48.0}) == "48 MHz (the build itself)"
+    assert sweep.closure_cell({"timing_met": True}) == "the build itself"   # a record without its clock
+    assert sweep.closure_cell({}).startswith("not built")
     missed = {"closure": {"met": False, "attempts": [{"clock_mhz": 150.0}, {"clock_mhz": 33.3333}]}}
-    assert bench.closure_cell(missed) == "none met (150, 33.3333 MHz tried)"
+    assert sweep.closure_cell(missed) == "none met (150, 33.3333 MHz tried)"
 
 
 def test_search_close_timing_closes_the_largest_array_and_keeps_earlier_closures(tmp_path, monkeypatch):
