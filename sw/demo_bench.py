@@ -7,7 +7,8 @@
    (``hw/sweep.py``: ``ACCEL_START`` / ``ACCEL_BASE``, 1x1x16 with plain MNIST widths), with
    yosys/nextpnr at ``nice 10``. The last report of that point is reused, without running the tools,
    when its inputs are unchanged (same parameters, seed, target, nextpnr options, and the same
-   gateware sources and tool versions: ``inputs_sha256``), or when ``synth_budget_s`` is smaller than
+   gateware sources and tool versions: ``inputs_sha256``; or the same build plan: ``plan_sha256``,
+   :func:`binaccel.hw.sweep.gateware_current`), or when ``synth_budget_s`` is smaller than
    the time the last run took (or than :data:`MIN_SYNTH_S` when there is none); the returned lines
    and ``summary["synthesis"]`` say which. A run is limited to ``synth_budget_s`` per tool.
 2. **Bench** of the given trained MNIST model files on both boards, with the board figures of
@@ -59,6 +60,11 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
     if same_point and old.get("inputs_sha256") == digest:
         info["action"] = "reused"
         info["why"] = "inputs unchanged (parameters, gateware sources, tool versions)"
+        report = old
+    elif same_point and sweep.gateware_current(old):
+        info["action"] = "reused"
+        info["why"] = ("build plan unchanged (parameters, netlist, scripts, constraints, tool versions: "
+                       "plan_sha256), though the gateware sources changed")
         report = old
     elif (last_s or MIN_SYNTH_S) > budget_s:
         info["why"] = (f"synthesis budget {budget_s:g} s is below the {'last run time' if last_s else 'assumed time'} "

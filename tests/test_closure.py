@@ -48,8 +48,8 @@ def test_closure_clock_exact_values_and_errors():
         sweep.closure_clock("ulx3s", 40.0, margin=1.5)
 
 
-def _report(clock, fmax, *, fits=True, out_dir="/r/target", board="ulx3s"):
-    return {"board": board, "design": "LinkedAccelerator", "device": "LFE5U-85F", "package": "CABGA381",
+def _report(clock, fmax, *, fits=True, out_dir="/r/target", board="ulx3s", sources=None, plan="p" * 64):
+    return {"board": board, "inputs_sha256": sources or sweep.inputs_hash(), "plan_sha256": plan, "design": "LinkedAccelerator", "device": "LFE5U-85F", "package": "CABGA381",
             "status": "ok" if fits else "no_fit", "fits": fits, "seed": 1,
             "params": {**sweep.full_params({**sweep.base_params(board), "rows": 5, "cols": 6, "word": 32})},
             "utilization": {"LUT": {"used": 64780, "total": 83640, "resource": "TRELLIS_COMB"}},
@@ -59,12 +59,12 @@ def _report(clock, fmax, *, fits=True, out_dir="/r/target", board="ulx3s"):
             "files": {"bitstream": f"{out_dir}/top.bit"}}
 
 
-def _fake_point(fmax_at, calls):
+def _fake_point(fmax_at, calls, **report_kw):
     """synth_point whose build at clock f has fmax fmax_at(f)."""
     def fake(board, params, *, design="accel", seed=1, freq_mhz=None, timeout=None, reuse=False, log=print, **kw):
         calls.append(freq_mhz)
         f = sweep.TARGET_MHZ[board] if freq_mhz is None else freq_mhz
-        rep = _report(f, fmax_at(f), out_dir=f"/r/f{freq_mhz}", board=board)
+        rep = _report(f, fmax_at(f), out_dir=f"/r/f{freq_mhz}", board=board, **report_kw)
         return rep, sweep.board_summary(rep)
     return fake
 
@@ -137,6 +137,15 @@ def test_synth_cli_close_timing_records_and_keeps_the_closure(tmp_path, monkeypa
     doc = sweep.load_boards_json()
     assert len(doc["boards"]["ulx3s"]["points"]) == 1
     assert doc["boards"]["ulx3s"]["points"][0]["closure"]["clock_mhz"] == 33.3333
+    # ... made from other sources but the same build plan: the closure is still this netlist's
+    monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 34.955, calls, sources="s" * 64))
+    assert args.func(args) == 0
+    assert sweep.load_boards_json()["boards"]["ulx3s"]["points"][0]["closure"]["clock_mhz"] == 33.3333
+    # ... from another plan: the old closure is of another netlist and is dropped
+    monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 34.955, calls, sources="t" * 64, plan="q" * 64))
+    assert args.func(args) == 0
+    assert "closure" not in sweep.load_boards_json()["boards"]["ulx3s"]["points"][0]
+    monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 34.955 if f == 150.0 else 33.9, calls))
 
     args = p.parse_args(argv + ["--freq", "33.3333"])   # a build for another clock: its own point
     assert args.func(args) == 0

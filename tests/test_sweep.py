@@ -222,6 +222,7 @@ def test_synthesize_accel_icebreaker_records_no_fit(tmp_path):
     assert report["params"]["fm_depth"] == sweep.base_params("icebreaker")["fm_depth"] == 1024
     md = (tmp_path / "a" / "report.md").read_text()
     assert "accelerator + UART link + PLL" in md and "no_fit" in md
+    assert report["plan_sha256"] == s["plan_sha256"] == sweep.plan_hash("icebreaker", params)
 
 
 def test_search_records_a_failed_tool_run(monkeypatch):

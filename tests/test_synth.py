@@ -16,7 +16,8 @@ from amaranth.sim import Simulator
 from binaccel.hw.boards import (BOARDS, BoardTop, ByteRegister, make_platform,
                                 ice40_pll_params, ecp5_pll_params)
 from binaccel.hw.synth import (synthesize, sweep, parse_nextpnr_report, parse_nextpnr_log,
-                               report_markdown, PortHarness, SynthesisError, tool_path)
+                               report_markdown, PortHarness, SynthesisError, tool_path, build_plan,
+                               plan_digest)
 from binaccel.hw.uart import UARTEcho
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,6 +353,9 @@ def test_echo_icebreaker_report(echo_icebreaker):
     assert "nextpnr" in report["tools"]["nextpnr-ice40"]
     assert json.loads((out / "report.json").read_text()) == report
     assert "fmax" in (out / "report.md").read_text()
+    # the digest of the plan the tools ran, the same as the plan the flow makes without running them
+    assert report["plan_sha256"] == plan_digest(build_plan(UARTEcho(), board="icebreaker").files)
+    assert report["plan_sha256"] != plan_digest(build_plan(UARTEcho(), board="icebreaker", freq_mhz=24).files)
     same_clock = [cp for cp in report["critical_paths"] if cp["from"] == cp["to"]]
     assert same_clock and same_clock[0]["delay_ns"] == pytest.approx(1000 / accel["fmax_mhz"],
                                                                      rel=0.02)
