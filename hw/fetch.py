@@ -84,7 +84,7 @@ class FetchUnit(wiring.Component):
         m = Module()
         p = self.params
         e = p.engine
-        C, W, R = e.cols, e.word, e.rows
+        C, W = e.cols, e.word
         NB = e.max_in_bits            # bit-plane lanes
         MASK = NB                     # index of the valid-mask lane
         L = NB + 1
@@ -313,8 +313,7 @@ class FetchUnit(wiring.Component):
         # shifted by amounts that come from registers only: the piece goes in at fill_a, which is
         # `fill` (no emit), `fill - W` (emit of a full word; the same low bits when W is a power of
         # two) or 0 (a flush emits the last, partial word). At a push fill_a < W: a shift amount of
-        # ceil_log2(W) bits keeps the shifts 2W bits wide.
-        sh_w = max(1, ceil_log2(W))
+        # ceil_log2(W) bits (sh_w) keeps the shifts 2W bits wide.
         sh_keep = fill[:sh_w]
         sh_full = (fill - W)[:sh_w]
         same = W == 1 << sh_w

@@ -67,7 +67,7 @@ from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
-from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 
 __all__ = [
     "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
@@ -450,7 +450,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
     :func:`gateware_current`) instead of running the tools again. A run that exceeds ``timeout``
     (per tool) is recorded with status ``timeout``; a run nextpnr cannot fit has status
     ``no_fit``; other failures raise :class:`~binaccel.hw.synth.SynthesisError`."""
-    from .synth import SynthesisError, synthesize, write_json_atomic
+    from .synth import SynthesisError, synthesize
 
     _check_design(design)
     full = full_params(params, design)
@@ -495,7 +495,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
         # recorded as not fitting in the time allowed, and the search goes on; the utilisation and
         # fmax are then nextpnr's estimates before routing (from its log)
         report["status"] = "timeout"
-    write_json_atomic(report, out / "report.json")
+    write_json_atomic(out / "report.json", report)
     from .synth import report_markdown
     write_text_atomic(out / "report.md", report_markdown(report))
     s = board_summary(report)

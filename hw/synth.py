@@ -31,12 +31,12 @@ from amaranth.hdl import Module, Signal, Cat, Elaboratable
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out, Flow
 
-from binaccel.sw.atomic import write_json_atomic as _write_json_atomic, write_text_atomic
+from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 
 from .boards import BOARDS, BoardTop, make_platform, ACCEL_CLOCK_ATTR, _board
 
 __all__ = ["synthesize", "sweep", "parse_nextpnr_report", "parse_nextpnr_log",
-           "report_markdown", "write_json_atomic", "PortHarness", "SynthesisError",
+           "report_markdown", "PortHarness", "SynthesisError",
            "tool_versions", "DEFAULT_OUT", "build_plan", "plan_digest", "tool_packages"]
 
 #: Default root of generated synthesis files (gitignored).
@@ -253,11 +253,6 @@ def _yosys_cells(stat_path, top):
 
 
 # --- report output ----------------------------------------------------------------------------
-
-def write_json_atomic(obj, path):
-    """``obj`` as indented JSON at ``path``, written atomically (:mod:`binaccel.sw.atomic`)."""
-    _write_json_atomic(path, obj)
-
 
 def report_markdown(report):
     """A human-readable rendering of one :func:`synthesize` report."""
@@ -546,7 +541,7 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
         report["status"], report["error"] = status, error
         report["fits"] = status == "ok"
         report["runtime_s"]["total"] = round(time.monotonic() - t_start, 2)
-        write_json_atomic(report, out / "report.json")
+        write_json_atomic(out / "report.json", report)
         write_text_atomic(out / "report.md", report_markdown(report))
         if status != "ok" and check:
             raise SynthesisError(f"synthesis of {label} for {spec.name} failed ({status}): "
@@ -677,7 +672,7 @@ def sweep(design_factory, params_list, *, board, out_dir=None, seed=1, freq_mhz=
                 "fmax_mhz": (r["accel_clock"] or {}).get("fmax_mhz"),
                 "utilization": {k: v["used"] for k, v in r["utilization"].items()},
                 "out_dir": r["out_dir"]} for r in reports]
-    write_json_atomic({"board": spec.name, "seed": seed, "points": summary}, root / "sweep.json")
+    write_json_atomic(root / "sweep.json", {"board": spec.name, "seed": seed, "points": summary})
     lines = [f"# Sweep on {spec.name} (seed {seed})", "",
              "| params | fits | fmax MHz | LUT | FF | BRAM | DSP |", "|---|---|---:|---:|---:|---:|---:|"]
     for s in summary:

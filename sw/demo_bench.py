@@ -38,7 +38,9 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
     """Part 1: run or reuse the small-board synthesis; returns the info dict stored in summary."""
     from binaccel.hw import sweep
     from binaccel.hw.sweep import inputs_hash
-    from binaccel.hw.synth import SynthesisError, write_json_atomic
+    from binaccel.hw.synth import SynthesisError
+
+    from .atomic import write_json_atomic
 
     n, word = sweep.ACCEL_START[board]
     params = sweep.full_params({**sweep.base_params(board), "rows": n, "cols": n, "word": word})
@@ -88,7 +90,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
             info["error"] = str(exc)[:500]
         if report.get("inputs_sha256") != digest:
             report["inputs_sha256"] = digest
-            write_json_atomic(report, path)
+            write_json_atomic(path, report)
         info["why"] = "no report with the same inputs" if old else "no earlier report"
     if report is not None:
         s = sweep.board_summary(report)
