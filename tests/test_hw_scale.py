@@ -101,3 +101,25 @@ def test_scale_y_width_holds_extremes():
     got = _run(_dut(), cases, OutKind.LOGITS, 0, 1)
     assert got[0][0] == -P.y_bound
     assert np.array_equal(got, _reference("logits", cases, 0, 1))
+
+
+@pytest.mark.parametrize("out_bits,shift", [(15, 0), (8, 0), (1, 0), (8, 3)])
+def test_requant_clamp_edges(out_bits, shift):
+    """The clamp to [0, 2**out_bits - 1] around its edges: just below, at and above the top, values
+    whose low 16 bits are small but higher bits are set (2**16 + 3), and negative ones."""
+    hi = (1 << out_bits) - 1
+    ys = [hi - 1, hi, hi + 1, 65535, 65536, 65536 + 3, (1 << 20) + 1, 0, -1, -65536]
+    # y = acc * mul + add: small ones with mul = 1, larger ones with mul = MB - 1 and the rest in add
+    cases = []
+    for y in ys:
+        y <<= shift
+        mul = MB - 1 if abs(y) >= AB else 1
+        acc = int(np.clip(y // mul, -B, B))
+        cases.append((acc, mul, y - acc * mul))
+    cases += [(B, MB - 1, AB - 1), (B, -MB, -AB)]     # the largest and the smallest y
+    assert all(-AB <= add < AB for _, _, add in cases), cases
+    cases = [(np.full(LANES, a), np.full(LANES, mul), np.full(LANES, add)) for a, mul, add in cases]
+    got = _run(_dut(), cases, OutKind.REQUANT, shift, out_bits)
+    ref = _reference("requant", cases, shift, out_bits)
+    assert np.array_equal(got, ref)
+    assert {int(v) for v in got[:, 0]} >= {0, hi}
