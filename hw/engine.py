@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from ._util import checking, last_indices
 from .array import SystolicArray
 from .modulation import ModulationUnit, mod_out_layout
-from .params import BeatKind, EngineParams, OutKind
+from .params import BeatKind, EngineParams
 from .scale import ScaleUnit
 
 __all__ = ["Engine"]
