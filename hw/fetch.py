@@ -24,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._util import checking, last_indices
+from ._util import checking
 from .seq import AccelParams
 
 __all__ = ["FetchUnit"]
@@ -131,24 +131,20 @@ class FetchUnit(wiring.Component):
 
         push = Signal()          # stage 1 moves into the gearbox this cycle
         issue = Signal()         # the address generator issues a piece this cycle
-        # last indices of the layer's counters, loaded at start (used from the cycle after)
-        last = last_indices(m, self.start, {"nch": cfg.nch, "kw": cfg.kw, "kh": cfg.kh, "n_pt": cfg.eng.n_pt,
-                                            "n_gt": cfg.eng.n_gt, "in_bits": cfg.eng.in_bits,
-                                            "nwords": cfg.nwords})
-        ch_last = ch == last["nch"]
-        kx_last = kx == last["kw"]
-        ky_last = ky == last["kh"]
+        ch_last = ch == cfg.nch - 1
+        kx_last = kx == cfg.kw - 1
+        ky_last = ky == cfg.kh - 1
         tap_last = kx_last & ky_last
         # the tap after (ky, kx): second tap of a pair
         ky2 = Mux(kx_last, ky + 1, ky)
         kx2 = Mux(kx_last, 0, kx + 1)
         toff2 = Mux(kx_last, toff + cfg.da_ky, toff + cfg.nch)
-        kx2_last = kx2 == last["kw"]
-        tap2_last = kx2_last & (ky2 == last["kh"])
+        kx2_last = kx2 == cfg.kw - 1
+        tap2_last = kx2_last & (ky2 == cfg.kh - 1)
         # this issue reads taps (ky, kx) and the next one
         paired = (cfg.pair & ~tap_last) if p.pair_reads else Const(0, 1)
-        pt_last = pt == last["n_pt"]
-        gt_last = gt == last["n_gt"]
+        pt_last = pt == cfg.eng.n_pt - 1
+        gt_last = gt == cfg.eng.n_gt - 1
         wp = Mux(cfg.mb_in, p.mb_chunk, W)
 
         with m.FSM(name="ag") as ag:
@@ -279,7 +275,7 @@ class FetchUnit(wiring.Component):
         out = self.o_stream
         accept = Signal()
         m.d.comb += accept.eq(out.valid & out.ready)
-        hb_last = hb == last["in_bits"]
+        hb_last = hb == cfg.eng.in_bits - 1
         hold_free = Signal()
         m.d.comb += hold_free.eq(~hold_valid | (accept & hb_last))
 
@@ -289,7 +285,7 @@ class FetchUnit(wiring.Component):
         wrow = Signal(p.w_aw)
         blk_ptr = Signal(p.w_aw)     # streamed weights: ring address of the current group tile's block
         blk_abs = Signal(p.ring_count_w)   # ... and its entry number since the RUN started (modulo)
-        e_wi_last = e_wi == last["nwords"]
+        e_wi_last = e_wi == cfg.nwords - 1
         release = Signal()           # the last word of a streamed group tile's block is emitted
 
         # streamed weights: `w_ready` (the entry of word e_wi has been written) is a register, computed
@@ -337,7 +333,7 @@ class FetchUnit(wiring.Component):
             self.w_addr.eq(Mux(cfg.w_stream, Mux(s_addr >= ring_end, s_addr - self.ring_size, s_addr), wrow + e_wi)),
             self.w_en.eq(emit),
             self.w_released.eq(blk_abs),
-            release.eq(~self.start & emit & e_wi_last & (e_pt == last["n_pt"]) & cfg.w_stream),
+            release.eq(~self.start & emit & e_wi_last & (e_pt == cfg.eng.n_pt - 1) & cfg.w_stream),
         ]
         with m.If(self.run_start):
             m.d.sync += [blk_ptr.eq(self.ring_base), blk_abs.eq(0)]
@@ -346,7 +342,7 @@ class FetchUnit(wiring.Component):
         with m.Elif(emit):
             with m.If(e_wi_last):
                 m.d.sync += e_wi.eq(0)
-                with m.If(e_pt == last["n_pt"]):
+                with m.If(e_pt == cfg.eng.n_pt - 1):
                     m.d.sync += [e_pt.eq(0), wrow.eq(wrow + cfg.nwords)]
                     with m.If(cfg.w_stream):
                         # the group tile's block is no longer needed: release it
