@@ -34,11 +34,10 @@ class SystolicArray(wiring.Component):
     ``r`` of the array works on weight word ``i.w[r]``, column ``c`` on ``i.a[c]``/``i.m[c]``. The
     step is registered, weights are delayed ``r`` cycles (row skew) and shift right, activations,
     masks and control are delayed ``c`` cycles (column skew) and shift down, so PE ``(r, c)`` sees
-    a step given at cycle ``T`` during cycle ``T + 1 + r + c`` (and adds it to its partial in the
-    cycle after: the PE has two stages).
+    a step given at cycle ``T`` during cycle ``T + 1 + r + c``.
 
     ``drain[r]`` (output): the partials of row ``r``; a step with ``seg_last`` given at cycle ``T``
-    yields the partial of column ``c`` during cycle ``T + 2 + r + cols + c`` (``valid`` set, in
+    yields the partial of column ``c`` during cycle ``T + 1 + r + cols + c`` (``valid`` set, in
     column order, one per cycle): each PE holds its finished partial until the row's last PE
     finishes (the row's ``commit``), then the row's chain shifts them out towards column 0. Segment
     ends must be at least ``cols`` cycles apart so that a row's chain has emptied (and the holds
@@ -117,7 +116,7 @@ class SystolicArray(wiring.Component):
                 # else: d_in stays 0 (nothing enters the chain from the right)
             last = pes[r][C - 1]
             commit = Signal(name=f"commit{r}")
-            m.d.comb += commit.eq(last.ctl_q.valid & last.ctl_q.seg_last)
+            m.d.comb += commit.eq(last.ctl_in.valid & last.ctl_in.seg_last)
             for c in range(C):
                 m.d.comb += pes[r][c].commit.eq(commit)
             m.d.comb += self.drain[r].eq(pes[r][0].d_out)

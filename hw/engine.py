@@ -22,7 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ._util import checking, last_indices
+from ._util import checking
 from .array import SystolicArray
 from .modulation import ModulationUnit, mod_out_layout
 from .params import BeatKind, EngineParams
@@ -114,22 +114,18 @@ class Engine(wiring.Component):
         error = Signal()
         m.d.comb += self.error.eq(error)
 
+        b_last = b == cfg.in_bits - 1
+        w_last = wi == cfg.seg_words - 1
+        seg_last = b_last & w_last
+        t_last = t == cfg.n_seg - 1
+        tile_last = seg_last & t_last
+        pt_last = pt == cfg.n_pt - 1
+        gt_tile_last = tile_last & pt_last
+        g_last = gt == cfg.n_gt - 1
+
         ready = Signal()
         accept = Signal()
         m.d.comb += [self.i_stream.ready.eq(ready), accept.eq(self.i_stream.valid & ready)]
-        load_desc = Signal()      # a DESC beat is accepted: cfg and the last indices are loaded
-
-        desc = beat.data.desc
-        last = last_indices(m, load_desc, {f: getattr(desc, f) for f in ("in_bits", "seg_words", "n_seg",
-                                                                        "n_pt", "n_gt")})
-        b_last = b == last["in_bits"]
-        w_last = wi == last["seg_words"]
-        seg_last = b_last & w_last
-        t_last = t == last["n_seg"]
-        tile_last = seg_last & t_last
-        pt_last = pt == last["n_pt"]
-        gt_tile_last = tile_last & pt_last
-        g_last = gt == last["n_gt"]
 
         oper_ok = Signal()        # an accepted operand step
         tile_done = Signal()      # ... that ends a tile
@@ -137,6 +133,7 @@ class Engine(wiring.Component):
         m.d.comb += pops.eq(self.o_stream.valid & self.o_stream.ready)
 
         pf_w_rdy = Array([f.w_rdy for f in pfifos])
+        desc = beat.data.desc
         desc_ok = (desc.in_bits != 0) & (desc.seg_words != 0) & (desc.n_seg != 0) & (desc.n_pt != 0) \
             & (desc.n_gt != 0) & (desc.out_kind != 3)
         for field, limit in ((desc.in_bits, p.max_in_bits), (desc.seg_words, p.max_seg_words),
@@ -149,7 +146,6 @@ class Engine(wiring.Component):
                 m.d.comb += ready.eq(reserved == 0)
                 with m.If(accept):
                     with m.If((beat.kind == BeatKind.DESC) & desc_ok):
-                        m.d.comb += load_desc.eq(1)
                         m.d.sync += [cfg.eq(desc), mi.eq(0)]
                         m.next = "MFILT"
                     with m.Else():
@@ -159,7 +155,7 @@ class Engine(wiring.Component):
                 with m.If(accept):
                     with m.If(beat.kind == BeatKind.MFILT):
                         m.d.sync += mfilter[mi].eq(beat.data.mfilt)
-                        with m.If(mi == last["n_seg"]):
+                        with m.If(mi == cfg.n_seg - 1):
                             m.d.sync += [ri.eq(0), b.eq(0), wi.eq(0), t.eq(0), pt.eq(0), gt.eq(0)]
                             m.next = "PARAM"
                         with m.Else():

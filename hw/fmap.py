@@ -28,7 +28,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._util import checking, last_indices
+from ._util import checking
 from .seq import AccelParams
 
 __all__ = ["WriteBack"]
@@ -111,11 +111,9 @@ class WriteBack(wiring.Component):
         inside = ((oy >> 1) < cfg.out_h) & ((ox >> 1) < cfg.out_w)
         even_x = ~ox[0]
         odd_y = oy[0]
-        last = last_indices(m, self.start, {"conv_w": cfg.conv_w, "n_pt": cfg.eng.n_pt, "n_gt": cfg.eng.n_gt,
-                                            "planes": cfg.planes})
-        row_end = ox == last["conv_w"]
+        row_end = ox == cfg.conv_w - 1
         tile_end = c == C - 1
-        gt_end = tile_end & (pt == last["n_pt"])
+        gt_end = tile_end & (pt == cfg.eng.n_pt - 1)
 
         with m.If(self.start):
             m.d.sync += [running.eq(1), c.eq(0), pt.eq(0), gt.eq(0), oy.eq(0), ox.eq(0), pa.eq(cfg.out_base),
@@ -141,7 +139,7 @@ class WriteBack(wiring.Component):
                 m.d.sync += [ox.eq(ox + 1), pa.eq(pa_inc)]
             with m.If(tile_end):
                 m.d.sync += c.eq(0)
-                with m.If(pt == last["n_pt"]):
+                with m.If(pt == cfg.eng.n_pt - 1):
                     m.d.sync += pt.eq(0)
                 with m.Else():
                     m.d.sync += pt.eq(pt + 1)
@@ -152,7 +150,7 @@ class WriteBack(wiring.Component):
                 m.d.sync += [oy.eq(0), ox.eq(0), pa.eq(cfg.out_base), row_start.eq(cfg.out_base),
                              rem.eq(rem - n_val), gt.eq(gt + 1),
                              fb.eq(Mux(nfb >= W, nfb - W, nfb)), fw.eq(fw + cfg.d_word + (nfb >= W))]
-                with m.If(gt == last["n_gt"]):
+                with m.If(gt == cfg.eng.n_gt - 1):
                     m.d.sync += running.eq(0)
         with m.Elif(a_done):
             m.d.sync += a_valid.eq(0)
@@ -209,7 +207,7 @@ class WriteBack(wiring.Component):
                     m.d.sync += [lr.eq(0), lj.eq(0), li.eq(0)]
                 with m.Elif(ls.valid & ls.ready):
                     m.d.sync += li.eq(li + 1)
-                    with m.If(lj == last["planes"]):
+                    with m.If(lj == cfg.planes - 1):
                         m.d.sync += [lj.eq(0), lr.eq(lr + 1)]
                     with m.Else():
                         m.d.sync += lj.eq(lj + 1)

@@ -216,11 +216,10 @@ class EngineParams:
     def latency(self) -> int:
         """Cycles from accepting a tile's last operand step (cycle ``T``) to the transfer of the
         tile's last output beat (cycle ``T + latency``) without backpressure: array input register
-        and PE ``(r, c)`` at ``T + 1 + r + c``, its accumulator a cycle later, row commit and drain
-        chain (partial of column ``c`` of row ``r`` at ``T + 2 + r + cols + c``), modulation 2, row
-        alignment to row ``rows-1``, scale 2, output FIFO 2: the beat of column ``c`` leaves at
-        ``T + rows + cols + 7 + c``."""
-        return self.rows + 2 * self.cols + 6
+        and PE ``(r, c)`` at ``T + 1 + r + c``, row commit and drain chain (partial of column ``c``
+        of row ``r`` at ``T + 1 + r + cols + c``), modulation 2, row alignment to row ``rows-1``,
+        scale 2, output FIFO 2: the beat of column ``c`` leaves at ``T + rows + cols + 6 + c``."""
+        return self.rows + 2 * self.cols + 5
 
     @property
     def tiles_in_flight(self) -> int:

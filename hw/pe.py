@@ -46,15 +46,14 @@ class PE(wiring.Component):
 
     Ports: operands and control come in from the PE above (``a_in``, ``m_in``, ``n_in`` =
     popcount of ``m_in``, ``ctl_in``) and from the left (``w_in``); each leaves one cycle later on
-    the matching ``*_out`` port. Two stages: the step's ``contrib`` is computed and registered with
-    its control (``ctl_q``), and in the next cycle, when ``ctl_q.valid``, added to the partial; on
-    ``ctl_q.seg_last`` the finished partial (with ``t``, ``tile_last``, ``gt_last``) is kept in a
+    the matching ``*_out`` port. When ``ctl_in.valid``, ``contrib`` is added to the partial; on
+    ``ctl_in.seg_last`` the finished partial (with ``t``, ``tile_last``, ``gt_last``) is kept in a
     hold register and the partial restarts at 0 (the next segment accumulates at once).
 
-    Drain: ``commit`` (the row's last PE finishing its segment, i.e. its ``ctl_q.valid &
-    ctl_q.seg_last``, the same cycle for the whole row) loads the held partial into ``d_out`` (the
-    last-column PE loads the partial it finishes in that cycle); otherwise ``d_out`` takes ``d_in``
-    (the PE to the right): the row's drain chain moves towards column 0 one position per cycle.
+    Drain: ``commit`` (the row's last PE finishing its segment, the same cycle for the whole row)
+    loads the held partial into ``d_out`` (the last-column PE loads the partial it finishes in that
+    cycle); otherwise ``d_out`` takes ``d_in`` (the PE to the right): the row's drain chain moves
+    towards column 0 one position per cycle.
     """
 
     def __init__(self, *, word, max_in_bits, p_width, tap_width, last_col=False):
@@ -73,17 +72,14 @@ class PE(wiring.Component):
             "w_in": In(word), "d_in": In(drain), "commit": In(1),
             "a_out": Out(word), "m_out": Out(word), "n_out": Out(range(word + 1)), "ctl_out": Out(ctl),
             "w_out": Out(word), "d_out": Out(drain),
-            "ctl_q": Out(ctl), "acc": Out(signed(p_width)),
+            "acc": Out(signed(p_width)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        # stage 1: the step's contribution, registered with its control
         match = popcount(~(self.a_in ^ self.w_in) & self.m_in)
         contrib = Signal(signed(self.word.bit_length() + 2 + self.max_in_bits))
-        m.d.sync += [contrib.eq((match * 2 - self.n_in) << self.ctl_in.b), self.ctl_q.eq(self.ctl_in)]
-        # stage 2: accumulate
-        ctl = self.ctl_q
+        m.d.comb += contrib.eq((match * 2 - self.n_in) << self.ctl_in.b)
         acc_next = Signal(signed(self.p_width))
         m.d.comb += acc_next.eq(self.acc + contrib)
 
@@ -95,20 +91,20 @@ class PE(wiring.Component):
         m.d.comb += [
             finished.valid.eq(1),
             finished.p.eq(acc_next),
-            finished.t.eq(ctl.t),
-            finished.tile_last.eq(ctl.tile_last),
-            finished.gt_last.eq(ctl.gt_last),
+            finished.t.eq(self.ctl_in.t),
+            finished.tile_last.eq(self.ctl_in.tile_last),
+            finished.gt_last.eq(self.ctl_in.gt_last),
             finished.last_col.eq(int(self.last_col)),
         ]
-        with m.If(ctl.valid & ctl.seg_last):
+        with m.If(self.ctl_in.valid & self.ctl_in.seg_last):
             m.d.sync += self.acc.eq(0)
-        with m.Elif(ctl.valid):
+        with m.Elif(self.ctl_in.valid):
             m.d.sync += self.acc.eq(acc_next)
         if self.last_col:
             held = finished
         else:
             held = Signal(self.d_out.shape(), name="held")
-            with m.If(ctl.valid & ctl.seg_last):
+            with m.If(self.ctl_in.valid & self.ctl_in.seg_last):
                 m.d.sync += held.eq(finished)
         with m.If(self.commit):
             m.d.sync += self.d_out.eq(held)

@@ -21,7 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._util import checking, last_indices
+from ._util import checking
 from .params import BeatKind, EngineParams
 
 __all__ = ["AccelParams", "Op", "Target", "IO_WIDTH", "MAGIC", "VERSION", "Feeder"]
@@ -302,9 +302,7 @@ class Feeder(wiring.Component):
         gt = Signal(e.count_bits)
         opers = Signal(32)
 
-        last = last_indices(m, self.start, {"n_seg": cfg.eng.n_seg, "n_gt": cfg.eng.n_gt,
-                                            "gt_opers": cfg.gt_opers})
-        last_m = idx == last["n_seg"]
+        last_m = idx == cfg.eng.n_seg - 1
         last_r = idx == e.rows - 1
         m.d.comb += self.t_addr.eq(ptr)
 
@@ -349,8 +347,8 @@ class Feeder(wiring.Component):
                              out.payload.data.oper.eq(self.oper_stream.payload),
                              self.oper_stream.ready.eq(out.ready)]
                 with m.If(xfer):
-                    with m.If(opers == last["gt_opers"]):
-                        with m.If(gt == last["n_gt"]):
+                    with m.If(opers == cfg.gt_opers - 1):
+                        with m.If(gt == cfg.eng.n_gt - 1):
                             m.next = "IDLE"
                         with m.Else():
                             m.d.sync += gt.eq(gt + 1)

@@ -55,18 +55,16 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
 
     async def tb(ctx):
         commit_at = None
-        finishes = False     # the step of the previous cycle ended a segment: the PE finishes it now
-        # (two stages: a step's contribution reaches the partial a cycle later; one bubble at the end)
-        for i, (valid, a, w, mk, b, last) in enumerate(steps + [(0, *steps[-1][1:5], 0)]):
+        for i, (valid, a, w, mk, b, last) in enumerate(steps):
             ctx.set(dut.a_in, a), ctx.set(dut.w_in, w), ctx.set(dut.m_in, mk)
             ctx.set(dut.n_in, bin(mk).count("1"))
             ctx.set(dut.ctl_in, {"valid": valid, "b": b, "seg_last": last, "tile_last": last,
                                  "gt_last": 0, "t": 1})
             ctx.set(dut.d_in, {"valid": 0, "p": 0, "t": 0, "tile_last": 0, "gt_last": 0, "last_col": 0})
             if last_col:
-                commit = finishes
-            else:  # the row commits one cycle after this PE finished (or at once if it finishes again)
-                commit = commit_at == i or (commit_at is not None and finishes)
+                commit = valid and last
+            else:  # the row commits one cycle after this PE finished (or at once if the next step ends)
+                commit = commit_at == i or (commit_at is not None and valid and last)
             ctx.set(dut.commit, int(bool(commit)))
             await ctx.tick()
             d = ctx.get(dut.d_out)
@@ -76,9 +74,8 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
                 commit_at = None
             else:
                 assert d.valid == 0
-            if not last_col and finishes:
+            if not last_col and valid and last:
                 commit_at = i + 1
-            finishes = bool(valid and last)
         if commit_at is not None:  # the row's commit of the last held partial
             ctx.set(dut.ctl_in.valid, 0)
             ctx.set(dut.commit, 1)
@@ -167,10 +164,10 @@ def test_array_partials(rows, cols, word, in_bits, idle, seed):
                 d = ctx.get(dut.drain[r])
                 if d.valid:
                     got[r].append((d.p, d.t, d.last_col))
-                    # documented timing: partial of column c during T + 2 + r + cols + c
+                    # documented timing: partial of column c during T + 1 + r + cols + c
                     k = len(got[r]) - 1
                     seg_i, c = divmod(k, cols)
-                    assert i + 1 == ends[seg_i] + 2 + r + cols + c, (r, c, i + 1, ends[seg_i])
+                    assert i + 1 == ends[seg_i] + 1 + r + cols + c, (r, c, i + 1, ends[seg_i])
 
     run_sim(dut, tb)
     assert got == expected
