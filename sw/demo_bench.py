@@ -59,13 +59,11 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
     info = {"board": board, "design": "accel+uart", "params": params, "report": _shown(path),
             "budget_s": budget_s, "inputs_sha256": digest}
     last_s = (old or {}).get("runtime_s", {}).get("total") if same_point else None
-    if same_point and old.get("inputs_sha256") == digest:
+    if same_point and sweep.gateware_current(old):
         info["action"] = "reused"
-        info["why"] = "inputs unchanged (parameters, gateware sources, tool versions)"
-        report = old
-    elif same_point and sweep.gateware_current(old):
-        info["action"] = "reused"
-        info["why"] = ("build plan unchanged (parameters, netlist, scripts, constraints, tool versions: "
+        info["why"] = ("inputs unchanged (parameters, gateware sources, tool versions)"
+                       if old.get("inputs_sha256") == digest else
+                       "build plan unchanged (parameters, netlist, scripts, constraints, tool versions: "
                        "plan_sha256), though the gateware sources changed")
         report = old
     elif (last_s or MIN_SYNTH_S) > budget_s:

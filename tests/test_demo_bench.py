@@ -115,6 +115,11 @@ def test_bench_section_reuses_report_with_same_inputs(setup, monkeypatch):
     summary, lines, _ = _run(tmp_path, files, boards, synth_budget_s=30)
     assert summary["synthesis"]["action"] == "reused (stale)"
     assert "may be stale" in "\n".join(lines) and "different inputs" in summary["synthesis"]["why"]
+    # other sources but the build plan this checkout makes for the point: reused as current
+    report["plan_sha256"] = sweep.plan_hash("icebreaker", params)
+    (out / "report.json").write_text(json.dumps(report))
+    summary, lines, _ = _run(tmp_path, files, boards, synth_budget_s=300)
+    assert summary["synthesis"]["action"] == "reused" and "build plan unchanged" in summary["synthesis"]["why"]
 
 
 def test_report_path_shown_relative_to_the_checkout(tmp_path):
