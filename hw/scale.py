@@ -72,11 +72,16 @@ class ScaleUnit(wiring.Component):
             y = s1_y[k]
             shifted = Signal(signed(self.y_width), name=f"shifted{k}")
             m.d.comb += shifted.eq(y >> self.cfg.shift)
+            # the clamp to [0, hi] (hi < 2**16): negative -> 0; any of bits 16.. set, or the low 16
+            # bits above hi -> hi (a 16-bit compare instead of one as wide as y)
+            low = shifted.as_unsigned()[:min(16, self.y_width - 1)]
+            above = shifted.as_unsigned()[16:-1].any() if self.y_width > 17 else Const(0, 1)
+            clamped = Mux(shifted[-1], 0, Mux(above | (low > hi), hi, low))
             with m.Switch(self.cfg.out_kind):
                 with m.Case(OutKind.SIGN):
                     m.d.sync += self.o.y[k].eq(s1_bit[k])
                 with m.Case(OutKind.REQUANT):
-                    m.d.sync += self.o.y[k].eq(Mux(shifted < 0, 0, Mux(shifted > hi, hi, shifted)))
+                    m.d.sync += self.o.y[k].eq(clamped)
                 with m.Default():
                     m.d.sync += self.o.y[k].eq(y)
         return m
