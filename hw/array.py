@@ -28,30 +28,32 @@ class SystolicArray(wiring.Component):
     """Output-stationary systolic array.
 
     Parameters (keyword-only): ``rows``, ``cols``, ``word``, ``max_in_bits``, ``p_width``,
-    ``tap_width`` (see :class:`~binaccel.hw.pe.PE`).
+    ``tap_width``, ``pe_stages`` (default 1; see :class:`~binaccel.hw.pe.PE`).
 
     ``i`` (input, sampled every cycle; ``i.ctl.valid == 0`` is a bubble): one operand step. Row
     ``r`` of the array works on weight word ``i.w[r]``, column ``c`` on ``i.a[c]``/``i.m[c]``. The
     step is registered, weights are delayed ``r`` cycles (row skew) and shift right, activations,
     masks and control are delayed ``c`` cycles (column skew) and shift down, so PE ``(r, c)`` sees
-    a step given at cycle ``T`` during cycle ``T + 1 + r + c``.
+    a step given at cycle ``T`` during cycle ``T + 1 + r + c`` (and, with two PE stages, adds it to
+    its partial in the cycle after).
 
     ``drain[r]`` (output): the partials of row ``r``; a step with ``seg_last`` given at cycle ``T``
-    yields the partial of column ``c`` during cycle ``T + 1 + r + cols + c`` (``valid`` set, in
+    yields the partial of column ``c`` during cycle ``T + pe_stages + r + cols + c`` (``valid`` set, in
     column order, one per cycle): each PE holds its finished partial until the row's last PE
     finishes (the row's ``commit``), then the row's chain shifts them out towards column 0. Segment
     ends must be at least ``cols`` cycles apart so that a row's chain has emptied (and the holds
     have been committed) before the next segment's partials are committed.
     """
 
-    def __init__(self, *, rows, cols, word, max_in_bits, p_width, tap_width):
+    def __init__(self, *, rows, cols, word, max_in_bits, p_width, tap_width, pe_stages=1):
         with checking(self):
             for name, v, lo, hi in (("rows", rows, 1, None), ("cols", cols, 1, None), ("word", word, 1, None),
                                     ("max_in_bits", max_in_bits, 1, 8), ("p_width", p_width, 2, None),
-                                    ("tap_width", tap_width, 1, None)):
+                                    ("tap_width", tap_width, 1, None), ("pe_stages", pe_stages, 1, 2)):
                 check_int(name, v, lo, hi)
         self.rows, self.cols, self.word = rows, cols, word
         self.max_in_bits, self.p_width, self.tap_width = max_in_bits, p_width, tap_width
+        self.pe_stages = pe_stages
         self.b_width = max(max_in_bits - 1, 1).bit_length()
         super().__init__({
             "i": In(array_in_layout(rows=rows, cols=cols, word=word, b_width=self.b_width,
@@ -97,7 +99,7 @@ class SystolicArray(wiring.Component):
         for r in range(R):
             for c in range(C):
                 pe = PE(word=self.word, max_in_bits=self.max_in_bits, p_width=self.p_width,
-                        tap_width=self.tap_width, last_col=(c == C - 1))
+                        tap_width=self.tap_width, last_col=(c == C - 1), stages=self.pe_stages)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 pes[r][c] = pe
         for r in range(R):
@@ -116,7 +118,7 @@ class SystolicArray(wiring.Component):
                 # else: d_in stays 0 (nothing enters the chain from the right)
             last = pes[r][C - 1]
             commit = Signal(name=f"commit{r}")
-            m.d.comb += commit.eq(last.ctl_in.valid & last.ctl_in.seg_last)
+            m.d.comb += commit.eq(last.ctl_acc.valid & last.ctl_acc.seg_last)
             for c in range(C):
                 m.d.comb += pes[r][c].commit.eq(commit)
             m.d.comb += self.drain[r].eq(pes[r][0].d_out)

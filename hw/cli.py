@@ -27,6 +27,7 @@ _HELP = {
     "mul_bits": "signed width of requant/logits multipliers",
     "add_bits": "signed width of requant/logits offsets",
     "count_bits": "width of the tile counters",
+    "pe_stages": "PE pipeline stages: 1, or 2 (popcount and accumulate in separate cycles; one cycle more per layer run)",
 }
 
 

@@ -72,7 +72,7 @@ class Engine(wiring.Component):
 
         # ---- datapath blocks ------------------------------------------------------------------
         m.submodules.array = arr = SystolicArray(rows=R, cols=C, word=p.word, max_in_bits=p.max_in_bits,
-                                                 p_width=p.pe_width, tap_width=p.tap_width)
+                                                 p_width=p.pe_width, tap_width=p.tap_width, pe_stages=p.pe_stages)
         mods = []
         for r in range(R):
             mod = ModulationUnit(cols=C, max_planes=K, max_taps=p.max_taps, p_width=p.pe_width,

@@ -107,6 +107,11 @@ class EngineParams:
         Signed widths of the requant/logits factors ``mul`` and ``add``.
     count_bits
         Width of the tile counters (position tiles and group tiles per layer run).
+    pe_stages
+        Pipeline stages of a PE: 1 (the step's popcount is added to the partial in the cycle the PE
+        sees the step) or 2 (the step's contribution is registered first and added a cycle later:
+        a shorter clock path for small FPGAs, one cycle more per layer run; see
+        ``docs/hardware.md``, "Timing"). Results are the same.
     """
 
     rows: int = 4
@@ -120,11 +125,12 @@ class EngineParams:
     mul_bits: int = 16
     add_bits: int = 32
     count_bits: int = 20
+    pe_stages: int = 1
 
     _LIMITS = {
         "rows": (1, 64), "cols": (1, 64), "word": (1, 1024), "max_fan_in": (1, 1 << 24),
         "max_in_bits": (1, 8), "max_planes": (1, 64), "max_taps": (1, 64), "m_bits": (1, 16),
-        "mul_bits": (2, 32), "add_bits": (2, 64), "count_bits": (1, 32),
+        "mul_bits": (2, 32), "add_bits": (2, 64), "count_bits": (1, 32), "pe_stages": (1, 2),
     }
 
     def __post_init__(self):
@@ -216,10 +222,11 @@ class EngineParams:
     def latency(self) -> int:
         """Cycles from accepting a tile's last operand step (cycle ``T``) to the transfer of the
         tile's last output beat (cycle ``T + latency``) without backpressure: array input register
-        and PE ``(r, c)`` at ``T + 1 + r + c``, row commit and drain chain (partial of column ``c``
-        of row ``r`` at ``T + 1 + r + cols + c``), modulation 2, row alignment to row ``rows-1``,
-        scale 2, output FIFO 2: the beat of column ``c`` leaves at ``T + rows + cols + 6 + c``."""
-        return self.rows + 2 * self.cols + 5
+        and PE ``(r, c)`` at ``T + 1 + r + c`` (its partial ``pe_stages - 1`` cycles later), row
+        commit and drain chain (partial of column ``c`` of row ``r`` at ``T + pe_stages + r + cols +
+        c``), modulation 2, row alignment to row ``rows-1``, scale 2, output FIFO 2: the beat of
+        column ``c`` leaves at ``T + rows + cols + 5 + pe_stages + c``."""
+        return self.rows + 2 * self.cols + 4 + self.pe_stages
 
     @property
     def tiles_in_flight(self) -> int:

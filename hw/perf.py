@@ -10,7 +10,7 @@ and the parameter FIFOs are sized so that they never stall an unthrottled run. H
     first segment end  = n_seg (M-Filter beats) + rows (PARAM beats) + steps
     inside a group tile: next segment end = previous + max(seg_spacing, steps)
     new group tile     : next segment end = previous + max(seg_spacing, rows + steps)
-    cycles             = last segment end + latency + 1,  latency = rows + 2*cols + 5
+    cycles             = last segment end + latency + 1,  latency = rows + 2*cols + 4 + pe_stages
 
 ``ideal`` cycles are the binary MACs (``Layer.binary_macs * in_bits`` per image, bit-serial) over
 the array's ``rows * cols * word`` MACs per cycle; utilisation = ideal / cycles.

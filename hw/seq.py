@@ -30,8 +30,9 @@ __all__ = ["AccelParams", "Op", "Target", "IO_WIDTH", "MAGIC", "VERSION", "Feede
 IO_WIDTH = 32
 #: First word of the INFO reply ("BACC").
 MAGIC = 0x42414343
-#: Second word of the INFO reply: 2 since the build parameter ``pair_reads`` (one more word).
-VERSION = 2
+#: Second word of the INFO reply: 2 since the build parameter ``pair_reads``, 3 since ``pe_stages``
+#: (one more word each).
+VERSION = 3
 
 
 class Op:
@@ -66,7 +67,8 @@ class AccelParams:
     """Build parameters of the accelerator (keyword-only, checked).
 
     The engine's parameters (``rows``, ``cols``, ``word``, ``max_fan_in``, ``max_in_bits``,
-    ``max_planes``, ``max_taps``, ``m_bits``, ``mul_bits``, ``add_bits``, ``count_bits``) and:
+    ``max_planes``, ``max_taps``, ``m_bits``, ``mul_bits``, ``add_bits``, ``count_bits``,
+    ``pe_stages``) and:
 
     fm_depth
         Words (of ``word`` bits) of each of the two feature-map banks.
@@ -95,6 +97,7 @@ class AccelParams:
     mul_bits: int = 16
     add_bits: int = 32
     count_bits: int = 20
+    pe_stages: int = 1
     fm_depth: int = 1024
     w_depth: int = 512
     t_depth: int = 256

@@ -279,6 +279,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=4)
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--word", type=int, default=32)
+    ap.add_argument("--pe-stages", type=int, default=1, choices=[1, 2],
+                    help="PE pipeline stages of the build (2: the iCEBreaker builds; one cycle more per layer run)")
     ap.add_argument("--images", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--idle", type=float, default=0.0)
@@ -297,15 +299,16 @@ def main(argv=None) -> int:
 
         model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
     images = rng.integers(0, 256, size=(args.images, *model.input_shape), dtype=np.int64).astype(np.uint8)
+    params = {"pe_stages": args.pe_stages}
     outs, cycles = run_model(model, images, rows=args.rows, cols=args.cols, word=args.word, seed=args.seed,
-                             idle=args.idle, backpressure=args.backpressure, backend=args.backend)
+                             idle=args.idle, backpressure=args.backpressure, params=params, backend=args.backend)
     refs = intref.run_model(model, images)
     print(f"engine {args.rows}x{args.cols}x{args.word} ({args.backend}), model {model.name}, "
           f"{args.images} image(s), idle {args.idle}, backpressure {args.backpressure}")
     print(f"{'layer':10s} {'mode':5s} {'in_bits':>7s} {'cycles':>8s} {'model':>8s} {'ideal':>9s} {'util':>6s}  exact")
     for layer, y, ref, c in zip(model.layers, outs, refs, cycles):
         ideal = args.images * layer.binary_macs * layer.in_bits / (args.rows * args.cols * args.word)
-        model_c = layer_cycles(layer, args.rows, args.cols, args.word, n=args.images)
+        model_c = layer_cycles(layer, args.rows, args.cols, args.word, n=args.images, params=params)
         print(f"{layer.name:10s} {layer.mode:5s} {layer.in_bits:7d} {c:8d} {model_c:8d} {ideal:9.1f} "
               f"{ideal / c:6.3f}  {np.array_equal(y, ref)}")
     return 0

@@ -98,6 +98,22 @@ def test_engine_cycles_match_model(engine):
         assert cycles == layer_cycles(layer, 2, 3, 8, n=2, params=engine.params), name
 
 
+def test_engine_two_pe_stages():
+    """pe_stages=2 (the iCEBreaker builds): the same integers with random stalls; without stalls
+    exactly the cycles of hw.perf.layer_cycles, one more per layer run than with one stage."""
+    engine2 = Engine(**PARAMS, pe_stages=2)
+    rng = np.random.default_rng(9)
+    for name in ("mcn-c5-k3-s2-p1", "first-in8-c1-k3-s1-p1", "fc-in2-requant"):
+        layer = _layer(rng, name)
+        x = random_input(rng, layer, 2)
+        (y,), _ = run_engine(engine2, [(layer, x)], seed=3, idle=0.3, backpressure=0.3)
+        assert np.array_equal(y, intref.run_layer(layer, x)), name
+        (y,), cycles = run_engine(engine2, [(layer, x)])
+        assert np.array_equal(y, intref.run_layer(layer, x)), name
+        assert cycles == layer_cycles(layer, 2, 3, 8, n=2, params=engine2.params), name
+        assert cycles == layer_cycles(layer, 2, 3, 8, n=2, params=PARAMS) + 1, name
+
+
 def test_engine_layers_back_to_back(engine):
     """A model's layers in one stream: each descriptor waits for the previous layer to drain."""
     rng = np.random.default_rng(3)

@@ -29,17 +29,19 @@ def _pe_case(rng, word, in_bits, nsteps, directed=None):
     return steps
 
 
+@pytest.mark.parametrize("stages", [1, 2])
 @pytest.mark.parametrize("word,in_bits,seed,directed,last_col", [
     (8, 1, 0, None, True), (8, 4, 1, None, False), (5, 8, 2, None, True), (16, 1, 3, None, False),
     (8, 8, 4, "agree", True), (8, 8, 5, "disagree", False), (8, 1, 6, "agree", False), (8, 1, 7, "disagree", True),
 ])
-def test_pe_matches_model(word, in_bits, seed, directed, last_col):
+def test_pe_matches_model(word, in_bits, seed, directed, last_col, stages):
     """Partials of a PE. The last-column PE drains its partial at once (its own commit); any other PE
-    holds it while the next segment accumulates and drains it on the row's commit."""
+    holds it while the next segment accumulates and drains it on the row's commit. With two stages
+    a step reaches the partial a cycle after the PE sees it (``ctl_acc`` is that step's control)."""
     rng = np.random.default_rng(seed)
     nsteps = 40
     p_width = (nsteps * word * ((1 << in_bits) - 1 if in_bits > 1 else 1)).bit_length() + 1
-    dut = PE(word=word, max_in_bits=in_bits, p_width=p_width, tap_width=2, last_col=last_col)
+    dut = PE(word=word, max_in_bits=in_bits, p_width=p_width, tap_width=2, last_col=last_col, stages=stages)
     steps = _pe_case(rng, word, in_bits, nsteps, directed)
     expected, acc = [], 0
     for valid, a, w, mk, b, last in steps:
@@ -55,16 +57,22 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
 
     async def tb(ctx):
         commit_at = None
-        for i, (valid, a, w, mk, b, last) in enumerate(steps):
+        # the step the PE accumulates in each cycle: that cycle's with one stage, the previous one's
+        # with two (then one bubble at the end lets the last step reach the partial)
+        seen = steps + [(0, *steps[-1][1:5], 0)] * (stages - 1)
+        acc_steps = [(0,) * 6] * (stages - 1) + steps
+        for i, (valid, a, w, mk, b, last) in enumerate(seen):
             ctx.set(dut.a_in, a), ctx.set(dut.w_in, w), ctx.set(dut.m_in, mk)
             ctx.set(dut.n_in, bin(mk).count("1"))
             ctx.set(dut.ctl_in, {"valid": valid, "b": b, "seg_last": last, "tile_last": last,
                                  "gt_last": 0, "t": 1})
             ctx.set(dut.d_in, {"valid": 0, "p": 0, "t": 0, "tile_last": 0, "gt_last": 0, "last_col": 0})
+            finishes = bool(acc_steps[i][0] and acc_steps[i][5])
+            assert ctx.get(dut.ctl_acc.valid) == acc_steps[i][0]
             if last_col:
-                commit = valid and last
-            else:  # the row commits one cycle after this PE finished (or at once if the next step ends)
-                commit = commit_at == i or (commit_at is not None and valid and last)
+                commit = finishes
+            else:  # the row commits one cycle after this PE finished (or at once if it finishes again)
+                commit = commit_at == i or (commit_at is not None and finishes)
             ctx.set(dut.commit, int(bool(commit)))
             await ctx.tick()
             d = ctx.get(dut.d_out)
@@ -74,7 +82,7 @@ def test_pe_matches_model(word, in_bits, seed, directed, last_col):
                 commit_at = None
             else:
                 assert d.valid == 0
-            if not last_col and valid and last:
+            if not last_col and finishes:
                 commit_at = i + 1
         if commit_at is not None:  # the row's commit of the last held partial
             ctx.set(dut.ctl_in.valid, 0)
@@ -95,6 +103,10 @@ def test_pe_rejects_bad_parameters():
         PE(word=8, max_in_bits=9, p_width=8, tap_width=1)
     with pytest.raises(TypeError, match="last_col"):
         PE(word=8, max_in_bits=1, p_width=8, tap_width=1, last_col=1)
+    with pytest.raises(ValueError, match="stages must be in 1..2, got 3"):
+        PE(word=8, max_in_bits=1, p_width=8, tap_width=1, stages=3)
+    with pytest.raises(ValueError, match="pe_stages must be in 1..2, got 0"):
+        SystolicArray(rows=1, cols=1, word=8, max_in_bits=1, p_width=8, tap_width=1, pe_stages=0)
 
 
 def _array_schedule(rng, *, rows, cols, word, in_bits, nseg, idle):
@@ -129,14 +141,15 @@ def _array_schedule(rng, *, rows, cols, word, in_bits, nseg, idle):
     return cycles, segs
 
 
-@pytest.mark.parametrize("rows,cols,word,in_bits,idle,seed", [
-    (2, 3, 8, 1, 0.0, 0), (3, 2, 8, 4, 0.3, 1), (1, 1, 4, 1, 0.5, 2), (2, 4, 6, 8, 0.2, 3),
+@pytest.mark.parametrize("rows,cols,word,in_bits,idle,seed,stages", [
+    (2, 3, 8, 1, 0.0, 0, 1), (3, 2, 8, 4, 0.3, 1, 1), (1, 1, 4, 1, 0.5, 2, 1), (2, 4, 6, 8, 0.2, 3, 1),
+    (2, 3, 8, 1, 0.0, 0, 2), (3, 2, 8, 4, 0.3, 1, 2), (1, 1, 4, 1, 0.5, 2, 2),
 ])
-def test_array_partials(rows, cols, word, in_bits, idle, seed):
+def test_array_partials(rows, cols, word, in_bits, idle, seed, stages):
     rng = np.random.default_rng(seed)
     p_width = 16
     dut = SystolicArray(rows=rows, cols=cols, word=word, max_in_bits=in_bits, p_width=p_width,
-                        tap_width=2)
+                        tap_width=2, pe_stages=stages)
     cycles, segs = _array_schedule(rng, rows=rows, cols=cols, word=word, in_bits=in_bits, nseg=6,
                                    idle=idle)
     expected = [[] for _ in range(rows)]
@@ -164,10 +177,10 @@ def test_array_partials(rows, cols, word, in_bits, idle, seed):
                 d = ctx.get(dut.drain[r])
                 if d.valid:
                     got[r].append((d.p, d.t, d.last_col))
-                    # documented timing: partial of column c during T + 1 + r + cols + c
+                    # documented timing: partial of column c during T + pe_stages + r + cols + c
                     k = len(got[r]) - 1
                     seg_i, c = divmod(k, cols)
-                    assert i + 1 == ends[seg_i] + 1 + r + cols + c, (r, c, i + 1, ends[seg_i])
+                    assert i + 1 == ends[seg_i] + stages + r + cols + c, (r, c, i + 1, ends[seg_i])
 
     run_sim(dut, tb)
     assert got == expected

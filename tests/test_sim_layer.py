@@ -20,6 +20,8 @@ from binaccel.sw.randmodel import random_input, random_layer, random_model
 CONFIGS = {
     "r2c3w8": dict(rows=2, cols=3, word=8),     # odd sizes: partial words, tiles and group tiles
     "r4c4w32": dict(rows=4, cols=4, word=32),   # the default build
+    # two-stage PEs (the iCEBreaker builds): one cycle more per layer run, the same integers
+    "r2c3w8-pe_stages2": dict(rows=2, cols=3, word=8, params={"pe_stages": 2}),
 }
 
 #: Layer cases (randmodel.random_layer keyword arguments): SiMaN-style plain binary conv, MCN with
@@ -99,7 +101,8 @@ def test_cycles_equal_analytic_model(config):
     run = run_layers(layers, xs, chain=False, seed=7, idle=0.0, backpressure=0.0, **cfg)
     _check(run, layers, xs)
     for layer, cycles in zip(layers, run.cycles):
-        assert cycles == layer_cycles(layer, cfg["rows"], cfg["cols"], cfg["word"], n=2), layer.name
+        assert cycles == layer_cycles(layer, cfg["rows"], cfg["cols"], cfg["word"], n=2,
+                                      params=cfg.get("params")), layer.name
 
 
 def test_reset_in_the_middle_of_a_layer():
