@@ -70,7 +70,7 @@ from amaranth.lib.wiring import Flow, In, Out
 from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 
 __all__ = [
-    "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
+    "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "PE_STAGES", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
@@ -102,8 +102,15 @@ DEFAULT_TIMEOUT_S = {"icebreaker": 900, "ulx3s": 3600}
 #: 4x4x32 engine: 66k arcs left after 69k iterations and 17 minutes, at 20 % LUT use).
 PNR_OPTS = {"icebreaker": (), "ulx3s": ("--router", "router2")}
 
+#: PE stages per board. iCE40UP5K: 2 (the popcount's adder tree and the partial's adder in separate
+#: cycles: the engine-only 2x4x16 reaches about 27.6 MHz against 19.5 MHz with one stage, and needs
+#: fewer LCs). ECP5-85F: 1 (with 2, yosys/abc mapped the 5x6x32 accelerator to 58,962 LUT4s against
+#: 50,390, too full to route; docs/synthesis.md, "PE stages").
+PE_STAGES = {"icebreaker": 2, "ulx3s": 1}
+
 #: Base parameters of the search per board.
-BOARD_BASE = {"icebreaker": MNIST_PLAIN_PARAMS, "ulx3s": MNIST_PARAMS}
+BOARD_BASE = {"icebreaker": {**MNIST_PLAIN_PARAMS, "pe_stages": PE_STAGES["icebreaker"]},
+              "ulx3s": {**MNIST_PARAMS, "pe_stages": PE_STAGES["ulx3s"]}}
 
 #: Starting points of the engine search per board: (rows=cols, word).
 DEFAULT_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
@@ -126,9 +133,9 @@ DESIGN_DESCRIPTION = {
 #: DP16KD): the MNIST widths with MCN, banks of 1024 words, weights 512 entries (siman needs 284 at
 #: 4x4x32), tables 128, 8 descriptors.
 ACCEL_BASE = {
-    "icebreaker": {**MNIST_PLAIN_PARAMS, "fm_depth": 1024, "w_depth": 256, "t_depth": 256, "max_layers": 4,
+    "icebreaker": {**BOARD_BASE["icebreaker"], "fm_depth": 1024, "w_depth": 256, "t_depth": 256, "max_layers": 4,
                    "max_dim": 28, "pair_reads": 0},
-    "ulx3s": {**MNIST_PARAMS, "fm_depth": 1024, "w_depth": 512, "t_depth": 128, "max_layers": 8,
+    "ulx3s": {**BOARD_BASE["ulx3s"], "fm_depth": 1024, "w_depth": 512, "t_depth": 128, "max_layers": 8,
               "max_dim": 28},
 }
 

@@ -248,11 +248,12 @@ def engine_cycles_source() -> str:
     return ACCEL_SOURCE if accel_available() else MODEL_SOURCE
 
 
-def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool = False):
+def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool = False, pe_stages: int = 1):
     """AccelParams of a build with the engine ``array`` that runs every model of ``models``: engine
     widths of the default build, widened to :func:`binaccel.hw.sweep.params_for_models` where a model
     needs more; buffers (feature maps, weights, tables,
-    program, dimensions) exactly as large as the largest model needs. ``skip_errors``: leave out
+    program, dimensions) exactly as large as the largest model needs; ``pe_stages`` as the
+    synthesized build's (it changes the cycles, not what fits). ``skip_errors``: leave out
     models that no build of this array can run instead of raising."""
     from binaccel.hw.seq import AccelParams
     from binaccel.hw.sweep import params_for_models
@@ -266,7 +267,7 @@ def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool
     need = params_for_models(models, images=images)
     default = EngineParams().as_dict()
     eng = {k: max(v, default[k]) for k, v in need.items()}
-    eng.update({k: int(array[k]) for k in ("rows", "cols", "word")})
+    eng.update({k: int(array[k]) for k in ("rows", "cols", "word")}, pe_stages=int(pe_stages))
     big = AccelParams(**eng, fm_depth=1 << 20, w_depth=1 << 20, t_depth=1 << 20, max_layers=256, max_dim=4096)
     need = {"fm_depth": 2, "w_depth": 2, "t_depth": 2, "max_layers": 1, "max_dim": 1}
     for model in models:
@@ -283,6 +284,12 @@ def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool
         c, h, w = model.input_shape
         need["max_dim"] = max([need["max_dim"], h, w] + [max(l.in_h, l.in_w, l.kernel) for l in model.layers])
     return AccelParams(**eng, **need)
+
+
+def pe_stages_of(board: dict) -> int:
+    """PE stages of a board's synthesized build (``params.pe_stages``; 1 in records made before the
+    parameter existed)."""
+    return int((board.get("params") or {}).get("pe_stages", 1))
 
 
 def accel_cycles(model: IntModel, images: np.ndarray, params) -> dict:
@@ -632,12 +639,13 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
     accel_builds = {}
 
     def accel_build_params(bname, b):
-        """One accelerator build per board: its array, buffers for the largest runnable network."""
+        """One accelerator build per board: its array and PE stages, buffers for the largest runnable
+        network."""
         if bname not in accel_builds:
             given = accel_params.get(bname) if isinstance(accel_params, dict) else accel_params
             accel_builds[bname] = (given if given is not None
                                    else accel_params_for(runnable, b["array"], images=max(batches),
-                                                         skip_errors=True))
+                                                         skip_errors=True, pe_stages=pe_stages_of(b)))
         return accel_builds[bname]
 
     result = {
@@ -733,7 +741,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                         raise
             per["cycles_source"] = ACCEL_SOURCE if sim is not None else MODEL_SOURCE
             for n in batches:
-                cyc = network_cycles(model, b["array"], n=n, params=need)
+                cyc = network_cycles(model, b["array"], n=n, params={**need, "pe_stages": pe_stages_of(b)})
                 per["engine_model"][str(n)] = {"cycles_per_image": cyc["cycles_per_image"],
                                                "utilisation": cyc["utilisation"], "layers": cyc["layers"]}
                 ideal_img = cyc["ideal_cycles"] / n

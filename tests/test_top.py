@@ -134,3 +134,19 @@ def test_fit_error_before_simulating():
                          ids=["default", "binary-small"])
 def test_lint_clean(params):
     top.lint(params)   # raises LintError listing every warning without a written waiver
+
+
+def test_icebreaker_board_build():
+    """The accelerator as built for the iCEBreaker (hw.sweep.ACCEL_BASE: plain widths, no tap pairs,
+    two PE stages) at 1x1x16: a plain network's every layer equals intref, with stalls."""
+    from binaccel.hw import sweep
+
+    p = AccelParams(**{**sweep.ACCEL_BASE["icebreaker"], "rows": 1, "cols": 1, "word": 16})
+    assert p.pe_stages == 2 and p.pair_reads == 0
+    rng = np.random.default_rng(31)
+    model = random_model(rng, mode="plain")
+    images = _images(rng, model, 2)
+    res = top.run_model(model, images, params=p, dump=True, idle=0.3, backpressure=0.3, seed=31)
+    _check(model, images, res)
+    for layer, c in zip(model.layers, res.cycles_per_layer):
+        assert c >= layer_cycles(layer, 1, 1, 16, params=p.engine)
