@@ -82,7 +82,10 @@ class ModulationUnit(wiring.Component):
             s1_last_col.eq(self.i.last_col),
         ]
         for j in range(K):
-            m.d.sync += s1_prod[j].eq(self.i.p * mrow[j])
+            if self.m_bits == 1:  # a factor of 0 or 1: a select (a multiplier would take a DSP on the iCE40)
+                m.d.sync += s1_prod[j].eq(Mux(mrow[j], self.i.p, 0))
+            else:
+                m.d.sync += s1_prod[j].eq(self.i.p * mrow[j])
 
         # stage 2: accumulate into the bank slot of this column (a rotating bank: slot 0 is always
         # the column whose partial comes next)

@@ -51,6 +51,7 @@ def _expected(mfilter, tiles, cols):
 
 @pytest.mark.parametrize("cols,K,taps,m_bits,gap,seed", [
     (3, 2, 9, 8, 0.0, 0), (1, 4, 4, 3, 0.5, 1), (4, 1, 1, 1, 0.3, 2), (2, 3, 9, 16, 0.2, 3),
+    (2, 3, 4, 1, 0.2, 4),   # 1-bit factors (the plain builds): a select instead of a multiplier
 ])
 def test_modulation_random(cols, K, taps, m_bits, gap, seed):
     rng = np.random.default_rng(seed)
