@@ -74,7 +74,7 @@ __all__ = [
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
-    "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell",
+    "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell", "same_params",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,6 +244,18 @@ def full_params(params, design="accel") -> dict:
         return AccelParams(**params).as_dict()
     from .params import EngineParams
     return EngineParams(**params).as_dict()
+
+
+def same_params(a, b, design="accel") -> bool:
+    """Whether two parameter dicts (of reports or summaries) describe the same build of ``design``:
+    equal once defaults are filled in, so a record made before a parameter existed (it lacks the key)
+    equals one with that parameter at its default. Unreadable parameters compare as given."""
+    if a == b:
+        return True
+    try:
+        return full_params(dict(a or {}), design) == full_params(dict(b or {}), design)
+    except (TypeError, ValueError):
+        return False
 
 
 def _tag(full, design):
@@ -470,7 +482,7 @@ def synth_point(board, params, *, design="accel", seed=1, freq_mhz=None, design_
     if reuse and (out / "report.json").exists():
         old = json.loads((out / "report.json").read_text())
         target = (old.get("accel_clock") or {}).get("target_mhz") or old.get("target_mhz")
-        same = (old.get("params") == full and old.get("seed") == seed
+        same = (same_params(old.get("params"), full, design) and old.get("seed") == seed
                 and old.get("pnr_extra_opts", []) == list(opts)
                 and (target is None or abs(target - freq) <= 0.01 * freq)  # PLL: within 1 %
                 and old.get("status") in ("ok", "no_fit", "timeout", "error") and old.get("factory") == design_name)

@@ -151,9 +151,10 @@ def _search(boards, args):
 
 
 def _same_point(a, b) -> bool:
-    """Two board summaries of the same synthesis point: design, parameters, seed and clock (a summary
-    without its clock, from before it was recorded, was built for the board's target)."""
-    from binaccel.hw.sweep import TARGET_MHZ, _point_kind
+    """Two board summaries of the same synthesis point: design, parameters (defaults filled in), seed
+    and clock (a summary without its clock, from before it was recorded, was built for the board's
+    target)."""
+    from binaccel.hw.sweep import TARGET_MHZ, _point_kind, same_params
 
     def clock(p):
         c = p.get("clock_mhz")
@@ -161,8 +162,9 @@ def _same_point(a, b) -> bool:
 
     ca, cb = clock(a), clock(b)
     same_clock = ca == cb or (ca is not None and cb is not None and abs(ca - cb) <= 0.01 * max(ca, cb))
-    return (_point_kind(a) == _point_kind(b) and a.get("params") == b.get("params") and a.get("seed") == b.get("seed")
-            and same_clock)
+    kind = _point_kind(a)
+    return (kind == _point_kind(b) and a.get("seed") == b.get("seed") and same_clock
+            and same_params(a.get("params"), b.get("params"), "engine" if kind == "engine" else "accel"))
 
 
 def _with_old_closure(summary, old_points):

@@ -54,7 +54,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
             old = None
-    same_point = bool(old and old.get("params") == params and old.get("factory") == "accel_design"
+    same_point = bool(old and sweep.same_params(old.get("params"), params) and old.get("factory") == "accel_design"
                       and old.get("status") in ("ok", "no_fit", "timeout"))
     info = {"board": board, "design": "accel+uart", "params": params, "report": _shown(path),
             "budget_s": budget_s, "inputs_sha256": digest}

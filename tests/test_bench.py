@@ -387,6 +387,14 @@ def test_update_boards_replaces_a_rerun_point(tmp_path, monkeypatch):
     harness = {**old, "design": "Engine", "wrapping": "core in PortHarness"}   # an older engine record
     assert bench_cli._same_point(harness, {**old, "design": "engine"})
     assert not bench_cli._same_point({**old, "design": "engine"}, old)
+    # a record made before a parameter existed (no pe_stages) is the same point as one at its default
+    before = {**old, "params": {k: v for k, v in old["params"].items() if k != "pe_stages"}}
+    assert bench_cli._same_point(before, {**old, "params": {**old["params"], "pe_stages": 1}})
+    assert not bench_cli._same_point(before, {**old, "params": {**old["params"], "pe_stages": 2}})
+    bench_cli._update_boards("ulx3s", {**new, "fmax_mhz": 35.5})
+    bench_cli._update_boards("ulx3s", {**before, "fmax_mhz": 35.6})
+    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    assert [(p["seed"], p["fmax_mhz"]) for p in res["points"]] == [(2, 36.0), (1, 35.6)]
 
 
 def test_parse_array():
