@@ -579,7 +579,9 @@ def close_timing(board, params, report, *, design="accel", seed=1, margin=CLOSUR
     """A bitstream of ``params`` that meets its clock: ``report`` is the point's build (from
     :func:`synth_point`); if it missed its clock, the point is placed and routed again at
     :func:`closure_clock` of its fmax, and, while a rebuild misses its own clock, again below that
-    build's fmax, ``tries`` rebuilds at most.
+    build's fmax, ``tries`` rebuilds at most. A rebuild that runs out of time (status ``timeout``:
+    the router did not converge at that clock) counts as a miss at its clock: the next one is built
+    below that clock.
 
     Returns the closure record: ``clock_mhz`` (the clock of the last build), ``fmax_mhz``, ``met``
     (that build meets its clock), ``report`` (its report.json), ``bitstream`` (its bitstream, when
@@ -599,13 +601,19 @@ def close_timing(board, params, report, *, design="accel", seed=1, margin=CLOSUR
     attempts = [entry(board_summary(report))]
     rep = report
     while not attempts[-1]["met"] and len(attempts) <= tries:
-        fmax = min(a["fmax_mhz"] for a in attempts if a["fmax_mhz"] is not None)
-        clock = closure_clock(board, fmax, margin=margin)
-        log(f"[synth] {board} {_tag(full, design)}: fmax {attempts[-1]['fmax_mhz']} MHz misses the "
-            f"{attempts[-1]['clock_mhz']} MHz clock; building again at {clock:g} MHz")
+        # the slowest fmax reached, or the clock of a build that did not finish routing
+        bound = min([a["fmax_mhz"] for a in attempts if a["fmax_mhz"] is not None and a["status"] != "timeout"]
+                    + [a["clock_mhz"] for a in attempts if a["status"] == "timeout"])
+        clock = closure_clock(board, bound, margin=margin)
+        last = attempts[-1]
+        why = (f"did not finish routing at {last['clock_mhz']} MHz" if last["status"] == "timeout" else
+               f"fmax {last['fmax_mhz']} MHz misses the {last['clock_mhz']} MHz clock")
+        log(f"[synth] {board} {_tag(full, design)}: {why}; building again at {clock:g} MHz")
         rep, summary = synth_point(board, params, design=design, seed=seed, freq_mhz=clock, timeout=timeout,
                                    reuse=reuse, log=log)
         attempts.append(entry(summary))
+        if summary["status"] == "timeout" and summary["clock_mhz"] is not None:
+            continue
         if not rep.get("fits") or attempts[-1]["fmax_mhz"] is None:
             break
     last = attempts[-1]

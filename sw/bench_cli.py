@@ -56,6 +56,10 @@ def _cmd_synth(args) -> int:
 
     design = _design(args)
     boards = [args.board] if args.board else list(sweep.TARGET_MHZ)
+    margin = getattr(args, "closure_margin", sweep.CLOSURE_MARGIN)
+    if not 0 < margin <= 1:
+        print(f"binaccel synth: error: --closure-margin must be in (0, 1], got {margin:g}", file=sys.stderr)
+        return 2
     if not args.search:
         if not args.board:
             print("binaccel synth: error: --board is required unless --search", file=sys.stderr)
@@ -78,7 +82,8 @@ def _cmd_synth(args) -> int:
         if args.close_timing and summary["fits"]:
             try:
                 summary["closure"] = sweep.close_timing(args.board, params, report, design=design, seed=args.seed,
-                                                        timeout=args.timeout, reuse=not args.force)
+                                                        timeout=args.timeout, reuse=not args.force,
+                                                        margin=args.closure_margin)
             except ValueError as exc:
                 print(f"binaccel synth: error: {exc}", file=sys.stderr)
                 return 2
@@ -144,7 +149,8 @@ def _search(boards, args):
             rep = json.loads(Path(best["report"]).read_text())
             best["closure"] = sweep.close_timing(board, dict(best["params"]), rep, design=design, seed=best["seed"],
                                                  timeout=getattr(args, "timeout", None),
-                                                 reuse=not getattr(args, "force", False))
+                                                 reuse=not getattr(args, "force", False),
+                                                 margin=getattr(args, "closure_margin", sweep.CLOSURE_MARGIN))
         path = sweep.update_boards_json(board, results[board])
         print(f"[synth] wrote {path}")
     return results
@@ -297,8 +303,12 @@ def register(subparsers) -> None:
                    help="add this single point to build/bench/boards.json")
     s.add_argument("--close-timing", action="store_true",
                    help="if the build misses its clock, place and route it again with the PLL at the fastest "
-                        f"clock at or below {sweep.CLOSURE_MARGIN:g} x its fmax (twice at most): a bitstream that meets timing, "
-                        "in <point>_f<MHz>/ (with --search: for each board's largest array)")
+                        f"clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
+                        "in <point>_f<MHz>/ (with --search: for each board's largest array); a rebuild whose "
+                        "routing runs out of --timeout counts as a miss at its clock")
+    s.add_argument("--closure-margin", type=float, default=sweep.CLOSURE_MARGIN, metavar="F",
+                   help=f"--close-timing rebuilds at the fastest clock at or below F x fmax (default "
+                        f"{sweep.CLOSURE_MARGIN:g}; lower it when the router does not converge that close to the fmax)")
     from binaccel.hw.seq import AccelParams
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY

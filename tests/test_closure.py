@@ -94,6 +94,40 @@ def test_close_timing_gives_up_after_tries_and_needs_no_rebuild_when_met(monkeyp
     assert calls == [] and c["met"] and c["clock_mhz"] == 30.0 and c["bitstream"] == "/r/target/top.bit"
 
 
+def test_close_timing_steps_below_a_rebuild_that_does_not_finish_routing(monkeypatch):
+    """The rebuild at 33.33 MHz runs out of time in the router (status timeout, with only a
+    placement estimate of 35 MHz): it counts as a miss at 33.33 MHz, the next build is below
+    0.97 x 33.33 MHz (not below the estimate), and that one meets its clock."""
+    calls = []
+
+    def fake(board, params, *, design="accel", seed=1, freq_mhz=None, timeout=None, reuse=False, log=print, **kw):
+        calls.append(freq_mhz)
+        if len(calls) == 1:
+            rep = {**_report(freq_mhz, 35.0, out_dir="/r/slow"), "status": "timeout", "fits": False}
+            rep["files"] = {}
+        else:
+            rep = _report(freq_mhz, 32.5, out_dir="/r/ok")
+        return rep, sweep.board_summary(rep)
+
+    monkeypatch.setattr(sweep, "synth_point", fake)
+    target = _report(150.0, 34.955)
+    c = sweep.close_timing("ulx3s", target["params"], target, log=lambda *a: None)
+    assert calls == [33.3333, sweep.closure_clock("ulx3s", 33.3333)] and calls[1] < 32.34
+    assert [a["status"] for a in c["attempts"]] == ["ok", "timeout", "ok"]
+    assert c["met"] is True and c["bitstream"] == "/r/ok/top.bit"
+    # a lower margin asks for a lower clock straight away
+    calls.clear()
+    sweep.close_timing("ulx3s", target["params"], target, margin=0.9, log=lambda *a: None)
+    assert calls[0] == sweep.closure_clock("ulx3s", 34.955, margin=0.9) and calls[0] <= 0.9 * 34.955
+
+
+def test_synth_cli_rejects_a_bad_closure_margin(capsys):
+    from binaccel.sw import cli
+
+    assert cli.main(["synth", "--board", "ulx3s", "--close-timing", "--closure-margin", "1.2"]) == 2
+    assert "--closure-margin must be in (0, 1], got 1.2" in capsys.readouterr().err
+
+
 def test_close_timing_refuses_a_point_without_timing():
     nofit = _report(150.0, None, fits=False)
     with pytest.raises(ValueError, match=r"/r/target: field 'fits'"):
