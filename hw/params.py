@@ -111,7 +111,7 @@ class EngineParams:
         Pipeline stages of a PE: 1 (the step's popcount is added to the partial in the cycle the PE
         sees the step) or 2 (the step's contribution is registered first and added a cycle later:
         a shorter clock path for small FPGAs, one cycle more per layer run; see
-        ``docs/hardware.md``, "Timing"). Results are the same.
+        ``docs/hardware.md``, "Dataflow and timing"). Results are the same.
     """
 
     rows: int = 4

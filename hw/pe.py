@@ -86,12 +86,9 @@ class PE(wiring.Component):
         m = Module()
         match = popcount(~(self.a_in ^ self.w_in) & self.m_in)
         contrib = Signal(signed(self.word.bit_length() + 2 + self.max_in_bits))
-        if self.stages == 1:
-            m.d.comb += contrib.eq((match * 2 - self.n_in) << self.ctl_in.b)
-            m.d.comb += self.ctl_acc.eq(self.ctl_in)
-        else:  # the contribution and its control registered; accumulated a cycle later
-            m.d.sync += contrib.eq((match * 2 - self.n_in) << self.ctl_in.b)
-            m.d.sync += self.ctl_acc.eq(self.ctl_in)
+        # with two stages the contribution and its control are registered, and accumulated a cycle later
+        stage = m.d.comb if self.stages == 1 else m.d.sync
+        stage += [contrib.eq((match * 2 - self.n_in) << self.ctl_in.b), self.ctl_acc.eq(self.ctl_in)]
         ctl = self.ctl_acc
         acc_next = Signal(signed(self.p_width))
         m.d.comb += acc_next.eq(self.acc + contrib)

@@ -82,8 +82,7 @@ def _cmd_synth(args) -> int:
         if args.close_timing and summary["fits"]:
             try:
                 summary["closure"] = sweep.close_timing(args.board, params, report, design=design, seed=args.seed,
-                                                        timeout=args.timeout, reuse=not args.force,
-                                                        margin=args.closure_margin)
+                                                        timeout=args.timeout, reuse=not args.force, margin=margin)
             except ValueError as exc:
                 print(f"binaccel synth: error: {exc}", file=sys.stderr)
                 return 2
@@ -303,7 +302,7 @@ def register(subparsers) -> None:
                    help="add this single point to build/bench/boards.json")
     s.add_argument("--close-timing", action="store_true",
                    help="if the build misses its clock, place and route it again with the PLL at the fastest "
-                        f"clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
+                        "clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
                         "in <point>_f<MHz>/ (with --search: for each board's largest array); a rebuild whose "
                         "routing runs out of --timeout counts as a miss at its clock")
     s.add_argument("--closure-margin", type=float, default=sweep.CLOSURE_MARGIN, metavar="F",
