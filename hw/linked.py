@@ -14,7 +14,7 @@ behind the simulated UART (``UARTBridge``) for the host driver's ``uart`` transp
 """
 
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,8 @@ from .link import DEFAULT_TIMEOUT, RX_BEAT, TX_BEAT, FrameLink
 from .seq import IO_WIDTH
 from .top import Accelerator
 
-__all__ = ["LinkedAccelerator", "UartAccelerator", "BytesToWords", "WordsToBytes"]
+__all__ = ["LinkedAccelerator", "UartAccelerator", "LinkedEngine", "BytesToWords", "WordsToBytes", "WordsToBeats",
+           "BeatsToWords", "UartEngine"]
 
 _BYTES = IO_WIDTH // 8
 
@@ -164,7 +165,38 @@ class LinkedAccelerator(wiring.Component):
         return m
 
 
-class UartAccelerator(wiring.Component):
+class _UartDesign(wiring.Component):
+    """A linked design (byte streams, ``busy``, ``error``) behind the board's UART glue
+    (:class:`~binaccel.hw.boards.UARTBridge`): everything :class:`~binaccel.hw.boards.BoardTop`
+    puts on a board except the pins, clock and reset."""
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    uart_error: Out(1)
+    busy: Out(1)
+    error: Out(1)
+
+    def __init__(self, linked_cls, *, divisor, rx_fifo_depth=16, **params):
+        from .boards import UARTBridge
+
+        from .uart import _check_divisor
+
+        with checking(self):
+            _check_divisor(divisor, type(self).__name__)
+            self.linked = linked_cls(**params)
+            self.bridge = UARTBridge(self.linked, divisor=divisor, rx_fifo_depth=rx_fifo_depth)
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bridge = bridge = self.bridge
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.uart_error.eq(bridge.error),
+                     self.busy.eq(self.linked.busy), self.error.eq(self.linked.error)]
+        return m
+
+
+class UartAccelerator(_UartDesign):
     """:class:`LinkedAccelerator` behind the board's UART glue
     (:class:`~binaccel.hw.boards.UARTBridge`): everything :class:`~binaccel.hw.boards.BoardTop`
     puts on a board except the pins, clock and reset. What the ``uart`` transport simulates.
@@ -177,27 +209,160 @@ class UartAccelerator(wiring.Component):
     receive overrun, sticky until reset); ``busy`` and ``error`` of the accelerator.
     """
 
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    uart_error: Out(1)
+    def __init__(self, *, divisor, rx_fifo_depth=16, **params):
+        super().__init__(LinkedAccelerator, divisor=divisor, rx_fifo_depth=rx_fifo_depth, **params)
+
+
+class WordsToBeats(wiring.Component):
+    """``IO_WIDTH``-bit words -> beats of ``layout``: ``words`` = ceil(width / IO_WIDTH) words per
+    beat, least significant word first, the bits past the layout's width ignored.
+
+    Keyword-only parameter: ``layout`` (any shape-castable: the payload of ``o_stream``).
+    A beat is offered with its last word (no extra cycle); tolerates any valid/ready pattern.
+    """
+
+    def __init__(self, *, layout):
+        with checking(self):
+            try:
+                width = Shape.cast(layout).width
+            except TypeError as e:
+                raise TypeError(f"layout must be shape-castable, got {layout!r}") from e
+            if width < 1:
+                raise ValueError(f"layout must be at least 1 bit wide, got {width}")
+        self.layout = layout
+        self.words = -(-width // IO_WIDTH)
+        super().__init__({"i_stream": In(stream.Signature(IO_WIDTH)), "o_stream": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.words
+        width = Shape.cast(self.layout).width
+        if n == 1:
+            m.d.comb += [self.o_stream.payload.eq(self.i_stream.payload[:width]),
+                         self.o_stream.valid.eq(self.i_stream.valid), self.i_stream.ready.eq(self.o_stream.ready)]
+            return m
+        held = Signal((n - 1) * IO_WIDTH)
+        k = Signal(range(n))
+        last = k == n - 1
+        m.d.comb += [
+            self.o_stream.payload.eq(Cat(held, self.i_stream.payload)[:width]),
+            self.o_stream.valid.eq(self.i_stream.valid & last),
+            self.i_stream.ready.eq(~last | self.o_stream.ready),
+        ]
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            m.d.sync += k.eq(Mux(last, 0, k + 1))
+            with m.Switch(k):
+                for j in range(n - 1):
+                    with m.Case(j):
+                        m.d.sync += held[j * IO_WIDTH:(j + 1) * IO_WIDTH].eq(self.i_stream.payload)
+        return m
+
+
+class BeatsToWords(wiring.Component):
+    """Beats of ``layout`` -> ``IO_WIDTH``-bit words: ceil(width / IO_WIDTH) words per beat, least
+    significant first, zero-padded. The inverse of :class:`WordsToBeats`.
+
+    Keyword-only parameter: ``layout`` (any shape-castable: the payload of ``i_stream``).
+    A beat is taken when its previous one's last word leaves; tolerates any valid/ready pattern.
+    """
+
+    def __init__(self, *, layout):
+        with checking(self):
+            try:
+                width = Shape.cast(layout).width
+            except TypeError as e:
+                raise TypeError(f"layout must be shape-castable, got {layout!r}") from e
+            if width < 1:
+                raise ValueError(f"layout must be at least 1 bit wide, got {width}")
+        self.layout = layout
+        self.words = -(-width // IO_WIDTH)
+        super().__init__({"i_stream": In(stream.Signature(layout)), "o_stream": Out(stream.Signature(IO_WIDTH))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.words
+        buf = Signal(n * IO_WIDTH)
+        left = Signal(range(n + 1))        # words of buf still to send
+        m.d.comb += [
+            self.o_stream.payload.eq(buf[:IO_WIDTH]),
+            self.o_stream.valid.eq(left != 0),
+            self.i_stream.ready.eq(left == 0),
+        ]
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            m.d.sync += [buf.eq(Value.cast(self.i_stream.payload)), left.eq(n)]
+        with m.Elif(self.o_stream.valid & self.o_stream.ready):
+            m.d.sync += [buf.eq(buf >> IO_WIDTH), left.eq(left - 1)]
+        return m
+
+
+class LinkedEngine(wiring.Component):
+    """The layer :class:`~binaccel.hw.engine.Engine` behind a :class:`~binaccel.hw.link.FrameLink`:
+    the board design for a device too small for the whole-network accelerator (the iCE40UP5K).
+    The host does what the accelerator's fetch unit, write-back and sequencer do (im2col, operand
+    packing, pooling, the feature maps between layers: :mod:`binaccel.sw.enginehost`); the device
+    computes each layer's XNOR/AND-popcounts, modulation and scale.
+
+    Keyword-only parameters: ``max_payload``, ``depth``, ``timeout`` of the link (see
+    :class:`~binaccel.hw.link.FrameRx`), everything else is an engine build parameter
+    (:class:`~binaccel.hw.params.EngineParams`), each checked.
+
+    Ports: ``i_stream`` / ``o_stream`` (``stream.Signature(8)``): frame bytes from / to the host;
+    ``busy`` and ``error`` of the engine. The payload bytes of data frames, in frame order, are the
+    engine's input beats (``EngineParams.in_layout``), each ``in_words`` little-endian 32-bit words
+    (``docs/hardware.md``); its output beats (``out_layout``, ``out_words`` words each) come back in
+    ``RESULT`` transfers. A good ``RESET`` frame resets the engine and the converters (not the link).
+    """
+
+    i_stream: In(stream.Signature(8))
+    o_stream: Out(stream.Signature(8))
     busy: Out(1)
     error: Out(1)
 
-    def __init__(self, *, divisor, rx_fifo_depth=16, **params):
-        from .boards import UARTBridge
-
-        from .uart import _check_divisor
+    def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, **engine_params):
+        from .engine import Engine
 
         with checking(self):
-            _check_divisor(divisor, "UartAccelerator")
-            self.linked = LinkedAccelerator(**params)
-            self.bridge = UARTBridge(self.linked, divisor=divisor, rx_fifo_depth=rx_fifo_depth)
-        self.divisor = divisor
+            self.engine = Engine(**engine_params)
+            try:
+                self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
+            except Exception:
+                self.engine._MustUse__silence = True
+                raise
+        self.params = p = self.engine.params
+        self.link_params = {"max_payload": max_payload, "depth": depth, "timeout": timeout}
+        self.in_words = -(-p.in_layout.size // IO_WIDTH)
+        self.out_words = -(-p.out_layout.size // IO_WIDTH)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.bridge = bridge = self.bridge
-        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.uart_error.eq(bridge.error),
-                     self.busy.eq(self.linked.busy), self.error.eq(self.linked.error)]
+        p = self.params
+        m.submodules.link = link = self.link
+        soft = link.o_reset
+        m.submodules.b2w = b2w = ResetInserter(soft)(BytesToWords())
+        m.submodules.w2beat = w2beat = ResetInserter(soft)(WordsToBeats(layout=p.in_layout))
+        m.submodules.engine = eng = ResetInserter(soft)(self.engine)
+        m.submodules.beat2w = beat2w = ResetInserter(soft)(BeatsToWords(layout=p.out_layout))
+        m.submodules.w2b = w2b = WordsToBytes()
+        m.d.comb += w2b.flush.eq(soft)
+        wiring.connect(m, wiring.flipped(self.i_stream), link.i_stream)
+        wiring.connect(m, link.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, link.o_data, b2w.i_stream)
+        wiring.connect(m, b2w.o_stream, w2beat.i_stream)
+        wiring.connect(m, w2beat.o_stream, eng.i_stream)
+        wiring.connect(m, eng.o_stream, beat2w.i_stream)
+        wiring.connect(m, beat2w.o_stream, w2b.i_stream)
+        wiring.connect(m, w2b.o_stream, link.i_data)
+        m.d.comb += [self.busy.eq(eng.busy | (beat2w.o_stream.valid)), self.error.eq(eng.error)]
         return m
+
+
+class UartEngine(_UartDesign):
+    """:class:`LinkedEngine` behind the board's UART glue, as :class:`UartAccelerator` for the
+    accelerator: what :mod:`binaccel.sim.engine_link` simulates. Keyword-only parameters:
+    ``divisor``, ``rx_fifo_depth`` (as :class:`UartAccelerator`) and those of :class:`LinkedEngine`.
+    Ports: as :class:`UartAccelerator`'s; ``busy`` and ``error`` are the engine's.
+    """
+
+    def __init__(self, *, divisor, rx_fifo_depth=16, **params):
+        super().__init__(LinkedEngine, divisor=divisor, rx_fifo_depth=rx_fifo_depth, **params)

@@ -8,6 +8,11 @@ Two designs (``design=``):
   :class:`~binaccel.hw.boards.BoardTop` (PLL, reset synchroniser, UART pins, LEDs). Parameters:
   :class:`~binaccel.hw.seq.AccelParams` (array, engine widths, buffer depths), defaults per board
   in :data:`ACCEL_BASE`.
+* ``"engine-link"`` (recorded as ``"engine+uart"``): the board design for a device the
+  accelerator does not fit (the iCE40UP5K): :class:`binaccel.hw.linked.LinkedEngine` (the layer
+  engine behind the frame link; the host does im2col, pooling and the maps between layers,
+  :mod:`binaccel.sw.enginehost`) inside a ``BoardTop``. Parameters:
+  :class:`~binaccel.hw.params.EngineParams`, defaults :data:`BOARD_BASE`.
 * ``"engine"``: the layer engine alone (:class:`~binaccel.hw.engine.Engine` behind
   :class:`FlatPorts`) in the flow's ``PortHarness`` in a ``BoardTop``: the earlier figures,
   kept reproducible. Parameters: :class:`~binaccel.hw.params.EngineParams`, defaults
@@ -74,6 +79,7 @@ __all__ = [
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
+    "SECTIONS", "linked_engine_design",
     "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell", "same_params",
 ]
 
@@ -116,11 +122,14 @@ BOARD_BASE = {"icebreaker": {**MNIST_PLAIN_PARAMS, "pe_stages": PE_STAGES["icebr
 DEFAULT_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
 
 #: The designs :func:`synth_point` builds, and how reports and boards.json name them.
-DESIGNS = ("accel", "engine")
-DESIGN_KIND = {"accel": "accel+uart", "engine": "engine"}
+DESIGNS = ("accel", "engine-link", "engine")
+DESIGN_KIND = {"accel": "accel+uart", "engine-link": "engine+uart", "engine": "engine"}
 DESIGN_DESCRIPTION = {
     "accel": "accelerator + UART link + PLL: LinkedAccelerator (whole-network Accelerator behind the frame "
              "link) in BoardTop (PLL, reset synchroniser, UART 115200 baud, receive FIFO, LEDs)",
+    "engine-link": "engine + UART link + PLL: LinkedEngine (the layer Engine behind the frame link; the host "
+                   "does im2col, pooling and the maps between layers) in BoardTop (PLL, reset synchroniser, UART "
+                   "115200 baud, receive FIFO, LEDs)",
     "engine": "engine only: layer Engine (FlatPorts) in PortHarness in BoardTop (PLL, reset, UART); "
               "no fetch/write-back/buffers/sequencer/link",
 }
@@ -212,7 +221,8 @@ def _record_design(record):
     """``"accel"``/``"engine"`` for a report or summary the flow's own factories made, else None."""
     factory = record.get("factory")
     if factory is not None:
-        return {"accel_design": "accel", "engine_design": "engine"}.get(factory)
+        return {"accel_design": "accel", "engine_design": "engine",
+                "linked_engine_design": "engine-link"}.get(factory)
     kind = record.get("design") if record.get("design") in DESIGN_KIND.values() else record.get("design_kind")
     return {v: k for k, v in DESIGN_KIND.items()}.get(kind)
 
@@ -347,6 +357,15 @@ def engine_design(**params):
     return FlatPorts(Engine(**params))
 
 
+def linked_engine_design(**params):
+    """Engine board design factory: :class:`binaccel.hw.linked.LinkedEngine` (the layer engine behind
+    the frame link; a byte-stream component), which :func:`binaccel.hw.synth.synthesize` puts in a
+    :class:`~binaccel.hw.boards.BoardTop`."""
+    from .linked import LinkedEngine
+
+    return LinkedEngine(**params)
+
+
 def accel_design(**params):
     """Accelerator design factory: :class:`binaccel.hw.linked.LinkedAccelerator` (the whole-network
     accelerator behind the frame link; a byte-stream component), which
@@ -356,7 +375,7 @@ def accel_design(**params):
     return LinkedAccelerator(**params)
 
 
-_FACTORIES = {"accel": accel_design, "engine": engine_design}
+_FACTORIES = {"accel": accel_design, "engine-link": linked_engine_design, "engine": engine_design}
 
 
 def _off_target(board, freq_mhz) -> bool:
@@ -372,7 +391,8 @@ def _point_dir(board, params, seed, root=None, design="engine", freq_mhz=None):
 
 
 def design_kind(report: dict) -> str:
-    """``"accel+uart"`` or ``"engine"`` for a synthesis report (older reports: from the wrapping)."""
+    """``"accel+uart"``, ``"engine+uart"`` or ``"engine"`` for a synthesis report (older reports: from
+    the wrapping)."""
     if report.get("design_kind"):
         return report["design_kind"]
     if report.get("factory") == "engine_design" or report.get("wrapping") == "core in PortHarness":
@@ -727,9 +747,9 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
 
 
 def _point_kind(point) -> str:
-    """Design of one board summary ("engine" or "accel+uart"; older summaries name the design class,
-    e.g. "Engine", and say it by their wrapping)."""
-    if point.get("design") in ("engine", "accel+uart"):
+    """Design of one board summary ("engine", "engine+uart" or "accel+uart"; older summaries name the
+    design class, e.g. "Engine", and say it by their wrapping)."""
+    if point.get("design") in DESIGN_KIND.values():
         return point["design"]
     return "engine" if point.get("wrapping") == "core in PortHarness" else "accel+uart"
 
@@ -772,10 +792,22 @@ def closure_cell(point: dict) -> str:
     return "not built (`binaccel synth ... --close-timing`)"
 
 
-def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
+#: boards.json section of each design kind: ``boards`` the whole-network accelerator (what the bench
+#: reads first), ``engine_link_boards`` the engine behind the link (the board design where the
+#: accelerator does not fit), ``engine_boards`` the bare engine (figures kept reproducible).
+SECTIONS = {"accel+uart": "boards", "engine+uart": "engine_link_boards", "engine": "engine_boards"}
+_SECTION_TITLES = {
+    "boards": "Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)",
+    "engine_link_boards": "Engine + UART link + PLL (the board design where the accelerator does not fit; "
+                          "`binaccel synth --design engine-link`)",
+    "engine_boards": "Engine only, in a PortHarness (`binaccel synth --design engine`)",
+}
+
+
+def boards_markdown(results: dict, engine_results: dict | None = None, link_results: dict | None = None) -> str:
     lines = ["# Synthesis per board", ""]
-    sections = [("Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)", results),
-                ("Engine only, in a PortHarness (`binaccel synth --design engine`)", engine_results or {})]
+    sections = [(_SECTION_TITLES["boards"], results), (_SECTION_TITLES["engine_link_boards"], link_results or {}),
+                (_SECTION_TITLES["engine_boards"], engine_results or {})]
     for title, res_map in sections:
         if not res_map:
             continue
@@ -809,41 +841,48 @@ def boards_markdown(results: dict, engine_results: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_boards_json(results: dict, path=None, *, engine_results: dict | None = None) -> Path:
-    """Write ``{"boards": {board: result of largest_array}, "engine_boards": {...}}`` atomically as
-    JSON (and ``.md``). ``boards`` holds the board design (accelerator + UART, what the bench reads
-    first), ``engine_boards`` the engine-only results (the bench's fallback for a board that the
-    accelerator does not fit). A result in ``results`` whose design is the engine goes to
-    ``engine_boards``. ``path``: default :data:`BOARDS_JSON` (looked up at the call)."""
+def write_boards_json(results: dict, path=None, *, engine_results: dict | None = None,
+                      link_results: dict | None = None) -> Path:
+    """Write ``{"boards": {board: result of largest_array}, "engine_link_boards": {...},
+    "engine_boards": {...}}`` atomically as JSON (and ``.md``). ``boards`` holds the accelerator
+    board design (accelerator + UART, what the bench reads first), ``engine_link_boards`` the engine
+    behind the link (the bench's board design for a board the accelerator does not fit),
+    ``engine_boards`` the engine-only results (the bench's last fallback). A result in ``results``
+    goes to the section of its design (:data:`SECTIONS`). ``path``: default :data:`BOARDS_JSON`
+    (looked up at the call)."""
     path = Path(BOARDS_JSON if path is None else path)
-    accel, engine = {}, dict(engine_results or {})
-    for board, res in results.items():
-        (engine if _result_kind(res) == "engine" else accel)[board] = res
     doc = {"format": "binaccel-boards", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "boards": accel, "engine_boards": engine}
+           "boards": {}, "engine_link_boards": dict(link_results or {}), "engine_boards": dict(engine_results or {})}
+    for board, res in results.items():
+        doc[SECTIONS.get(_result_kind(res), "boards")][board] = res
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
-    write_text_atomic(path.with_suffix(".md"), boards_markdown(accel, engine))
+    write_text_atomic(path.with_suffix(".md"), boards_markdown(doc["boards"], doc["engine_boards"],
+                                                               doc["engine_link_boards"]))
     return path
 
 
 def update_boards_json(board, result, path=None) -> Path:
     """Put one board's ``result`` (of :func:`largest_array` or a single point) into the boards file,
-    in ``boards`` or ``engine_boards`` by its design, keeping everything else (an unreadable or
-    missing file starts empty; earlier engine results found under ``boards`` move to
-    ``engine_boards``)."""
+    in the section of its design (:data:`SECTIONS`), keeping everything else (an unreadable or
+    missing file starts empty; earlier results found in another design's section move to their
+    own, unless that already has one for the board)."""
     path = BOARDS_JSON if path is None else path
     try:
         doc = load_boards_json(path)
     except (FileNotFoundError, ValueError):
-        doc = {"boards": {}, "engine_boards": {}}
-    accel, engine = {}, dict(doc.get("engine_boards") or {})
-    for b, res in doc["boards"].items():
-        if _result_kind(res) == "engine":
-            engine.setdefault(b, res)
-        else:
-            accel[b] = res
-    (engine if _result_kind(result) == "engine" else accel)[board] = result
-    return write_boards_json(accel, path, engine_results=engine)
+        doc = {}
+    sections = {name: {} for name in SECTIONS.values()}
+    for name in SECTIONS.values():
+        for b, res in (doc.get(name) or {}).items():
+            own = SECTIONS.get(_result_kind(res), "boards")
+            if own == name:
+                sections[name][b] = res
+    for name in SECTIONS.values():     # misplaced results (older files: engine results under boards)
+        for b, res in (doc.get(name) or {}).items():
+            sections[SECTIONS.get(_result_kind(res), "boards")].setdefault(b, res)
+    sections[SECTIONS.get(_result_kind(result), "boards")][board] = result
+    return write_boards_json(sections["boards"], path, engine_results=sections["engine_boards"],
+                             link_results=sections["engine_link_boards"])
 
 
 def load_boards_json(path=None) -> dict:
@@ -861,10 +900,11 @@ def load_boards_json(path=None) -> dict:
     boards = doc.get("boards")
     if not isinstance(boards, dict):
         raise ValueError(f"{path}: field 'boards': expected an object")
-    doc.setdefault("engine_boards", {})
-    if not isinstance(doc["engine_boards"], dict):
-        raise ValueError(f"{path}: field 'engine_boards': expected an object")
-    for section in ("boards", "engine_boards"):
+    for section in ("engine_link_boards", "engine_boards"):
+        doc.setdefault(section, {})
+        if not isinstance(doc[section], dict):
+            raise ValueError(f"{path}: field '{section}': expected an object")
+    for section in SECTIONS.values():
         for name, res in doc[section].items():
             best = res.get("best") if isinstance(res, dict) else None
             if best is None:

@@ -42,7 +42,7 @@ from binaccel.sim.streams import check_prob
 from binaccel.sw import program as prog
 
 __all__ = ["Transport", "WordsRun", "CocotbTransport", "FastTransport", "UartTransport", "TRANSPORTS",
-           "get_transport", "LinkFailure", "UART_DIVISOR", "UART_RX_TIMEOUT"]
+           "get_transport", "LinkFailure", "UART_DIVISOR", "UART_RX_TIMEOUT", "uart_exchange"]
 
 #: Clock cycles per UART bit in simulation (the smallest the receiver supports; a board at 48 MHz
 #: and 115200 baud has 417).
@@ -181,30 +181,44 @@ class UartTransport(Transport):
             max_cycles = 3 * 10 * divisor * line_bytes + self._default_max_cycles(words, n_out)
             if truncate is not None:
                 max_cycles *= 2
-        if host_timeout is None:
-            host_timeout = max(200_000, max_cycles // 20)
-        build = self.build(p, divisor)
-        test_dir = _job_dir(build.build_dir, seed)
-        job = {"transfers": payloads, "n_out_bytes": 4 * int(n_out), "divisor": divisor, "window": window,
-               "max_cycles": int(max_cycles), "host_timeout": int(host_timeout), "rx_timeout": UART_RX_TIMEOUT,
-               "corrupt": [tuple(c) for c in corrupt], "truncate": truncate, "corrupt_rx": corrupt_rx, "log_rx": bool(log_rx),
-               "out": str(test_dir / "out.pkl")}
-        rec, wall = _run_job(build, "binaccel.sim.tb_uart", test_dir, job, seed)
-        extra = {k: rec[k] for k in ("events", "sessions", "uart_error", "error", "extra_bytes", "link_error",
-                                     "link_error_fields", "rx_log")}
-        extra["line_bytes"] = sum(s.get("bytes_out", 0) + s.get("bytes_in", 0) for s in rec["sessions"])
-        extra["divisor"] = divisor
-        if rec["link_error"]:
-            raise LinkFailure(f"uart transport: the host refused a frame from the device: {rec['link_error']}", extra)
-        if rec["uart_error"]:
-            raise LinkFailure("uart transport: the device's UART receiver reported a framing error or overrun", extra)
-        if rec["extra_bytes"]:
-            raise AssertionError(f"uart transport: {rec['extra_bytes']} unexpected bytes after the last result")
-        res = rec["result"]
-        if len(res) != 4 * n_out:
-            raise AssertionError(f"uart transport: expected {4 * n_out} result bytes, got {len(res)}")
+        res, total, wall, extra = uart_exchange(self.build(p, divisor), payloads, 4 * int(n_out), seed=seed,
+                                                divisor=divisor, window=window, max_cycles=max_cycles,
+                                                host_timeout=host_timeout, corrupt=corrupt, truncate=truncate,
+                                                corrupt_rx=corrupt_rx, log_rx=log_rx)
         out = np.frombuffer(res, dtype="<u4").astype(np.uint64).tolist()
-        return WordsRun(out=out, stamps=None, total_cycles=int(rec["total_cycles"]), wall_s=wall, extra=extra)
+        return WordsRun(out=out, stamps=None, total_cycles=total, wall_s=wall, extra=extra)
+
+
+def uart_exchange(build, payloads, n_out_bytes, *, seed=0, divisor=UART_DIVISOR, window=2, max_cycles,
+                  host_timeout=None, corrupt=(), truncate=None, corrupt_rx=None, log_rx=False):
+    """Send ``payloads`` (``[(FrameKind, bytes)]``, one transfer each) to a linked design behind its
+    UART (a ``build`` of :class:`~binaccel.hw.linked.UartAccelerator` or
+    :class:`~binaccel.hw.linked.UartEngine`) through the cocotb testbench ``sim/tb_uart.py``, and
+    read ``n_out_bytes`` RESULT bytes back. Returns ``(result bytes, total cycles, wall seconds,
+    record)``; raises :class:`LinkFailure` for a defect the host cannot recover from and
+    AssertionError for bytes more or fewer than expected."""
+    if host_timeout is None:
+        host_timeout = max(200_000, max_cycles // 20)
+    test_dir = _job_dir(build.build_dir, seed)
+    job = {"transfers": [(int(k), bytes(b)) for k, b in payloads], "n_out_bytes": int(n_out_bytes),
+           "divisor": divisor, "window": window, "max_cycles": int(max_cycles), "host_timeout": int(host_timeout),
+           "rx_timeout": UART_RX_TIMEOUT, "corrupt": [tuple(c) for c in corrupt], "truncate": truncate,
+           "corrupt_rx": corrupt_rx, "log_rx": bool(log_rx), "out": str(test_dir / "out.pkl")}
+    rec, wall = _run_job(build, "binaccel.sim.tb_uart", test_dir, job, seed)
+    extra = {k: rec[k] for k in ("events", "sessions", "uart_error", "error", "extra_bytes", "link_error",
+                                 "link_error_fields", "rx_log")}
+    extra["line_bytes"] = sum(s.get("bytes_out", 0) + s.get("bytes_in", 0) for s in rec["sessions"])
+    extra["divisor"] = divisor
+    if rec["link_error"]:
+        raise LinkFailure(f"uart transport: the host refused a frame from the device: {rec['link_error']}", extra)
+    if rec["uart_error"]:
+        raise LinkFailure("uart transport: the device's UART receiver reported a framing error or overrun", extra)
+    if rec["extra_bytes"]:
+        raise AssertionError(f"uart transport: {rec['extra_bytes']} unexpected bytes after the last result")
+    res = rec["result"]
+    if len(res) != n_out_bytes:
+        raise AssertionError(f"uart transport: expected {n_out_bytes} result bytes, got {len(res)}")
+    return res, int(rec["total_cycles"]), wall, extra
 
 
 def _job_dir(build_dir, seed):

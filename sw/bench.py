@@ -437,9 +437,10 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     Per board, the largest fitting point of the board design (accelerator + UART link + PLL,
     ``design`` "accel+uart"), or the fitting point whose array ``arrays[board]`` names
     (``(rows, cols, word)``; ValueError listing the fitting arrays if there is none). With
-    ``fallback`` (default), a board that no accelerator build fits (or that was only synthesized as
-    the bare engine) gets the engine-only figures instead, with ``design`` "engine" and ``fallback``
-    saying why; the bench tables show the design per board."""
+    ``fallback`` (default), a board that no accelerator build fits gets its other board design,
+    the engine behind the UART link (``design`` "engine+uart", section ``engine_link_boards``), or,
+    without one, the engine-only figures (``design`` "engine"), with ``fallback`` saying why; the
+    bench tables show the design per board."""
     from binaccel.hw.sweep import BOARDS_JSON, _result_kind, gateware_current, load_boards_json
 
     source = BOARDS_JSON if path is None else path
@@ -453,9 +454,13 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
                          f"(boards: {', '.join(sorted(doc['boards'])) or 'none'})")
     out = {}
     engine = dict(doc.get("engine_boards") or {})
+    linked = dict(doc.get("engine_link_boards") or {})
     for name, res in doc["boards"].items():
         if _result_kind(res) == "engine":
             engine.setdefault(name, res)
+            continue
+        if _result_kind(res) == "engine+uart":
+            linked.setdefault(name, res)
             continue
         if name in arrays:
             want = {"rows": arrays[name][0], "cols": arrays[name][1], "word": arrays[name][2]}
@@ -470,11 +475,21 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
         elif res.get("best"):
             out[name] = {**res["best"], "design": "accel+uart"}
     if fallback:
+        for name, res in linked.items():
+            if name in out or not res.get("best"):
+                continue
+            acc = doc["boards"].get(name)
+            why = ("no accelerator build fits the board" if acc and _result_kind(acc) == "accel+uart" and acc.get("points")
+                   else "the accelerator was not synthesized for this board")
+            out[name] = {**res["best"], "design": "engine+uart",
+                         "fallback": f"{why}: its board design is the layer engine behind the UART link "
+                                     f"(LinkedEngine; the host does im2col, pooling and the maps between layers), "
+                                     f"so the FPGA time counts the engine's layer runs only"}
         for name, res in engine.items():
             if name in out or not res.get("best"):
                 continue
             acc = doc["boards"].get(name)
-            why = ("no accelerator build fits the board" if acc and _result_kind(acc) != "engine" and acc.get("points")
+            why = ("no accelerator build fits the board" if acc and _result_kind(acc) == "accel+uart" and acc.get("points")
                    else "the accelerator was not synthesized for this board")
             out[name] = {**res["best"], "design": "engine",
                          "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
@@ -495,7 +510,7 @@ def stale_note(name: str, board: dict):
     if board.get("gateware_current", True):
         return None
     a = board["array"]
-    design = "--design engine " if board.get("design") == "engine" else ""
+    design = {"engine": "--design engine ", "engine+uart": "--design engine-link "}.get(board.get("design"), "")
     plan = (f"and its build plan differs (plan_sha256 {board['plan_sha256'][:12]})" if board.get("plan_sha256")
             else "and it has no build plan digest (plan_sha256) to compare")
     made = (f"was made from other gateware or tools than this checkout's (inputs_sha256 "
@@ -504,7 +519,7 @@ def stale_note(name: str, board: dict):
     return (f"{name} {a['rows']}x{a['cols']}x{a['word']}: the synthesis record in {board.get('source')} {made}, "
             f"so its fmax and resources may not describe the current design; "
             f"`binaccel synth --board {name} {design}--rows {a['rows']} --cols {a['cols']} --word {a['word']}"
-            f"{'' if design else ' --update-boards'}` measures it again")
+            f"{'' if board.get('design') == 'engine' else ' --update-boards'}` measures it again")
 
 
 # --- the bench --------------------------------------------------------------------------------
@@ -659,9 +674,10 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         "boards": {}, "networks": {},
         "notes": [
             "FPGA time = cycles per image / nextpnr fmax of the synthesized build of the board (boards.<b>.design: "
-            "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine = the "
-            "bare engine only, used when no accelerator build fits the board); host link transfers are not "
-            "included.",
+            "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine+uart = "
+            "the layer engine behind the same link, the board design where no accelerator build fits (the host "
+            "does im2col, pooling and the maps between layers; its cycles are the engine cycle model's); engine = "
+            "the bare engine only, the last fallback); host link transfers are not included.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
             "the simulated images) or the engine cycle model (layer runs on a batch of n images, host-side "
@@ -725,7 +741,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             bp = b.get("params") or {}
             per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
             sim = None
-            if use_accel:
+            if use_accel and b.get("design") != "engine+uart":   # (that board runs layers, not networks)
                 try:
                     ap = accel_build_params(bname, b)
                     k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)

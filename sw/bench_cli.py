@@ -41,7 +41,7 @@ def _engine_fields(args, base, design="engine"):
     if design != "accel":
         given = [n for n in _ACCEL_ONLY if getattr(args, n, None) is not None]
         if given:
-            raise ValueError(f"--{given[0].replace('_', '-')} is an accelerator parameter; the engine design "
+            raise ValueError(f"--{given[0].replace('_', '-')} is an accelerator parameter; the {design} design "
                              f"has no buffers (use --design accel)")
     return params
 
@@ -169,7 +169,7 @@ def _same_point(a, b) -> bool:
     same_clock = ca == cb or (ca is not None and cb is not None and abs(ca - cb) <= 0.01 * max(ca, cb))
     kind = _point_kind(a)
     return (kind == _point_kind(b) and a.get("seed") == b.get("seed") and same_clock
-            and same_params(a.get("params"), b.get("params"), "engine" if kind == "engine" else "accel"))
+            and same_params(a.get("params"), b.get("params"), "accel" if kind == "accel+uart" else "engine"))
 
 
 def _with_old_closure(summary, old_points):
@@ -193,7 +193,7 @@ def _keep_closures(board, result):
         doc = sweep.load_boards_json()
     except (FileNotFoundError, ValueError):
         return
-    section = "engine_boards" if sweep._result_kind(result) == "engine" else "boards"
+    section = sweep.SECTIONS.get(sweep._result_kind(result), "boards")
     old_points = (doc.get(section, {}).get(board) or {}).get("points") or []
     for p in result["points"]:
         q = _with_old_closure(p, old_points)
@@ -207,8 +207,8 @@ def _update_boards(board, summary):
     try:
         doc = sweep.load_boards_json()
     except (FileNotFoundError, ValueError):
-        doc = {"boards": {}, "engine_boards": {}}
-    section = "engine_boards" if summary.get("design") == "engine" else "boards"
+        doc = {"boards": {}, "engine_link_boards": {}, "engine_boards": {}}
+    section = sweep.SECTIONS.get(summary.get("design") or "accel+uart", "boards")
     res = doc.get(section, {}).get(board)
     if res is None and section == "engine_boards" and sweep._result_kind(doc["boards"].get(board) or {}) == "engine":
         res = doc["boards"].get(board)  # an older file: engine results under "boards"
@@ -282,12 +282,15 @@ def register(subparsers) -> None:
                               description="Synthesize, place and route a design for a board and make its "
                                           "bitstream: --design accel (default) = LinkedAccelerator (whole-network "
                                           "accelerator behind the UART frame link) in BoardTop (PLL, reset, UART); "
-                                          "--design engine = the layer engine alone in a PortHarness (earlier "
-                                          "figures). With --search, find the largest array that fits (few points, "
+                                          "--design engine-link = the layer engine behind the same link, the host "
+                                          "doing im2col and pooling (the board design where the accelerator does "
+                                          "not fit); --design engine = the layer engine alone in a PortHarness "
+                                          "(earlier figures). With --search, find the largest array that fits (few points, "
                                           "sequential) and record it in build/bench/boards.json.")
     s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None)
-    s.add_argument("--design", choices=["accel", "engine"], default="accel",
-                   help="accel (default): accelerator + UART link + PLL; engine: bare engine in a PortHarness")
+    s.add_argument("--design", choices=list(sweep.DESIGNS), default="accel",
+                   help="accel (default): accelerator + UART link + PLL; engine-link: the layer engine + UART "
+                        "link + PLL, the host doing im2col/pooling; engine: bare engine in a PortHarness")
     s.add_argument("--search", action="store_true", help="search the largest fitting array (all boards "
                                                          "unless --board)")
     s.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")

@@ -1,0 +1,153 @@
+# amaranth: UnusedElaboratable=no
+"""The engine board design: LinkedEngine (the layer engine behind the frame link) and its host
+driver binaccel.sw.enginehost.
+
+* The width converters (WordsToBeats, BeatsToWords) in Amaranth's simulator: beats of several
+  widths through both, with random idle and backpressure, every beat equal.
+* The host's word layout (beat_words / words_to_beats) against the converters' contract, and its
+  errors.
+* The whole design behind its UART on Verilator (binaccel.sim.engine_link, the host's HostLink
+  over the simulated serial line): a random MNIST-shaped network, every layer's whole output
+  tensor equal to intref's; a corrupted host frame is reported, resent, and the results stay exact.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from binaccel.hw import sweep
+from binaccel.hw.linked import BeatsToWords, LinkedEngine, WordsToBeats
+from binaccel.hw.params import EngineParams
+from binaccel.sw import enginehost, intref
+from binaccel.sw.randmodel import random_model
+
+WIDTHS = [1, 31, 32, 33, 58, 64, 100]
+
+
+def _roundtrip(width, beats, seed):
+    """beats -> BeatsToWords -> WordsToBeats -> beats, random valid/ready on both ends; returns the
+    words seen between the converters and the beats out."""
+    m = Module()
+    m.submodules.b2w = b2w = BeatsToWords(layout=width)
+    m.submodules.w2b = w2b = WordsToBeats(layout=width)
+    m.d.comb += [w2b.i_stream.payload.eq(b2w.o_stream.payload), w2b.i_stream.valid.eq(b2w.o_stream.valid),
+                 b2w.o_stream.ready.eq(w2b.i_stream.ready)]
+    words, out = [], []
+    rng = random.Random(seed)
+
+    async def source(ctx):
+        for b in beats:
+            while rng.random() < 0.3:
+                await ctx.tick()
+            ctx.set(b2w.i_stream.payload, b)
+            ctx.set(b2w.i_stream.valid, 1)
+            await ctx.tick().until(b2w.i_stream.ready)
+            ctx.set(b2w.i_stream.valid, 0)
+
+    async def sink(ctx):
+        while len(out) < len(beats):
+            ready = rng.random() >= 0.3
+            ctx.set(w2b.o_stream.ready, ready)
+            _, _, w_valid, w_ready, w_data, o_valid, o_data = await ctx.tick().sample(
+                b2w.o_stream.valid, w2b.i_stream.ready, b2w.o_stream.payload, w2b.o_stream.valid,
+                w2b.o_stream.payload)
+            if w_valid and w_ready:
+                words.append(w_data)
+            if o_valid and ready:
+                out.append(o_data)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run_until(1e-6 * (20 * len(beats) * (width // 32 + 2) + 100))
+    return words, out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_converters_roundtrip_under_stalls(width):
+    rng = np.random.default_rng(width)
+    edge = [0, (1 << width) - 1, 1, 1 << (width - 1)]
+    beats = edge + [int.from_bytes(rng.bytes((width + 7) // 8), "little") & ((1 << width) - 1) for _ in range(40)]
+    words, out = _roundtrip(width, beats, seed=width)
+    assert out == beats
+    # the words between the two are the host's layout of the same beats
+    nbytes = (width + 7) // 8
+    host = enginehost.beat_words(np.array([list(b.to_bytes(nbytes, "little")) for b in beats], dtype=np.uint8), width)
+    assert words == host.tolist()
+    assert enginehost.words_to_beats(host, width) == beats
+
+
+def test_converters_check_their_layout():
+    with pytest.raises(TypeError, match="shape-castable"):
+        WordsToBeats(layout="wide")
+    with pytest.raises(ValueError, match="at least 1 bit"):
+        BeatsToWords(layout=0)
+
+
+def test_host_word_layout_errors():
+    with pytest.raises(ValueError, match="whole number of 2-word beats"):
+        enginehost.words_to_beats([1, 2, 3], 58)
+    with pytest.raises(ValueError, match="bits set past the payload's 33 bits"):
+        enginehost.words_to_beats([0, 2], 33)
+    with pytest.raises(ValueError, match=r"expected shape \(beats, 8\)"):
+        enginehost.beat_words(np.zeros((3, 7), dtype=np.uint8), 58)
+    with pytest.raises(ValueError, match="at least 1 bit"):
+        enginehost.words_per_beat(0)
+
+
+def test_linked_engine_checks_parameters():
+    with pytest.raises(ValueError, match="word"):
+        LinkedEngine(rows=1, cols=1, word=0)
+    with pytest.raises(TypeError):
+        LinkedEngine(rows=1, cols=1, word=16, banana=3)
+    d = LinkedEngine(**{**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 1, "word": 16})
+    assert d.in_words == enginehost.words_per_beat(d.params.in_layout.size)
+    assert d.out_words == enginehost.words_per_beat(d.params.out_layout.size)
+
+
+def test_layer_output_wrong_count():
+    rng = np.random.default_rng(1)
+    m = random_model(rng)
+    p = EngineParams(**{**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 1, "word": 16})
+    run = enginehost.layer_run(m.layers[0], intref.model_input(m, rng.integers(0, 256, (1, 1, 12, 12))), p)
+    with pytest.raises(ValueError, match=f"layer 'conv1': expected {run.n_out_words} output words"):
+        enginehost.layer_output(run, np.zeros(run.n_out_words - 1, dtype=np.uint32))
+
+
+# ---- the design behind its UART on Verilator -------------------------------------------------------
+
+P = EngineParams(**{**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 2, "word": 16})
+
+
+def test_network_through_the_simulated_board_is_exact():
+    from binaccel.sim import engine_link
+
+    rng = np.random.default_rng(11)
+    m = random_model(rng)
+    images = rng.integers(0, 256, size=(2, 1, 12, 12)).astype(np.uint8)
+    r = engine_link.run_model(m, images, params=P, seed=3)   # raises EngineLinkMismatch on any difference
+    ref = intref.run_model(m, images)
+    assert len(r.outputs) == len(ref) == 3
+    for got, want in zip(r.outputs, ref):
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert [run["layer"] for run in r.runs] == ["conv1", "conv2", "fc"]
+    assert all(run["events"] == [] for run in r.runs)
+
+
+def test_corrupted_frame_is_resent_and_results_stay_exact():
+    from binaccel.sim import engine_link
+
+    rng = np.random.default_rng(12)
+    m = random_model(rng)
+    images = rng.integers(0, 256, size=(1, 1, 12, 12)).astype(np.uint8)
+    run = enginehost.layer_run(m.layers[0], intref.model_input(m, images), P)
+    # frame 0 is the session's RESET; damage a payload byte of frame 1
+    r = engine_link.run_words(run.words, run.n_out_words, params=P, seed=4, corrupt=[(1, 20, 0x10)])
+    assert np.array_equal(enginehost.layer_output(run, r.out), intref.run_model(m, images)[0])
+    assert any(e["code"] == "CRC" and e["frame"] == 1 for e in r.extra["events"])
