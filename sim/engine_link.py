@@ -9,7 +9,7 @@ transport). What an iCEBreaker runs.
     build(params, divisor=UART_DIVISOR) -> BuildInfo     # build/sim/uart-engine-<config>-d<divisor>/
     run_words(words, n_out, *, params, seed=0, ...) -> WordsRun   # one layer run's exchange
     run_model(model, images, *, params, seed=0) -> ModelRun       # every layer, checked against intref
-    python -m binaccel.sim.engine_link --zoo siman --images 2 [--rows R --cols C --word W]
+    python -m binaccel.sim.engine_link [--model-file F.bnm | --zoo NAME] [--images N] [--rows R ...]
 
 Each layer run is one simulation (the device holds nothing between runs), starting with the
 host's RESET frame. :func:`run_model` compares every layer's whole output tensor with
@@ -104,31 +104,58 @@ def run_model(model, images, *, params: EngineParams, seed=0, divisor=UART_DIVIS
 def main(argv=None) -> int:
     from binaccel.hw.sweep import BOARD_BASE
     from binaccel.sim.layer import _zoo_model
+    from binaccel.sw import modelfile
     from binaccel.sw.data import load_mnist
+    from binaccel.sw.randmodel import random_model
 
     ap = argparse.ArgumentParser(prog="python -m binaccel.sim.engine_link",
                                  description="Run a network on the simulated engine board design (the layer "
-                                             "engine behind the UART link; the host packs each layer) and check "
-                                             "every layer against the integer reference.")
-    ap.add_argument("--zoo", default="siman", help="zoo architecture with untrained weights (default siman)")
-    ap.add_argument("--images", type=int, default=1, help="MNIST test images (default 1)")
-    ap.add_argument("--rows", type=int, default=1)
-    ap.add_argument("--cols", type=int, default=1)
-    ap.add_argument("--word", type=int, default=16)
+                                             "engine behind the UART link, the iCEBreaker's board design; the host "
+                                             "packs each layer) and check every layer against the integer "
+                                             "reference. The serial line is simulated bit by bit: a 28x28 MNIST "
+                                             "network takes minutes per image.")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model-file", default=None, help="a model file (.bnm) to run on MNIST test digits")
+    src.add_argument("--zoo", default=None, help="a zoo architecture with untrained weights, on MNIST test digits")
+    ap.add_argument("--images", type=int, default=1, help="images (default 1)")
+    ap.add_argument("--rows", type=int, default=2)
+    ap.add_argument("--cols", type=int, default=2)
+    ap.add_argument("--word", type=int, default=32, help="array (default 2x2x32, the iCEBreaker's largest)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write the record (JSON) here")
     args = ap.parse_args(argv)
+    if args.images < 1:
+        ap.error(f"--images must be at least 1, got {args.images}")
     try:
         params = EngineParams(**{**BOARD_BASE["icebreaker"], "rows": args.rows, "cols": args.cols,
                                  "word": args.word})
-    except (TypeError, ValueError) as exc:
+        if args.model_file:
+            model = modelfile.load(args.model_file)
+        elif args.zoo:
+            model = _zoo_model(args.zoo)
+        else:
+            model = random_model(np.random.default_rng(args.seed))
+    except (TypeError, ValueError, OSError) as exc:
         print(f"engine_link: error: {exc}", file=sys.stderr)
         return 2
-    model = _zoo_model(args.zoo)
-    images = load_mnist().x_test[:args.images].astype(np.uint8)
-    r = run_model(model, images, params=params, seed=args.seed,
-                  progress=lambda i, layer: print(f"[engine_link] layer {i} {layer.name} ...", flush=True))
-    print(json.dumps({"model": args.zoo, "params": params.tag, "bit_exact": True, "runs": [
-        {k: v for k, v in run.items() if k != "events"} for run in r.runs]}, indent=1))
+    if tuple(model.input_shape) == (1, 28, 28):
+        images = load_mnist().x_test[:args.images].astype(np.uint8).reshape(-1, *model.input_shape)
+    else:
+        images = np.random.default_rng(args.seed).integers(0, 256, size=(args.images, *model.input_shape)).astype(np.uint8)
+    try:
+        r = run_model(model, images, params=params, seed=args.seed,
+                      progress=lambda i, layer: print(f"[engine_link] layer {i} {layer.name} ...", flush=True))
+    except ValueError as exc:
+        print(f"engine_link: error: {exc}", file=sys.stderr)
+        return 2
+    record = {"model": model.name, "params": params.as_dict(), "images": int(len(images)), "bit_exact": True,
+              "logits": r.outputs[-1].reshape(len(images), -1).tolist(),
+              "runs": [{k: v for k, v in run.items() if k != "events"} for run in r.runs]}
+    text = json.dumps(record, indent=1)
+    if args.out:
+        from binaccel.sw.atomic import write_text_atomic
+        write_text_atomic(args.out, text + "\n")
+    print(text)
     return 0
 
 

@@ -2,18 +2,20 @@
 
 :func:`bench_section` does two things and returns the Markdown lines of the demo report:
 
-1. **Small-board synthesis** of the real board design (accelerator + UART link + PLL:
-   ``LinkedAccelerator`` in ``BoardTop``) for the iCEBreaker at the search's starting point
-   (``hw/sweep.py``: ``ACCEL_START`` / ``ACCEL_BASE``, 1x1x16 with plain MNIST widths), with
-   yosys/nextpnr at ``nice 10``. The last report of that point is reused, without running the tools,
+1. **Small-board synthesis** of the two board designs for the iCEBreaker at the search's starting
+   points, with yosys/nextpnr at ``nice 10``: the accelerator (accelerator + UART link + PLL:
+   ``LinkedAccelerator`` in ``BoardTop``; ``ACCEL_START`` / ``ACCEL_BASE``, 1x1x16 with plain MNIST
+   widths), which does not fit the iCE40UP5K, and the design that does, the layer engine behind
+   the same link (``LinkedEngine``; ``DEFAULT_START`` / ``BOARD_BASE``, 1x1x16), about 20 s each.
+   The last report of a point is reused, without running the tools,
    when its inputs are unchanged (same parameters, seed, target, nextpnr options, and the same
    gateware sources and tool versions: ``inputs_sha256``; or the same build plan: ``plan_sha256``,
    :func:`binaccel.hw.sweep.gateware_current`), or when ``synth_budget_s`` is smaller than
    the time the last run took (or than :data:`MIN_SYNTH_S` when there is none); the returned lines
-   and ``summary["synthesis"]`` say which. A run is limited to ``synth_budget_s`` per tool.
+   and ``summary["synthesis"]`` / ``summary["synthesis_engine_link"]`` say which. A run is limited to ``synth_budget_s`` per tool.
 2. **Bench** of the given trained MNIST model files on both boards, with the board figures of
-   ``build/bench/boards.json`` (accelerator builds where one fits, else the engine-only figures, which
-   the table marks; see :func:`binaccel.sw.bench.load_boards`): cycles per image from the simulated
+   ``build/bench/boards.json`` (accelerator builds where one fits, else the engine behind the link,
+   which the table marks; see :func:`binaccel.sw.bench.load_boards`): cycles per image from the simulated
    accelerator (Verilator fast path, logits checked against intref), FPGA time at the synthesized
    fmax, CPU times (float torch, Brevitas, bit-packed numpy) with few repetitions; writes
    ``bench.json``, ``bench.md`` and plots into ``out_dir``.
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from binaccel.hw.sweep import inputs_hash
 
-__all__ = ["bench_section", "inputs_hash", "MIN_SYNTH_S", "SYNTH_BOARD"]
+__all__ = ["bench_section", "inputs_hash", "MIN_SYNTH_S", "SYNTH_BOARD", "SYNTH_DESIGNS"]
 
 #: The board the demo synthesizes (the small one: about a minute of yosys + nextpnr).
 SYNTH_BOARD = "icebreaker"
@@ -34,18 +36,26 @@ SYNTH_BOARD = "icebreaker"
 #: Assumed duration of a synthesis without an earlier report to go by (seconds).
 MIN_SYNTH_S = 120.0
 
-def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
-    """Part 1: run or reuse the small-board synthesis; returns the info dict stored in summary."""
+#: The designs the demo synthesizes for the small board, with the summary key of each: the
+#: accelerator (which does not fit the iCE40UP5K: the demo shows by how much) and the board's
+#: design that fits, the engine behind the link.
+SYNTH_DESIGNS = (("accel", "synthesis"), ("engine-link", "synthesis_engine_link"))
+_FACTORY = {"accel": "accel_design", "engine-link": "linked_engine_design"}
+
+
+def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, design="accel", key="synthesis"):
+    """Part 1: run or reuse the small-board synthesis of ``design`` at the search's starting point;
+    returns the info dict stored in ``summary[key]``."""
     from binaccel.hw import sweep
     from binaccel.hw.sweep import inputs_hash
     from binaccel.hw.synth import SynthesisError
 
     from .atomic import write_json_atomic
 
-    n, word = sweep.ACCEL_START[board]
-    params = sweep.full_params({**sweep.base_params(board), "rows": n, "cols": n, "word": word})
-    out = sweep._point_dir(board, params, 1, root=synth_root and Path(synth_root) / board / "accel",
-                           design="accel")
+    n, word = (sweep.ACCEL_START if design == "accel" else sweep.DEFAULT_START)[board]
+    params = sweep.full_params({**sweep.base_params(board, design), "rows": n, "cols": n, "word": word}, design)
+    out = sweep._point_dir(board, params, 1, root=synth_root and Path(synth_root) / board / design,
+                           design=design)
     path = out / "report.json"
     digest = inputs_hash()
     old = None
@@ -54,9 +64,9 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
             old = None
-    same_point = bool(old and sweep.same_params(old.get("params"), params) and old.get("factory") == "accel_design"
-                      and old.get("status") in ("ok", "no_fit", "timeout"))
-    info = {"board": board, "design": "accel+uart", "params": params, "report": _shown(path),
+    same_point = bool(old and sweep.same_params(old.get("params"), params, design)
+                      and old.get("factory") == _FACTORY[design] and old.get("status") in ("ok", "no_fit", "timeout"))
+    info = {"board": board, "design": sweep.DESIGN_KIND[design], "params": params, "report": _shown(path),
             "budget_s": budget_s, "inputs_sha256": digest}
     last_s = (old or {}).get("runtime_s", {}).get("total") if same_point else None
     if same_point and sweep.gateware_current(old):
@@ -79,10 +89,10 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
             report = None
     else:
         info["action"] = "ran"
-        log(f"[demo] synthesizing the accelerator + UART board design for {board} "
+        log(f"[demo] synthesizing the {sweep.DESIGN_KIND[design]} board design for {board} "
             f"({n}x{n}x{word}, budget {budget_s:g} s) ...")
         try:
-            report, _ = sweep.synth_point(board, params, out_dir=out, timeout=budget_s, log=log)
+            report, _ = sweep.synth_point(board, params, design=design, out_dir=out, timeout=budget_s, log=log)
         except SynthesisError as exc:
             report = exc.report
             info["error"] = str(exc)[:500]
@@ -99,7 +109,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None):
         info["runtime_s"] = (report.get("runtime_s") or {}).get("total")
         info["created"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)) if path.exists() else None
         info["error_excerpt"] = (report.get("error") or "")[:300] or None
-    summary["synthesis"] = info
+    summary[key] = info
     return info
 
 
@@ -110,11 +120,15 @@ def _shown(path):
     return os.fspath(path) if rel.startswith("..") else rel
 
 
-def _synthesis_lines(info):
-    lines = ["## Synthesis (small board)", ""]
+def _synthesis_lines(info, heading=True):
+    lines = ["## Synthesis (small board)", ""] if heading else []
     a = info["params"]
-    what = (f"accelerator + UART link + PLL (LinkedAccelerator in BoardTop) for {info['board']}, array "
-            f"{a['rows']}x{a['cols']}x{a['word']}, buffers fm {a['fm_depth']} / w {a['w_depth']} / t {a['t_depth']}")
+    if info["design"] == "accel+uart":
+        what = (f"accelerator + UART link + PLL (LinkedAccelerator in BoardTop) for {info['board']}, array "
+                f"{a['rows']}x{a['cols']}x{a['word']}, buffers fm {a['fm_depth']} / w {a['w_depth']} / t {a['t_depth']}")
+    else:
+        what = (f"the layer engine + UART link + PLL (LinkedEngine in BoardTop; the host does im2col and pooling) "
+                f"for {info['board']}, array {a['rows']}x{a['cols']}x{a['word']}")
     if info["action"] == "skipped":
         return lines + [f"- {what}: **not synthesized**: {info['why']}, and there is no earlier report.", ""]
     verb = {"ran": "synthesized now", "reused": "last report reused",
@@ -158,8 +172,10 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     ----------
     summary : dict
         The demo's summary; this function sets ``summary["synthesis"]`` (what was done for the
-        small-board synthesis: ``action`` "ran" / "reused" / "reused (stale)" / "skipped", ``why``,
-        the report path, status, fits, fmax, LUT/FF/BRAM/DSP, tools) and ``summary["bench"]``
+        small-board synthesis of the accelerator: ``action`` "ran" / "reused" / "reused (stale)" /
+        "skipped", ``why``, the report path, status, fits, fmax, LUT/FF/BRAM/DSP, tools), the same
+        for the board's engine design (the engine behind the link) in
+        ``summary["synthesis_engine_link"]``, and ``summary["bench"]``
         (``boards`` and ``networks`` of ``bench.json``: per board ``fmax_mhz``, ``luts``,
         ``luts_total``, ``ffs``, ``brams``, ``array``, ``design``; per network and board
         ``fpga_s_per_image``, ``cpu_torch_s_per_image``, ``cpu_packed_s_per_image``,
@@ -192,9 +208,12 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     from . import bench
 
     t0 = time.monotonic()
-    info = _synthesis(summary, budget_s=float(synth_budget_s), log=log, synth_root=synth_root)
-    lines = _synthesis_lines(info)
-    log(f"[demo] synthesis: {info['action']} ({info['why']})")
+    lines = []
+    for design, key in SYNTH_DESIGNS:
+        info = _synthesis(summary, budget_s=float(synth_budget_s), log=log, synth_root=synth_root, design=design,
+                          key=key)
+        lines += _synthesis_lines(info, heading=not lines)
+        log(f"[demo] synthesis ({info['design']}): {info['action']} ({info['why']})")
 
     lines += ["## Bench: FPGA vs CPU", ""]
     try:

@@ -272,6 +272,23 @@ def test_run_bench_tiny(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_engine_link_board_uses_the_engine_cycle_model(tmp_path):
+    """A board whose design is the engine behind the link runs layers, not networks: the bench
+    gives it the engine cycle model's cycles even when asked for the accelerator simulation
+    (which would otherwise build the accelerator)."""
+    rng = np.random.default_rng(3)
+    model = random_model(rng, mode="plain")
+    b = sweep.board_summary(_report(board="icebreaker", rows=2, cols=2, word=16, fmax=25.0))
+    b["design"] = "engine+uart"
+    bench.run_bench(out_dir=tmp_path, boards={"icebreaker": b}, networks=["tiny"], extra_models={"tiny": model},
+                    batches=(1,), warmup=0, reps=1, train=False, cycles="accel", plots=False, log=lambda *a: None)
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    e = doc["networks"]["tiny"]["icebreaker"]
+    assert e["cycles_source"] == bench.MODEL_SOURCE and "accel_sim" not in e and "accel_error" not in e
+    assert e["cycles_per_image"] == bench.network_cycles(model, b["array"], n=1)["cycles_per_image"]
+    assert doc["boards"]["icebreaker"]["design"] == "engine+uart"
+
+
 def test_cli_registers_synth_and_bench():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)

@@ -63,6 +63,8 @@ def test_bench_section_without_synthesis(setup):
     summary, lines, _ = _run(tmp_path, files, boards, synth_budget_s=0)
     syn = summary["synthesis"]
     assert syn["action"] == "skipped" and "budget" in syn["why"] and syn["design"] == "accel+uart"
+    eng = summary["synthesis_engine_link"]
+    assert eng["action"] == "skipped" and eng["design"] == "engine+uart" and eng["params"]["word"] == 16
     text = "\n".join(lines)
     assert "not synthesized" in text and "budget 0 s" in text
     b = summary["bench"]
@@ -102,8 +104,21 @@ def test_bench_section_reuses_report_with_same_inputs(setup, monkeypatch):
               "accel_clock": None, "runtime_s": {"total": 61.0}, "tools": {"yosys": "Yosys 0.70"},
               "out_dir": str(out)}
     (out / "report.json").write_text(json.dumps(report))
+    # and the engine board design's report of its point, which fits
+    eparams = sweep.full_params({**sweep.base_params("icebreaker", "engine-link"), "rows": 1, "cols": 1, "word": 16},
+                                "engine-link")
+    eout = sweep._point_dir("icebreaker", eparams, 1, root=tmp_path / "synth" / "icebreaker" / "engine-link",
+                            design="engine-link")
+    eout.mkdir(parents=True)
+    (eout / "report.json").write_text(json.dumps({
+        **report, "status": "ok", "fits": True, "params": eparams, "factory": "linked_engine_design",
+        "design_kind": "engine+uart", "error": None, "accel_clock": {"fmax_mhz": 24.1, "target_mhz": 48.0},
+        "utilization": {"LUT": {"used": 2684, "total": 5280, "resource": "ICESTORM_LC"}}, "out_dir": str(eout)}))
     monkeypatch.setattr(sweep, "synth_point", lambda *a, **k: pytest.fail("must reuse the report"))
     summary, lines, _ = _run(tmp_path, files, boards, synth_budget_s=300)
+    eng = summary["synthesis_engine_link"]
+    assert eng["action"] == "reused" and eng["fits"] is True and eng["luts"] == 2684 and eng["design"] == "engine+uart"
+    assert "LinkedEngine" in "\n".join(lines) and "2684/5280" in "\n".join(lines)
     syn = summary["synthesis"]
     assert syn["action"] == "reused" and "inputs unchanged" in syn["why"]
     assert syn["luts"] == 11625 and syn["fits"] is False

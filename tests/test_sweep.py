@@ -248,3 +248,36 @@ def test_search_records_a_failed_tool_run(monkeypatch):
     assert res["best"]["array"] == {"rows": 4, "cols": 4, "word": 32}
     assert res["points"][1]["status"] == "error" and "Wasm" in res["points"][1]["error"]
     assert "no (error): yosys exit 1" in sweep.boards_markdown({"ulx3s": res})
+
+
+def test_engine_link_results_have_their_section_and_come_before_the_bare_engine(tmp_path):
+    """An engine+uart result (the engine behind the link) goes to engine_link_boards, keeps the
+    other sections, shows in boards.md, and is the bench's board design for a board the
+    accelerator does not fit, before the engine-only figures; its stale note names its design."""
+    def summary(kind, fits, rows=1):
+        report = {"board": "icebreaker", "status": "ok" if fits else "no_fit", "fits": fits, "seed": 1,
+                  "params": {"rows": rows, "cols": rows, "word": 16}, "design_kind": kind,
+                  "utilization": {"LUT": {"used": 100 * rows, "total": 5280, "resource": "LC"}},
+                  "accel_clock": {"fmax_mhz": 20.0 + rows} if fits else None, "out_dir": f"/x/{kind}{rows}"}
+        return sweep.board_summary(report)
+
+    path = tmp_path / "boards.json"
+    for kind, fits, rows in (("accel+uart", False, 1), ("engine", True, 3), ("engine+uart", True, 2)):
+        s = summary(kind, fits, rows)
+        sweep.update_boards_json("icebreaker", {"board": "icebreaker", "design": kind, "best": s if fits else None,
+                                                "points": [s], "target_mhz": 48.0}, path)
+    doc = sweep.load_boards_json(path)
+    assert doc["boards"]["icebreaker"]["best"] is None
+    assert doc["engine_link_boards"]["icebreaker"]["best"]["array"]["rows"] == 2
+    assert doc["engine_boards"]["icebreaker"]["best"]["array"]["rows"] == 3
+    assert "Engine + UART link" in (tmp_path / "boards.md").read_text()
+    from binaccel.sw import bench
+    b = bench.load_boards(path)["icebreaker"]
+    assert b["design"] == "engine+uart" and b["array"]["rows"] == 2 and b["fmax_mhz"] == 22.0
+    assert "no accelerator build fits the board" in b["fallback"] and "host does im2col" in b["fallback"]
+    note = bench.stale_note("icebreaker", {**b, "gateware_current": False, "source": "boards.json"})
+    assert "--design engine-link" in note and "--update-boards" in note
+    # without an engine+uart result the bare engine's figures are the fallback
+    doc["engine_link_boards"] = {}
+    path.write_text(json.dumps(doc))
+    assert bench.load_boards(path)["icebreaker"]["design"] == "engine"
