@@ -213,6 +213,17 @@ class UartAccelerator(_UartDesign):
         super().__init__(LinkedAccelerator, divisor=divisor, rx_fifo_depth=rx_fifo_depth, **params)
 
 
+def _words_per_beat(layout) -> int:
+    """``IO_WIDTH``-bit words per beat of ``layout`` (checked: shape-castable, at least 1 bit)."""
+    try:
+        width = Shape.cast(layout).width
+    except TypeError as e:
+        raise TypeError(f"layout must be shape-castable, got {layout!r}") from e
+    if width < 1:
+        raise ValueError(f"layout must be at least 1 bit wide, got {width}")
+    return -(-width // IO_WIDTH)
+
+
 class WordsToBeats(wiring.Component):
     """``IO_WIDTH``-bit words -> beats of ``layout``: ``words`` = ceil(width / IO_WIDTH) words per
     beat, least significant word first, the bits past the layout's width ignored.
@@ -223,14 +234,8 @@ class WordsToBeats(wiring.Component):
 
     def __init__(self, *, layout):
         with checking(self):
-            try:
-                width = Shape.cast(layout).width
-            except TypeError as e:
-                raise TypeError(f"layout must be shape-castable, got {layout!r}") from e
-            if width < 1:
-                raise ValueError(f"layout must be at least 1 bit wide, got {width}")
+            self.words = _words_per_beat(layout)
         self.layout = layout
-        self.words = -(-width // IO_WIDTH)
         super().__init__({"i_stream": In(stream.Signature(IO_WIDTH)), "o_stream": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
@@ -268,14 +273,8 @@ class BeatsToWords(wiring.Component):
 
     def __init__(self, *, layout):
         with checking(self):
-            try:
-                width = Shape.cast(layout).width
-            except TypeError as e:
-                raise TypeError(f"layout must be shape-castable, got {layout!r}") from e
-            if width < 1:
-                raise ValueError(f"layout must be at least 1 bit wide, got {width}")
+            self.words = _words_per_beat(layout)
         self.layout = layout
-        self.words = -(-width // IO_WIDTH)
         super().__init__({"i_stream": In(stream.Signature(layout)), "o_stream": Out(stream.Signature(IO_WIDTH))})
 
     def elaborate(self, platform):
