@@ -1,8 +1,10 @@
 """hw/sweep.py: the largest-array search (with a stand-in for the flow), FlatPorts, report reuse, the
 accelerator design factory and parameters, boards.json sections, and real syntheses on the iCEBreaker (a
-small engine in the default run; the accelerator + UART board design, slow)."""
+small engine and the engine + UART board design in the default run; the accelerator + UART board
+design, slow)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from amaranth.hdl import Fragment
@@ -141,6 +143,22 @@ def test_synthesize_small_engine_icebreaker(tmp_path):
     assert s["array"] == {"rows": 1, "cols": 1, "word": 8}
     assert json.loads((tmp_path / "e" / "report.json").read_text())["factory"] == "engine_design"
     assert report["tools"]["yosys"].startswith("Yosys")
+
+
+def test_synthesize_engine_link_icebreaker_fits_with_bitstream(tmp_path):
+    """The iCEBreaker's board design (the engine behind the frame link, LinkedEngine in BoardTop) at
+    the search's starting point, 1x1x16 with the board's widths: it fits the iCE40UP5K and the flow
+    writes its bitstream (about 25 s; the 2x2x32 build is measured in docs/synthesis.md)."""
+    params = {**sweep.base_params("icebreaker", "engine-link"), "rows": 1, "cols": 1, "word": 16}
+    report, s = sweep.synth_point("icebreaker", params, design="engine-link", out_dir=tmp_path / "l",
+                                  log=lambda *a: None)
+    assert report["status"] == "ok" and s["fits"] and s["design"] == "engine+uart"
+    assert 0 < s["luts"] <= s["luts_total"] == 5280 and s["params"]["pe_stages"] == 2
+    assert report["design"] == "LinkedEngine" and report["wrapping"] == "byte-stream design"
+    assert report["factory"] == "linked_engine_design" and report["pll"] is not None
+    bit = Path(report["files"]["bitstream"])
+    assert bit.exists() and bit.stat().st_size > 100_000      # an iCE40UP5K image is about 104 kB
+    assert report["plan_sha256"] == sweep.plan_hash("icebreaker", params, design="engine-link")
 
 
 def test_accel_search_stops_at_invalid_word(monkeypatch):
