@@ -475,25 +475,20 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
         elif res.get("best"):
             out[name] = {**res["best"], "design": "accel+uart"}
     if fallback:
-        for name, res in linked.items():
-            if name in out or not res.get("best"):
-                continue
-            acc = doc["boards"].get(name)
-            why = ("no accelerator build fits the board" if acc and _result_kind(acc) == "accel+uart" and acc.get("points")
-                   else "the accelerator was not synthesized for this board")
-            out[name] = {**res["best"], "design": "engine+uart",
-                         "fallback": f"{why}: its board design is the layer engine behind the UART link "
-                                     f"(LinkedEngine; the host does im2col, pooling and the maps between layers), "
-                                     f"so the FPGA time counts the engine's layer runs only"}
-        for name, res in engine.items():
-            if name in out or not res.get("best"):
-                continue
-            acc = doc["boards"].get(name)
-            why = ("no accelerator build fits the board" if acc and _result_kind(acc) == "accel+uart" and acc.get("points")
-                   else "the accelerator was not synthesized for this board")
-            out[name] = {**res["best"], "design": "engine",
-                         "fallback": f"{why}: engine-only figures (engine in a PortHarness, no fetch/write-back/"
-                                     f"buffers/link), so the FPGA time is optimistic"}
+        for design, section, what in (
+                ("engine+uart", linked, "its board design is the layer engine behind the UART link (LinkedEngine; "
+                                        "the host does im2col, pooling and the maps between layers), so the FPGA "
+                                        "time counts the engine's layer runs only"),
+                ("engine", engine, "engine-only figures (engine in a PortHarness, no fetch/write-back/buffers/link), "
+                                   "so the FPGA time is optimistic")):
+            for name, res in section.items():
+                if name in out or not res.get("best"):
+                    continue
+                acc = doc["boards"].get(name)
+                why = ("no accelerator build fits the board"
+                       if acc and _result_kind(acc) == "accel+uart" and acc.get("points")
+                       else "the accelerator was not synthesized for this board")
+                out[name] = {**res["best"], "design": design, "fallback": f"{why}: {what}"}
     rel = os.path.relpath(source, os.path.dirname(os.path.dirname(os.path.dirname(MEASURED_BOARDS_JSON))))
     for v in out.values():
         v["source"] = rel if not rel.startswith("..") else os.fspath(source)
