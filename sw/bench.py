@@ -2,11 +2,13 @@
 
 For each network (the trained MNIST models, and the paper-scale CIFAR shapes of
 :mod:`binaccel.sw.netzoo`) and each board (the largest array of the board design -- accelerator +
-UART link + PLL -- that fits it and its fmax, or the engine-only figures where no accelerator build
-fits, from ``build/bench/boards.json`` written by :mod:`binaccel.hw.sweep`; see :func:`load_boards`):
+UART link + PLL -- that fits it and its fmax; where no accelerator build fits, the engine + UART
+link design, the host doing im2col and pooling, or else the engine-only figures; from
+``build/bench/boards.json`` written by :mod:`binaccel.hw.sweep`; see :func:`load_boards`):
 
 * **FPGA**: cycles per image from the whole-network accelerator simulation when
-  ``binaccel.sim.top`` exists, else from the engine's exact cycle model
+  ``binaccel.sim.top`` exists and the board runs the accelerator, else from the engine's exact
+  cycle model
   (:func:`binaccel.hw.perf.layer_cycles`, equal to the Verilator simulation without input idle or
   output backpressure) summed over the layers; the JSON says which (``cycles_source``). Time per
   image = cycles / fmax. Utilisation = ideal cycles (binary MACs x input bits / (rows*cols*word))
