@@ -17,7 +17,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Fragment, Module
 from amaranth.sim import Simulator
 
 from binaccel.hw import sweep
@@ -109,6 +109,7 @@ def test_linked_engine_checks_parameters():
     d = LinkedEngine(**{**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 1, "word": 16})
     assert d.in_words == enginehost.words_per_beat(d.params.in_layout.size)
     assert d.out_words == enginehost.words_per_beat(d.params.out_layout.size)
+    Fragment.get(d, None)  # it elaborates (and is used: no UnusedElaboratable warning)
 
 
 def test_layer_output_wrong_count():
