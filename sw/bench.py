@@ -41,7 +41,8 @@ from .intmodel import IntModel, Layer
 
 __all__ = ["PackedNet", "time_call", "network_cycles", "mnist_models", "run_bench", "load_boards",
            "render_markdown", "BENCH_DIR", "BATCHES", "engine_cycles_source", "accel_available",
-           "accel_params_for", "accel_cycles", "MODEL_SOURCE", "ACCEL_SOURCE"]
+           "accel_params_for", "accel_cycles", "engine_sim_cycles", "MODEL_SOURCE", "ACCEL_SOURCE",
+           "ENGINE_SIM_SOURCE", "SOURCE_LABEL"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "build" / "bench"
@@ -235,6 +236,10 @@ def time_call(fn, *, warmup: int = 2, reps: int = 7, min_time: float = 0.0) -> d
 
 MODEL_SOURCE = "engine cycle model (binaccel.hw.perf.layer_cycles, exact vs the Verilator engine simulation)"
 ACCEL_SOURCE = "accelerator simulation (binaccel.sim.top.run_model, Verilator fast transport, hardware cycle counters)"
+ENGINE_SIM_SOURCE = ("engine simulation (binaccel.sim.layer fast backend: the board's engine build, every layer run "
+                     "on the batch, outputs checked against intref)")
+#: Short names of the cycle sources in the tables.
+SOURCE_LABEL = {ACCEL_SOURCE: "sim", ENGINE_SIM_SOURCE: "engine sim", MODEL_SOURCE: "model"}
 
 
 def accel_available() -> bool:
@@ -334,6 +339,33 @@ def accel_cycles(model: IntModel, images: np.ndarray, params) -> dict:
     return {"cycles_per_image": float(dec["image_cycles"].mean()), "throughput_cycles_per_image": thr,
             "layers": layers, "images": int(n), "sim_wall_s": float(wall), "params": params.as_dict(),
             "total_cycles": int(total), "logits_exact": True}
+
+
+def engine_sim_cycles(model: IntModel, images: np.ndarray, params) -> dict:
+    """Cycles of one run of every layer of ``model`` on the batch ``images`` on the simulated engine
+    build ``params`` (an EngineParams: what the engine + UART board design runs; Verilator fast
+    backend of :mod:`binaccel.sim.layer`, no idle / backpressure), each layer's input the previous
+    layer's simulated output, every output checked against intref
+    (:class:`~binaccel.sim.layer.EngineMismatch` on any difference). Returns the fields of
+    :func:`network_cycles` plus ``sim_wall_s`` and ``model_cycles`` (the cycle model's total)."""
+    import time as _time
+
+    from binaccel.sim.layer import run_layers
+
+    images = np.asarray(images)
+    n = len(images)
+    t0 = _time.perf_counter()
+    run = run_layers(model.layers, [intref.model_input(model, images)], chain=True, rows=params.rows,
+                     cols=params.cols, word=params.word, params=params, idle=0.0, backpressure=0.0, backend="fast")
+    wall = _time.perf_counter() - t0
+    layers = [{"layer": r["layer"], "cycles": int(r["cycles"]), "ideal_cycles": r["ideal_cycles"],
+               "utilisation": r["utilisation"]} for r in run.record["layers"]]
+    total = sum(x["cycles"] for x in layers)
+    ideal = sum(x["ideal_cycles"] for x in layers)
+    return {"layers": layers, "cycles": total, "ideal_cycles": ideal, "cycles_per_image": total / n,
+            "utilisation": ideal / total if total else 0.0, "images": n, "sim_wall_s": wall,
+            "model_cycles": int(sum(r["model_cycles"] for r in run.record["layers"])), "outputs_exact": True,
+            "params": params.as_dict()}
 
 
 def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> dict:
@@ -677,8 +709,10 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             "the bare engine only, the last fallback); host link transfers are not included.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
-            "the simulated images) or the engine cycle model (layer runs on a batch of n images, host-side "
-            "im2col/pooling not counted). engine_model always holds the latter.",
+            "the simulated images), for a board whose design is the engine + UART link the simulation of its "
+            "engine build (layer runs on the batch of n images, host-side im2col/pooling not counted; the "
+            "networks that build can run), or the engine cycle model (the same layer runs, exact against the "
+            "engine simulation). engine_model always holds the latter.",
             "Paper-scale networks are random-weight IntModels of the papers' shapes cut to what the engine "
             "runs (see cuts); their cycles assume a build of the same array with the widths they need "
             "(params_needed), which may differ from the synthesized build's (build_params).",
@@ -752,13 +786,32 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     log(f"[bench]   {bname}: accelerator simulation not used: {per['accel_error']}")
                     if isinstance(exc, AssertionError):
                         raise
-            per["cycles_source"] = ACCEL_SOURCE if sim is not None else MODEL_SOURCE
+            esim = {}
+            if use_accel and b.get("design") == "engine+uart" and per["build_supports"]:
+                # the board runs the engine: simulate its build on each batch (the networks it can run)
+                from binaccel.hw.params import EngineParams
+                try:
+                    ep = EngineParams(**{k: v for k, v in bp.items() if k in EngineParams.names()})
+                    for n in batches:
+                        log(f"[bench]   {bname}: engine simulation of a batch of {n}, build {ep.tag} ...")
+                        esim[n] = engine_sim_cycles(model, images[:n], ep)
+                    per["engine_sim"] = {str(n): {k: v for k, v in r.items() if k != "layers"} for n, r in esim.items()}
+                except Exception as exc:  # the simulation could not run (an EngineMismatch is raised)
+                    per["engine_sim_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                    log(f"[bench]   {bname}: engine simulation not used: {per['engine_sim_error']}")
+                    if isinstance(exc, AssertionError):
+                        raise
+                    esim = {}
+            per["cycles_source"] = (ACCEL_SOURCE if sim is not None else ENGINE_SIM_SOURCE if esim else MODEL_SOURCE)
             for n in batches:
                 cyc = network_cycles(model, b["array"], n=n, params={**need, "pe_stages": pe_stages_of(b)})
                 per["engine_model"][str(n)] = {"cycles_per_image": cyc["cycles_per_image"],
                                                "utilisation": cyc["utilisation"], "layers": cyc["layers"]}
                 ideal_img = cyc["ideal_cycles"] / n
-                if sim is not None:
+                if n in esim:
+                    cyc = esim[n]
+                    cpi, layers = cyc["cycles_per_image"], cyc["layers"]
+                elif sim is not None:
                     cpi = sim["cycles_per_image"]
                     if n > 1 and sim["throughput_cycles_per_image"]:
                         cpi = sim["throughput_cycles_per_image"]
@@ -843,8 +896,8 @@ def boards_table(boards: dict) -> list:
 
 def render_markdown(result: dict) -> str:
     lines = ["# binaccel bench: FPGA vs CPU", "",
-             f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `model` = engine "
-             f"cycle model)",
+             f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `engine sim` = "
+             f"simulation of the board's engine build, `model` = engine cycle model)",
              f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
              f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), numpy "
              f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
@@ -866,7 +919,7 @@ def render_markdown(result: dict) -> str:
                 continue
             for n in batches:
                 r = e[bname]["batch"][str(n)]
-                src = "sim" if e[bname]["cycles_source"] == ACCEL_SOURCE else "model"
+                src = SOURCE_LABEL.get(e[bname]["cycles_source"], "model")
                 lines.append(
                     f"| {net} | {bname} | {n} | {r['cycles_per_image']:.0f} | {src} | {100 * r['utilisation']:.1f} | "
                     f"{_fmt_s(r['fpga_s_per_image'])} | {_fmt_s(r['cpu_torch_s_per_image'])} | "

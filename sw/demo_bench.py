@@ -265,7 +265,9 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                  "not from this machine now):" if measured else " (`binaccel synth --search`):"), "",
               ] + bench.boards_table(res["boards"])
     lines += ["", f"Cycles from the simulated accelerator (one RUN per image; batch 64 = throughput over "
-                  f"{accel_images} simulated images) where available, else the engine cycle model (`source`); "
+                  f"{accel_images} simulated images) where available; for a board running the engine behind "
+                  f"the link, the simulation of its engine build on each batch (`engine sim`); else the engine "
+                  f"cycle model (`source`); "
                   f"FPGA time = cycles / fmax; CPU: median of {reps} runs on this machine (1 torch thread). "
                   f"Ratio = FPGA time / CPU time (< 1: the FPGA is faster).", "",
               "| network | board | batch | cycles/image | source | FPGA | CPU torch | CPU packed | FPGA/torch | "
@@ -277,7 +279,7 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         for b in res["boards"]:
             if b not in e:
                 continue
-            src = "sim" if e[b]["cycles_source"] == bench.ACCEL_SOURCE else "model"
+            src = bench.SOURCE_LABEL.get(e[b]["cycles_source"], "model")
             for n in batches:
                 r = e[b]["batch"][str(n)]
                 lines.append(f"| {net} | {b} | {n} | {r['cycles_per_image']:.0f} | {src} | "

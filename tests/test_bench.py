@@ -272,20 +272,30 @@ def test_run_bench_tiny(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_engine_link_board_uses_the_engine_cycle_model(tmp_path):
+def test_engine_link_board_cycles_from_its_engine_simulation(tmp_path):
     """A board whose design is the engine behind the link runs layers, not networks: the bench
-    gives it the engine cycle model's cycles even when asked for the accelerator simulation
-    (which would otherwise build the accelerator)."""
+    simulates its engine build on each batch (not the accelerator), and those cycles equal the
+    engine cycle model's; a network the build cannot run gets the model's cycles."""
     rng = np.random.default_rng(3)
     model = random_model(rng, mode="plain")
-    b = sweep.board_summary(_report(board="icebreaker", rows=2, cols=2, word=16, fmax=25.0))
-    b["design"] = "engine+uart"
-    bench.run_bench(out_dir=tmp_path, boards={"icebreaker": b}, networks=["tiny"], extra_models={"tiny": model},
-                    batches=(1,), warmup=0, reps=1, train=False, cycles="accel", plots=False, log=lambda *a: None)
+    mcn = random_model(rng, mode="mcn", planes=2)
+    p = {**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 2, "word": 16}   # the Verilator build of
+    b = sweep.board_summary(_report(board="icebreaker", rows=1, cols=2, word=16, fmax=25.0))  # test_engine_link
+    b["design"], b["params"] = "engine+uart", p
+    bench.run_bench(out_dir=tmp_path, boards={"icebreaker": b}, networks=["tiny", "tiny_mcn"],
+                    extra_models={"tiny": model, "tiny_mcn": mcn}, batches=(1, 3), warmup=0, reps=1, train=False,
+                    cycles="accel", plots=False, log=lambda *a: None)
     doc = json.loads((tmp_path / "bench.json").read_text())
     e = doc["networks"]["tiny"]["icebreaker"]
-    assert e["cycles_source"] == bench.MODEL_SOURCE and "accel_sim" not in e and "accel_error" not in e
-    assert e["cycles_per_image"] == bench.network_cycles(model, b["array"], n=1)["cycles_per_image"]
+    assert e["cycles_source"] == bench.ENGINE_SIM_SOURCE and "accel_sim" not in e and e["build_supports"]
+    for n in (1, 3):
+        model_cpi = bench.network_cycles(model, b["array"], n=n, params=p)["cycles_per_image"]
+        assert e["batch"][str(n)]["cycles_per_image"] == model_cpi == e["engine_model"][str(n)]["cycles_per_image"]
+        assert e["engine_sim"][str(n)]["outputs_exact"] and e["engine_sim"][str(n)]["images"] == n
+        assert e["engine_sim"][str(n)]["model_cycles"] == e["engine_sim"][str(n)]["cycles"]
+    m = doc["networks"]["tiny_mcn"]["icebreaker"]
+    assert m["build_supports"] is False and m["cycles_source"] == bench.MODEL_SOURCE and "engine_sim" not in m
+    assert "| tiny | icebreaker | 1 |" in (tmp_path / "bench.md").read_text()
     assert doc["boards"]["icebreaker"]["design"] == "engine+uart"
 
 
