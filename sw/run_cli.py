@@ -12,7 +12,11 @@ import os
 
 import numpy as np
 
-__all__ = ["register", "run_accelerator"]
+__all__ = ["register", "run_accelerator", "run_engine_design", "ENGINE_DESIGN_ARRAY"]
+
+#: The array ``--design engine-link`` simulates by default: the iCEBreaker's largest engine + UART
+#: build (docs/synthesis.md).
+ENGINE_DESIGN_ARRAY = (2, 2, 32)
 
 
 def run_accelerator(model_file, images, labels=None, *, transport="fast", checkpoint=None, batch=None,
@@ -62,15 +66,88 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
     out["utilisation"] = ideal / out["cycles_per_image"] if out["cycles_per_image"] else 0.0
     if labels is not None:
         out["test_accuracy"] = float((logits.argmax(1) == labels).mean())
-    if checkpoint is not None:
-        from binaccel.sw.fold import int_forward
-        from binaccel.sw.train import load_checkpoint
+    _check_brevitas(out, im, images, logits, matched, checkpoint)
+    return out
 
-        model = load_checkpoint(checkpoint)
-        brev = int_forward(model, im, images)[-1].reshape(n, -1)
-        both = matched & (logits == brev).all(axis=1)
-        out["matched_brevitas"] = int((logits == brev).all(axis=1).sum())
-        out["matched"] = int(both.sum())
+
+def _check_brevitas(out, im, images, logits, matched, checkpoint):
+    """With a checkpoint: ``matched_brevitas`` and ``matched`` (both references) in ``out``."""
+    if checkpoint is None:
+        return
+    from binaccel.sw.fold import int_forward
+    from binaccel.sw.train import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    brev = int_forward(model, im, images)[-1].reshape(len(images), -1)
+    out["matched_brevitas"] = int((logits == brev).all(axis=1).sum())
+    out["matched"] = int((matched & (logits == brev).all(axis=1)).sum())
+
+
+def run_engine_design(model_file, images, labels=None, *, transport="fast", checkpoint=None, batch=None, seed=0,
+                      progress=True, params=None) -> dict:
+    """Run ``images`` through the engine board design (the iCEBreaker's: the layer engine behind the
+    UART link, the host driver :mod:`binaccel.sw.enginehost` packing each layer); return the figures.
+
+    ``transport``: ``fast`` / ``cocotb`` simulate the engine build with the host's layer flow
+    (:mod:`binaccel.sim.layer`; every layer's output is checked against intref there); ``uart``
+    simulates the whole board design behind its UART, bit by bit (:mod:`binaccel.sim.engine_link`;
+    minutes per MNIST image). ``params``: the EngineParams (default: the iCEBreaker's widths at
+    :data:`ENGINE_DESIGN_ARRAY`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
+    whole exchange's over the serial line (``uart``)."""
+    import time
+
+    from tqdm import tqdm
+
+    from binaccel.hw.params import EngineParams
+    from binaccel.hw.sweep import BOARD_BASE
+    from binaccel.sw import intref, modelfile
+
+    if transport not in ("fast", "cocotb", "uart"):
+        raise ValueError(f"transport must be 'fast', 'cocotb' or 'uart', got {transport!r}")
+    im = modelfile.load(model_file)
+    if params is None:
+        r, c, w = ENGINE_DESIGN_ARRAY
+        params = EngineParams(**{**BOARD_BASE["icebreaker"], "rows": r, "cols": c, "word": w})
+    n = len(images)
+    batch = batch or {"fast": 64, "cocotb": 4, "uart": 1}[transport]
+    logits, layer_cycles, images_done = [], [], []
+    t0 = time.perf_counter()
+    with tqdm(total=n, desc=f"{im.name} [engine-link {transport}]", unit="img", disable=not progress,
+              leave=False) as bar:
+        for s in range(0, n, batch):
+            imgs = np.asarray(images[s:s + batch])
+            if transport == "uart":
+                from binaccel.sim import engine_link
+
+                run = engine_link.run_model(im, imgs, params=params, seed=seed + s)
+                outs, cyc = run.outputs, [r["cycles"] for r in run.runs]
+            else:
+                from binaccel.sim.layer import run_model
+
+                outs, cyc = run_model(im, imgs, params=params, rows=params.rows, cols=params.cols, word=params.word,
+                                      seed=seed + s, idle=0.0, backpressure=0.0, backend=transport)
+            logits.append(outs[-1].reshape(len(imgs), -1))
+            layer_cycles.append(np.asarray(cyc, dtype=np.float64))
+            images_done.append(len(imgs))
+            bar.update(len(imgs))
+    wall = time.perf_counter() - t0
+    logits = np.concatenate(logits)
+    ref = intref.predict(im, images)
+    matched = (logits == ref).all(axis=1)
+    per_layer = sum(c for c in layer_cycles) / n          # cycles per image, per layer (runs of `batch` images)
+    out = {
+        "model": im.name, "model_file": os.fspath(model_file), "design": "engine+uart", "transport": transport,
+        "params": params.as_dict(), "batch": batch, "checked": int(n), "matched": int(matched.sum()),
+        "matched_reference": int(matched.sum()),
+        "cycles_per_image": float(per_layer.sum()),
+        "cycles_per_layer": [{"name": layer.name, "cycles": float(c)} for layer, c in zip(im.layers, per_layer)],
+        "cycles_meaning": ("engine cycles of each layer run on a batch, per image" if transport != "uart" else
+                           "clock cycles of each layer's exchange over the simulated serial line, per image"),
+        "wall_s": wall, "images_per_s": n / wall if wall else 0.0,
+    }
+    if labels is not None:
+        out["test_accuracy"] = float((logits.argmax(1) == labels).mean())
+    _check_brevitas(out, im, images, logits, matched, checkpoint)
     return out
 
 
@@ -84,9 +161,16 @@ def _cmd_run(args):
     else:
         data = load(args.data)
     n = min(args.images, len(data.x_test)) if args.images else len(data.x_test)
-    r = run_accelerator(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
-                        checkpoint=args.checkpoint, batch=args.batch, idle=args.idle, backpressure=args.backpressure,
-                        seed=args.seed, progress=not args.no_progress)
+    if args.design == "engine-link":
+        if args.idle or args.backpressure:
+            raise SystemExit("binaccel run: --idle/--backpressure apply to the accelerator design")
+        r = run_engine_design(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
+                              checkpoint=args.checkpoint, batch=args.batch, seed=args.seed,
+                              progress=not args.no_progress)
+    else:
+        r = run_accelerator(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
+                            checkpoint=args.checkpoint, batch=args.batch, idle=args.idle,
+                            backpressure=args.backpressure, seed=args.seed, progress=not args.no_progress)
     text = json.dumps(r, indent=2)
     if args.json:
         from binaccel.sw.train import write_json_atomic
@@ -103,6 +187,9 @@ def register(sub):
     p = sub.add_parser("run", help="run a model file on the simulated accelerator, checked image by image")
     p.add_argument("--model", required=True, help="model file written by binaccel export (.bnm)")
     p.add_argument("--checkpoint", default=None, help="also compare with this Brevitas checkpoint")
+    p.add_argument("--design", choices=["accel", "engine-link"], default="accel",
+                   help="accel (default): the whole-network accelerator; engine-link: the iCEBreaker's board design, "
+                        "the layer engine (2x2x32) behind the UART link with the host packing each layer")
     p.add_argument("--transport", choices=["fast", "cocotb", "uart"], default="fast",
                    help="fast: compiled Verilator model (whole data sets); cocotb: word streams from Python; "
                         "uart: the board's UART link simulated bit by bit (slow: ~3 s per image)")

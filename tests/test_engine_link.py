@@ -152,3 +152,23 @@ def test_corrupted_frame_is_resent_and_results_stay_exact():
     r = engine_link.run_words(run.words, run.n_out_words, params=P, seed=4, corrupt=[(1, 20, 0x10)])
     assert np.array_equal(enginehost.layer_output(run, r.out), intref.run_model(m, images)[0])
     assert any(e["code"] == "CRC" and e["frame"] == 1 for e in r.extra["events"])
+
+
+def test_run_command_engine_design_fast(tmp_path):
+    """`binaccel run --design engine-link`'s function on the fast engine simulation: every image's
+    logits equal intref's, and the cycles per layer are the engine's (cycle model) per image."""
+    from binaccel.hw.perf import layer_cycles
+    from binaccel.sw import modelfile
+    from binaccel.sw.run_cli import run_engine_design
+
+    rng = np.random.default_rng(13)
+    m = random_model(rng)
+    path = tmp_path / "m.bnm"
+    modelfile.save(m, path)
+    images = rng.integers(0, 256, size=(5, 1, 12, 12)).astype(np.uint8)
+    r = run_engine_design(path, images, transport="fast", batch=5, params=P, progress=False)
+    assert r["checked"] == r["matched"] == 5 and r["design"] == "engine+uart"
+    want = [layer_cycles(layer, P.rows, P.cols, P.word, n=5, params=P) / 5 for layer in m.layers]
+    assert [c["cycles"] for c in r["cycles_per_layer"]] == want
+    with pytest.raises(ValueError, match="transport must be"):
+        run_engine_design(path, images, transport="tcp", params=P)
