@@ -842,7 +842,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             per["headline_batch"] = batches[0]
             entry[bname] = per
             log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} @ "
-                f"{b['fmax_mhz']} MHz ({'accelerator sim' if sim else 'cycle model'}): " + ", ".join(
+                f"{b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
                     f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
                     f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
                     f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/packed "
