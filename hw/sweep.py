@@ -79,7 +79,7 @@ __all__ = [
     "ACCEL_START", "DESIGNS", "DESIGN_KIND", "FlatPorts", "engine_design", "accel_design", "params_for_models",
     "synth_point", "synth_engine", "largest_array", "board_summary", "write_boards_json", "load_boards_json",
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "BOARDS_JSON", "SYNTH_ROOT",
-    "SECTIONS", "linked_engine_design",
+    "SECTIONS", "section_of", "linked_engine_design", "DESIGN_OF_KIND", "start_point",
     "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell", "same_params",
 ]
 
@@ -124,6 +124,7 @@ DEFAULT_START = {"icebreaker": (1, 16), "ulx3s": (4, 32)}
 #: The designs :func:`synth_point` builds, and how reports and boards.json name them.
 DESIGNS = ("accel", "engine-link", "engine")
 DESIGN_KIND = {"accel": "accel+uart", "engine-link": "engine+uart", "engine": "engine"}
+DESIGN_OF_KIND = {kind: design for design, kind in DESIGN_KIND.items()}
 DESIGN_DESCRIPTION = {
     "accel": "accelerator + UART link + PLL: LinkedAccelerator (whole-network Accelerator behind the frame "
              "link) in BoardTop (PLL, reset synchroniser, UART 115200 baud, receive FIFO, LEDs)",
@@ -218,13 +219,13 @@ def gateware_current(record: dict) -> bool:
 
 
 def _record_design(record):
-    """``"accel"``/``"engine"`` for a report or summary the flow's own factories made, else None."""
+    """The design (a key of :data:`DESIGN_KIND`) of a report or summary the flow's own factories
+    made, else None."""
     factory = record.get("factory")
     if factory is not None:
-        return {"accel_design": "accel", "engine_design": "engine",
-                "linked_engine_design": "engine-link"}.get(factory)
+        return {f.__name__: d for d, f in _FACTORIES.items()}.get(factory)
     kind = record.get("design") if record.get("design") in DESIGN_KIND.values() else record.get("design_kind")
-    return {v: k for k, v in DESIGN_KIND.items()}.get(kind)
+    return DESIGN_OF_KIND.get(kind)
 
 
 def _record_freq(record):
@@ -239,6 +240,13 @@ def base_params(board, design="accel") -> dict:
     """Default parameters (besides rows/cols/word) of ``design`` for ``board``."""
     _check_design(design)
     return dict((ACCEL_BASE if design == "accel" else BOARD_BASE)[board])
+
+
+def start_point(board, design="accel"):
+    """``(n, word)`` where the search of ``design`` starts on ``board`` (:data:`ACCEL_START` for
+    the accelerator, :data:`DEFAULT_START` for the engine designs)."""
+    _check_design(design)
+    return (ACCEL_START if design == "accel" else DEFAULT_START)[board]
 
 
 def _check_design(design):
@@ -660,7 +668,7 @@ def largest_array(board, *, design="accel", base=None, start=None, max_n=64, max
 
     _check_design(design)
     base = base_params(board, design) if base is None else dict(base)
-    n, word = (ACCEL_START if design == "accel" else DEFAULT_START)[board] if start is None else start
+    n, word = start_point(board, design) if start is None else start
     if timeout is None:
         timeout = (ACCEL_TIMEOUT_S if design == "accel" else DEFAULT_TIMEOUT_S).get(board)
     points = []
@@ -796,6 +804,13 @@ def closure_cell(point: dict) -> str:
 #: reads first), ``engine_link_boards`` the engine behind the link (the board design where the
 #: accelerator does not fit), ``engine_boards`` the bare engine (figures kept reproducible).
 SECTIONS = {"accel+uart": "boards", "engine+uart": "engine_link_boards", "engine": "engine_boards"}
+
+
+def section_of(result) -> str:
+    """The boards.json section of a board result (or summary): that of its design kind."""
+    return SECTIONS.get(_result_kind(result), "boards")
+
+
 _SECTION_TITLES = {
     "boards": "Accelerator + UART link + PLL (the board design; `binaccel synth --design accel`)",
     "engine_link_boards": "Engine + UART link + PLL (the board design where the accelerator does not fit; "
@@ -854,7 +869,7 @@ def write_boards_json(results: dict, path=None, *, engine_results: dict | None =
     doc = {"format": "binaccel-boards", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "boards": {}, "engine_link_boards": dict(link_results or {}), "engine_boards": dict(engine_results or {})}
     for board, res in results.items():
-        doc[SECTIONS.get(_result_kind(res), "boards")][board] = res
+        doc[section_of(res)][board] = res
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     write_text_atomic(path.with_suffix(".md"), boards_markdown(doc["boards"], doc["engine_boards"],
                                                                doc["engine_link_boards"]))
@@ -874,13 +889,12 @@ def update_boards_json(board, result, path=None) -> Path:
     sections = {name: {} for name in SECTIONS.values()}
     for name in SECTIONS.values():
         for b, res in (doc.get(name) or {}).items():
-            own = SECTIONS.get(_result_kind(res), "boards")
-            if own == name:
+            if section_of(res) == name:
                 sections[name][b] = res
     for name in SECTIONS.values():     # misplaced results (older files: engine results under boards)
         for b, res in (doc.get(name) or {}).items():
-            sections[SECTIONS.get(_result_kind(res), "boards")].setdefault(b, res)
-    sections[SECTIONS.get(_result_kind(result), "boards")][board] = result
+            sections[section_of(res)].setdefault(b, res)
+    sections[section_of(result)][board] = result
     return write_boards_json(sections["boards"], path, engine_results=sections["engine_boards"],
                              link_results=sections["engine_link_boards"])
 

@@ -65,7 +65,7 @@ def _cmd_synth(args) -> int:
             print("binaccel synth: error: --board is required unless --search", file=sys.stderr)
             return 2
         base = sweep.base_params(args.board, design)
-        n, word = (sweep.ACCEL_START if design == "accel" else sweep.DEFAULT_START)[args.board]
+        n, word = sweep.start_point(args.board, design)
         try:
             params = _engine_fields(args, {**base, "rows": n, "cols": n, "word": word}, design)
             sweep.full_params(params, design)
@@ -159,7 +159,7 @@ def _same_point(a, b) -> bool:
     """Two board summaries of the same synthesis point: design, parameters (defaults filled in), seed
     and clock (a summary without its clock, from before it was recorded, was built for the board's
     target)."""
-    from binaccel.hw.sweep import TARGET_MHZ, _point_kind, same_params
+    from binaccel.hw.sweep import DESIGN_OF_KIND, TARGET_MHZ, _point_kind, same_params
 
     def clock(p):
         c = p.get("clock_mhz")
@@ -169,7 +169,7 @@ def _same_point(a, b) -> bool:
     same_clock = ca == cb or (ca is not None and cb is not None and abs(ca - cb) <= 0.01 * max(ca, cb))
     kind = _point_kind(a)
     return (kind == _point_kind(b) and a.get("seed") == b.get("seed") and same_clock
-            and same_params(a.get("params"), b.get("params"), "accel" if kind == "accel+uart" else "engine"))
+            and same_params(a.get("params"), b.get("params"), DESIGN_OF_KIND[kind]))
 
 
 def _with_old_closure(summary, old_points):
@@ -193,7 +193,7 @@ def _keep_closures(board, result):
         doc = sweep.load_boards_json()
     except (FileNotFoundError, ValueError):
         return
-    section = sweep.SECTIONS.get(sweep._result_kind(result), "boards")
+    section = sweep.section_of(result)
     old_points = (doc.get(section, {}).get(board) or {}).get("points") or []
     for p in result["points"]:
         q = _with_old_closure(p, old_points)
@@ -208,7 +208,7 @@ def _update_boards(board, summary):
         doc = sweep.load_boards_json()
     except (FileNotFoundError, ValueError):
         doc = {"boards": {}, "engine_link_boards": {}, "engine_boards": {}}
-    section = sweep.SECTIONS.get(summary.get("design") or "accel+uart", "boards")
+    section = sweep.section_of(summary)
     res = doc.get(section, {}).get(board)
     if res is None and section == "engine_boards" and sweep._result_kind(doc["boards"].get(board) or {}) == "engine":
         res = doc["boards"].get(board)  # an older file: engine results under "boards"

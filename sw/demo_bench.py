@@ -40,7 +40,6 @@ MIN_SYNTH_S = 120.0
 #: accelerator (which does not fit the iCE40UP5K: the demo shows by how much) and the board's
 #: design that fits, the engine behind the link.
 SYNTH_DESIGNS = (("accel", "synthesis"), ("engine-link", "synthesis_engine_link"))
-_FACTORY = {"accel": "accel_design", "engine-link": "linked_engine_design"}
 
 
 def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, design="accel", key="synthesis"):
@@ -52,7 +51,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, de
 
     from .atomic import write_json_atomic
 
-    n, word = (sweep.ACCEL_START if design == "accel" else sweep.DEFAULT_START)[board]
+    n, word = sweep.start_point(board, design)
     params = sweep.full_params({**sweep.base_params(board, design), "rows": n, "cols": n, "word": word}, design)
     out = sweep._point_dir(board, params, 1, root=synth_root and Path(synth_root) / board / design,
                            design=design)
@@ -65,7 +64,8 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, de
         except json.JSONDecodeError:
             old = None
     same_point = bool(old and sweep.same_params(old.get("params"), params, design)
-                      and old.get("factory") == _FACTORY[design] and old.get("status") in ("ok", "no_fit", "timeout"))
+                      and old.get("factory") == sweep._FACTORIES[design].__name__
+                      and old.get("status") in ("ok", "no_fit", "timeout"))
     info = {"board": board, "design": sweep.DESIGN_KIND[design], "params": params, "report": _shown(path),
             "budget_s": budget_s, "inputs_sha256": digest}
     last_s = (old or {}).get("runtime_s", {}).get("total") if same_point else None
