@@ -360,12 +360,16 @@ def engine_sim_cycles(model: IntModel, images: np.ndarray, params) -> dict:
     wall = _time.perf_counter() - t0
     layers = [{"layer": r["layer"], "cycles": int(r["cycles"]), "ideal_cycles": r["ideal_cycles"],
                "utilisation": r["utilisation"]} for r in run.record["layers"]]
+    return {**_network_totals(layers, n), "sim_wall_s": wall, "outputs_exact": True, "params": params.as_dict(),
+            "model_cycles": int(sum(r["model_cycles"] for r in run.record["layers"]))}
+
+
+def _network_totals(layers: list, n: int) -> dict:
+    """A network's figures from its layers' (``cycles``, ``ideal_cycles``) for runs on ``n`` images."""
     total = sum(x["cycles"] for x in layers)
     ideal = sum(x["ideal_cycles"] for x in layers)
     return {"layers": layers, "cycles": total, "ideal_cycles": ideal, "cycles_per_image": total / n,
-            "utilisation": ideal / total if total else 0.0, "images": n, "sim_wall_s": wall,
-            "model_cycles": int(sum(r["model_cycles"] for r in run.record["layers"])), "outputs_exact": True,
-            "params": params.as_dict()}
+            "utilisation": ideal / total if total else 0.0, "images": n}
 
 
 def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> dict:
@@ -383,10 +387,7 @@ def network_cycles(model: IntModel, array: dict, *, n: int = 1, params=None) -> 
     if isinstance(params, EngineParams):
         params = {k: v for k, v in params.as_dict().items() if k not in ("rows", "cols", "word")}
     layers = [layer_perf(layer, rows, cols, word, n=n, params=params).as_dict() for layer in model.layers]
-    total = sum(x["cycles"] for x in layers)
-    ideal = sum(x["ideal_cycles"] for x in layers)
-    return {"layers": layers, "cycles": total, "ideal_cycles": ideal, "cycles_per_image": total / n,
-            "utilisation": ideal / total if total else 0.0, "params": dict(params), "images": n}
+    return {**_network_totals(layers, n), "params": dict(params)}
 
 
 # --- networks ---------------------------------------------------------------------------------
@@ -705,8 +706,9 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             "FPGA time = cycles per image / nextpnr fmax of the synthesized build of the board (boards.<b>.design: "
             "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine+uart = "
             "the layer engine behind the same link, the board design where no accelerator build fits (the host "
-            "does im2col, pooling and the maps between layers; its cycles are the engine cycle model's); engine = "
-            "the bare engine only, the last fallback); host link transfers are not included.",
+            "does im2col, pooling and the maps between layers; its cycles are its engine build's, simulated, or "
+            "the engine cycle model's); engine = the bare engine only, the last fallback); host link transfers "
+            "are not included.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
             "the simulated images), for a board whose design is the engine + UART link the simulation of its "
@@ -771,37 +773,34 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "batch": {}, "engine_model": {}}
             bp = b.get("params") or {}
             per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
-            sim = None
+            def run_accel():
+                ap = accel_build_params(bname, b)
+                k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)
+                log(f"[bench]   {bname}: accelerator simulation of {k} image(s), build {ap.tag} ...")
+                return accel_cycles(model, images[:k], ap)
+
+            def run_engine():
+                from binaccel.hw.params import EngineParams
+
+                ep = EngineParams(**{k: v for k, v in bp.items() if k in EngineParams.names()})
+                out = {}
+                for n in batches:
+                    log(f"[bench]   {bname}: engine simulation of a batch of {n}, build {ep.tag} ...")
+                    out[n] = engine_sim_cycles(model, images[:n], ep)
+                return out
+
+            sim, esim = None, {}
             if use_accel and b.get("design") != "engine+uart":   # (that board runs layers, not networks)
-                try:
-                    ap = accel_build_params(bname, b)
-                    k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)
-                    log(f"[bench]   {bname}: accelerator simulation of {k} image(s), build {ap.tag} ...")
-                    sim = accel_cycles(model, images[:k], ap)
+                sim = _simulated(per, "accel_error", f"{bname}: accelerator simulation", run_accel, log)
+                if sim is not None:
                     per["accel_sim"] = {kk: sim[kk] for kk in ("cycles_per_image", "throughput_cycles_per_image",
                                                                "images", "sim_wall_s", "params", "total_cycles",
                                                                "logits_exact")}
-                except Exception as exc:  # the network does not fit that build, or the simulation failed
-                    per["accel_error"] = f"{type(exc).__name__}: {exc}"[:500]
-                    log(f"[bench]   {bname}: accelerator simulation not used: {per['accel_error']}")
-                    if isinstance(exc, AssertionError):
-                        raise
-            esim = {}
             if use_accel and b.get("design") == "engine+uart" and per["build_supports"]:
                 # the board runs the engine: simulate its build on each batch (the networks it can run)
-                from binaccel.hw.params import EngineParams
-                try:
-                    ep = EngineParams(**{k: v for k, v in bp.items() if k in EngineParams.names()})
-                    for n in batches:
-                        log(f"[bench]   {bname}: engine simulation of a batch of {n}, build {ep.tag} ...")
-                        esim[n] = engine_sim_cycles(model, images[:n], ep)
+                esim = _simulated(per, "engine_sim_error", f"{bname}: engine simulation", run_engine, log) or {}
+                if esim:
                     per["engine_sim"] = {str(n): {k: v for k, v in r.items() if k != "layers"} for n, r in esim.items()}
-                except Exception as exc:  # the simulation could not run (an EngineMismatch is raised)
-                    per["engine_sim_error"] = f"{type(exc).__name__}: {exc}"[:500]
-                    log(f"[bench]   {bname}: engine simulation not used: {per['engine_sim_error']}")
-                    if isinstance(exc, AssertionError):
-                        raise
-                    esim = {}
             per["cycles_source"] = (ACCEL_SOURCE if sim is not None else ENGINE_SIM_SOURCE if esim else MODEL_SOURCE)
             for n in batches:
                 cyc = network_cycles(model, b["array"], n=n, params={**need, "pe_stages": pe_stages_of(b)})
@@ -855,6 +854,20 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         result["plots"] = make_plots(result, out_dir)
         write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _simulated(per: dict, error_key: str, what: str, run, log):
+    """``run()``, or None when that simulation cannot run (the network does not fit the build, the
+    build failed): the reason goes into ``per[error_key]`` and the log. A result that differs from
+    intref (AssertionError) is raised."""
+    try:
+        return run()
+    except Exception as exc:
+        per[error_key] = f"{type(exc).__name__}: {exc}"[:500]
+        log(f"[bench]   {what} not used: {per[error_key]}")
+        if isinstance(exc, AssertionError):
+            raise
+        return None
 
 
 def _fmt_s(s):
