@@ -64,7 +64,7 @@ def run_words(words, n_out, *, params: EngineParams, seed=0, divisor=UART_DIVISO
     if max_cycles is None:
         line_bytes = 4 * (len(words) + n_out) + 16 * (len(words) // 64 + 4)
         max_cycles = 3 * 10 * divisor * line_bytes + 20_000
-    res, total, wall, extra = uart_exchange(build(params, divisor), [(enginehost.LAYER_KIND, words.astype("<u4").tobytes())],
+    res, total, wall, extra = uart_exchange(build(params, divisor), [(enginehost.LAYER_KIND, enginehost.transfer_bytes(words))],
                                             4 * int(n_out), seed=seed, divisor=divisor, window=window,
                                             max_cycles=max_cycles, corrupt=corrupt, corrupt_rx=corrupt_rx)
     out = np.frombuffer(res, dtype="<u4").astype(np.uint64)
@@ -102,7 +102,6 @@ def run_model(model, images, *, params: EngineParams, seed=0, divisor=UART_DIVIS
 
 
 def main(argv=None) -> int:
-    from binaccel.hw.sweep import BOARD_BASE
     from binaccel.sim.layer import _zoo_model
     from binaccel.sw import modelfile
     from binaccel.sw.data import load_mnist
@@ -118,17 +117,18 @@ def main(argv=None) -> int:
     src.add_argument("--model-file", default=None, help="a model file (.bnm) to run on MNIST test digits")
     src.add_argument("--zoo", default=None, help="a zoo architecture with untrained weights, on MNIST test digits")
     ap.add_argument("--images", type=int, default=1, help="images (default 1)")
-    ap.add_argument("--rows", type=int, default=2)
-    ap.add_argument("--cols", type=int, default=2)
-    ap.add_argument("--word", type=int, default=32, help="array (default 2x2x32, the iCEBreaker's largest)")
+    rows, cols, word = enginehost.DEFAULT_ARRAY
+    ap.add_argument("--rows", type=int, default=rows)
+    ap.add_argument("--cols", type=int, default=cols)
+    ap.add_argument("--word", type=int, default=word, help=f"array (default {rows}x{cols}x{word}, the iCEBreaker's "
+                                                           f"largest)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the record (JSON) here")
     args = ap.parse_args(argv)
     if args.images < 1:
         ap.error(f"--images must be at least 1, got {args.images}")
     try:
-        params = EngineParams(**{**BOARD_BASE["icebreaker"], "rows": args.rows, "cols": args.cols,
-                                 "word": args.word})
+        params = enginehost.board_params(args.rows, args.cols, args.word)
         if args.model_file:
             model = modelfile.load(args.model_file)
         elif args.zoo:

@@ -12,11 +12,7 @@ import os
 
 import numpy as np
 
-__all__ = ["register", "run_accelerator", "run_engine_design", "ENGINE_DESIGN_ARRAY"]
-
-#: The array ``--design engine-link`` simulates by default: the iCEBreaker's largest engine + UART
-#: build (docs/synthesis.md).
-ENGINE_DESIGN_ARRAY = (2, 2, 32)
+__all__ = ["register", "run_accelerator", "run_engine_design"]
 
 
 def run_accelerator(model_file, images, labels=None, *, transport="fast", checkpoint=None, batch=None,
@@ -91,26 +87,23 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
     ``transport``: ``fast`` / ``cocotb`` simulate the engine build with the host's layer flow
     (:mod:`binaccel.sim.layer`; every layer's output is checked against intref there); ``uart``
     simulates the whole board design behind its UART, bit by bit (:mod:`binaccel.sim.engine_link`;
-    minutes per MNIST image). ``params``: the EngineParams (default: the iCEBreaker's widths at
-    :data:`ENGINE_DESIGN_ARRAY`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
+    minutes per MNIST image). ``params``: the EngineParams (default: the iCEBreaker's build,
+    :func:`binaccel.sw.enginehost.board_params`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
     whole exchange's over the serial line (``uart``)."""
     import time
 
     from tqdm import tqdm
 
-    from binaccel.hw.params import EngineParams
-    from binaccel.hw.sweep import BOARD_BASE
-    from binaccel.sw import intref, modelfile
+    from binaccel.sw import enginehost, intref, modelfile
 
     if transport not in ("fast", "cocotb", "uart"):
         raise ValueError(f"transport must be 'fast', 'cocotb' or 'uart', got {transport!r}")
     im = modelfile.load(model_file)
     if params is None:
-        r, c, w = ENGINE_DESIGN_ARRAY
-        params = EngineParams(**{**BOARD_BASE["icebreaker"], "rows": r, "cols": c, "word": w})
+        params = enginehost.board_params()
     n = len(images)
     batch = batch or {"fast": 64, "cocotb": 4, "uart": 1}[transport]
-    logits, layer_cycles, images_done = [], [], []
+    logits, layer_cycles = [], []
     t0 = time.perf_counter()
     with tqdm(total=n, desc=f"{im.name} [engine-link {transport}]", unit="img", disable=not progress,
               leave=False) as bar:
@@ -128,13 +121,12 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
                                       seed=seed + s, idle=0.0, backpressure=0.0, backend=transport)
             logits.append(outs[-1].reshape(len(imgs), -1))
             layer_cycles.append(np.asarray(cyc, dtype=np.float64))
-            images_done.append(len(imgs))
             bar.update(len(imgs))
     wall = time.perf_counter() - t0
     logits = np.concatenate(logits)
     ref = intref.predict(im, images)
     matched = (logits == ref).all(axis=1)
-    per_layer = sum(c for c in layer_cycles) / n          # cycles per image, per layer (runs of `batch` images)
+    per_layer = sum(layer_cycles) / n          # cycles per image, per layer (runs of `batch` images)
     out = {
         "model": im.name, "model_file": os.fspath(model_file), "design": "engine+uart", "transport": transport,
         "params": params.as_dict(), "batch": batch, "checked": int(n), "matched": int(matched.sum()),

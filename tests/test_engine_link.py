@@ -123,7 +123,7 @@ def test_layer_output_wrong_count():
 
 # ---- the design behind its UART on Verilator -------------------------------------------------------
 
-P = EngineParams(**{**sweep.BOARD_BASE["icebreaker"], "rows": 1, "cols": 2, "word": 16})
+P = enginehost.board_params(1, 2, 16)
 
 
 def test_network_through_the_simulated_board_is_exact():
