@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 
@@ -33,13 +34,14 @@ def step_contrib(a, w, m, b, word):
 async def drive_engine(ctx, engine, beats, *, rng, idle=0.0, backpressure=0.0, n_out, max_cycles=200000):
     """Async helper for an Amaranth testbench: send ``beats`` to ``engine.i_stream`` (random idle
     cycles with probability ``idle``) while collecting ``n_out`` beats from ``engine.o_stream``
-    (ready low with probability ``backpressure``).
+    (ready low with probability ``backpressure``). ``engine``: the engine, or any component with
+    those two streams (payloads of any shape, given and returned as ints).
 
     Returns ``(out_beats, first_in_cycle, last_out_cycle, in_cycles)``: cycle numbers count clock
     edges from the call. Raises AssertionError on a stream protocol violation or a timeout.
     """
-    i_payload = engine.i_stream.payload.as_value()
-    o_payload = engine.o_stream.payload.as_value()
+    i_payload = Value.cast(engine.i_stream.payload)
+    o_payload = Value.cast(engine.o_stream.payload)
     out, in_cycles, out_cycles = [], [], []
     k, cycle, pending = 0, 0, None
     offering = False
