@@ -114,7 +114,53 @@ class WordsToBytes(wiring.Component):
         return m
 
 
-class LinkedAccelerator(wiring.Component):
+class _Linked(wiring.Component):
+    """A core behind a :class:`~binaccel.hw.link.FrameLink` (``LinkedAccelerator``,
+    ``LinkedEngine``): frame bytes -> link -> words (:class:`BytesToWords`) -> the core's stages
+    (:meth:`_chain`, each a component with ``i_stream``/``o_stream``, words into the first and out of
+    the last) -> RESULT transfers (:class:`WordsToBytes`) -> link. A good RESET frame
+    resets everything behind the link (``ResetInserter``) and flushes the transmitting converter."""
+
+    i_stream: In(stream.Signature(8))
+    o_stream: Out(stream.Signature(8))
+    busy: Out(1)
+    error: Out(1)
+
+    def __init__(self, core, *, max_payload, depth, timeout):
+        with checking(self):
+            try:
+                self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
+            except Exception:
+                core._MustUse__silence = True
+                raise
+        self.link_params = {"max_payload": max_payload, "depth": depth, "timeout": timeout}
+        super().__init__()
+
+    def _chain(self, m, soft):
+        """Add the core's stages (reset by ``soft``) to ``m``; return them in stream order, and the
+        core's ``busy`` and ``error``."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link
+        soft = link.o_reset
+        m.submodules.b2w = b2w = ResetInserter(soft)(BytesToWords())
+        stages, busy, error = self._chain(m, soft)
+        m.submodules.w2b = w2b = WordsToBytes()
+        m.d.comb += w2b.flush.eq(soft)
+        wiring.connect(m, wiring.flipped(self.i_stream), link.i_stream)
+        wiring.connect(m, link.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, link.o_data, b2w.i_stream)
+        chain = [b2w, *stages, w2b]
+        for a, b in zip(chain, chain[1:]):
+            wiring.connect(m, a.o_stream, b.i_stream)
+        wiring.connect(m, w2b.o_stream, link.i_data)
+        m.d.comb += [self.busy.eq(busy), self.error.eq(error)]
+        return m
+
+
+class LinkedAccelerator(_Linked):
     """:class:`~binaccel.hw.top.Accelerator` behind a :class:`~binaccel.hw.link.FrameLink`.
 
     Keyword-only parameters: ``max_payload``, ``depth``, ``timeout`` of the link (see
@@ -130,39 +176,15 @@ class LinkedAccelerator(wiring.Component):
     and the accelerator is idle again, with its build unchanged.
     """
 
-    i_stream: In(stream.Signature(8))
-    o_stream: Out(stream.Signature(8))
-    busy: Out(1)
-    error: Out(1)
-
     def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, **accel_params):
         with checking(self):
             self.accel = Accelerator(**accel_params)
-            try:
-                self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
-            except Exception:
-                self.accel._MustUse__silence = True
-                raise
         self.params = self.accel.params
-        self.link_params = {"max_payload": max_payload, "depth": depth, "timeout": timeout}
-        super().__init__()
+        super().__init__(self.accel, max_payload=max_payload, depth=depth, timeout=timeout)
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.link = link = self.link
-        soft = link.o_reset
-        m.submodules.b2w = b2w = ResetInserter(soft)(BytesToWords())
+    def _chain(self, m, soft):
         m.submodules.accel = acc = ResetInserter(soft)(self.accel)
-        m.submodules.w2b = w2b = WordsToBytes()
-        m.d.comb += w2b.flush.eq(soft)
-        wiring.connect(m, wiring.flipped(self.i_stream), link.i_stream)
-        wiring.connect(m, link.o_stream, wiring.flipped(self.o_stream))
-        wiring.connect(m, link.o_data, b2w.i_stream)
-        wiring.connect(m, b2w.o_stream, acc.i_stream)
-        wiring.connect(m, acc.o_stream, w2b.i_stream)
-        wiring.connect(m, w2b.o_stream, link.i_data)
-        m.d.comb += [self.busy.eq(acc.busy), self.error.eq(acc.error)]
-        return m
+        return [acc], acc.busy, acc.error
 
 
 class _UartDesign(wiring.Component):
@@ -294,7 +316,7 @@ class BeatsToWords(wiring.Component):
         return m
 
 
-class LinkedEngine(wiring.Component):
+class LinkedEngine(_Linked):
     """The layer :class:`~binaccel.hw.engine.Engine` behind a :class:`~binaccel.hw.link.FrameLink`:
     the board design for a device too small for the whole-network accelerator (the iCE40UP5K).
     The host does what the accelerator's fetch unit, write-back and sequencer do (im2col, operand
@@ -312,48 +334,22 @@ class LinkedEngine(wiring.Component):
     ``RESULT`` transfers. A good ``RESET`` frame resets the engine and the converters (not the link).
     """
 
-    i_stream: In(stream.Signature(8))
-    o_stream: Out(stream.Signature(8))
-    busy: Out(1)
-    error: Out(1)
-
     def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, **engine_params):
         from .engine import Engine
 
         with checking(self):
             self.engine = Engine(**engine_params)
-            try:
-                self.link = FrameLink(max_payload=max_payload, depth=depth, timeout=timeout)
-            except Exception:
-                self.engine._MustUse__silence = True
-                raise
         self.params = p = self.engine.params
-        self.link_params = {"max_payload": max_payload, "depth": depth, "timeout": timeout}
-        self.in_words = -(-p.in_layout.size // IO_WIDTH)
-        self.out_words = -(-p.out_layout.size // IO_WIDTH)
-        super().__init__()
+        self.in_words = _words_per_beat(p.in_layout)
+        self.out_words = _words_per_beat(p.out_layout)
+        super().__init__(self.engine, max_payload=max_payload, depth=depth, timeout=timeout)
 
-    def elaborate(self, platform):
-        m = Module()
+    def _chain(self, m, soft):
         p = self.params
-        m.submodules.link = link = self.link
-        soft = link.o_reset
-        m.submodules.b2w = b2w = ResetInserter(soft)(BytesToWords())
         m.submodules.w2beat = w2beat = ResetInserter(soft)(WordsToBeats(layout=p.in_layout))
         m.submodules.engine = eng = ResetInserter(soft)(self.engine)
         m.submodules.beat2w = beat2w = ResetInserter(soft)(BeatsToWords(layout=p.out_layout))
-        m.submodules.w2b = w2b = WordsToBytes()
-        m.d.comb += w2b.flush.eq(soft)
-        wiring.connect(m, wiring.flipped(self.i_stream), link.i_stream)
-        wiring.connect(m, link.o_stream, wiring.flipped(self.o_stream))
-        wiring.connect(m, link.o_data, b2w.i_stream)
-        wiring.connect(m, b2w.o_stream, w2beat.i_stream)
-        wiring.connect(m, w2beat.o_stream, eng.i_stream)
-        wiring.connect(m, eng.o_stream, beat2w.i_stream)
-        wiring.connect(m, beat2w.o_stream, w2b.i_stream)
-        wiring.connect(m, w2b.o_stream, link.i_data)
-        m.d.comb += [self.busy.eq(eng.busy | (beat2w.o_stream.valid)), self.error.eq(eng.error)]
-        return m
+        return [w2beat, eng, beat2w], eng.busy | beat2w.o_stream.valid, eng.error
 
 
 class UartEngine(_UartDesign):
