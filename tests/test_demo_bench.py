@@ -138,6 +138,6 @@ def test_bench_section_reuses_report_with_same_inputs(setup, monkeypatch):
 
 
 def test_report_path_shown_relative_to_the_checkout(tmp_path):
-    root = Path(demo_bench.__file__).resolve().parent.parent
+    root = Path(demo_bench.__file__).resolve().parents[2]
     assert demo_bench._shown(root / "build" / "synth" / "report.json") == os.path.join("build", "synth", "report.json")
     assert demo_bench._shown(tmp_path / "report.json") == str(tmp_path / "report.json")

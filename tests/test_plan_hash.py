@@ -39,11 +39,7 @@ def _plan_hash_from_copy(tmp_path, edit):
     """plan_hash of the 1x1x8 iCEBreaker point computed by a copy of the package with ``edit(hw_dir)``
     applied, in a fresh interpreter."""
     pkg = tmp_path / "pkg" / "binaccel"
-    pkg.mkdir(parents=True)
-    for f in (ROOT / "binaccel").glob("*.py"):
-        shutil.copy(f, pkg)
-    for d in ("hw", "sw", "sim"):
-        shutil.copytree(ROOT / d, pkg / d, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "binaccel", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     edit(pkg / "hw")
     code = ("import json, sys; from binaccel.hw import sweep; assert sweep.__file__.startswith(sys.argv[1]); "
             f"print(sweep.plan_hash('icebreaker', {PARAMS!r}))")

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Root of the project checkout (the folder holding ``sim/``, ``hw/``, ``sw/``).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Default parent folder of all simulation builds (gitignored).
 SIM_BUILD_ROOT = PROJECT_ROOT / "build" / "sim"
 #: Environment variable naming the JSON file with the testbench parameters (see :func:`load_tb_params`).

@@ -44,7 +44,7 @@ __all__ = ["PackedNet", "time_call", "network_cycles", "mnist_models", "run_benc
            "accel_params_for", "accel_cycles", "engine_sim_cycles", "MODEL_SOURCE", "ACCEL_SOURCE",
            "ENGINE_SIM_SOURCE", "SOURCE_LABEL"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "build" / "bench"
 BATCHES = (1, 64)
 MNIST_BENCH_MODELS = ("siman", "sign", "mcn", "mcn1", "mcn_a8")
@@ -451,7 +451,7 @@ def _load_model_files(model_files) -> tuple:
 #: The committed record of the last board search (``binaccel synth --search``, copied from
 #: ``build/bench/boards.json``): the bench and the demo use it on a checkout that has not run the
 #: search (the ULX3S place-and-route takes about 25 minutes), and say so (``source`` of each board).
-MEASURED_BOARDS_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "measured",
+MEASURED_BOARDS_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "measured",
                                     "boards.json")
 
 

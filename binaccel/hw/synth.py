@@ -40,7 +40,7 @@ __all__ = ["synthesize", "sweep", "parse_nextpnr_report", "parse_nextpnr_log",
            "tool_versions", "DEFAULT_OUT", "build_plan", "plan_digest", "tool_packages"]
 
 #: Default root of generated synthesis files (gitignored).
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "build" / "synth"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "build" / "synth"
 
 # nextpnr resource names per family -> report keys
 _RESOURCES = {

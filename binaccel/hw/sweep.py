@@ -83,7 +83,7 @@ __all__ = [
     "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell", "same_params",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYNTH_ROOT = ROOT / "build" / "synth"
 BOARDS_JSON = ROOT / "build" / "bench" / "boards.json"
 

@@ -115,7 +115,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, de
 
 def _shown(path):
     """``path`` relative to the checkout when it is inside it (what the report shows), else as is."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     rel = os.path.relpath(os.path.abspath(path), root)
     return os.fspath(path) if rel.startswith("..") else rel
 
