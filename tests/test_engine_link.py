@@ -21,6 +21,7 @@ from binaccel.hw import sweep
 from binaccel.hw.linked import BeatsToWords, LinkedEngine, WordsToBeats
 from binaccel.hw.params import EngineParams
 from binaccel.hw.testing import drive_engine, run_sim
+from binaccel.sim import engine_link
 from binaccel.sw import enginehost, intref
 from binaccel.sw.randmodel import random_model
 
@@ -98,12 +99,10 @@ def test_layer_output_wrong_count():
 
 # ---- the design behind its UART on Verilator -------------------------------------------------------
 
-P = enginehost.board_params(1, 2, 16)
+P = engine_link.board_params(1, 2, 16)
 
 
 def test_network_through_the_simulated_board_is_exact():
-    from binaccel.sim import engine_link
-
     rng = np.random.default_rng(11)
     m = random_model(rng)
     images = rng.integers(0, 256, size=(2, 1, 12, 12)).astype(np.uint8)
@@ -117,8 +116,6 @@ def test_network_through_the_simulated_board_is_exact():
 
 
 def test_corrupted_frame_is_resent_and_results_stay_exact():
-    from binaccel.sim import engine_link
-
     rng = np.random.default_rng(12)
     m = random_model(rng)
     images = rng.integers(0, 256, size=(1, 1, 12, 12)).astype(np.uint8)

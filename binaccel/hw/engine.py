@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from ._util import checking
 from .array import SystolicArray
 from .modulation import ModulationUnit, mod_out_layout
-from .params import BeatKind, EngineParams
+from .params import BeatKind, EngineParams, layout
 from .scale import ScaleUnit
 
 __all__ = ["Engine"]
@@ -59,8 +59,8 @@ class Engine(wiring.Component):
             self.params = EngineParams(**kwargs)
         p = self.params
         super().__init__({
-            "i_stream": In(stream.Signature(p.in_layout)),
-            "o_stream": Out(stream.Signature(p.out_layout)),
+            "i_stream": In(stream.Signature(layout(p.in_layout))),
+            "o_stream": Out(stream.Signature(layout(p.out_layout))),
             "busy": Out(1),
             "error": Out(1),
         })
@@ -90,8 +90,8 @@ class Engine(wiring.Component):
         m.submodules.out_fifo = ofifo = SyncFIFOBuffered(width=p.out_layout.size, depth=p.out_fifo_depth)
 
         # ---- configuration ----------------------------------------------------------------------
-        cfg = Signal(p.desc_layout)
-        mfilter = Signal(data.ArrayLayout(p.mfilt_layout, p.max_taps))
+        cfg = Signal(layout(p.desc_layout))
+        mfilter = Signal(data.ArrayLayout(layout(p.mfilt_layout), p.max_taps))
         for mod in mods:
             m.d.comb += mod.mfilter.eq(mfilter)
         m.d.comb += [
@@ -242,7 +242,7 @@ class Engine(wiring.Component):
         for r in range(R):
             for j in range(K):
                 m.d.comb += scale.i.acc[r * K + j].eq(aligned[r].acc[j])
-            prm = data.View(p.param_layout, pfifos[r].r_data)
+            prm = data.View(layout(p.param_layout), pfifos[r].r_data)
             for j in range(K):
                 m.d.comb += scale.params[r * K + j].eq(prm[j])
             m.d.comb += pfifos[r].r_en.eq(aligned[0].valid & aligned[0].gt_last & aligned[0].last_col)

@@ -24,8 +24,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from binaccel.sw.hwif import AccelParams
+
 from ._util import checking
-from .seq import AccelParams
+from .params import layout
 
 __all__ = ["FetchUnit"]
 
@@ -57,7 +59,7 @@ class FetchUnit(wiring.Component):
         self.params = p = params
         e = p.engine
         ports = {
-            "cfg": In(p.desc_layout),
+            "cfg": In(layout(p.desc_layout)),
             "start": In(1),
             "busy": Out(1),
             "rd_addr": Out(data.ArrayLayout(p.fm_aw, e.cols)),
@@ -72,7 +74,7 @@ class FetchUnit(wiring.Component):
             "ring_size": In(p.w_aw + 1),
             "w_written": In(p.ring_count_w),
             "w_released": Out(p.ring_count_w),
-            "o_stream": Out(stream.Signature(e.oper_layout)),
+            "o_stream": Out(stream.Signature(layout(e.oper_layout))),
         }
         if p.pair_reads:
             # second read port per column: the next tap of a pair (cfg.pair)

@@ -28,8 +28,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from binaccel.sw.hwif import AccelParams
+
 from ._util import checking
-from .seq import AccelParams
+from .params import layout
 
 __all__ = ["WriteBack"]
 
@@ -52,10 +54,10 @@ class WriteBack(wiring.Component):
         self.params = p = params
         e = p.engine
         super().__init__({
-            "cfg": In(p.desc_layout),
+            "cfg": In(layout(p.desc_layout)),
             "start": In(1),
             "busy": Out(1),
-            "i_stream": In(stream.Signature(e.out_layout)),
+            "i_stream": In(stream.Signature(layout(e.out_layout))),
             "rd_addr": Out(p.fm_aw),
             "rd_en": Out(1),
             "rd_data": In(e.word),
@@ -92,7 +94,7 @@ class WriteBack(wiring.Component):
 
         # ---- stage A: one accepted beat --------------------------------------------------------------
         a_valid = Signal()
-        a_lanes = Signal(e.out_layout)
+        a_lanes = Signal(layout(e.out_layout))
         a_write = Signal()
         a_rmw = Signal()
         a_hold = Signal()        # first beat of a horizontal pool pair

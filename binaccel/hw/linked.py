@@ -18,11 +18,12 @@ from amaranth.hdl import Cat, Module, Mux, ResetInserter, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from binaccel.sw.hwif import IO_WIDTH
 from binaccel.sw.link import MAX_PAYLOAD, FrameKind
 
 from ._util import checking
 from .link import DEFAULT_TIMEOUT, RX_BEAT, TX_BEAT, FrameLink
-from .seq import IO_WIDTH
+from .params import layout
 from .top import Accelerator
 
 __all__ = ["LinkedAccelerator", "UartAccelerator", "LinkedEngine", "BytesToWords", "WordsToBytes", "WordsToBeats",
@@ -340,15 +341,15 @@ class LinkedEngine(_Linked):
         with checking(self):
             self.engine = Engine(**engine_params)
         self.params = p = self.engine.params
-        self.in_words = _words_per_beat(p.in_layout)
-        self.out_words = _words_per_beat(p.out_layout)
+        self.in_words = _words_per_beat(layout(p.in_layout))
+        self.out_words = _words_per_beat(layout(p.out_layout))
         super().__init__(self.engine, max_payload=max_payload, depth=depth, timeout=timeout)
 
     def _chain(self, m, soft):
         p = self.params
-        m.submodules.w2beat = w2beat = ResetInserter(soft)(WordsToBeats(layout=p.in_layout))
+        m.submodules.w2beat = w2beat = ResetInserter(soft)(WordsToBeats(layout=layout(p.in_layout)))
         m.submodules.engine = eng = ResetInserter(soft)(self.engine)
-        m.submodules.beat2w = beat2w = ResetInserter(soft)(BeatsToWords(layout=p.out_layout))
+        m.submodules.beat2w = beat2w = ResetInserter(soft)(BeatsToWords(layout=layout(p.out_layout)))
         return [w2beat, eng, beat2w], eng.busy | beat2w.o_stream.valid, eng.error
 
 

@@ -27,25 +27,22 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from binaccel.sw.hwif import IO_WIDTH, AccelParams, Op, Target, info_words
+
 from ._util import checking
 from .engine import Engine
 from .fetch import FetchUnit
 from .fmap import WriteBack
-from .seq import IO_WIDTH, MAGIC, VERSION, AccelParams, Feeder, Op, Target
+from .params import layout
+from .seq import Feeder
 
-__all__ = ["Accelerator", "AccelParams", "Op", "Target", "IO_WIDTH", "info_words"]
-
-
-def info_words(params: AccelParams) -> list:
-    """The words of the INFO reply of a build (magic, version, then every parameter in
-    :meth:`AccelParams.names` order)."""
-    return [MAGIC, VERSION] + [getattr(params, k) for k in params.names()]
+__all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
     """Whole-network accelerator (see the module docstring and ``docs/accelerator.md``).
 
-    Keyword parameters: those of :class:`~binaccel.hw.seq.AccelParams` (engine parameters plus
+    Keyword parameters: those of :class:`~binaccel.sw.hwif.AccelParams` (engine parameters plus
     ``fm_depth``, ``w_depth``, ``t_depth``, ``max_layers``, ``max_dim``), each checked.
 
     Ports: ``i_stream`` and ``o_stream`` (``stream.Signature(32)``, valid/ready); ``busy`` (a
@@ -129,7 +126,7 @@ class Accelerator(wiring.Component):
         d_wp, d_rp = dmem.write_port(), dmem.read_port()
 
         cfg_words = Signal(DW * IO_WIDTH)
-        cfg = Signal(p.desc_layout)
+        cfg = Signal(layout(p.desc_layout))
         m.d.comb += cfg.eq(cfg_words[:p.desc_layout.size])
         m.d.comb += [fetch.cfg.eq(cfg), feeder.cfg.eq(cfg), wb.cfg.eq(cfg)]
 

@@ -28,11 +28,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from binaccel.hw.params import EngineParams
+from binaccel.hw.sweep import BOARD_BASE
 from binaccel.sim.runner import SIM_BUILD_ROOT, build_component
 from binaccel.sim.transport import _UART_BUILD_ARGS, UART_DIVISOR, UART_RX_TIMEOUT, WordsRun, uart_exchange
 from binaccel.sw import enginehost, intref
 
-__all__ = ["build", "run_words", "run_model", "ModelRun", "EngineLinkMismatch", "main"]
+__all__ = ["DEFAULT_ARRAY", "board_params", "build", "run_words", "run_model", "ModelRun", "EngineLinkMismatch",
+           "main"]
+
+#: The iCEBreaker's largest engine + UART build, ``(rows, cols, word)`` (docs/synthesis.md).
+DEFAULT_ARRAY = (2, 2, 32)
+
+
+def board_params(rows=DEFAULT_ARRAY[0], cols=DEFAULT_ARRAY[1], word=DEFAULT_ARRAY[2]) -> EngineParams:
+    """EngineParams of the iCEBreaker's engine + UART build (its widths, the board preset
+    ``BOARD_BASE["icebreaker"]``) at the array ``rows x cols x word`` (each checked)."""
+    return EngineParams(**{**BOARD_BASE["icebreaker"], "rows": rows, "cols": cols, "word": word})
 
 
 class EngineLinkMismatch(AssertionError):
@@ -117,7 +128,7 @@ def main(argv=None) -> int:
     src.add_argument("--model-file", default=None, help="a model file (.bnm) to run on MNIST test digits")
     src.add_argument("--zoo", default=None, help="a zoo architecture with untrained weights, on MNIST test digits")
     ap.add_argument("--images", type=int, default=1, help="images (default 1)")
-    rows, cols, word = enginehost.DEFAULT_ARRAY
+    rows, cols, word = DEFAULT_ARRAY
     ap.add_argument("--rows", type=int, default=rows)
     ap.add_argument("--cols", type=int, default=cols)
     ap.add_argument("--word", type=int, default=word, help=f"array (default {rows}x{cols}x{word}, the iCEBreaker's "
@@ -128,7 +139,7 @@ def main(argv=None) -> int:
     if args.images < 1:
         ap.error(f"--images must be at least 1, got {args.images}")
     try:
-        params = enginehost.board_params(args.rows, args.cols, args.word)
+        params = board_params(args.rows, args.cols, args.word)
         if args.model_file:
             model = modelfile.load(args.model_file)
         elif args.zoo:

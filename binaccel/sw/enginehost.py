@@ -30,26 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import intref, pack
+from .hwif import IO_WIDTH
 from .link import FrameKind
 
-__all__ = ["IO_WIDTH", "LAYER_KIND", "DEFAULT_ARRAY", "LayerRun", "board_params", "words_per_beat", "beat_words",
-           "words_to_beats", "transfer_bytes", "layer_run", "layer_output", "run_model"]
+__all__ = ["IO_WIDTH", "LAYER_KIND", "LayerRun", "words_per_beat", "beat_words", "words_to_beats",
+           "transfer_bytes", "layer_run", "layer_output", "run_model"]
 
-#: Width of the link's words (``binaccel.hw.seq.IO_WIDTH``).
-IO_WIDTH = 32
 #: Frame kind of a layer run's transfer (the device takes the bytes of every data frame alike).
 LAYER_KIND = FrameKind.IMAGE
-#: The iCEBreaker's largest engine + UART build, ``(rows, cols, word)`` (docs/synthesis.md).
-DEFAULT_ARRAY = (2, 2, 32)
-
-
-def board_params(rows=DEFAULT_ARRAY[0], cols=DEFAULT_ARRAY[1], word=DEFAULT_ARRAY[2]):
-    """EngineParams of the iCEBreaker's engine + UART build (its widths, ``binaccel.hw.sweep.BOARD_BASE``)
-    at the array ``rows x cols x word`` (each checked)."""
-    from binaccel.hw.params import EngineParams
-    from binaccel.hw.sweep import BOARD_BASE
-
-    return EngineParams(**{**BOARD_BASE["icebreaker"], "rows": rows, "cols": cols, "word": word})
 
 
 def words_per_beat(width: int) -> int:

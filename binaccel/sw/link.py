@@ -3,7 +3,7 @@
 Contract
     * Every transfer between the host and the accelerator (a program, packed weights, threshold
       tables, an image, results, status) travels as one or more *frames*; the byte layout is
-      ``docs/link.md`` and the constants below are its single source in code::
+      ``docs/link.md``::
 
           SYNC0 SYNC1 TYPE SEQ LEN_LO LEN_HI HCRC_LO HCRC_HI PAYLOAD[LEN] CRC_LO CRC_HI
           0xA5  0x5A                                                          (10 bytes + payload)
@@ -12,7 +12,8 @@ Contract
       EOT (bit 5, last frame of a transfer); bits 7..6 are 0. ``HCRC`` is the CRC of TYPE..LEN_HI,
       ``CRC`` the CRC of TYPE..LEN_HI followed by the payload (HCRC not included); both are
       CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR),
-      little-endian.
+      little-endian. The constants and kinds are part of the host/hardware interface,
+      :mod:`binaccel.sw.hwif`, and re-exported here.
     * :func:`encode_frames` splits one transfer into frames of at most ``max_payload`` (256) bytes
       with consecutive sequence numbers (mod 256); an empty transfer is one frame with LEN 0.
     * :class:`FrameDecoder` is incremental (bytes may arrive in any pieces, down to one at a time)
@@ -26,9 +27,13 @@ This module does not import Amaranth: a host driver needs only the standard libr
 from __future__ import annotations
 
 import binascii
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from .hwif import (
+    ALL_KINDS, CRC_INIT, DEVICE_TO_HOST, HEADER_SIZE, HOST_TO_DEVICE, MAX_PAYLOAD, OVERHEAD, STATUS_SIZE, SYNC,
+    SYNC0, SYNC1, TRAILER_SIZE, TYPE_EOT, TYPE_KIND_MASK, TYPE_RESERVED_MASK, TYPE_SOT, FrameKind, RxCode,
+)
 
 __all__ = [
     "SYNC", "SYNC0", "SYNC1", "HEADER_SIZE", "TRAILER_SIZE", "OVERHEAD", "MAX_PAYLOAD", "CRC_INIT",
@@ -37,58 +42,6 @@ __all__ = [
     "Frame", "encode_frame", "encode_frames", "split_frames", "frame_count", "FrameEncoder", "LinkError",
     "FrameDecoder", "decode_frames", "join_transfers", "parse_status", "encode_status",
 ]
-
-SYNC0 = 0xA5
-SYNC1 = 0x5A
-SYNC = bytes([SYNC0, SYNC1])
-#: Bytes before the payload: SYNC0 SYNC1 TYPE SEQ LEN_LO LEN_HI HCRC_LO HCRC_HI.
-HEADER_SIZE = 8
-#: Bytes after the payload: CRC_LO CRC_HI.
-TRAILER_SIZE = 2
-OVERHEAD = HEADER_SIZE + TRAILER_SIZE
-#: Default (and the gateware's default) largest payload of one frame, in bytes.
-MAX_PAYLOAD = 256
-CRC_INIT = 0xFFFF
-
-TYPE_KIND_MASK = 0x0F
-TYPE_SOT = 0x10
-TYPE_EOT = 0x20
-TYPE_RESERVED_MASK = 0xC0
-
-
-class FrameKind(enum.IntEnum):
-    """Frame kinds (bits 3..0 of TYPE). 0 and 8..15 are not defined (an 'unknown type')."""
-
-    PROGRAM = 1   #: host -> device: layer descriptors
-    WEIGHTS = 2   #: host -> device: packed weights
-    TABLES = 3    #: host -> device: threshold / requantisation tables
-    IMAGE = 4     #: host -> device: one input image
-    RESULT = 5    #: device -> host: logits / outputs
-    STATUS = 6    #: device -> host: link and accelerator status (see :class:`StatusEvent`)
-    RESET = 7     #: host -> device: return the receiver (and what it feeds) to idle
-
-
-HOST_TO_DEVICE = frozenset({FrameKind.PROGRAM, FrameKind.WEIGHTS, FrameKind.TABLES, FrameKind.IMAGE,
-                            FrameKind.RESET})
-DEVICE_TO_HOST = frozenset({FrameKind.RESULT, FrameKind.STATUS})
-ALL_KINDS = frozenset(FrameKind)
-
-
-class RxCode(enum.IntEnum):
-    """Outcome of one frame at the gateware receiver (``FrameRx.o_status.code``; STATUS payload byte 0)."""
-
-    OK = 0          #: frame verified and its payload handed to the output (RESET: reset done)
-    HEADER_CRC = 1  #: header CRC mismatch (type, sequence and length cannot be trusted)
-    TYPE = 2        #: unknown kind or reserved TYPE bits set
-    LENGTH = 3      #: LEN larger than the receiver's max_payload
-    CRC = 4         #: frame CRC mismatch
-    SEQUENCE = 5    #: SEQ is not the expected sequence number (frame dropped)
-    TIMEOUT = 6     #: the frame stopped arriving (idle too long before its last byte)
-
-
-#: Bytes of a STATUS frame's payload: code, kind, seq, expect (see :class:`StatusEvent`).
-STATUS_SIZE = 4
-
 
 @dataclass(frozen=True)
 class StatusEvent:

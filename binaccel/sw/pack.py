@@ -7,7 +7,7 @@
   dense segment.
 * **pack** (:func:`pack_layer`): turn a :class:`~binaccel.sw.intmodel.Layer` and an input tensor into
   the engine's input beats (descriptor, M-Filter columns, per-row output parameters, operand steps),
-  each an ``int`` of :attr:`~binaccel.hw.params.EngineParams.in_layout`.
+  each an ``int`` of :attr:`~binaccel.sw.hwif.EngineParams.in_layout`.
 * **unpack** (:func:`unpack_outputs`): output beats (``int`` of ``out_layout``) -> the layer's values
   ``(N, out_ch, conv_h, conv_w)`` before pooling.
 * **unfold** (:func:`unfold_outputs`): 2x2 max-pool on the host when ``layer.pool == 2`` -> the
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .hwif import OUT_KIND, BeatKind, EngineParams
 from .intmodel import Layer
 from .intref import im2col, maxpool2
 
@@ -32,13 +33,7 @@ __all__ = [
     "unpack_outputs", "unfold_outputs", "beats_to_ints", "ints_to_bits", "field_offset",
 ]
 
-_KIND = {"DESC": 0, "MFILT": 1, "PARAM": 2, "OPER": 3}
-_OUT_KIND = {"sign": 0, "requant": 1, "logits": 2}
-
-
 def _params(params):
-    from binaccel.hw.params import EngineParams
-
     if isinstance(params, EngineParams):
         return params
     if isinstance(params, dict):
@@ -165,13 +160,8 @@ def fold_layer(layer: Layer, x: np.ndarray, word: int):
 
 
 def field_offset(layout, *path):
-    """Bit offset of a nested field of an ``amaranth.lib.data`` layout (``path`` of names/indices)."""
-    off = 0
-    for key in path:
-        f = layout[key]
-        off += f.offset
-        layout = f.shape
-    return off
+    """Bit offset of a nested field of a :mod:`~binaccel.sw.hwif` layout (``path`` of names/indices)."""
+    return layout.offset(*path)
 
 
 def beats_to_ints(bits: np.ndarray) -> list:
@@ -245,12 +235,12 @@ def _header_beats(layer: Layer, pl: LayerPlan, p) -> list:
 
     dl = p.desc_layout
     desc = dict(in_bits=pl.in_bits, seg_words=pl.seg_words, n_seg=pl.n_seg, n_pt=pl.n_pt, n_gt=pl.n_gt,
-                out_kind=_OUT_KIND[layer.out_kind], shift=layer.shift if layer.out_kind != "sign" else 0,
+                out_kind=OUT_KIND[layer.out_kind], shift=layer.shift if layer.out_kind != "sign" else 0,
                 out_bits=layer.out_bits)
-    rows = [beat(_KIND["DESC"], [(dl[k].offset, dl[k].width, v) for k, v in desc.items()])]
+    rows = [beat(BeatKind.DESC, [(dl[k].offset, dl[k].width, v) for k, v in desc.items()])]
     mcol = mfilter_columns(layer, pl, p.max_planes)
     for t in range(pl.n_seg):
-        rows.append(beat(_KIND["MFILT"], [(j * p.m_bits, p.m_bits, mcol[t, j]) for j in range(p.max_planes)]))
+        rows.append(beat(BeatKind.MFILT, [(j * p.m_bits, p.m_bits, mcol[t, j]) for j in range(p.max_planes)]))
     return rows
 
 
@@ -320,7 +310,7 @@ def pack_layer(layer: Layer, x: np.ndarray, params) -> PackedLayer:
     chunk = max(1, (1 << 22) // (S * lay.size))  # position tiles per chunk (bounds the bit buffer)
     for g in range(pl.n_gt):
         pb = np.zeros((R, lay.size), dtype=np.uint8)
-        pb[:, 0:2] = _to_bits(_KIND["PARAM"], 2)
+        pb[:, 0:2] = _to_bits(BeatKind.PARAM, 2)
         pb[:, data_off:data_off + prm.shape[2]] = prm[g]
         out[k:k + R] = pk(pb)
         k += R
@@ -329,7 +319,7 @@ def pack_layer(layer: Layer, x: np.ndarray, params) -> PackedLayer:
         for t0 in range(0, pl.n_pt, chunk):
             t1 = min(pl.n_pt, t0 + chunk)
             ob = np.zeros((t1 - t0, S, lay.size), dtype=np.uint8)
-            ob[:, :, 0:2] = _to_bits(_KIND["OPER"], 2)
+            ob[:, :, 0:2] = _to_bits(BeatKind.OPER, 2)
             ob[:, :, ow:ow + R * W] = w_steps[None]
             ob[:, :, oa:oa + C * W] = a_steps[t0:t1]
             ob[:, :, om:om + C * W] = m_steps[t0:t1]

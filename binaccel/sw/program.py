@@ -1,6 +1,6 @@
 """Compile an :class:`~binaccel.sw.intmodel.IntModel` into the accelerator's command words.
 
-:func:`compile_model` checks that the network fits a build (:class:`~binaccel.hw.seq.AccelParams`)
+:func:`compile_model` checks that the network fits a build (:class:`~binaccel.sw.hwif.AccelParams`)
 and returns a :class:`Program`:
 
 * ``setup_words``: WRITE commands loading the layer descriptors, the weight buffer and the table
@@ -24,16 +24,14 @@ import numpy as np
 
 from .intmodel import IntModel, Layer
 from .intref import model_input
+from .hwif import IO_WIDTH, OUT_KIND, AccelParams, FieldRangeError, Op, Target
 from .link import FrameKind
 from .pack import check_layer, mfilter_columns, plan_layer
 
 __all__ = ["FitError", "LayerInfo", "Program", "compile_model", "check_fit", "accel_params",
            "map_words", "encode_map", "decode_map"]
 
-IO = 32
-_OP_WRITE, _OP_RUN, _OP_INFO = 1, 2, 3
-_T_DESC, _T_WEIGHT, _T_TABLE, _T_FMAP0, _T_FMAP1 = 0, 1, 2, 3, 4
-_OUT_KIND = {"sign": 0, "requant": 1, "logits": 2}
+IO = IO_WIDTH
 
 
 class FitError(ValueError):
@@ -41,9 +39,7 @@ class FitError(ValueError):
 
 
 def accel_params(params=None):
-    """:class:`~binaccel.hw.seq.AccelParams` from None (defaults), a dict or an AccelParams."""
-    from binaccel.hw.seq import AccelParams
-
+    """:class:`~binaccel.sw.hwif.AccelParams` from None (defaults), a dict or an AccelParams."""
     if params is None:
         return AccelParams()
     if isinstance(params, AccelParams):
@@ -114,28 +110,12 @@ def _io_split(value: int, width: int) -> list:
 # ---- struct packing -------------------------------------------------------------------------------
 
 def _pack_struct(layout, values: dict, where: str) -> int:
-    """Values (nested dicts for nested structs) -> int of the struct layout; every field must be
+    """Values (nested dicts for nested structs) -> int of the descriptor layout; every field must be
     given and fit (raises FitError naming the field)."""
-    from amaranth.hdl import Shape
-    from amaranth.lib import data
-
-    out = 0
-    for name, f in layout:
-        if name not in values:
-            raise KeyError(f"{where}: descriptor field {name!r} missing")
-        v = values[name]
-        shape = f.shape
-        if isinstance(shape, data.StructLayout):
-            out |= _pack_struct(shape, v, where) << f.offset
-            continue
-        s = Shape.cast(shape)
-        v = int(v)
-        lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
-        if not lo <= v <= hi:
-            raise FitError(f"{where}: descriptor field '{name}' = {v} does not fit the build's {s.width}-bit "
-                           f"{'signed' if s.signed else 'unsigned'} field [{lo}, {hi}]")
-        out |= (v & ((1 << s.width) - 1)) << f.offset
-    return out
+    try:
+        return layout.pack(values, where=where, what="descriptor field")
+    except FieldRangeError as err:
+        raise FitError(str(err)) from None
 
 
 # ---- compiled program -----------------------------------------------------------------------------
@@ -223,7 +203,7 @@ class Program:
         """RUN commands of a batch of uint8 images ``(N, C, H, W)`` (or ``(N, H, W)``), concatenated."""
         x = model_input(self.model, images)   # validates shape/range, applies input_repeat
         p = self.params
-        header = _OP_RUN | (int(self.stats) << 4) | (self.image_entries << 8)
+        header = Op.RUN | (int(self.stats) << 4) | (self.image_entries << 8)
         fm_io = -(-p.word // IO)
         n_stream = len(self.stream_words) // -(-(p.rows * p.word) // IO)
         out = []
@@ -409,7 +389,7 @@ def compile_layer(p, layer: Layer, li: int, in_shape: tuple, in_mb: bool, *, w_b
     vb_out = 8 if out_mb else 1
     d_word, d_bit = divmod(gt_ch * vb_out, W)
     eng = dict(in_bits=plan.in_bits, seg_words=plan.seg_words, n_seg=plan.n_seg, n_pt=plan.n_pt,
-               n_gt=plan.n_gt, out_kind=_OUT_KIND[layer.out_kind],
+               n_gt=plan.n_gt, out_kind=OUT_KIND[layer.out_kind],
                shift=layer.shift if layer.out_kind != "sign" else 0, out_bits=layer.out_bits)
     in_chunk = _chunk(p, in_mb)
     desc = dict(
@@ -536,15 +516,15 @@ def compile_model(model: IntModel, params=None, *, dump=(), stats: bool = True, 
         descs.append(_pack_struct(p.desc_layout, li.desc, f"layer {li.name}"))
 
     setup, sections = [], []
-    for tgt, entries in ((_T_DESC, descs), (_T_WEIGHT, w_entries), (_T_TABLE, t_entries)):
+    for tgt, entries in ((Target.DESC, descs), (Target.WEIGHT, w_entries), (Target.TABLE, t_entries)):
         if not entries:
             continue
-        width = {_T_DESC: p.desc_layout.size, _T_WEIGHT: R * W, _T_TABLE: p.table_width}[tgt]
+        width = {Target.DESC: p.desc_layout.size, Target.WEIGHT: R * W, Target.TABLE: p.table_width}[tgt]
         n0 = len(setup)
-        setup += [_OP_WRITE | (tgt << 4) | (len(entries) << 8), 0]
+        setup += [Op.WRITE | (tgt << 4) | (len(entries) << 8), 0]
         for v in entries:
             setup += _io_split(v, width)
-        sections.append(({_T_DESC: FrameKind.PROGRAM, _T_WEIGHT: FrameKind.WEIGHTS, _T_TABLE: FrameKind.TABLES}[tgt],
+        sections.append(({Target.DESC: FrameKind.PROGRAM, Target.WEIGHT: FrameKind.WEIGHTS, Target.TABLE: FrameKind.TABLES}[tgt],
                          len(setup) - n0))
     stream_words = []
     for v in stream_entries:

@@ -88,19 +88,21 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
     (:mod:`binaccel.sim.layer`; every layer's output is checked against intref there); ``uart``
     simulates the whole board design behind its UART, bit by bit (:mod:`binaccel.sim.engine_link`;
     minutes per MNIST image). ``params``: the EngineParams (default: the iCEBreaker's build,
-    :func:`binaccel.sw.enginehost.board_params`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
+    :func:`binaccel.sim.engine_link.board_params`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
     whole exchange's over the serial line (``uart``)."""
     import time
 
     from tqdm import tqdm
 
-    from binaccel.sw import enginehost, intref, modelfile
+    from binaccel.sw import intref, modelfile
 
     if transport not in ("fast", "cocotb", "uart"):
         raise ValueError(f"transport must be 'fast', 'cocotb' or 'uart', got {transport!r}")
     im = modelfile.load(model_file)
     if params is None:
-        params = enginehost.board_params()
+        from binaccel.sim import engine_link
+
+        params = engine_link.board_params()
     n = len(images)
     batch = batch or {"fast": 64, "cocotb": 4, "uart": 1}[transport]
     logits, layer_cycles = [], []
