@@ -20,7 +20,8 @@ from amaranth.lib.wiring import In, Out
 
 from binaccel.hw.fetch import FetchUnit
 from binaccel.hw.fmap import WriteBack
-from binaccel.hw.seq import AccelParams
+from binaccel.hw.params import layout
+from binaccel.sw.hwif import AccelParams
 from binaccel.hw.testing import run_sim
 from binaccel.sw import intref, pack, program
 from binaccel.sw.intmodel import Layer
@@ -36,8 +37,8 @@ class FetchHarness(wiring.Component):
 
     def __init__(self, params: AccelParams, fm, wts):
         self.p, self.fm, self.wts = params, fm, wts
-        super().__init__({"cfg": In(params.desc_layout), "start": In(1), "busy": Out(1),
-                          "o_stream": Out(stream.Signature(params.engine.oper_layout))})
+        super().__init__({"cfg": In(layout(params.desc_layout)), "start": In(1), "busy": Out(1),
+                          "o_stream": Out(stream.Signature(layout(params.engine.oper_layout)))})
 
     def elaborate(self, platform):
         m = Module()
@@ -226,8 +227,8 @@ class WriteBackHarness(wiring.Component):
     def __init__(self, params: AccelParams, fm):
         self.p, self.fm = params, fm
         e = params.engine
-        super().__init__({"cfg": In(params.desc_layout), "start": In(1), "busy": Out(1),
-                          "i_stream": In(stream.Signature(e.out_layout)),
+        super().__init__({"cfg": In(layout(params.desc_layout)), "start": In(1), "busy": Out(1),
+                          "i_stream": In(stream.Signature(layout(e.out_layout))),
                           "l_stream": Out(stream.Signature(data.signed(e.y_width)))})
 
     def elaborate(self, platform):
