@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-sim test-synth test-slow test-all clean
 
 setup: $(STAMP)
 
@@ -20,11 +20,27 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/binaccel demo
 
+# The default tier (what CI runs): the layering contract, then the pure-Python and Amaranth-simulator
+# tests, one Verilator build per design and one small synthesis. The other tiers are markers.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
+# More Verilator simulations (parameter sets, seeds, transports).
+test-sim: $(STAMP)
+	$(BIN)/python -m pytest -m sim
+
+# Synthesis and place-and-route runs beyond the default suite's one small build.
+test-synth: $(STAMP)
+	$(BIN)/python -m pytest -m synth
+
+# Long tests: full-length training, large simulations, large synthesis.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+test-all: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -m ""
 
 clean:
 	rm -rf build
