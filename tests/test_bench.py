@@ -7,10 +7,22 @@ import json
 import numpy as np
 import pytest
 
+from binaccel import bench, records
+from binaccel.bench.cpu import _PackedLayer
+from binaccel.commands import bench as bench_cmd
+from binaccel.commands import synth as synth_cmd
 from binaccel.hw import sweep
-from binaccel.hw.params import EngineParams
-from binaccel.sw import bench, bench_cli, intref, netzoo, pack
+from binaccel.sw import intref, netzoo, pack, paths
+from binaccel.sw.hwif import EngineParams
 from binaccel.sw.randmodel import random_input, random_layer, random_model
+
+
+@pytest.fixture
+def build(tmp_path, monkeypatch):
+    """The build folder of the test: ``tmp_path / "build"`` (as ``binaccel --build-dir`` sets it)."""
+    monkeypatch.setattr(paths, "_chosen", None)
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "build"))
+    return tmp_path / "build"
 
 
 def _report(board="ulx3s", fits=True, fmax=151.5, rows=4, cols=4, word=32, out_dir="/tmp/x"):
@@ -132,17 +144,17 @@ def test_packed_layer_equals_intref(case):
     rng = np.random.default_rng(100 + case)
     layer = random_layer(rng, **CASES[case])
     x = random_input(rng, layer, 3)
-    assert np.array_equal(bench._PackedLayer(layer)(x), intref.run_layer(layer, x))
+    assert np.array_equal(_PackedLayer(layer)(x), intref.run_layer(layer, x))
     # extremes: all ones / all zeros input
     for fill in (0, (1 << layer.in_bits) - 1 if layer.in_bits > 1 else 1):
         xf = np.full_like(x, fill)
-        assert np.array_equal(bench._PackedLayer(layer)(xf), intref.run_layer(layer, xf))
+        assert np.array_equal(_PackedLayer(layer)(xf), intref.run_layer(layer, xf))
 
 
 def test_packed_refuses_int8_weights():
     layer = random_layer(np.random.default_rng(0), w_bits=8)
     with pytest.raises(ValueError, match="w_bits"):
-        bench._PackedLayer(layer)
+        _PackedLayer(layer)
 
 
 def test_time_call_median():
@@ -299,25 +311,31 @@ def test_engine_link_board_cycles_from_its_engine_simulation(tmp_path):
     assert doc["boards"]["icebreaker"]["design"] == "engine+uart"
 
 
-def test_cli_registers_synth_and_bench():
+def _parser():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    bench_cli.register(sub)
+    synth_cmd.register(sub)
+    bench_cmd.register(sub)
+    return p
+
+
+def test_cli_registers_synth_and_bench():
+    p = _parser()
     a = p.parse_args(["synth", "--board", "ulx3s", "--rows", "8", "--word", "64"])
-    assert a.func is bench_cli._cmd_synth and a.rows == 8 and a.word == 64 and a.cols is None
-    assert bench_cli._engine_fields(a, sweep.BOARD_BASE["ulx3s"])["rows"] == 8
+    assert a.func is synth_cmd._cmd_synth and a.rows == 8 and a.word == 64 and a.cols is None
+    assert synth_cmd._engine_fields(a, sweep.BOARD_BASE["ulx3s"])["rows"] == 8
     assert a.design == "accel"  # the board design by default
     a = p.parse_args(["synth", "--board", "icebreaker", "--fm-depth", "128", "--t-depth", "32"])
-    f = bench_cli._engine_fields(a, sweep.base_params("icebreaker"), "accel")
+    f = synth_cmd._engine_fields(a, sweep.base_params("icebreaker"), "accel")
     assert f["fm_depth"] == 128 and f["t_depth"] == 32 and f["w_depth"] == sweep.ACCEL_BASE["icebreaker"]["w_depth"]
     with pytest.raises(ValueError, match="--fm-depth is an accelerator parameter"):
-        bench_cli._engine_fields(a, sweep.BOARD_BASE["icebreaker"], "engine")
+        synth_cmd._engine_fields(a, sweep.BOARD_BASE["icebreaker"], "engine")
     a = p.parse_args(["synth", "--board", "icebreaker", "--design", "engine", "--rows", "2", "--cols", "4"])
     assert a.design == "engine"
     a = p.parse_args(["bench", "--synth", "--networks", "vgg_small"])
-    assert a.func is bench_cli._cmd_bench and a.synth
+    assert a.func is bench_cmd._cmd_bench and a.synth
     a = p.parse_args(["bench"])
-    assert not a.synth and a.cycles == "auto"
+    assert not a.synth and a.cycles == "accel"
 
 
 def _bench_cli_without_synthesis(monkeypatch, argv):
@@ -331,32 +349,27 @@ def _bench_cli_without_synthesis(monkeypatch, argv):
         return {"networks": {}, "boards": kw["boards"]}
 
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
-    p = argparse.ArgumentParser()
-    bench_cli.register(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["bench", *argv])
+    args = _parser().parse_args(["bench", *argv])
     return args.func(args), seen
 
 
-def test_bench_reuses_boards_json(tmp_path, monkeypatch, capsys):
-    """`binaccel bench` without --synth reads build/bench/boards.json and says so (no synthesis)."""
+def test_bench_reuses_boards_json(tmp_path, monkeypatch, build):
+    """`binaccel bench` without --synth reads bench/boards.json of the build folder (no synthesis)."""
     best = sweep.board_summary(_report(rows=4, cols=4, word=32, fmax=100.0))
     path = sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "best": best, "points": [best]}},
-                                   tmp_path / "boards.json")
-    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
+                                   build / "bench" / "boards.json")
+    assert bench.boards_json_path() == path
     rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots"])
     assert rc == 0
-    assert "reusing the last synthesis results" in capsys.readouterr().out
+    assert seen["boards"]["ulx3s"]["source"] == bench.shown_path(path)
     assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
 
 
-def test_load_boards_falls_back_to_the_committed_measurement(monkeypatch, tmp_path):
-    """A checkout that has not run the board search reads docs/measured/boards.json and says so."""
-    from binaccel.hw import sweep
-    from binaccel.sw import bench
-
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "missing.json")
+def test_load_boards_falls_back_to_the_curated_record(build):
+    """A build folder without the board search's results gets the curated record and says so."""
+    assert not bench.boards_json_path().exists()
     boards = bench.load_boards()
-    assert boards and all(v["source"] == "docs/measured/boards.json" for v in boards.values())
+    assert boards and all(v["source"] == records.RECORD_LABEL for v in boards.values())
     assert boards["ulx3s"]["design"] == "accel+uart" and boards["ulx3s"]["fmax_mhz"] > 0
 
 
@@ -370,7 +383,7 @@ def _two_point_boards(tmp_path):
                                    tmp_path / "boards.json")
 
 
-def test_stale_synthesis_record_is_flagged(tmp_path, monkeypatch, capsys):
+def test_stale_synthesis_record_is_flagged(tmp_path, monkeypatch, capsys, build):
     """A board figure whose report was made from the current gateware and tools (same inputs_sha256)
     is marked current; another hash, or an older record without one, gets a note naming the file and
     the command that measures it again, in the bench's board table and on the console."""
@@ -393,34 +406,37 @@ def test_stale_synthesis_record_is_flagged(tmp_path, monkeypatch, capsys):
         assert says in note and b["source"] in note
         assert "`binaccel synth --board ulx3s --rows 4 --cols 4 --word 32 --update-boards`" in note
         assert any(note in line for line in bench.boards_table({"ulx3s": b}))
-    monkeypatch.setattr(sweep, "BOARDS_JSON", path)
-    rc, _ = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots"])
-    assert rc == 0 and "[bench] warning: ulx3s 4x4x32: the synthesis record" in capsys.readouterr().out
+    sweep.write_boards_json({"ulx3s": {"board": "ulx3s", "design": "accel+uart", "best": old, "points": [old]}},
+                            bench.boards_json_path())
+    capsys.readouterr()
+    rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots"])
+    assert rc == 0 and seen["boards"]["ulx3s"]["gateware_current"] is False
+    assert bench.stale_note("ulx3s", seen["boards"]["ulx3s"]) in capsys.readouterr().out
 
 
-def test_update_boards_replaces_a_rerun_point(tmp_path, monkeypatch):
+def test_update_boards_replaces_a_rerun_point(build):
     """`binaccel synth ... --update-boards` of a point already in boards.json (same parameters and
     seed, its report under another path spelling) replaces it; another seed is kept beside it."""
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "boards.json")
+    path = bench.boards_json_path()
     old = {**sweep.board_summary(_report(rows=5, cols=6, word=32, fmax=34.6)), "report": "build/synth/x/report.json"}
     seed2 = {**old, "seed": 2, "fmax_mhz": 36.0, "report": "build/synth/y/report.json"}
     sweep.update_boards_json("ulx3s", {"board": "ulx3s", "design": "accel+uart", "best": old,
-                                       "points": [old, seed2]})
+                                       "points": [old, seed2]}, path)
     new = {**old, "fmax_mhz": 35.4, "report": "/abs/build/synth/x/report.json"}
-    bench_cli._update_boards("ulx3s", new)
-    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    synth_cmd._update_boards("ulx3s", new)
+    res = sweep.load_boards_json(path)["boards"]["ulx3s"]
     assert [(p["seed"], p["fmax_mhz"]) for p in res["points"]] == [(2, 36.0), (1, 35.4)]
-    assert bench.load_boards(sweep.BOARDS_JSON, arrays={"ulx3s": (5, 6, 32)})["ulx3s"]["fmax_mhz"] == 36.0
+    assert bench.load_boards(path, arrays={"ulx3s": (5, 6, 32)})["ulx3s"]["fmax_mhz"] == 36.0
     harness = {**old, "design": "Engine", "wrapping": "core in PortHarness"}   # an older engine record
-    assert bench_cli._same_point(harness, {**old, "design": "engine"})
-    assert not bench_cli._same_point({**old, "design": "engine"}, old)
+    assert synth_cmd._same_point(harness, {**old, "design": "engine"})
+    assert not synth_cmd._same_point({**old, "design": "engine"}, old)
     # a record made before a parameter existed (no pe_stages) is the same point as one at its default
     before = {**old, "params": {k: v for k, v in old["params"].items() if k != "pe_stages"}}
-    assert bench_cli._same_point(before, {**old, "params": {**old["params"], "pe_stages": 1}})
-    assert not bench_cli._same_point(before, {**old, "params": {**old["params"], "pe_stages": 2}})
-    bench_cli._update_boards("ulx3s", {**new, "fmax_mhz": 35.5})
-    bench_cli._update_boards("ulx3s", {**before, "fmax_mhz": 35.6})
-    res = sweep.load_boards_json()["boards"]["ulx3s"]
+    assert synth_cmd._same_point(before, {**old, "params": {**old["params"], "pe_stages": 1}})
+    assert not synth_cmd._same_point(before, {**old, "params": {**old["params"], "pe_stages": 2}})
+    synth_cmd._update_boards("ulx3s", {**new, "fmax_mhz": 35.5})
+    synth_cmd._update_boards("ulx3s", {**before, "fmax_mhz": 35.6})
+    res = sweep.load_boards_json(path)["boards"]["ulx3s"]
     assert [(p["seed"], p["fmax_mhz"]) for p in res["points"]] == [(2, 36.0), (1, 35.6)]
 
 
@@ -447,17 +463,17 @@ def test_load_boards_picks_the_named_array(tmp_path):
         bench.load_boards(path, arrays={"icebreaker": (1, 1, 8)})
 
 
-def test_bench_cli_uses_the_committed_measurement_without_synthesizing(tmp_path, monkeypatch, capsys):
-    """A checkout without build/bench/boards.json benches the committed record instead of starting an
-    hour-long board search; --array picks a build of it; a malformed --array is a usage error."""
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "missing.json")
-    monkeypatch.setattr(bench, "MEASURED_BOARDS_JSON", str(_two_point_boards(tmp_path)))
+def test_bench_cli_uses_the_curated_record_without_synthesizing(tmp_path, monkeypatch, capsys, build):
+    """A build folder without bench/boards.json benches the curated record instead of starting an
+    hour-long board search; --array picks its build; a malformed --array is a usage error."""
+    record = records.record_from_boards(sweep.load_boards_json(_two_point_boards(tmp_path)))
+    records.write_record(record, tmp_path / "measured.json")
+    monkeypatch.setattr(records, "record_path", lambda: tmp_path / "measured.json")
     rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots",
-                                                          "--array", "ulx3s=4x4x32"])
+                                                          "--array", "ulx3s=5x5x32"])
     assert rc == 0
-    assert "using the committed measurement" in capsys.readouterr().out
-    assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
-    assert seen["boards"]["ulx3s"]["source"].endswith("boards.json")
+    assert seen["boards"]["ulx3s"]["array"] == {"rows": 5, "cols": 5, "word": 32}
+    assert seen["boards"]["ulx3s"]["source"] == records.RECORD_LABEL
     rc, _ = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--array", "ulx3s:4x4x32"])
     assert rc == 2
     assert "expected BOARD=ROWSxCOLSxWORD" in capsys.readouterr().err

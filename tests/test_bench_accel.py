@@ -6,17 +6,17 @@ import json
 import numpy as np
 import pytest
 
+from binaccel import bench
 from binaccel.hw import sweep
-from binaccel.sw import bench, intref
+from binaccel.sim import top
+from binaccel.sw import intref
+from binaccel.sw.hwif import AccelParams
 from binaccel.sw.randmodel import random_model
 
 pytestmark = pytest.mark.slow
 
 
 def test_bench_cycles_equal_accelerator_simulation(tmp_path):
-    top = pytest.importorskip("binaccel.sim.top")
-    from binaccel.hw.seq import AccelParams
-
     rng = np.random.default_rng(5)
     model = random_model(rng, mode="plain")
     params = AccelParams()  # the default build (shared with the accelerator's own tests)

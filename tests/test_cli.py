@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from binaccel.sw import modelfile
-from binaccel.sw.cli import main
+from binaccel.cli import main
 from binaccel.sw.randmodel import random_model
 
 

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from binaccel.cli import main
+from binaccel.commands import synth as synth_cmd
 from binaccel.hw import sweep
 from binaccel.hw.boards import BOARDS, ecp5_pll_params, ice40_pll_params
-from binaccel.sw import bench_cli
+from binaccel.sw import paths
 
 
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s"])
@@ -34,6 +36,13 @@ def test_closure_clock_is_the_fastest_clock_below_the_margin(board, fmax):
             continue
         assert fout > limit or fout <= clock + 1e-3 or abs(fout - want) > 0.01 * want
 
+
+
+def _build_dir(tmp_path, monkeypatch):
+    """``tmp_path`` as the build folder: the synth command's boards file is its bench/boards.json."""
+    monkeypatch.setattr(paths, "_chosen", None)
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "bench" / "boards.json")
 
 def test_closure_clock_exact_values_and_errors():
     assert sweep.closure_clock("ulx3s", 34.955) == 33.3333      # 25 MHz x 4 / 3
@@ -122,9 +131,7 @@ def test_close_timing_steps_below_a_rebuild_that_does_not_finish_routing(monkeyp
 
 
 def test_synth_cli_rejects_a_bad_closure_margin(capsys):
-    from binaccel.sw import cli
-
-    assert cli.main(["synth", "--board", "ulx3s", "--close-timing", "--closure-margin", "1.2"]) == 2
+    assert main(["synth", "--board", "ulx3s", "--close-timing", "--closure-margin", "1.2"]) == 2
     assert "--closure-margin must be in (0, 1], got 1.2" in capsys.readouterr().err
 
 
@@ -149,11 +156,11 @@ def test_synth_cli_close_timing_records_and_keeps_the_closure(tmp_path, monkeypa
     """`binaccel synth ... --close-timing --update-boards`: the closure goes with the point into
     boards.json and the tables; a later --update-boards of the same point without --close-timing
     (same gateware) keeps it; a build for another clock is another point."""
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "boards.json")
+    _build_dir(tmp_path, monkeypatch)
     calls = []
     monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 34.955 if f == 150.0 else 33.9, calls))
     p = argparse.ArgumentParser()
-    bench_cli.register(p.add_subparsers(dest="cmd"))
+    synth_cmd.register(p.add_subparsers(dest="cmd"))
     argv = ["synth", "--board", "ulx3s", "--rows", "5", "--cols", "6", "--word", "32", "--update-boards"]
     args = p.parse_args(argv + ["--close-timing"])
     assert args.func(args) == 0
@@ -163,7 +170,7 @@ def test_synth_cli_close_timing_records_and_keeps_the_closure(tmp_path, monkeypa
     point = sweep.load_boards_json()["boards"]["ulx3s"]["points"][0]
     assert point["clock_mhz"] == 150.0 and point["timing_met"] is False
     assert point["closure"]["clock_mhz"] == 33.3333 and point["closure"]["met"]
-    assert "| 33.3333 MHz (fmax 33.9) |" in (tmp_path / "boards.md").read_text()
+    assert "| 33.3333 MHz (fmax 33.9) |" in (tmp_path / "bench" / "boards.md").read_text()
     assert sweep.closure_cell(point) == "33.3333 MHz (fmax 33.9)"
 
     args = p.parse_args(argv)                     # the same point again, no closure asked for
@@ -199,7 +206,7 @@ def test_closure_cell_texts():
 def test_search_close_timing_closes_the_largest_array_and_keeps_earlier_closures(tmp_path, monkeypatch):
     """`binaccel synth --search --close-timing`: the best point of the search gets its closure; a
     later search without --close-timing (same gateware) keeps it in boards.json."""
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "boards.json")
+    _build_dir(tmp_path, monkeypatch)
     target = _report(150.0, 34.955, out_dir=str(tmp_path / "pt"))
     (tmp_path / "pt").mkdir()
     (tmp_path / "pt" / "report.json").write_text(json.dumps(target))
@@ -213,7 +220,7 @@ def test_search_close_timing_closes_the_largest_array_and_keeps_earlier_closures
     monkeypatch.setattr(sweep, "largest_array", fake_search)
     monkeypatch.setattr(sweep, "synth_point", _fake_point(lambda f: 33.9, calls))
     p = argparse.ArgumentParser()
-    bench_cli.register(p.add_subparsers(dest="cmd"))
+    synth_cmd.register(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["synth", "--search", "--board", "ulx3s", "--close-timing"])
     assert args.func(args) == 0
     assert calls == [33.3333]

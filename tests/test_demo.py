@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from binaccel.sw.demo import run_demo
+from binaccel.demo import run_demo
 
 
 @pytest.fixture(scope="module")

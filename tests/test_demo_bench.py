@@ -1,15 +1,16 @@
-"""sw/demo_bench.py: the demo's synthesis + bench section, without synthesis (budget 0 or a reused
+"""binaccel.demo.bench: the demo's synthesis + bench section, without synthesis (budget 0 or a reused
 report) and with the engine cycle model, on tiny random models and a small boards.json (a few seconds)."""
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from binaccel import bench
+from binaccel.demo import bench as demo_bench
 from binaccel.hw import sweep
-from binaccel.sw import bench, demo_bench, modelfile
+from binaccel.sw import modelfile
 from binaccel.sw.randmodel import random_model
 
 
@@ -137,7 +138,9 @@ def test_bench_section_reuses_report_with_same_inputs(setup, monkeypatch):
     assert summary["synthesis"]["action"] == "reused" and "build plan unchanged" in summary["synthesis"]["why"]
 
 
-def test_report_path_shown_relative_to_the_checkout(tmp_path):
-    root = Path(demo_bench.__file__).resolve().parents[2]
-    assert demo_bench._shown(root / "build" / "synth" / "report.json") == os.path.join("build", "synth", "report.json")
-    assert demo_bench._shown(tmp_path / "report.json") == str(tmp_path / "report.json")
+def test_report_path_shown_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path / "..")
+    root = tmp_path.parent.parent
+    assert bench.shown_path(tmp_path / "build" / "synth" / "report.json") == os.path.join(
+        tmp_path.name, "build", "synth", "report.json")
+    assert bench.shown_path(root / "report.json") == str(root / "report.json")

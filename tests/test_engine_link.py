@@ -131,7 +131,7 @@ def test_run_command_engine_design_fast(tmp_path):
     logits equal intref's, and the cycles per layer are the engine's (cycle model) per image."""
     from binaccel.hw.perf import layer_cycles
     from binaccel.sw import modelfile
-    from binaccel.sw.run_cli import run_engine_design
+    from binaccel.commands.run import run_engine_design
 
     rng = np.random.default_rng(13)
     m = random_model(rng)

@@ -220,7 +220,7 @@ def test_boards_json_sections(tmp_path):
     assert doc["engine_boards"]["icebreaker"]["best"]["array"]["rows"] == 2
     md = (tmp_path / "boards.md").read_text()
     assert "no array fits" in md and "Engine only" in md
-    from binaccel.sw import bench
+    from binaccel import bench
     boards = bench.load_boards(path)
     assert boards["icebreaker"]["design"] == "engine" and "no accelerator build fits" in boards["icebreaker"]["fallback"]
     assert bench.load_boards(path, fallback=False) == {}
@@ -289,7 +289,7 @@ def test_engine_link_results_have_their_section_and_come_before_the_bare_engine(
     assert doc["engine_link_boards"]["icebreaker"]["best"]["array"]["rows"] == 2
     assert doc["engine_boards"]["icebreaker"]["best"]["array"]["rows"] == 3
     assert "Engine + UART link" in (tmp_path / "boards.md").read_text()
-    from binaccel.sw import bench
+    from binaccel import bench
     b = bench.load_boards(path)["icebreaker"]
     assert b["design"] == "engine+uart" and b["array"]["rows"] == 2 and b["fmax_mhz"] == 22.0
     assert "no accelerator build fits the board" in b["fallback"] and "host does im2col" in b["fallback"]

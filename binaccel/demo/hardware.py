@@ -12,9 +12,12 @@ import time
 
 import numpy as np
 
-from . import intref
+from binaccel.commands.run import run_accelerator
+from binaccel.hw.perf import layer_perf
+from binaccel.sim.layer import run_model
+from binaccel.sw import intref
 
-__all__ = ["hardware_section", "DEMO_ARRAY", "HW_MODELS"]
+__all__ = ["hardware_section", "accelerator_section", "DEMO_ARRAY", "HW_MODELS"]
 
 DEMO_ARRAY = {"rows": 4, "cols": 4, "word": 32}
 HW_MODELS = ("sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1")
@@ -22,9 +25,6 @@ HW_MODELS = ("sign", "siman", "mcn", "mcn_a4", "mcn_a8", "mcn1")
 
 def hardware_section(summary: dict, trained: dict, data, *, out_dir: str, log=print, n_images: int = 1,
                      array: dict = DEMO_ARRAY) -> None:
-    from binaccel.hw.perf import layer_perf
-    from binaccel.sim.layer import run_model
-
     rows, cols, word = array["rows"], array["cols"], array["word"]
     hw = {"array": dict(array), "images_per_model": n_images, "models": {}}
     lines = [f"Array: {rows} x {cols} PEs, {word}-bit words (engine simulated in Verilator through cocotb). "
@@ -78,8 +78,6 @@ def accelerator_section(summary: dict, trained: dict, data, *, checkpoints: dict
     images through the fast transport; the first model also runs a few images through each other
     transport in ``transports`` (the cocotb word streams, the UART link) for their exactness and
     simulation speed (``summary["sim_speed"][transport]``)."""
-    from .run_cli import run_accelerator
-
     speed, runs = {}, {}
     names = [n for n in HW_MODELS if n in trained]
     for name in names:

@@ -2,22 +2,30 @@
 
 Trains every model of the results table, exports each to the integer format, checks the numpy
 reference against the Brevitas model layer by layer for all test images, and writes
-``<out>/report.md`` and ``<out>/summary.json`` (atomically).
+``<out>/report.md`` and ``<out>/summary.json`` (atomically; ``out`` defaults to ``demo`` in the
+build folder). The hardware sections (:mod:`.hardware`) and the synthesis and bench section
+(:mod:`.bench`) follow unless switched off.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 
 import torch
 
-from . import pipeline
-from .atomic import write_text_atomic as _write_text_atomic
-from .data import load_mnist
-from .train import write_json_atomic
-from .zoo import ABLATION, MODELS
+from binaccel.sim import layer
+from binaccel.sim.transport import TRANSPORTS
+from binaccel.sw import pipeline, program
+from binaccel.sw.atomic import write_json_atomic, write_text_atomic
+from binaccel.sw.data import load_mnist
+from binaccel.sw.paths import build_dir
+from binaccel.sw.zoo import ABLATION, MODELS
+
+from .bench import bench_section
+from .hardware import DEMO_ARRAY, accelerator_section, hardware_section
 
 __all__ = ["run_demo", "render_report", "DEFAULT_MODELS"]
 
@@ -35,19 +43,11 @@ class _Prebuild:
     builds it itself or waits for the lock; errors here are only logged (the section will raise)."""
 
     def __init__(self, log):
-        import threading
-
         self.log, self.done, self.failed = log, [], []
         self.thread = threading.Thread(target=self._run, name="binaccel-prebuild", daemon=True)
         self.thread.start()
 
     def _steps(self):
-        from binaccel.sim import layer
-        from binaccel.sim.transport import TRANSPORTS
-        from binaccel.sw import program
-
-        from .demo_hw import DEMO_ARRAY
-
         p = program.accel_params(None)
         yield "engine (cocotb)", lambda: layer.build_engine(layer.engine_params(**DEMO_ARRAY))
         yield "accelerator (fast)", lambda: TRANSPORTS["fast"].build(p)
@@ -74,10 +74,11 @@ class _Prebuild:
         return {"built": self.done, "failed": self.failed, "waited_s": round(waited, 1)}
 
 
-def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
+def run_demo(*, out_dir=None, epochs=None, models=DEFAULT_MODELS, progress=True, seed=0,
              hardware=True, accel_images=200, bench=True, synth_budget_s=300.0, log=print) -> dict:
     t_start = time.time()
     epochs = DEMO_EPOCHS if epochs is None else epochs
+    out_dir = os.fspath(build_dir("demo") if out_dir is None else out_dir)
     os.makedirs(out_dir, exist_ok=True)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     model_dir = os.path.join(out_dir, "models")
@@ -130,8 +131,6 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
             f"{entry['weight_bits']} weight bits, export exact {chk['matched']}/{chk['checked']} "
             f"[{r['train_seconds']:.0f} s]")
     if hardware:
-        from .demo_hw import accelerator_section, hardware_section
-
         summary["prebuild"] = prebuild.join()
 
         hardware_section(summary, trained, data, out_dir=out_dir, log=log)
@@ -139,15 +138,13 @@ def run_demo(*, out_dir="build/demo", epochs=None, models=DEFAULT_MODELS, progre
             accelerator_section(summary, trained, data, checkpoints=checkpoints, model_files=model_files,
                                 n_images=accel_images, log=log, progress=progress)
         if bench:
-            from .demo_bench import bench_section
-
             hw_files = {n: f for n, f in model_files.items() if n in ("siman", "mcn", "mcn1", "mcn_a8")}
             summary["bench_report_lines"] = bench_section(summary, model_files=hw_files,
                                                           out_dir=os.path.join(out_dir, "bench"), log=log,
                                                           synth_budget_s=synth_budget_s)
     summary["demo_seconds"] = round(time.time() - t_start, 1)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)
-    _write_text_atomic(os.path.join(out_dir, "report.md"), render_report(summary))
+    write_text_atomic(os.path.join(out_dir, "report.md"), render_report(summary))
     log(f"wrote {out_dir}/report.md and {out_dir}/summary.json in {summary['demo_seconds']:.0f} s")
     return summary
 

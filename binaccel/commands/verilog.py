@@ -1,8 +1,8 @@
-"""``binaccel verilog``: write the engine's Verilog for a chosen configuration.
+"""``binaccel verilog``: write the engine's Verilog for a chosen configuration::
 
-``register(subparsers)`` is called by the main CLI (``binaccel.sw.cli``)::
+    binaccel verilog --rows 4 --cols 4 --word 32 [--max-fan-in 4608 ...] [--lint] [-o FILE]
 
-    binaccel verilog --rows 4 --cols 4 --word 32 [--max-fan-in 4608 ...] [--lint] -o build/verilog/engine.v
+(default output: ``verilog/engine.v`` in the build folder).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import argparse
 import json
 import sys
 
-from .params import EngineParams
+from binaccel.hw.verilog import lint_engine, write_verilog
+from binaccel.sw.hwif import EngineParams
+from binaccel.sw.paths import build_dir
 
-__all__ = ["register", "add_engine_arguments", "params_from_args", "main"]
+__all__ = ["register", "add_engine_arguments", "params_from_args"]
 
 _HELP = {
     "rows": "PE rows (weight groups per tile)",
@@ -44,14 +46,12 @@ def params_from_args(args) -> EngineParams:
 
 
 def _cmd_verilog(args) -> int:
-    from .verilog import lint_engine, write_verilog
-
     try:
         params = params_from_args(args)
     except (TypeError, ValueError) as exc:
         print(f"binaccel verilog: error: {exc}", file=sys.stderr)
         return 2
-    path = write_verilog(args.output, name=args.name, **params.as_dict())
+    path = write_verilog(args.output or build_dir("verilog", "engine.v"), name=args.name, **params.as_dict())
     summary = {
         "verilog": str(path), "module": args.name, "config": params.tag, **params.as_dict(),
         "pe_width": params.pe_width, "acc_width": params.acc_width, "y_width": params.y_width,
@@ -70,18 +70,8 @@ def register(subparsers) -> None:
     v = subparsers.add_parser("verilog", help="write the engine's Verilog for a configuration",
                               description="Write the Verilog of the binaccel engine (amaranth.back.verilog).")
     add_engine_arguments(v)
-    v.add_argument("-o", "--output", default="build/verilog/engine.v", help="output file (default %(default)s)")
+    v.add_argument("-o", "--output", default=None, help="output file (default: verilog/engine.v in the build folder)")
     v.add_argument("--name", default="engine", help="Verilog module name (default %(default)s)")
     v.add_argument("--lint", action="store_true", help="also lint it with verilator -Wall")
     v.set_defaults(func=_cmd_verilog)
 
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="binaccel")
-    register(p.add_subparsers(dest="cmd", required=True))
-    args = p.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

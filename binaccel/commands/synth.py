@@ -1,4 +1,4 @@
-"""``binaccel synth`` and ``binaccel bench`` (registered by :mod:`binaccel.sw.cli` via ``register``).
+"""``binaccel synth``: synthesize one point of a board design, or search the largest array per board.
 
 ::
 
@@ -6,21 +6,24 @@
     binaccel synth --board icebreaker --design engine --rows 2 --cols 4 --word 16   # engine only
     binaccel synth --board ulx3s --search                               # largest array that fits
     binaccel synth --board ulx3s --rows 5 --cols 6 --word 32 --close-timing   # + a bitstream that meets its clock
-    binaccel synth --search                                             # both boards -> build/bench/boards.json
-    binaccel bench                                 # reuses build/bench/boards.json, else docs/measured/boards.json
-    binaccel bench --array ulx3s=4x4x32            # a fitting build other than the largest
-    binaccel bench --synth                         # re-runs the board search first
+    binaccel synth --search                                             # both boards -> bench/boards.json
+
+The search's results (and ``--update-boards`` of a single point) go into ``bench/boards.json`` of
+the build folder (:func:`binaccel.bench.boards_json_path`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-__all__ = ["register", "main"]
+from binaccel.bench import boards_json_path
+from binaccel.hw import sweep
+from binaccel.hw.synth import SynthesisError, report_markdown
+from binaccel.sw.hwif import AccelParams, EngineParams
+
+__all__ = ["register", "search"]
 
 
 _ACCEL_ONLY = ("fm_depth", "w_depth", "t_depth", "max_layers", "max_dim")
@@ -29,9 +32,6 @@ _ACCEL_ONLY = ("fm_depth", "w_depth", "t_depth", "max_layers", "max_dim")
 def _engine_fields(args, base, design="engine"):
     """``base`` with the build parameters given on the command line (engine fields, plus the
     accelerator's buffer fields for ``design="accel"``)."""
-    from binaccel.hw.params import EngineParams
-    from binaccel.hw.seq import AccelParams
-
     names = AccelParams.names() if design == "accel" else EngineParams.names()
     params = dict(base)
     for name in names:
@@ -51,9 +51,6 @@ def _design(args):
 
 
 def _cmd_synth(args) -> int:
-    from binaccel.hw import sweep
-    from binaccel.hw.synth import SynthesisError, report_markdown
-
     design = _design(args)
     boards = [args.board] if args.board else list(sweep.TARGET_MHZ)
     margin = getattr(args, "closure_margin", sweep.CLOSURE_MARGIN)
@@ -98,7 +95,7 @@ def _cmd_synth(args) -> int:
             _update_boards(args.board, summary)
         return 0 if summary["fits"] and (not args.close_timing or summary["closure"]["met"]) else 1
     try:
-        results = _search(boards, args)
+        results = search(boards, args)
     except (TypeError, ValueError) as exc:
         print(f"binaccel synth: error: {exc}", file=sys.stderr)
         return 2
@@ -124,9 +121,11 @@ def _closure_text(c) -> str:
     return f"[synth] timing NOT closed: no build met its clock [{tried}]"
 
 
-def _search(boards, args):
-    from binaccel.hw import sweep
-
+def search(boards, args):
+    """``binaccel synth --search`` for ``boards`` with the options of ``args``: the largest array per
+    board (timing closure with ``--close-timing``), recorded in :func:`binaccel.bench.boards_json_path`
+    as each point finishes; returns ``{board: result}``."""
+    path = boards_json_path()
     design = _design(args)
     results = {}
     for board in boards:
@@ -135,14 +134,14 @@ def _search(boards, args):
             base.pop(k, None)
 
         def save(partial, board=board):
-            sweep.update_boards_json(board, partial)
+            sweep.update_boards_json(board, partial, path)
 
         results[board] = sweep.largest_array(board, design=design, base=base, seed=getattr(args, "seed", 1),
                                              freq_mhz=getattr(args, "freq", None),
                                              reuse=not getattr(args, "force", False),
                                              max_points=getattr(args, "max_points", 8), on_point=save,
                                              timeout=getattr(args, "timeout", None))
-        _keep_closures(board, results[board])
+        _keep_closures(board, results[board], path)
         best = results[board]["best"]
         if getattr(args, "close_timing", False) and best is not None and not (best.get("closure") or {}).get("met"):
             rep = json.loads(Path(best["report"]).read_text())
@@ -150,8 +149,7 @@ def _search(boards, args):
                                                  timeout=getattr(args, "timeout", None),
                                                  reuse=not getattr(args, "force", False),
                                                  margin=getattr(args, "closure_margin", sweep.CLOSURE_MARGIN))
-        path = sweep.update_boards_json(board, results[board])
-        print(f"[synth] wrote {path}")
+        print(f"[synth] wrote {sweep.update_boards_json(board, results[board], path)}")
     return results
 
 
@@ -159,17 +157,15 @@ def _same_point(a, b) -> bool:
     """Two board summaries of the same synthesis point: design, parameters (defaults filled in), seed
     and clock (a summary without its clock, from before it was recorded, was built for the board's
     target)."""
-    from binaccel.hw.sweep import DESIGN_OF_KIND, TARGET_MHZ, _point_kind, same_params
-
     def clock(p):
         c = p.get("clock_mhz")
-        return TARGET_MHZ.get(p.get("board"), c) if c is None else c
+        return sweep.TARGET_MHZ.get(p.get("board"), c) if c is None else c
 
     ca, cb = clock(a), clock(b)
     same_clock = ca == cb or (ca is not None and cb is not None and abs(ca - cb) <= 0.01 * max(ca, cb))
-    kind = _point_kind(a)
-    return (kind == _point_kind(b) and a.get("seed") == b.get("seed") and same_clock
-            and same_params(a.get("params"), b.get("params"), DESIGN_OF_KIND[kind]))
+    kind = sweep._point_kind(a)
+    return (kind == sweep._point_kind(b) and a.get("seed") == b.get("seed") and same_clock
+            and sweep.same_params(a.get("params"), b.get("params"), sweep.DESIGN_OF_KIND[kind]))
 
 
 def _with_old_closure(summary, old_points):
@@ -185,12 +181,10 @@ def _with_old_closure(summary, old_points):
     return summary
 
 
-def _keep_closures(board, result):
-    """Carry the timing closures of ``build/bench/boards.json`` over to a new search result of ``board``."""
-    from binaccel.hw import sweep
-
+def _keep_closures(board, result, path):
+    """Carry the timing closures of the boards file ``path`` over to a new search result of ``board``."""
     try:
-        doc = sweep.load_boards_json()
+        doc = sweep.load_boards_json(path)
     except (FileNotFoundError, ValueError):
         return
     section = sweep.section_of(result)
@@ -202,10 +196,10 @@ def _keep_closures(board, result):
 
 
 def _update_boards(board, summary):
-    from binaccel.hw import sweep
-
+    """Put one synthesized point into :func:`binaccel.bench.boards_json_path` (``--update-boards``)."""
+    path = boards_json_path()
     try:
-        doc = sweep.load_boards_json()
+        doc = sweep.load_boards_json(path)
     except (FileNotFoundError, ValueError):
         doc = {"boards": {}, "engine_link_boards": {}, "engine_boards": {}}
     section = sweep.section_of(summary)
@@ -221,62 +215,11 @@ def _update_boards(board, summary):
     fitting = [p for p in res["points"] if p["fits"]]
     res["best"] = max(fitting, key=lambda p: (p["macs_per_cycle"], p["fmax_mhz"] or 0)) if fitting else None
     res["met"] = bool(res["best"] and res["best"]["met"])
-    print(f"[synth] updated {sweep.update_boards_json(board, res)}")
-
-
-def _cmd_bench(args) -> int:
-    from binaccel.hw import sweep
-
-    from . import bench
-
-    path = sweep.BOARDS_JSON
-    try:
-        arrays = dict(bench.parse_array(a) for a in args.array or ())
-    except ValueError as exc:
-        print(f"binaccel bench: error: {exc}", file=sys.stderr)
-        return 2
-    if args.synth or not (path.exists() or os.path.exists(bench.MEASURED_BOARDS_JSON)):
-        why = "--synth given" if args.synth else f"{path} not found"
-        print(f"[bench] {why}: running the board search (binaccel synth --search)")
-        ns = argparse.Namespace(seed=1, freq=None, force=args.synth, max_points=8)
-        _search(list(sweep.TARGET_MHZ), ns)
-    elif path.exists():
-        print(f"[bench] reusing the last synthesis results {path} (binaccel bench --synth re-synthesizes)")
-    else:
-        print(f"[bench] {path} not found: using the committed measurement {bench.MEASURED_BOARDS_JSON} "
-              f"(binaccel bench --synth synthesizes on this checkout, an hour or more for both boards)")
-        path = None
-    try:
-        boards = bench.load_boards(path, arrays=arrays)
-    except ValueError as exc:
-        print(f"binaccel bench: error: {exc}", file=sys.stderr)
-        return 2
-    for name, b in boards.items():
-        note = bench.stale_note(name, b)
-        if note:
-            print(f"[bench] warning: {note}")
-    networks = args.networks.split(",") if args.networks else None
-    result = bench.run_bench(out_dir=args.out, boards=boards, networks=networks, reps=args.reps,
-                             warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,
-                             cycles=args.cycles, accel_images=args.accel_images, threads=args.threads)
-    print(f"[bench] wrote {args.out}/bench.json, bench.md" + (", plots" if not args.no_plots else ""))
-    for net, e in result["networks"].items():
-        for board in result["boards"]:
-            if board in e:
-                r = e[board]
-                print(f"  {net:16s} {board:10s} FPGA {r['fpga_s_per_image'] * 1e3:9.3f} ms/img  "
-                      f"FPGA/torch {r['ratio_fpga_over_torch']:8.3g}  FPGA/packed {r['ratio_fpga_over_packed']:8.3g}  "
-                      f"util {100 * r['utilisation']:5.1f}%")
-    return 0
+    print(f"[synth] updated {sweep.update_boards_json(board, res, path)}")
 
 
 def register(subparsers) -> None:
-    """Add ``synth`` and ``bench`` to an argparse ``subparsers`` object."""
-
-    from binaccel.hw import sweep
-
-    from . import bench
-
+    """Add ``synth`` to an argparse ``subparsers`` object."""
     s = subparsers.add_parser("synth", help="synthesize the board design (accelerator + UART link + PLL) or the "
                                             "bare engine (yosys/nextpnr), or search the largest array per board",
                               description="Synthesize, place and route a design for a board and make its "
@@ -286,7 +229,7 @@ def register(subparsers) -> None:
                                           "doing im2col and pooling (the board design where the accelerator does "
                                           "not fit); --design engine = the layer engine alone in a PortHarness "
                                           "(earlier figures). With --search, find the largest array that fits (few points, "
-                                          "sequential) and record it in build/bench/boards.json.")
+                                          "sequential) and record it in bench/boards.json of the build folder.")
     s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None)
     s.add_argument("--design", choices=list(sweep.DESIGNS), default="accel",
                    help="accel (default): accelerator + UART link + PLL; engine-link: the layer engine + UART "
@@ -302,7 +245,7 @@ def register(subparsers) -> None:
     s.add_argument("--force", action="store_true", help="re-run points whose report exists")
     s.add_argument("--max-points", type=int, default=8, help="syntheses per board in --search (default 8)")
     s.add_argument("--update-boards", action="store_true",
-                   help="add this single point to build/bench/boards.json")
+                   help="add this single point to bench/boards.json of the build folder")
     s.add_argument("--close-timing", action="store_true",
                    help="if the build misses its clock, place and route it again with the PLL at the fastest "
                         "clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
@@ -311,7 +254,6 @@ def register(subparsers) -> None:
     s.add_argument("--closure-margin", type=float, default=sweep.CLOSURE_MARGIN, metavar="F",
                    help=f"--close-timing rebuilds at the fastest clock at or below F x fmax (default "
                         f"{sweep.CLOSURE_MARGIN:g}; lower it when the router does not converge that close to the fmax)")
-    from binaccel.hw.seq import AccelParams
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
                 else "engine parameter")
@@ -319,38 +261,3 @@ def register(subparsers) -> None:
                        help=f"{what} {name} (default: the board's base, hw/sweep.py ACCEL_BASE / BOARD_BASE; "
                             f"rows/cols/word: the search's starting point)")
     s.set_defaults(func=_cmd_synth)
-
-    b = subparsers.add_parser("bench", help="FPGA cycles/time per image vs CPU (torch, Brevitas, packed numpy)",
-                              description="Benchmark networks on the synthesized engine arrays against the CPU; "
-                                          "writes build/bench/bench.json, bench.md and plots.")
-    b.add_argument("--synth", action="store_true", help="re-run the board search instead of reusing "
-                                                        "build/bench/boards.json")
-    b.add_argument("--array", action="append", default=None, metavar="BOARD=RxCxW",
-                   help="bench this fitting build of the board's synthesis results instead of the largest, "
-                        "e.g. --array ulx3s=4x4x32 (repeatable, one per board)")
-    b.add_argument("--networks", default=None, help="comma-separated subset (mnist_siman, ..., resnet20_siman, "
-                                                    "vgg_small, mcn_wrn22)")
-    b.add_argument("--out", default=str(bench.BENCH_DIR), help="output folder (default build/bench)")
-    b.add_argument("--reps", type=int, default=5, help="timed repetitions (median; default 5)")
-    b.add_argument("--warmup", type=int, default=2)
-    b.add_argument("--no-train", action="store_true", help="do not train MNIST models when none are found")
-    b.add_argument("--no-plots", action="store_true")
-    b.add_argument("--cycles", choices=["auto", "accel", "model"], default="auto",
-                   help="cycle source: accel = whole-network accelerator simulation (binaccel.sim.top), model = "
-                        "engine cycle model (hw/perf.py); auto (default) = accel when binaccel.sim.top exists")
-    b.add_argument("--threads", type=int, default=1,
-                   help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
-    b.add_argument("--accel-images", type=int, default=4,
-                   help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
-    b.set_defaults(func=_cmd_bench)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="binaccel")
-    register(p.add_subparsers(dest="cmd", required=True))
-    args = p.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The demo's synthesis and bench section (called by :mod:`binaccel.sw.demo`).
+"""The demo's synthesis and bench section (called by :func:`binaccel.demo.run_demo`).
 
 :func:`bench_section` does two things and returns the Markdown lines of the demo report:
 
@@ -14,21 +14,24 @@
    the time the last run took (or than :data:`MIN_SYNTH_S` when there is none); the returned lines
    and ``summary["synthesis"]`` / ``summary["synthesis_engine_link"]`` say which. A run is limited to ``synth_budget_s`` per tool.
 2. **Bench** of the given trained MNIST model files on both boards, with the board figures of
-   ``build/bench/boards.json`` (accelerator builds where one fits, else the engine behind the link,
-   which the table marks; see :func:`binaccel.sw.bench.load_boards`): cycles per image from the simulated
+   ``bench/boards.json`` in the build folder, else of the curated record (accelerator builds where
+   one fits, else the engine behind the link, which the table marks; see
+   :func:`binaccel.bench.load_boards`): cycles per image from the simulated
    accelerator (Verilator fast path, logits checked against intref), FPGA time at the synthesized
    fmax, CPU times (float torch, Brevitas, bit-packed numpy) with few repetitions; writes
    ``bench.json``, ``bench.md`` and plots into ``out_dir``.
 """
 
 import json
-import os
 import time
 from pathlib import Path
 
-from binaccel.hw.sweep import inputs_hash
+from binaccel import bench, records
+from binaccel.hw import sweep
+from binaccel.hw.synth import SynthesisError
+from binaccel.sw.atomic import write_json_atomic
 
-__all__ = ["bench_section", "inputs_hash", "MIN_SYNTH_S", "SYNTH_BOARD", "SYNTH_DESIGNS"]
+__all__ = ["bench_section", "MIN_SYNTH_S", "SYNTH_BOARD", "SYNTH_DESIGNS"]
 
 #: The board the demo synthesizes (the small one: about a minute of yosys + nextpnr).
 SYNTH_BOARD = "icebreaker"
@@ -45,18 +48,12 @@ SYNTH_DESIGNS = (("accel", "synthesis"), ("engine-link", "synthesis_engine_link"
 def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, design="accel", key="synthesis"):
     """Part 1: run or reuse the small-board synthesis of ``design`` at the search's starting point;
     returns the info dict stored in ``summary[key]``."""
-    from binaccel.hw import sweep
-    from binaccel.hw.sweep import inputs_hash
-    from binaccel.hw.synth import SynthesisError
-
-    from .atomic import write_json_atomic
-
     n, word = sweep.start_point(board, design)
     params = sweep.full_params({**sweep.base_params(board, design), "rows": n, "cols": n, "word": word}, design)
     out = sweep._point_dir(board, params, 1, root=synth_root and Path(synth_root) / board / design,
                            design=design)
     path = out / "report.json"
-    digest = inputs_hash()
+    digest = sweep.inputs_hash()
     old = None
     if path.exists():
         try:
@@ -66,7 +63,7 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, de
     same_point = bool(old and sweep.same_params(old.get("params"), params, design)
                       and old.get("factory") == sweep._FACTORIES[design].__name__
                       and old.get("status") in ("ok", "no_fit", "timeout"))
-    info = {"board": board, "design": sweep.DESIGN_KIND[design], "params": params, "report": _shown(path),
+    info = {"board": board, "design": sweep.DESIGN_KIND[design], "params": params, "report": bench.shown_path(path),
             "budget_s": budget_s, "inputs_sha256": digest}
     last_s = (old or {}).get("runtime_s", {}).get("total") if same_point else None
     if same_point and sweep.gateware_current(old):
@@ -111,13 +108,6 @@ def _synthesis(summary, *, budget_s, log, board=SYNTH_BOARD, synth_root=None, de
         info["error_excerpt"] = (report.get("error") or "")[:300] or None
     summary[key] = info
     return info
-
-
-def _shown(path):
-    """``path`` relative to the checkout when it is inside it (what the report shows), else as is."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    rel = os.path.relpath(os.path.abspath(path), root)
-    return os.fspath(path) if rel.startswith("..") else rel
 
 
 def _synthesis_lines(info, heading=True):
@@ -165,7 +155,7 @@ def _ratio(x):
 
 def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, synth_budget_s: float = 300,
                   boards_path=None, synth_root=None, reps: int = 3, warmup: int = 1, accel_images: int = 2,
-                  batches=(1, 64), cycles: str = "auto", plots: bool = True) -> list:
+                  batches=(1, 64), cycles: str = "accel", plots: bool = True) -> list:
     """Synthesis and bench section of the demo report.
 
     Parameters
@@ -188,7 +178,7 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         The Brevitas timing uses the checkpoint ``<name>.pt`` next to the file or in
         ``../checkpoints/`` when present.
     out_dir : str
-        Where ``bench.json``, ``bench.md`` and the plots go (the demo passes ``build/bench``).
+        Where ``bench.json``, ``bench.md`` and the plots go (the demo passes ``bench`` in its output folder).
     log : callable
         Progress messages.
     synth_budget_s : float
@@ -197,7 +187,7 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     boards_path, synth_root : optional
         Other ``boards.json`` / synthesis root (tests).
     reps, warmup, accel_images, batches, cycles, plots
-        Passed to :func:`binaccel.sw.bench.run_bench` (few repetitions so that the section takes
+        Passed to :func:`binaccel.bench.run_bench` (few repetitions so that the section takes
         about two minutes on 2 cores once the simulation builds are cached).
 
     Returns the Markdown lines: the synthesis summary and a table per network and board (cycles per
@@ -205,8 +195,6 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     Never raises for a missing boards file or a failed synthesis (the lines say so); a wrong
     accelerator result (logits differing from intref) does raise.
     """
-    from . import bench
-
     t0 = time.monotonic()
     lines = []
     for design, key in SYNTH_DESIGNS:
@@ -233,7 +221,7 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
     if not files:
         summary["bench"] = {"error": "no model file found", "missing": missing}
         return lines + ["No model file to bench.", ""]
-    mnist, other = bench._load_model_files(files)
+    mnist, other = bench.load_model_files(files)
     networks = [f"mnist_{n}" for n in mnist] + list(other)
     res = bench.run_bench(out_dir=out_dir, boards=boards, networks=networks, model_files=files, batches=tuple(batches),
                           warmup=warmup, reps=reps, accel_images=accel_images, cycles=cycles, plots=plots,
@@ -258,9 +246,9 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                         "wall_s": round(time.monotonic() - t0, 1)}
 
     srcs = sorted({str(v.get("source", "build/bench/boards.json")) for v in boards.values()})
-    measured = any(src.startswith("docs/measured") for src in srcs)
+    measured = records.RECORD_LABEL in srcs
     lines += [f"Board figures from `{'`, `'.join(srcs)}`"
-              + (" -- the committed record of the last board search (this checkout has not run "
+              + (" -- the curated record of the last board search (this checkout has not run "
                  "`binaccel synth --search`, which takes about 30 minutes; the figures are from that run, "
                  "not from this machine now):" if measured else " (`binaccel synth --search`):"), "",
               ] + bench.boards_table(res["boards"])

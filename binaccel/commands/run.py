@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
+from tqdm import tqdm
+
+from binaccel.sim import engine_link, layer, top
+from binaccel.sw import intref, modelfile
+from binaccel.sw.atomic import write_json_atomic
+from binaccel.sw.fold import int_forward
+from binaccel.sw.train import load_checkpoint
+
+from .models import add_data_arguments, load_data
 
 __all__ = ["register", "run_accelerator", "run_engine_design"]
 
@@ -18,11 +28,6 @@ __all__ = ["register", "run_accelerator", "run_engine_design"]
 def run_accelerator(model_file, images, labels=None, *, transport="fast", checkpoint=None, batch=None,
                     idle=0.0, backpressure=0.0, seed=0, progress=True, params=None) -> dict:
     """Run ``images`` through the accelerator; return the figures (JSON-ready dict)."""
-    from tqdm import tqdm
-
-    from binaccel.sim.top import run_model
-    from binaccel.sw import intref, modelfile
-
     im = modelfile.load(model_file)
     n = len(images)
     batch = batch or {"fast": n, "cocotb": 4, "uart": 25}.get(transport, 4)
@@ -30,7 +35,7 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
     rec = None
     with tqdm(total=n, desc=f"{im.name} [{transport}]", unit="img", disable=not progress, leave=False) as bar:
         for s in range(0, n, batch):
-            r = run_model(im, images[s:s + batch], transport=transport, idle=idle, backpressure=backpressure,
+            r = top.run_model(im, images[s:s + batch], transport=transport, idle=idle, backpressure=backpressure,
                           seed=seed + s, params=params)
             logits.append(r.logits)
             image_cycles.append(r.image_cycles)
@@ -70,9 +75,6 @@ def _check_brevitas(out, im, images, logits, matched, checkpoint):
     """With a checkpoint: ``matched_brevitas`` and ``matched`` (both references) in ``out``."""
     if checkpoint is None:
         return
-    from binaccel.sw.fold import int_forward
-    from binaccel.sw.train import load_checkpoint
-
     model = load_checkpoint(checkpoint)
     brev = int_forward(model, im, images)[-1].reshape(len(images), -1)
     out["matched_brevitas"] = int((logits == brev).all(axis=1).sum())
@@ -90,18 +92,10 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
     minutes per MNIST image). ``params``: the EngineParams (default: the iCEBreaker's build,
     :func:`binaccel.sim.engine_link.board_params`). Cycles per layer are the engine's (``fast``/``cocotb``) or the
     whole exchange's over the serial line (``uart``)."""
-    import time
-
-    from tqdm import tqdm
-
-    from binaccel.sw import intref, modelfile
-
     if transport not in ("fast", "cocotb", "uart"):
         raise ValueError(f"transport must be 'fast', 'cocotb' or 'uart', got {transport!r}")
     im = modelfile.load(model_file)
     if params is None:
-        from binaccel.sim import engine_link
-
         params = engine_link.board_params()
     n = len(images)
     batch = batch or {"fast": 64, "cocotb": 4, "uart": 1}[transport]
@@ -112,15 +106,12 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
         for s in range(0, n, batch):
             imgs = np.asarray(images[s:s + batch])
             if transport == "uart":
-                from binaccel.sim import engine_link
-
                 run = engine_link.run_model(im, imgs, params=params, seed=seed + s)
                 outs, cyc = run.outputs, [r["cycles"] for r in run.runs]
             else:
-                from binaccel.sim.layer import run_model
-
-                outs, cyc = run_model(im, imgs, params=params, rows=params.rows, cols=params.cols, word=params.word,
-                                      seed=seed + s, idle=0.0, backpressure=0.0, backend=transport)
+                outs, cyc = layer.run_model(im, imgs, params=params, rows=params.rows, cols=params.cols,
+                                            word=params.word, seed=seed + s, idle=0.0, backpressure=0.0,
+                                            backend=transport)
             logits.append(outs[-1].reshape(len(imgs), -1))
             layer_cycles.append(np.asarray(cyc, dtype=np.float64))
             bar.update(len(imgs))
@@ -134,7 +125,7 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
         "params": params.as_dict(), "batch": batch, "checked": int(n), "matched": int(matched.sum()),
         "matched_reference": int(matched.sum()),
         "cycles_per_image": float(per_layer.sum()),
-        "cycles_per_layer": [{"name": layer.name, "cycles": float(c)} for layer, c in zip(im.layers, per_layer)],
+        "cycles_per_layer": [{"name": l.name, "cycles": float(c)} for l, c in zip(im.layers, per_layer)],
         "cycles_meaning": ("engine cycles of each layer run on a batch, per image" if transport != "uart" else
                            "clock cycles of each layer's exchange over the simulated serial line, per image"),
         "wall_s": wall, "images_per_s": n / wall if wall else 0.0,
@@ -146,14 +137,7 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
 
 
 def _cmd_run(args):
-    from binaccel.sw.data import load
-
-    if args.data == "cifar10":
-        if not args.data_dir:
-            raise SystemExit("binaccel run: --data cifar10 needs --data-dir")
-        data = load("cifar10", root=args.data_dir)
-    else:
-        data = load(args.data)
+    data = load_data(args, prog="binaccel run")
     n = min(args.images, len(data.x_test)) if args.images else len(data.x_test)
     if args.design == "engine-link":
         if args.idle or args.backpressure:
@@ -167,8 +151,6 @@ def _cmd_run(args):
                             backpressure=args.backpressure, seed=args.seed, progress=not args.no_progress)
     text = json.dumps(r, indent=2)
     if args.json:
-        from binaccel.sw.train import write_json_atomic
-
         write_json_atomic(args.json, r)
     print(text)
     if r["matched"] != r["checked"]:
@@ -177,7 +159,8 @@ def _cmd_run(args):
     return 0
 
 
-def register(sub):
+def register(sub) -> None:
+    """Add ``run`` to an argparse ``subparsers`` object."""
     p = sub.add_parser("run", help="run a model file on the simulated accelerator, checked image by image")
     p.add_argument("--model", required=True, help="model file written by binaccel export (.bnm)")
     p.add_argument("--checkpoint", default=None, help="also compare with this Brevitas checkpoint")
@@ -190,8 +173,7 @@ def register(sub):
     p.add_argument("--batch", type=int, default=None, help="images per simulation run (default: all for fast, "
                    "4 for cocotb, 25 for uart)")
     p.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
-    p.add_argument("--data", default="mnist", choices=["mnist", "digits", "cifar10"])
-    p.add_argument("--data-dir", default=None)
+    add_data_arguments(p, "the test split to run")
     p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
     p.add_argument("--backpressure", type=float, default=0.0, help="probability of output backpressure")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,152 @@
+"""The bench's report: ``bench.md`` (boards, time per image, cuts, notes) and the plots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from binaccel.hw.sweep import bitstream_clock_mhz, closure_cell
+from binaccel.sw.atomic import write_bytes_atomic
+
+from .boards import stale_note
+from .cycles import SOURCE_LABEL
+
+__all__ = ["boards_table", "render_markdown", "make_plots"]
+
+
+def _fmt_s(s):
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def boards_table(boards: dict) -> list:
+    """Markdown lines: one row per board (design, array, fmax vs target, resources), then the
+    engine-only fallback notes."""
+    lines = ["| board | synthesized design | array | fmax MHz (target, met) | timing-met bitstream | LUT | FF | BRAM | DSP |",
+             "|---|---|---|---|---|---:|---:|---:|---:|"]
+    for name, b in boards.items():
+        a = b["array"]
+        met = b.get("met", (b.get("fmax_mhz") or 0) >= (b.get("target_mhz") or float("inf")))
+        lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
+                     f"({b.get('target_mhz')}, {'yes' if met else 'no'}) | {closure_cell(b)} | "
+                     f"{b['luts']}/{b['luts_total']} | {b['ffs']} | {b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
+    for name, b in boards.items():
+        if b.get("fallback"):
+            lines.append(f"\n*{name}*: {b['fallback']}.")
+        clk = bitstream_clock_mhz(b)
+        if clk and b.get("fmax_mhz") and clk < b["fmax_mhz"]:
+            lines.append(f"\n*{name}*: the times per image below are at the build's fmax, {b['fmax_mhz']} MHz; "
+                         f"the bitstream that meets timing runs at {clk:g} MHz, so on the board each takes "
+                         f"{b['fmax_mhz'] / clk:.3g}x as long (`fpga_bitstream_s_per_image` in bench.json).")
+        note = stale_note(name, b)
+        if note:
+            lines.append(f"\n*{name}*: {note}.")
+    return lines
+
+
+def render_markdown(result: dict) -> str:
+    lines = ["# binaccel bench: FPGA vs CPU", "",
+             f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `engine sim` = "
+             f"simulation of the board's engine build, `model` = engine cycle model)",
+             f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
+             f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), numpy "
+             f"{result['machine']['numpy']}; load average at start {result['machine']['loadavg_start'][0]:.1f}; "
+             f"median of {result['timing']['reps']} after {result['timing']['warmup']} warm-up calls", "",
+             "## Boards", ""] + boards_table(result["boards"])
+    batches = result["timing"]["batches"]
+    lines += ["", "## Time per image", "",
+              "FPGA/CPU < 1 means the FPGA engine is faster. CPU columns: float PyTorch of the same shapes, "
+              "Brevitas, bit-packed numpy XNOR-popcount.", "",
+              "| network | board | batch | cycles/img | source | util % | FPGA | CPU torch | CPU Brevitas | CPU packed | "
+              "FPGA/torch | FPGA/packed | build has the widths |",
+              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for net, e in result["networks"].items():
+        if "skipped" in e:
+            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | | |")
+            continue
+        for bname in result["boards"]:
+            if bname not in e:
+                continue
+            for n in batches:
+                r = e[bname]["batch"][str(n)]
+                src = SOURCE_LABEL.get(e[bname]["cycles_source"], "model")
+                lines.append(
+                    f"| {net} | {bname} | {n} | {r['cycles_per_image']:.0f} | {src} | {100 * r['utilisation']:.1f} | "
+                    f"{_fmt_s(r['fpga_s_per_image'])} | {_fmt_s(r['cpu_torch_s_per_image'])} | "
+                    f"{_fmt_s(r['cpu_brevitas_s_per_image'])} | {_fmt_s(r['cpu_packed_s_per_image'])} | "
+                    f"{r['ratio_fpga_over_torch']:.3g} | {r['ratio_fpga_over_packed']:.3g} | "
+                    f"{'yes' if e[bname]['build_supports'] else 'no'} |")
+    lines += ["", "## Cuts (paper-scale networks)", ""]
+    for net, e in result["networks"].items():
+        if e.get("cuts"):
+            lines.append(f"**{net}** ({e.get('paper')}):")
+            lines += [f"- {c}" for c in e["cuts"]]
+            lines.append("")
+    lines += ["## Notes", ""] + [f"- {n}" for n in result.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(result: dict, out_dir) -> list:
+    """Per-layer cycles vs ideal (one PNG per board, batch 1) and FPGA speedup per network and board."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    files = []
+    nets = {k: v for k, v in result["networks"].items() if "skipped" not in v}
+    b0 = str(result["timing"]["batches"][0])
+    for bname in result["boards"]:
+        fig, axes = plt.subplots(len(nets), 1, figsize=(10, 2.6 * len(nets)), squeeze=False)
+        for ax, (net, e) in zip(axes[:, 0], nets.items()):
+            layers = e[bname]["batch"][b0]["layers"]
+            x = np.arange(len(layers))
+            ax.bar(x - 0.2, [l["cycles"] for l in layers], 0.4, label="cycles")
+            ax.bar(x + 0.2, [l["ideal_cycles"] for l in layers], 0.4, label="ideal")
+            ax.set_xticks(x, [l["layer"] for l in layers], rotation=60, fontsize=7)
+            ax.set_yscale("log")
+            ax.set_title(f"{net} on {bname} (batch {b0}, utilisation {100 * e[bname]['batch'][b0]['utilisation']:.1f}%)",
+                         fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"layers_{bname}.png"
+        _save_fig(fig, path)
+        plt.close(fig)
+        files.append(str(path))
+    fig, axes = plt.subplots(1, len(result["timing"]["batches"]), figsize=(12, 4.5), squeeze=False)
+    for ax, n in zip(axes[0], result["timing"]["batches"]):
+        names = list(nets)
+        x = np.arange(len(names))
+        boards = list(result["boards"])
+        width = 0.8 / max(2 * len(boards), 1)
+        i = 0
+        for bname in boards:
+            for key, label in (("ratio_fpga_over_torch", "torch"), ("ratio_fpga_over_packed", "packed")):
+                vals = [1.0 / nets[m][bname]["batch"][str(n)][key] for m in names]
+                ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, label=f"{bname} vs CPU {label}")
+                i += 1
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_ylabel("speedup = CPU time / FPGA time")
+        ax.set_title(f"batch {n}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "speedup.png"
+    _save_fig(fig, path)
+    plt.close(fig)
+    files.append(str(path))
+    return files
+
+
+def _save_fig(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes_atomic(path, buf.getvalue())

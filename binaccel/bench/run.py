@@ -1,0 +1,310 @@
+"""The bench run: FPGA cycles and time per image against CPU runtime, per network and board.
+
+For each network (the trained MNIST models, and the paper-scale CIFAR shapes of
+:mod:`binaccel.sw.netzoo`) and each board (the largest array of the board design -- accelerator +
+UART link + PLL -- that fits it and its fmax; where no accelerator build fits, the engine + UART
+link design, the host doing im2col and pooling, or else the engine-only figures; see
+:func:`binaccel.bench.boards.load_boards`):
+
+* **FPGA**: cycles per image (:mod:`binaccel.bench.cycles`: the accelerator simulation, the
+  simulation of the board's engine build, or the engine's exact cycle model; the JSON says which,
+  ``cycles_source``), time per image = cycles / fmax, utilisation = ideal cycles / cycles.
+* **CPU**, measured in the same run on this machine (:mod:`binaccel.bench.cpu`): float PyTorch,
+  Brevitas and the bit-packed numpy path.
+
+:func:`run_bench` writes ``bench.json``, ``bench.md`` (:mod:`binaccel.bench.report`) and the plots
+into the output folder (default ``bench`` of the build folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from binaccel.hw.sweep import bitstream_clock_mhz, params_for_models
+from binaccel.sw import netzoo
+from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.data import load_mnist
+from binaccel.sw.hwif import EngineParams
+from binaccel.sw.paths import build_dir
+from binaccel.sw.train import load_checkpoint
+
+from .boards import load_boards
+from .cpu import check_packed, cpu_timings
+from .cycles import (ACCEL_SOURCE, ENGINE_SIM_SOURCE, MODEL_SOURCE, SOURCE_LABEL, accel_cycles, accel_params_for,
+                     engine_sim_cycles, network_cycles, pe_stages_of)
+from .networks import MNIST_BENCH_MODELS, load_model_files, mnist_models
+from .report import make_plots, render_markdown
+
+__all__ = ["run_bench", "bench_dir", "BATCHES", "CYCLES"]
+
+#: Batch sizes of the bench (images per layer run).
+BATCHES = (1, 64)
+
+#: The cycle sources ``run_bench`` can be asked for: ``accel`` (the simulations: the accelerator's,
+#: or the engine build's for a board running the engine behind the link) or ``model`` (the cycle model).
+CYCLES = ("accel", "model")
+
+
+def bench_dir():
+    """The bench's output folder: ``bench`` of the build folder."""
+    return build_dir("bench")
+
+
+def run_bench(*, out_dir=None, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
+              mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, cycles="accel",
+              accel_images=4, accel_params=None, threads=1, model_files=None, log=print) -> dict:
+    """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
+    ``out_dir`` (atomically; default :func:`bench_dir`). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
+    ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
+    ``extra_models``: further ``{name: IntModel}`` (random weights, no checkpoint); ``cycles``:
+    ``"accel"`` (default: the accelerator simulation, or the engine build's for a board running
+    the engine behind the link) or ``"model"`` (the engine cycle model); ``accel_images``: images simulated per network
+    (half as many, at least 2, for the paper-scale ones); ``accel_params``: the accelerator build
+    to simulate (an AccelParams for every board, or ``{board: AccelParams}``; default: per board,
+    :func:`accel_params_for`); ``model_files``: ``{name: path of a .bnm}`` to bench instead of
+    searching ``mnist_dirs`` (network ``mnist_<name>`` with the MNIST test digits when the input is
+    1x28x28, else ``<name>`` with random images; the Brevitas timing uses ``<name>.pt`` next to the
+    file or in ``../checkpoints/`` when present);
+    ``threads``: torch intra-op threads for the CPU timings (default 1: on a shared machine a
+    single thread gives stable figures; numpy's packed path is single-threaded anyway)."""
+
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_bench(out_dir=out_dir, boards=boards, networks=networks, batches=batches, warmup=warmup,
+                          reps=reps, mnist_dirs=mnist_dirs, train=train, seed=seed, plots=plots,
+                          extra_models=extra_models, cycles=cycles, accel_images=accel_images,
+                          accel_params=accel_params, model_files=model_files, log=log)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, train, seed, plots,
+               extra_models, cycles, accel_images, accel_params, model_files, log):
+    out_dir = Path(bench_dir() if out_dir is None else out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    boards = load_boards() if boards is None else boards
+    if not boards:
+        raise ValueError("no board with a fitting engine array: run `binaccel synth` first")
+    rng = np.random.default_rng(seed)
+    nets = {}
+    want = set(networks) if networks else None
+    want_mnist = want is None or any(w.startswith("mnist_") or w in MNIST_BENCH_MODELS for w in want)
+    if model_files is not None:
+        mnist, extra_files = load_model_files(model_files)
+        for name, (im, ckpt, bnm) in extra_files.items():
+            nets[name] = {"model": im, "checkpoint": ckpt, "file": bnm, "family": "extra"}
+    else:
+        mnist = (mnist_models(dirs=mnist_dirs, train_dir=build_dir("bench", "models") if train else None, log=log)
+                 if want_mnist else {})
+    if want is not None:
+        mnist = {k: v for k, v in mnist.items() if f"mnist_{k}" in want or k in want}
+    for name, (im, ckpt, bnm) in mnist.items():
+        if want is None or f"mnist_{name}" in want or name in want:
+            nets[f"mnist_{name}"] = {"model": im, "checkpoint": ckpt, "file": bnm, "family": "mnist"}
+    for name in netzoo.names():
+        if want is None or name in want:
+            nets[name] = {"model": netzoo.build(name, seed=seed), "checkpoint": None, "file": None,
+                          "family": "paper"}
+    for name, im in (extra_models or {}).items():
+        nets[name] = {"model": im, "checkpoint": None, "file": None, "family": "extra"}
+    if want:
+        missing = want - set(nets) - {n[len("mnist_"):] for n in nets if n.startswith("mnist_")}
+        if missing:
+            raise ValueError(f"unknown or unavailable network(s): {', '.join(sorted(missing))}")
+
+    if cycles not in CYCLES:
+        raise ValueError(f"cycles: expected 'accel' or 'model', got {cycles!r}")
+    use_accel = cycles == "accel"
+    source = ACCEL_SOURCE if use_accel else MODEL_SOURCE
+    runnable = [v["model"] for v in nets.values() if all(l.w_bits == 1 for l in v["model"].layers)]
+    accel_builds = {}
+
+    def accel_build_params(bname, b):
+        """One accelerator build per board: its array and PE stages, buffers for the largest runnable
+        network."""
+        if bname not in accel_builds:
+            given = accel_params.get(bname) if isinstance(accel_params, dict) else accel_params
+            accel_builds[bname] = (given if given is not None
+                                   else accel_params_for(runnable, b["array"], images=max(batches),
+                                                         skip_errors=True, pe_stages=pe_stages_of(b)))
+        return accel_builds[bname]
+
+    result = {
+        "format": "binaccel-bench", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cycles_source": source,
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                    "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                    "loadavg_start": list(os.getloadavg())},
+        "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
+        "boards": {}, "networks": {},
+        "notes": [
+            "FPGA time = cycles per image / nextpnr fmax of the synthesized build of the board (boards.<b>.design: "
+            "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine+uart = "
+            "the layer engine behind the same link, the board design where no accelerator build fits (the host "
+            "does im2col, pooling and the maps between layers; its cycles are its engine build's, simulated, or "
+            "the engine cycle model's); engine = the bare engine only, the last fallback); host link transfers "
+            "are not included.",
+            "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
+            "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
+            "the simulated images), for a board whose design is the engine + UART link the simulation of its "
+            "engine build (layer runs on the batch of n images, host-side im2col/pooling not counted; the "
+            "networks that build can run), or the engine cycle model (the same layer runs, exact against the "
+            "engine simulation). engine_model always holds the latter.",
+            "Paper-scale networks are random-weight IntModels of the papers' shapes cut to what the engine "
+            "runs (see cuts); their cycles assume a build of the same array with the widths they need "
+            "(params_needed), which may differ from the synthesized build's (build_params).",
+        ],
+    }
+    for bname, b in boards.items():
+        result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
+                                                        "dsps_total", "array", "target_mhz", "met", "params",
+                                                        "seed", "report", "design", "fallback",
+                                                        "inputs_sha256", "plan_sha256", "gateware_current",
+                                                        "closure")}
+    images_cache = {}
+    for net_name, info in nets.items():
+        model = info["model"]
+        log(f"[bench] {net_name}: {len(model.layers)} layers, input {tuple(model.input_shape)}")
+        shape = tuple(model.input_shape)
+        if shape not in images_cache:
+            if info["family"] == "mnist":
+                images_cache[shape] = load_mnist().x_test[:max(batches)].astype(np.uint8)
+            else:
+                images_cache[shape] = rng.integers(0, 256, size=(max(batches), *shape), dtype=np.int64).astype(np.uint8)
+        images = images_cache[shape]
+        if images.ndim == 3:
+            images = images[:, None]
+        entry = {"family": info["family"], "input_shape": list(shape), "input_repeat": model.input_repeat,
+                 "layers": [l.name for l in model.layers],
+                 "binary_macs_per_image": int(sum(l.binary_macs * l.in_bits for l in model.layers)),
+                 "cuts": list(model.meta.get("cuts", [])) if isinstance(model.meta, dict) else [],
+                 "paper": model.meta.get("paper") if isinstance(model.meta, dict) else None,
+                 "model_file": str(info["file"]) if info["file"] else None,
+                 "checkpoint": str(info["checkpoint"]) if info["checkpoint"] else None}
+        unsupported = [l.name for l in model.layers if l.w_bits != 1]
+        if unsupported:
+            entry["skipped"] = f"layers with w_bits != 1 ({', '.join(unsupported)}): not run by the engine"
+            result["networks"][net_name] = entry
+            log(f"[bench]   skipped: {entry['skipped']}")
+            continue
+        entry["packed_exact"] = bool(check_packed(model, images[:2]))
+        if not entry["packed_exact"]:
+            raise AssertionError(f"{net_name}: PackedNet differs from intref")
+        brev = None
+        if info["checkpoint"] is not None:
+            brev = load_checkpoint(info["checkpoint"])
+            entry["brevitas_model"] = f"trained checkpoint {info['checkpoint']}"
+        else:
+            entry["brevitas_model"] = "Brevitas binary layers of the same shapes (random weights)"
+        need = params_for_models([model], images=max(batches))
+        entry["params_needed"] = need
+        cpu = cpu_timings(model, brevitas_model=brev, images=images, batches=batches, warmup=warmup,
+                           reps=reps, log=log)
+        entry["cpu"] = cpu
+        for bname, b in boards.items():
+            per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "batch": {}, "engine_model": {}}
+            bp = b.get("params") or {}
+            per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
+            def run_accel():
+                ap = accel_build_params(bname, b)
+                k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)
+                log(f"[bench]   {bname}: accelerator simulation of {k} image(s), build {ap.tag} ...")
+                return accel_cycles(model, images[:k], ap)
+
+            def run_engine():
+                ep = EngineParams(**{k: v for k, v in bp.items() if k in EngineParams.names()})
+                out = {}
+                for n in batches:
+                    log(f"[bench]   {bname}: engine simulation of a batch of {n}, build {ep.tag} ...")
+                    out[n] = engine_sim_cycles(model, images[:n], ep)
+                return out
+
+            sim, esim = None, {}
+            if use_accel and b.get("design") != "engine+uart":   # (that board runs layers, not networks)
+                sim = _simulated(per, "accel_error", f"{bname}: accelerator simulation", run_accel, log)
+                if sim is not None:
+                    per["accel_sim"] = {kk: sim[kk] for kk in ("cycles_per_image", "throughput_cycles_per_image",
+                                                               "images", "sim_wall_s", "params", "total_cycles",
+                                                               "logits_exact")}
+            if use_accel and b.get("design") == "engine+uart" and per["build_supports"]:
+                # the board runs the engine: simulate its build on each batch (the networks it can run)
+                esim = _simulated(per, "engine_sim_error", f"{bname}: engine simulation", run_engine, log) or {}
+                if esim:
+                    per["engine_sim"] = {str(n): {k: v for k, v in r.items() if k != "layers"} for n, r in esim.items()}
+            per["cycles_source"] = (ACCEL_SOURCE if sim is not None else ENGINE_SIM_SOURCE if esim else MODEL_SOURCE)
+            for n in batches:
+                cyc = network_cycles(model, b["array"], n=n, params={**need, "pe_stages": pe_stages_of(b)})
+                per["engine_model"][str(n)] = {"cycles_per_image": cyc["cycles_per_image"],
+                                               "utilisation": cyc["utilisation"], "layers": cyc["layers"]}
+                ideal_img = cyc["ideal_cycles"] / n
+                if n in esim:
+                    cyc = esim[n]
+                    cpi, layers = cyc["cycles_per_image"], cyc["layers"]
+                elif sim is not None:
+                    cpi = sim["cycles_per_image"]
+                    if n > 1 and sim["throughput_cycles_per_image"]:
+                        cpi = sim["throughput_cycles_per_image"]
+                    layers = sim["layers"]
+                else:
+                    cpi, layers = cyc["cycles_per_image"], cyc["layers"]
+                fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
+                bit_mhz = bitstream_clock_mhz(b)
+                c = cpu[str(n)]
+                per["batch"][str(n)] = {
+                    "cycles_per_image": cpi, "ideal_cycles_per_image": ideal_img,
+                    "utilisation": ideal_img / cpi if cpi else 0.0, "fpga_s_per_image": fpga_s,
+                    # at the clock of the bitstream that meets timing (None: none recorded)
+                    "fpga_bitstream_s_per_image": cpi / (bit_mhz * 1e6) if bit_mhz else None,
+                    "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
+                    "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
+                    "cpu_packed_s_per_image": c["packed"]["s_per_image"],
+                    "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
+                    "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
+                    "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
+                    "layers": layers,
+                }
+            head = per["batch"][str(batches[0])]
+            for key in ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
+                        "cpu_packed_s_per_image", "utilisation", "cycles_per_image", "ratio_fpga_over_torch",
+                        "ratio_fpga_over_packed", "ratio_fpga_over_brevitas"):
+                per[key] = head[key]
+            per["headline_batch"] = batches[0]
+            entry[bname] = per
+            log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} @ "
+                f"{b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
+                    f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
+                    f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
+                    f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/packed "
+                    f"{per['batch'][str(n)]['ratio_fpga_over_packed']:.3g}" for n in batches))
+        result["networks"][net_name] = entry
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_dir / "bench.md", render_markdown(result))
+    if plots:
+        result["plots"] = make_plots(result, out_dir)
+        write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _simulated(per: dict, error_key: str, what: str, run, log):
+    """``run()``, or None when that simulation cannot run (the network does not fit the build, the
+    build failed): the reason goes into ``per[error_key]`` and the log. A result that differs from
+    intref (AssertionError) is raised."""
+    try:
+        return run()
+    except Exception as exc:
+        per[error_key] = f"{type(exc).__name__}: {exc}"[:500]
+        log(f"[bench]   {what} not used: {per[error_key]}")
+        if isinstance(exc, AssertionError):
+            raise
+        return None

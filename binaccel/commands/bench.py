@@ -1,0 +1,90 @@
+"""``binaccel bench``: the networks on the boards' synthesized builds against the CPU.
+
+::
+
+    binaccel bench                                 # board figures: bench/boards.json, else the curated record
+    binaccel bench --array ulx3s=5x6x32            # a fitting build other than the largest
+    binaccel bench --synth                         # re-runs the board search first
+
+Writes ``bench.json``, ``bench.md`` and the plots into ``bench`` of the build folder (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from binaccel import bench, records
+from binaccel.hw import sweep
+
+from .synth import search
+
+__all__ = ["register"]
+
+
+def _cmd_bench(args) -> int:
+    path = bench.boards_json_path()
+    try:
+        arrays = dict(bench.parse_array(a) for a in args.array or ())
+    except ValueError as exc:
+        print(f"binaccel bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.synth:
+        print("[bench] --synth given: running the board search (binaccel synth --search)")
+        search(list(sweep.TARGET_MHZ), argparse.Namespace(seed=1, freq=None, force=True, max_points=8))
+    elif path.exists():
+        print(f"[bench] reusing the last synthesis results {path} (binaccel bench --synth re-synthesizes)")
+    else:
+        print(f"[bench] {path} not found: using the curated record {records.RECORD_LABEL} "
+              f"(binaccel bench --synth synthesizes on this machine, an hour or more for both boards)")
+    try:
+        boards = bench.load_boards(arrays=arrays)
+    except ValueError as exc:
+        print(f"binaccel bench: error: {exc}", file=sys.stderr)
+        return 2
+    for name, b in boards.items():
+        note = bench.stale_note(name, b)
+        if note:
+            print(f"[bench] warning: {note}")
+    networks = args.networks.split(",") if args.networks else None
+    out = args.out or bench.bench_dir()
+    result = bench.run_bench(out_dir=out, boards=boards, networks=networks, reps=args.reps,
+                             warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,
+                             cycles=args.cycles, accel_images=args.accel_images, threads=args.threads)
+    print(f"[bench] wrote {out}/bench.json, bench.md" + (", plots" if not args.no_plots else ""))
+    for net, e in result["networks"].items():
+        for board in result["boards"]:
+            if board in e:
+                r = e[board]
+                print(f"  {net:16s} {board:10s} FPGA {r['fpga_s_per_image'] * 1e3:9.3f} ms/img  "
+                      f"FPGA/torch {r['ratio_fpga_over_torch']:8.3g}  FPGA/packed {r['ratio_fpga_over_packed']:8.3g}  "
+                      f"util {100 * r['utilisation']:5.1f}%")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``bench`` to an argparse ``subparsers`` object."""
+    b = subparsers.add_parser("bench", help="FPGA cycles/time per image vs CPU (torch, Brevitas, packed numpy)",
+                              description="Benchmark networks on the synthesized engine arrays against the CPU; "
+                                          "writes bench.json, bench.md and plots into bench/ of the build folder.")
+    b.add_argument("--synth", action="store_true", help="re-run the board search instead of reusing "
+                                                        "bench/boards.json of the build folder")
+    b.add_argument("--array", action="append", default=None, metavar="BOARD=RxCxW",
+                   help="bench this fitting build of the board's synthesis results instead of the largest, "
+                        "e.g. --array ulx3s=4x4x32 (repeatable, one per board)")
+    b.add_argument("--networks", default=None, help="comma-separated subset (mnist_siman, ..., resnet20_siman, "
+                                                    "vgg_small, mcn_wrn22)")
+    b.add_argument("--out", default=None, help="output folder (default: bench in the build folder)")
+    b.add_argument("--reps", type=int, default=5, help="timed repetitions (median; default 5)")
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--no-train", action="store_true", help="do not train MNIST models when none are found")
+    b.add_argument("--no-plots", action="store_true")
+    b.add_argument("--cycles", choices=list(bench.CYCLES), default="accel",
+                   help="cycle source: accel (default) = the simulations (the whole-network accelerator, "
+                        "binaccel.sim.top, or for a board running the engine behind the link its engine build), "
+                        "model = engine cycle model (hw/perf.py)")
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
+    b.add_argument("--accel-images", type=int, default=4,
+                   help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
+    b.set_defaults(func=_cmd_bench)

@@ -1,0 +1,33 @@
+"""``binaccel demo``: train, export and check every model, then the simulated hardware and the bench."""
+
+from __future__ import annotations
+
+from binaccel.demo import DEFAULT_MODELS, run_demo
+from binaccel.sw.zoo import MODELS
+
+__all__ = ["register"]
+
+
+def _cmd_demo(args):
+    models = args.models.split(",") if args.models else DEFAULT_MODELS
+    run_demo(out_dir=args.out, epochs=args.epochs, models=models, progress=not args.no_progress,
+             hardware=not args.no_hardware, accel_images=args.accel_images, bench=not args.no_bench,
+             synth_budget_s=args.synth_budget)
+
+
+def register(sub) -> None:
+    """Add ``demo`` to an argparse ``subparsers`` object."""
+    d = sub.add_parser("demo", help="train, export and check every model; write demo/report.md and summary.json "
+                                    "in the build folder")
+    d.add_argument("--out", default=None, help="output folder (default: demo in the build folder)")
+    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 10)")
+    d.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
+    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware sections")
+    d.add_argument("--accel-images", type=int, default=200,
+                   help="test images per model run through the whole simulated accelerator (0: skip; 1000: all)")
+    d.add_argument("--no-bench", action="store_true", help="skip the small-board synthesis and the FPGA-vs-CPU bench")
+    d.add_argument("--synth-budget", type=float, default=300.0, metavar="S",
+                   help="seconds the demo may spend on the iCEBreaker synthesis; with less, or unchanged "
+                        "gateware, it reuses the last report and says so (default 300)")
+    d.set_defaults(func=_cmd_demo)

@@ -1,0 +1,217 @@
+"""The curated record of the measured synthesis results: ``binaccel/measured.json`` (package data).
+
+The board search (``binaccel synth --search``) writes every point it tried into
+``build/bench/boards.json``. The record keeps, per board and board design (``accel+uart``,
+``engine+uart``, ``engine``), the best point only: its array and build parameters (defaults
+filled in), whether it fits, fmax and target, area (LUT, FF, BRAM, DSP), seed, the clock of its
+timing-met bitstream (the timing closure), the tool versions, the build-plan digest
+(``plan_sha256``) and the ``binaccel synth`` command that builds it again. A design that no point
+fits keeps the arrays that were tried.
+
+The bench and the demo read the record where the build folder has no ``bench/boards.json``
+(:func:`boards_doc` turns it into that file's layout). ``binaccel records --update`` makes a new
+record from a search's ``boards.json`` (:func:`record_from_boards`); ``binaccel records --markdown``
+writes its tables (:func:`render_markdown`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+
+from binaccel.hw.sweep import (CLOSURE_MARGIN, DESIGN_OF_KIND, SECTIONS, TARGET_MHZ, base_params,
+                               bitstream_clock_mhz, full_params)
+from binaccel.sw.atomic import write_json_atomic
+
+__all__ = ["RECORD_LABEL", "FORMAT", "record_path", "load_record", "write_record", "record_from_boards",
+           "boards_doc", "synth_command", "render_markdown"]
+
+#: How the bench and the demo name the record as the source of board figures.
+RECORD_LABEL = "binaccel/measured.json"
+
+#: The record's ``format`` field.
+FORMAT = "binaccel-measured"
+
+#: Board designs in the order of the record and its tables.
+DESIGN_ORDER = ("accel+uart", "engine+uart", "engine")
+
+# the fields of a board summary (binaccel.hw.sweep.board_summary) that the record keeps
+_POINT_FIELDS = ("board", "device", "design", "factory", "array", "params", "fits", "status", "fmax_mhz",
+                 "target_mhz", "met", "freq_mhz", "clock_mhz", "timing_met", "luts", "luts_total", "ffs", "brams",
+                 "dsps", "dsps_total", "macs_per_cycle", "seed", "tools", "inputs_sha256", "plan_sha256", "report",
+                 "closure")
+_TRIED_FIELDS = ("array", "status", "luts", "luts_total", "seed")
+
+
+def record_path():
+    """The record installed with the package (a :class:`importlib.resources.abc.Traversable`)."""
+    return importlib.resources.files("binaccel").joinpath("measured.json")
+
+
+def load_record(path=None) -> dict:
+    """Read a record (default :func:`record_path`); ValueError naming the file and the field."""
+    path = record_path() if path is None else Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{path}: field 'format': expected {FORMAT!r}")
+    if doc.get("version") != 1:
+        raise ValueError(f"{path}: field 'version': expected 1, got {doc.get('version')!r}")
+    if not isinstance(doc.get("boards"), dict):
+        raise ValueError(f"{path}: field 'boards': expected an object")
+    for board, designs in doc["boards"].items():
+        for kind, entry in designs.items():
+            where = f"{path}: field 'boards.{board}.{kind}"
+            if kind not in DESIGN_ORDER:
+                raise ValueError(f"{where}': unknown design (expected one of {', '.join(DESIGN_ORDER)})")
+            keys = (("fits", "array", "params", "fmax_mhz", "luts", "luts_total", "ffs", "brams", "command")
+                    if entry.get("fits") else ("fits", "tried", "command"))
+            for key in keys:
+                if key not in entry:
+                    raise ValueError(f"{where}.{key}' missing")
+    return doc
+
+
+def write_record(record: dict, path) -> Path:
+    """Write ``record`` atomically as JSON; returns the path."""
+    write_json_atomic(path, record)
+    return Path(path)
+
+
+def synth_command(point: dict) -> str:
+    """The ``binaccel synth`` command that builds ``point`` (a board summary) again: its board,
+    design, array, the parameters that differ from the board's base, seed, clock and, when it has
+    a timing closure, ``--close-timing`` with its margin."""
+    board, kind = point["board"], point.get("design") or "accel+uart"
+    design = DESIGN_OF_KIND[kind]
+    a = point["array"]
+    args = ["binaccel", "synth", "--board", board]
+    if design != "accel":
+        args += ["--design", design]
+    args += ["--rows", str(a["rows"]), "--cols", str(a["cols"]), "--word", str(a["word"])]
+    base = full_params({**base_params(board, design), **a}, design)
+    for name, value in full_params(point["params"], design).items():
+        if name not in ("rows", "cols", "word") and value != base[name]:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    if point.get("seed") not in (None, 1):
+        args += ["--seed", str(point["seed"])]
+    freq = point.get("freq_mhz")
+    if freq is not None and freq != TARGET_MHZ[board]:
+        args += ["--freq", f"{freq:g}"]
+    closure = point.get("closure")
+    if closure:
+        args.append("--close-timing")
+        if closure.get("margin") not in (None, CLOSURE_MARGIN):
+            args += ["--closure-margin", f"{closure['margin']:g}"]
+    return " ".join(args)
+
+
+def _point_entry(point: dict, kind: str) -> dict:
+    entry = {k: point.get(k) for k in _POINT_FIELDS}
+    entry["design"] = kind
+    entry["params"] = full_params(point["params"], DESIGN_OF_KIND[kind])
+    entry["closure"] = point.get("closure")
+    entry["bitstream_clock_mhz"] = bitstream_clock_mhz(point)
+    entry["command"] = synth_command({**point, "design": kind})
+    return entry
+
+
+def _no_fit_entry(board: str, kind: str, res: dict) -> dict:
+    design = DESIGN_OF_KIND[kind]
+    return {"board": board, "design": kind, "fits": False, "target_mhz": res.get("target_mhz", TARGET_MHZ.get(board)),
+            "tried": [{k: p.get(k) for k in _TRIED_FIELDS} for p in res.get("points") or []],
+            "command": " ".join(["binaccel", "synth", "--board", board]
+                                + (["--design", design] if design != "accel" else []) + ["--search"])}
+
+
+def record_from_boards(doc: dict, *, source: str = "boards.json") -> dict:
+    """The record of a boards file's content (:func:`binaccel.hw.sweep.load_boards_json`): per board
+    and design its ``best`` point, or the arrays tried when none fits. ``source``: what the record
+    says it was made from."""
+    boards: dict = {}
+    for kind in DESIGN_ORDER:
+        for board, res in (doc.get(SECTIONS[kind]) or {}).items():
+            if not isinstance(res, dict) or (res.get("design") or kind) != kind or not res.get("points"):
+                continue
+            best = res.get("best")
+            entry = _point_entry(best, kind) if best else _no_fit_entry(board, kind, res)
+            boards.setdefault(board, {})[kind] = entry
+    boards = {b: boards[b] for b in sorted(boards)}
+    return {"format": FORMAT, "version": 1,
+            "about": "the best point per board and design of the board search (binaccel synth --search); "
+                     "written by binaccel records --update",
+            "source": {"file": source, "created": doc.get("created")}, "boards": boards}
+
+
+def boards_doc(record: dict) -> dict:
+    """The record in the layout of ``boards.json`` (:func:`binaccel.hw.sweep.load_boards_json`):
+    per section and board a result whose ``best`` and only point is the record's point (``best``
+    None and the tried arrays as points when none fits)."""
+    doc = {"format": "binaccel-boards", "version": 1, "created": (record.get("source") or {}).get("created"),
+           **{section: {} for section in SECTIONS.values()}}
+    for board, designs in record["boards"].items():
+        for kind, entry in designs.items():
+            if entry.get("fits"):
+                point = {k: v for k, v in entry.items()
+                         if k not in ("command", "bitstream_clock_mhz") and not (k == "closure" and v is None)}
+                res = {"board": board, "design": kind, "target_mhz": entry.get("target_mhz"), "best": point,
+                       "met": bool(entry.get("met")), "points": [point]}
+            else:
+                points = [{**p, "board": board, "design": kind, "fits": False} for p in entry.get("tried") or []]
+                res = {"board": board, "design": kind, "target_mhz": entry.get("target_mhz"), "best": None,
+                       "met": False, "points": points}
+            doc[SECTIONS[kind]][board] = res
+    return doc
+
+
+def _mhz(v):
+    return "-" if v is None else f"{v:g}"
+
+
+def render_markdown(record: dict) -> str:
+    """The results page: per board and design the point, area, fmax, target, the clock of the
+    timing-met bitstream, the build-plan digest and the command that builds it; then the tools."""
+    lines = ["# Measured synthesis results", "",
+             "The best point per board and board design of the board search (`binaccel synth --search`), "
+             f"from the curated record `{RECORD_LABEL}`. *fmax* is nextpnr's estimate for the build at its "
+             "target clock; *bitstream* is the clock of the build that meets timing (`--close-timing`). "
+             "*plan* is the build-plan digest (`plan_sha256`: the netlist, scripts, constraints and tool "
+             "versions); a checkout whose plan for the point has the same digest builds the same bitstream.", "",
+             "| board | design | array | fits | LUT | FF | BRAM | DSP | fmax MHz | target MHz | bitstream MHz | "
+             "plan | command |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    tools = {}
+    for board, designs in record["boards"].items():
+        for kind in DESIGN_ORDER:
+            e = designs.get(kind)
+            if e is None:
+                continue
+            if not e.get("fits"):
+                tried = ", ".join(f"{p['array']['rows']}x{p['array']['cols']}x{p['array']['word']} ({p['status']})"
+                                  for p in e.get("tried") or [])
+                lines.append(f"| {board} | {kind} | none fits (tried {tried or '-'}) | no | | | | | | "
+                             f"{_mhz(e.get('target_mhz'))} | | | `{e['command']}` |")
+                continue
+            a = e["array"]
+            plan = f"`{e['plan_sha256'][:12]}`" if e.get("plan_sha256") else "-"
+            lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']} | yes | "
+                         f"{e['luts']}/{e['luts_total']} | {e['ffs']} | {e['brams']} | "
+                         f"{'-' if e.get('dsps') is None else e['dsps']}/{'-' if e.get('dsps_total') is None else e['dsps_total']} | "
+                         f"{_mhz(e['fmax_mhz'])} | {_mhz(e.get('target_mhz'))} | {_mhz(e.get('bitstream_clock_mhz'))} | "
+                         f"{plan} | `{e['command']}` |")
+            for tool, version in (e.get("tools") or {}).items():
+                tools.setdefault(tool, set()).add(str(version))
+    lines += ["", "Build parameters of each point (defaults filled in):", ""]
+    for board, designs in record["boards"].items():
+        for kind in DESIGN_ORDER:
+            e = designs.get(kind)
+            if e and e.get("fits"):
+                params = ", ".join(f"{k} {v}" for k, v in e["params"].items())
+                lines.append(f"- {board}, {kind} (seed {e.get('seed')}): {params}")
+    if tools:
+        lines += ["", "Tools:", ""] + [f"- {tool}: {'; '.join(sorted(v))}" for tool, v in tools.items()]
+    return "\n".join(lines) + "\n"
+
