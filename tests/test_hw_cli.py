@@ -9,7 +9,8 @@ import pytest
 
 import binaccel.hw
 from binaccel.cli import main
-from binaccel.hw.verilog import LINT_WAIVERS, lint_engine, write_verilog
+from binaccel.hw.verilog import write_verilog
+from binaccel.sim.lint import LINT_WAIVERS, lint_engine
 from binaccel.sw.hwif import EngineParams
 
 

@@ -18,7 +18,6 @@ into the output folder (default ``bench`` of the build folder).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -29,7 +28,7 @@ import torch
 
 from binaccel.hw.sweep import bitstream_clock_mhz, params_for_models
 from binaccel.sw import netzoo
-from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 from binaccel.sw.data import load_mnist
 from binaccel.sw.hwif import EngineParams
 from binaccel.sw.paths import build_dir
@@ -288,11 +287,11 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     f"{per['batch'][str(n)]['ratio_fpga_over_packed']:.3g}" for n in batches))
         result["networks"][net_name] = entry
     result["machine"]["loadavg_end"] = list(os.getloadavg())
-    write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out_dir / "bench.json", result)
     write_text_atomic(out_dir / "bench.md", render_markdown(result))
     if plots:
         result["plots"] = make_plots(result, out_dir)
-        write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+        write_json_atomic(out_dir / "bench.json", result)
     return result
 
 

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from binaccel.hw.verilog import lint_engine, write_verilog
+from binaccel.hw.verilog import write_verilog
+from binaccel.sim.lint import lint_engine
 from binaccel.sw.hwif import EngineParams
 from binaccel.sw.paths import build_dir
 

@@ -22,9 +22,38 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from binaccel.hw.verilog import engine_ports
+
 from .runner import SIM_BUILD_ROOT, verilator_env
 
-__all__ = ["LintError", "lint_verilog", "lint_component", "amaranth_waivers", "AMARANTH_WAIVERS"]
+__all__ = ["LintError", "lint_verilog", "lint_component", "lint_engine", "amaranth_waivers", "AMARANTH_WAIVERS",
+           "LINT_WAIVERS"]
+
+#: Waivers for ``verilator --lint-only -Wall`` of the engine's Verilog (binaccel.hw.verilog), each with its
+#: reason. They cover how Yosys' ``write_verilog`` spells Amaranth's cells, never a width chosen in the design:
+#: all widths are set (and checked by the simulations) in Amaranth. Listed in ``docs/hardware.md``.
+LINT_WAIVERS = {
+    r"WIDTHEXPAND:Operator \w+ expects \d+ bits? on the (LHS|RHS)": (
+        "Yosys writes each Amaranth arithmetic/comparison cell with its operands at their own width "
+        "and relies on Verilog's context-determined extension (zero- or sign-extension as the cell's "
+        "signedness says, which Amaranth sets explicitly). The extension is the intended arithmetic "
+        "(e.g. a carry bit of an adder); the results are checked bit-exact by the simulations."
+    ),
+    r"WIDTHTRUNC:Logical operator LOGNOT expects 1 bit": (
+        "Yosys spells a comparison with zero (`x == 0`) as the logical negation `!x` of the vector, "
+        "which is exactly 'x is zero'."
+    ),
+    r"WIDTHTRUNC:Operator ASSIGNW expects \d+ bits on the Assign RHS, but Assign RHS's SHIFTR": (
+        "A run-time index into an array (the M-Filter column of the current segment, `mfilter[t]`) is "
+        "written as a right shift of the whole vector whose low bits are kept: the intended part-select."
+    ),
+    r"CASEINCOMPLETE:": (
+        "Yosys writes Amaranth Switch/FSM statements as `casez` after assigning the default value, so "
+        "a value without a case (an unused FSM state encoding, an index beyond the table) keeps the "
+        "default: Amaranth's defined semantics, not a latch."
+    ),
+}
+
 
 _HEAD_RE = re.compile(r"^%(Warning|Error)(?:-([A-Z0-9_]+))?:\s?(.*)$")
 _CODE_PAT_RE = re.compile(r"^[A-Z0-9_*?\[\]]+$")
@@ -177,3 +206,11 @@ def lint_component(component, *, name: str, waivers: Mapping[str, str] | None = 
     _atomic_write(vpath, text)
     lint_verilog(vpath, top=name, waivers=waivers)
     return vpath
+
+
+def lint_engine(path, *, name: str = "engine") -> None:
+    """Lint a written engine Verilog file (``verilator -Wall``) with the standing Amaranth waivers
+    (:func:`amaranth_waivers`) and :data:`LINT_WAIVERS`; raises LintError otherwise."""
+    text = Path(path).read_text()
+    waivers = {**amaranth_waivers(engine_ports(text, name)), **LINT_WAIVERS}
+    lint_verilog(path, top=name, waivers=waivers)

@@ -146,7 +146,7 @@ LINT_WAIVERS = {
 def lint(params=None):
     """Verilator ``--lint-only -Wall`` of the accelerator for ``params`` (raises LintError)."""
     from binaccel.hw.top import Accelerator
-    from binaccel.hw.verilog import LINT_WAIVERS as ENGINE_WAIVERS
+    from binaccel.sim.lint import LINT_WAIVERS as ENGINE_WAIVERS
     from binaccel.sim.lint import lint_component
 
     p = prog.accel_params(params)
