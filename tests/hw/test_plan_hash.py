@@ -14,8 +14,9 @@ from amaranth.hdl import Fragment
 
 from binaccel.hw import sweep
 from binaccel.hw.synth import plan_digest
+from tests import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 PARAMS = {**sweep.base_params("icebreaker"), "rows": 1, "cols": 1, "word": 8}
 
 

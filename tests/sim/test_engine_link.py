@@ -20,7 +20,7 @@ from amaranth.hdl import ClockDomain, Fragment, Module
 from binaccel.hw import sweep
 from binaccel.hw.linked import BeatsToWords, LinkedEngine, WordsToBeats
 from binaccel.hw.params import EngineParams
-from binaccel.hw.testing import drive_engine, run_sim
+from tests.hw.gateware import drive_engine, run_sim
 from binaccel.sim import engine_link
 from binaccel.sw import enginehost, intref
 from binaccel.sw.randmodel import random_model
@@ -30,7 +30,7 @@ WIDTHS = [1, 31, 32, 33, 58, 64, 100]
 
 def _through(dut, items, n_out, seed):
     """``items`` into ``dut.i_stream``, ``n_out`` beats out of ``dut.o_stream``, with random idle
-    cycles and backpressure and the stream protocol checked (hw.testing.drive_engine)."""
+    cycles and backpressure and the stream protocol checked (tests/hw/gateware.py: drive_engine)."""
     res = {}
 
     async def bench(ctx):

@@ -9,7 +9,7 @@ from amaranth import unsigned
 from binaccel.sim.fastpath import FastSim, FastSimTimeout
 from binaccel.sim.runner import BuildError
 from binaccel.sim.streams import pack_fields
-from binaccel.sim.tb_infra_designs import INFRA_LAYOUT, InfraAdder, InfraFIFO
+from tests.sim.infra_designs import INFRA_LAYOUT, InfraAdder, InfraFIFO
 
 FIFO_LATENCY_MAX = 3  # SyncFIFOBuffered: a word entering at edge t leaves at edge t + 2
 

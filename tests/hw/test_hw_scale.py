@@ -7,7 +7,7 @@ import pytest
 
 from binaccel.hw.params import EngineParams, OutKind
 from binaccel.hw.scale import ScaleUnit
-from binaccel.hw.testing import run_sim
+from tests.hw.gateware import run_sim
 from binaccel.sw import intref
 
 P = EngineParams(rows=2, cols=2, word=8, max_fan_in=100, max_in_bits=8, max_planes=2, m_bits=4,

@@ -1,4 +1,4 @@
-"""cocotb testbench of the infrastructure FIFO (``tb_infra_designs.InfraFIFO``).
+"""cocotb testbench of the infrastructure FIFO (``tests/sim/infra_designs.py: InfraFIFO``).
 
 Parameters (``run_cocotb(..., tb_params=...)``): ``n`` words, ``idle`` and ``backpressure``
 probabilities, ``expect_offset`` (0; a non-zero value corrupts the expected list on purpose, to
@@ -14,7 +14,7 @@ from binaccel.sim.runner import load_tb_params
 from binaccel.sim.streams import (
     CycleCounter, StreamDriver, StreamMonitor, StreamProtocolError, bus, pack_fields, reset, unpack_fields,
 )
-from binaccel.sim.tb_infra_designs import INFRA_LAYOUT
+from tests.sim.infra_designs import INFRA_LAYOUT
 
 
 def _random_fields(rng):

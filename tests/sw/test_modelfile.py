@@ -15,8 +15,9 @@ import pytest
 from binaccel.sw import intref, modelfile as mf
 from binaccel.sw.intmodel import IntModel, Layer, ModelFormatError
 from binaccel.sw.randmodel import random_layer, random_model
+from tests import PROJECT_ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "model-format.md"
+DOC = PROJECT_ROOT / "docs" / "model-format.md"
 
 SCALARS = ("name", "kind", "mode", "in_ch", "in_h", "in_w", "out_ch", "kernel", "stride", "padding", "in_bits",
            "w_bits", "out_kind", "planes", "m_bits", "shift", "out_bits", "pool")

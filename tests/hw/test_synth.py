@@ -19,8 +19,9 @@ from binaccel.hw.synth import (synthesize, sweep, parse_nextpnr_report, parse_ne
                                report_markdown, PortHarness, SynthesisError, tool_path, build_plan,
                                plan_digest)
 from binaccel.hw.uart import UARTEcho
+from tests import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 # BoardTops built only to check their parameters are never elaborated
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from binaccel.hw.top import Accelerator, info_words
-from binaccel.hw.testing import run_sim
+from tests.hw.gateware import run_sim
 from binaccel.sw import intref, program
 from binaccel.sw.intmodel import IntModel
 from binaccel.sw.randmodel import random_layer

@@ -14,9 +14,9 @@ from binaccel.sim import runner
 from binaccel.sim.lint import LintError, lint_component, lint_verilog
 from binaccel.sim.runner import BuildError, CocotbFailure, build_component, run_cocotb
 from binaccel.sim.streams import pack_fields, unpack_fields
-from binaccel.sim.tb_infra_designs import INFRA_LAYOUT, InfraAdder, InfraFIFO
+from tests.sim.infra_designs import INFRA_LAYOUT, InfraAdder, InfraFIFO
 
-TB = "binaccel.sim.tb_infra_fifo"
+TB = "tests.sim.tb_infra_fifo"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_fifo_roundtrip(fifo_build, seed, idle, bp):
 
 
 def test_all_tests_of_module_and_file_path(fifo_build, tmp_path):
-    path = Path(runner.__file__).with_name("tb_infra_fifo.py")
+    path = Path(__file__).with_name("tb_infra_fifo.py")  # imported by its file name, folder on sys.path
     xml = run_cocotb(fifo_build, test_module=str(path), seed=7, test_dir=tmp_path / "run",
                      tb_params={"n": 50})
     text = xml.read_text()
@@ -130,7 +130,7 @@ def test_wrong_expectation_fails(fifo_build):
     with pytest.raises(CocotbFailure) as e:
         run_cocotb(fifo_build, test_module=TB, seed=1, testcase="fifo_roundtrip",
                    tb_params={"n": 20, "expect_offset": 1})
-    assert e.value.failed == ["binaccel.sim.tb_infra_fifo.fifo_roundtrip"]
+    assert e.value.failed == ["tests.sim.tb_infra_fifo.fifo_roundtrip"]
     assert "fifo_roundtrip" in str(e.value) and "FIFO output differs" in str(e.value)
 
 

@@ -1,4 +1,4 @@
-"""cocotb testbench of the frame link in loopback (``binaccel.sim.tb_link_designs.LinkEcho``:
+"""cocotb testbench of the frame link in loopback (``tests/sim/link_designs.py: LinkEcho``:
 FrameRx -> echo -> FrameTx, with STATUS frames) on Verilator.
 
 The host side is ``binaccel.sw.link``: frames are made by ``FrameEncoder``, sent into ``i_stream``

@@ -1,6 +1,6 @@
-"""Test designs around the frame link (``binaccel.hw.link``), used by ``tests/test_link_*.py`` in
-Amaranth's simulator, by the cocotb testbench ``sim/tb_link.py`` and by the fast path. Not part of
-the accelerator.
+"""Test designs around the frame link (``binaccel.hw.link``), used by ``tests/hw/test_link_hw.py`` in
+Amaranth's simulator, by the cocotb testbench ``tests/sim/tb_link.py`` and by the fast path
+(``tests/sim/test_link_sim.py``). Not part of the accelerator.
 
 * :class:`LinkEcho`: bytes in -> :class:`~binaccel.hw.link.FrameLink` -> every received transfer
   is sent back unchanged (same kind, same bytes), STATUS frames in between -> bytes out.

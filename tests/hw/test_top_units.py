@@ -22,7 +22,7 @@ from binaccel.hw.fetch import FetchUnit
 from binaccel.hw.fmap import WriteBack
 from binaccel.hw.params import layout
 from binaccel.sw.hwif import AccelParams
-from binaccel.hw.testing import run_sim
+from tests.hw.gateware import run_sim
 from binaccel.sw import intref, pack, program
 from binaccel.sw.intmodel import Layer
 from binaccel.sw.randmodel import random_input, random_layer

@@ -12,7 +12,7 @@ import pytest
 from binaccel.hw.engine import Engine
 from binaccel.hw.params import BeatKind, EngineParams
 from binaccel.hw.perf import layer_cycles
-from binaccel.hw.testing import drive_engine, run_sim
+from tests.hw.gateware import drive_engine, run_sim
 from binaccel.sw import intref, pack
 from binaccel.sw.randmodel import random_input, random_layer
 

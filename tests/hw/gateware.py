@@ -1,4 +1,5 @@
-"""Helpers for simulating the hardware blocks in Amaranth's simulator (used by tests/test_hw_*.py)."""
+"""Helpers for simulating the hardware blocks in Amaranth's simulator (used by tests/hw/ and
+tests/sim/test_engine_link.py)."""
 
 from __future__ import annotations
 

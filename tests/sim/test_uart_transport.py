@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 import pytest
-from test_top import P, _check, _images, mixed_model
+from tests.sim.test_top import P, _check, _images, mixed_model
 
 from binaccel.sim import top
 from binaccel.sim.transport import LinkFailure, UartTransport

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from binaccel.hw.modulation import ModulationUnit
-from binaccel.hw.testing import run_sim
+from tests.hw.gateware import run_sim
 
 
 def _run(dut, mfilter, tiles, *, rng, gap):

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Frame link on Verilator: cocotb loopback (sim/tb_link.py), fast-path throughput of FrameRx,
+"""Frame link on Verilator: cocotb loopback (tests/sim/tb_link.py), fast-path throughput of FrameRx,
 and Verilator lint of the generated Verilog."""
 
 import random
@@ -12,7 +12,7 @@ from binaccel.sim.fastpath import FastSim
 from binaccel.sim.lint import LintError, lint_component
 from binaccel.sim.runner import build_component, run_cocotb
 from binaccel.sim.streams import unpack_fields
-from binaccel.sim.tb_link_designs import FrameRxBench, LinkEcho, UartLinkEcho
+from tests.sim.link_designs import FrameRxBench, LinkEcho, UartLinkEcho
 from binaccel.sw.link import MAX_PAYLOAD, OVERHEAD, FrameKind, encode_frames
 
 
@@ -25,7 +25,7 @@ BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-
 @pytest.mark.parametrize("idle, bp", [(0.3, 0.3)])
 def test_cocotb_link_echo_loopback(idle, bp):
     info = build_component(LinkEcho, name="link_echo", params={"timeout": 4096}, build_args=BUILD_ARGS)
-    run_cocotb(info, test_module="binaccel.sim.tb_link", seed=1,
+    run_cocotb(info, test_module="tests.sim.tb_link", seed=1,
                tb_params={"idle": idle, "backpressure": bp})
 
 

@@ -10,7 +10,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from test_link_hw import Gap, run_streams
+from tests.hw.test_link_hw import Gap, run_streams
 
 from binaccel.hw.link import RX_BEAT, FrameTx
 from binaccel.hw.linked import BytesToWords, LinkedAccelerator, UartAccelerator, WordsToBytes

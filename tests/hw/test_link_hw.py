@@ -14,7 +14,7 @@ from binaccel.hw.link import (
     RX_BEAT, RX_STATUS, TX_BEAT, FrameLink, FrameRx, FrameTx, crc16_byte,
 )
 from binaccel.sim.streams import pack_fields, unpack_fields
-from binaccel.sim.tb_link_designs import LinkEcho, UartLinkEcho
+from tests.sim.link_designs import LinkEcho, UartLinkEcho
 from binaccel.sw.link import (
     ALL_KINDS, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, Frame, FrameDecoder, FrameEncoder, FrameKind, RxCode,
     StatusEvent, crc16, decode_frames, encode_frame, encode_frames, join_transfers, parse_status,

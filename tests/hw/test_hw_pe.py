@@ -5,7 +5,7 @@ import pytest
 
 from binaccel.hw.array import SystolicArray
 from binaccel.hw.pe import PE
-from binaccel.hw.testing import run_sim, step_contrib
+from tests.hw.gateware import run_sim, step_contrib
 
 
 def _pe_case(rng, word, in_bits, nsteps, directed=None):
