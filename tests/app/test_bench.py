@@ -365,8 +365,9 @@ def test_bench_reuses_boards_json(tmp_path, monkeypatch, build):
     assert seen["boards"]["ulx3s"]["array"] == {"rows": 4, "cols": 4, "word": 32}
 
 
-def test_load_boards_falls_back_to_the_curated_record(build):
+def test_load_boards_falls_back_to_the_curated_record(tmp_path, build, use_record):
     """A build folder without the board search's results gets the curated record and says so."""
+    use_record(records.record_from_boards(sweep.load_boards_json(_two_point_boards(tmp_path))))
     assert not bench.boards_json_path().exists()
     boards = bench.load_boards()
     assert boards and all(v["source"] == records.RECORD_LABEL for v in boards.values())
@@ -463,12 +464,10 @@ def test_load_boards_picks_the_named_array(tmp_path):
         bench.load_boards(path, arrays={"icebreaker": (1, 1, 8)})
 
 
-def test_bench_cli_uses_the_curated_record_without_synthesizing(tmp_path, monkeypatch, capsys, build):
+def test_bench_cli_uses_the_curated_record_without_synthesizing(tmp_path, monkeypatch, capsys, build, use_record):
     """A build folder without bench/boards.json benches the curated record instead of starting an
     hour-long board search; --array picks its build; a malformed --array is a usage error."""
-    record = records.record_from_boards(sweep.load_boards_json(_two_point_boards(tmp_path)))
-    records.write_record(record, tmp_path / "measured.json")
-    monkeypatch.setattr(records, "record_path", lambda: tmp_path / "measured.json")
+    use_record(records.record_from_boards(sweep.load_boards_json(_two_point_boards(tmp_path))))
     rc, seen = _bench_cli_without_synthesis(monkeypatch, ["--out", str(tmp_path), "--no-plots",
                                                           "--array", "ulx3s=5x5x32"])
     assert rc == 0

@@ -96,12 +96,11 @@ def test_record_keeps_the_best_point_per_board_and_design(tmp_path):
                 assert args.close_timing == bool(e["closure"])
 
 
-def test_bench_reads_the_record_as_it_reads_the_search(tmp_path, monkeypatch, build):
+def test_bench_reads_the_record_as_it_reads_the_search(tmp_path, build, use_record):
     """Without bench/boards.json in the build folder the bench's board figures are the record's: the
     same summaries as from the search's boards.json, the source named as the record."""
     path = _boards(tmp_path)
-    records.write_record(records.record_from_boards(sweep.load_boards_json(path)), tmp_path / "measured.json")
-    monkeypatch.setattr(records, "record_path", lambda: tmp_path / "measured.json")
+    use_record(records.record_from_boards(sweep.load_boards_json(path)))
     from_search, from_record = bench.load_boards(path), bench.load_boards()
     assert set(from_search) == set(from_record) == {"ulx3s", "icebreaker"}
     for board, s in from_search.items():
