@@ -222,6 +222,7 @@ def test_torch_models_have_the_shapes():
 
 # --- cycles: bench == Verilator simulation -----------------------------------------------------
 
+@pytest.mark.sim   # the 4x4x32 engine build, beyond the default tier's one engine build
 def test_bench_cycles_equal_simulation():
     """The cycles the bench uses (engine cycle model) are the simulated engine's, layer by layer, on a
     tiny random model (the default 4x4x32 build, no idle / backpressure)."""
@@ -284,6 +285,7 @@ def test_run_bench_tiny(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.sim   # the engine's fast-path build (1x2x16), beyond the default tier's one engine build
 def test_engine_link_board_cycles_from_its_engine_simulation(tmp_path):
     """A board whose design is the engine behind the link runs layers, not networks: the bench
     simulates its engine build on each batch (not the accelerator), and those cycles equal the

@@ -8,6 +8,10 @@ import pytest
 
 from binaccel.demo import run_demo
 
+# trains two models and builds the accelerator for every transport (cocotb, fast, uart: ~3 min
+# cold), beyond the default tier's one build per design
+pytestmark = pytest.mark.sim
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

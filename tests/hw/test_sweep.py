@@ -132,6 +132,7 @@ def test_report_of_other_sources_is_not_reused(tmp_path, monkeypatch):
     assert any("changed" in m for m in msgs)
 
 
+@pytest.mark.synth   # beyond the default tier's one small synthesis (tests/hw/test_synth.py)
 def test_synthesize_small_engine_icebreaker(tmp_path):
     """One real yosys/nextpnr run of a small binary-only engine on the iCE40 (about 25 s on an idle
     machine; the default suite already runs the flow in tests/test_synth.py)."""
@@ -145,6 +146,7 @@ def test_synthesize_small_engine_icebreaker(tmp_path):
     assert report["tools"]["yosys"].startswith("Yosys")
 
 
+@pytest.mark.synth   # beyond the default tier's one small synthesis (tests/hw/test_synth.py)
 def test_synthesize_engine_link_icebreaker_fits_with_bitstream(tmp_path):
     """The iCEBreaker's board design (the engine behind the frame link, LinkedEngine in BoardTop) at
     the search's starting point, 1x1x16 with the board's widths: it fits the iCE40UP5K and the flow

@@ -399,6 +399,7 @@ def test_tool_timeout_is_reported_as_error(tmp_path):
         synthesize(UARTEcho(), board="icebreaker", out_dir=tmp_path, timeout=0.01)
 
 
+@pytest.mark.synth   # two more syntheses; the default tier's one is the UARTEcho fixture above
 def test_sweep_toy_popcount(tmp_path):
     reports = sweep(ParallelPopcount, [{"n": 1}, {"n": 4}], board="icebreaker",
                     out_dir=tmp_path, freq_mhz=36)

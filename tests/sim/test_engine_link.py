@@ -126,6 +126,7 @@ def test_corrupted_frame_is_resent_and_results_stay_exact():
     assert any(e["code"] == "CRC" and e["frame"] == 1 for e in r.extra["events"])
 
 
+@pytest.mark.sim   # the engine's fast-path build, beyond the default tier's one engine build
 def test_run_command_engine_design_fast(tmp_path):
     """`binaccel run --design engine-link`'s function on the fast engine simulation: every image's
     logits equal intref's, and the cycles per layer are the engine's (cycle model) per image."""

@@ -14,8 +14,10 @@ def digits():
     return load_digits()
 
 
+# on the default 4x4x32 engine build, beyond the default tier's one engine build
+# (tests/sim/test_sim_layer.py): `-m sim`, the two longer trainings `-m slow`
 @pytest.mark.parametrize("name", [
-    "siman", "mcn_a4",
+    pytest.param("siman", marks=pytest.mark.sim), pytest.param("mcn_a4", marks=pytest.mark.sim),
     pytest.param("mcn", marks=pytest.mark.slow), pytest.param("mcn1", marks=pytest.mark.slow),
 ])
 def test_trained_model_layers_on_engine(name, digits, tmp_path):

@@ -36,6 +36,7 @@ def _struct_words(rng, n):
             for _ in range(n)]
 
 
+@pytest.mark.sim   # the wide FIFO: a second configuration of InfraFIFO (one more Verilator build)
 def test_ports_found(fifo, adder, wide_fifo):
     assert fifo.in_widths == [13] and fifo.out_width == 13
     assert adder.in_widths == [40, 40] and adder.out_width == 41
@@ -95,6 +96,7 @@ def test_fifo_bad_words(fifo):
         fifo.run({"x_stream": [1]}, 1)
 
 
+@pytest.mark.sim   # a second configuration of InfraFIFO (one more Verilator build)
 def test_wide_fifo(wide_fifo):
     rng = random.Random(11)
     words = [rng.getrandbits(300) for _ in range(3000)]
@@ -142,6 +144,7 @@ def test_missing_port_is_reported(fifo, tmp_path):
         FastSim(tmp_path / "nothing.v", name="infra_fifo")
 
 
+@pytest.mark.sim   # one more Verilator build of InfraFIFO, with other options
 def test_extra_verilator_args_are_passed_and_part_of_the_build_stamp(tmp_path):
     import json
 

@@ -82,7 +82,7 @@ def test_default_build_dirs_differ_per_params(tmp_path):
     d3 = runner.default_build_dir("x", {"depth": 4}, waves=True)
     assert len({d1, d2, d3}) == 3
     assert d1 == runner.default_build_dir("x", {"depth": 4})
-    assert d1.parent == runner.SIM_BUILD_ROOT
+    assert d1.parent == runner.sim_build_dir()
 
 
 def test_build_is_cached(fifo_build):

@@ -2,8 +2,9 @@
 equals binaccel.sw.intref, with random idle on the input stream and random output backpressure.
 
 One Verilator build per engine configuration (build/sim/engine-<config>/, shared by all tests);
-every layer case runs in one cocotb simulation per seed. Default suite: 3 seeds per configuration;
-``-m slow``: more seeds, a larger batch and the largest supported layer on the default build.
+every layer case runs in one cocotb simulation per seed. Default suite: 3 seeds on the smallest
+configuration (r2c3w8, one build); ``-m sim``: the same on the other configurations; ``-m slow``:
+more seeds, a larger batch and the largest supported layer on the default build.
 """
 
 import json
@@ -23,6 +24,9 @@ CONFIGS = {
     # two-stage PEs (the iCEBreaker builds): one cycle more per layer run, the same integers
     "r2c3w8-pe_stages2": dict(rows=2, cols=3, word=8, params={"pe_stages": 2}),
 }
+#: The configurations as test parameters: the smallest build (r2c3w8) in the default tier, the
+#: others (one more Verilator build each) under ``-m sim``.
+CONFIG_PARAMS = [pytest.param(c, marks=() if c == "r2c3w8" else pytest.mark.sim) for c in CONFIGS]
 
 #: Layer cases (randmodel.random_layer keyword arguments): SiMaN-style plain binary conv, MCN with
 #: full M-Filters, MCNs-1, multi-bit first layers, FC with logits; strides 1/2, padding 0/1,
@@ -65,7 +69,7 @@ def _check(run, layers, xs):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", CONFIG_PARAMS)
 def test_layers_bit_exact(config, seed):
     layers, xs = _cases(seed)
     run = run_layers(layers, xs, chain=False, seed=seed, idle=0.3, backpressure=0.3, **CONFIGS[config])
@@ -91,7 +95,7 @@ def test_layers_bit_exact_more_seeds(config, seed):
     _check(run, layers, xs)
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", CONFIG_PARAMS)
 def test_cycles_equal_analytic_model(config):
     """Without idle and backpressure the measured cycles equal hw.perf.layer_cycles exactly."""
     names = ["siman-c5-k3-s1-p1", "siman-c33-k3-s2-p1-pool", "mcn-c5-k3-s1-p1", "mcns1-c8-k3-s1-p1",

@@ -136,6 +136,7 @@ def test_lint_clean(params):
     top.lint(params)   # raises LintError listing every warning without a written waiver
 
 
+@pytest.mark.sim   # a second accelerator configuration (one more Verilator build)
 def test_icebreaker_board_build():
     """The accelerator as built for the iCEBreaker (hw.sweep.ACCEL_BASE: plain widths, no tap pairs,
     two PE stages) at 1x1x16: a plain network's every layer equals intref, with stalls."""

@@ -32,6 +32,7 @@ def _exe_stamp(build):
     return os.stat(build.build_dir / "binaccel_build.json").st_mtime_ns
 
 
+@pytest.mark.sim   # the reference run needs the accelerator's fast-path build (one more Verilator build)
 def test_mixed_model_exact_and_equal_to_the_cocotb_word_transport(build):
     rng = np.random.default_rng(5)
     m = mixed_model(rng)
