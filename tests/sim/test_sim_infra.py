@@ -119,6 +119,16 @@ def test_all_tests_of_module_and_file_path(fifo_build, tmp_path):
     assert "fifo_roundtrip" in text and "fifo_reset_idle" in text
 
 
+def test_test_module_by_file_path_inside_and_outside_the_package():
+    """A testbench file of binaccel.sim is imported by its package name; one elsewhere (the test
+    benches under tests/sim/) by its file name, with its folder on sys.path."""
+    inside = Path(runner.__file__).resolve().with_name("tb_engine.py")
+    assert runner._resolve_test_module(str(inside)) == ("binaccel.sim.tb_engine", None)
+    outside = Path(__file__).resolve().with_name("tb_infra_fifo.py")
+    assert runner._resolve_test_module(str(outside)) == ("tb_infra_fifo", outside.parent)
+    assert runner._resolve_test_module(TB) == (TB, None)
+
+
 def test_monitor_protocol_check(fifo_build):
     # the two violation tests pass only if the monitor raises StreamProtocolError (expect_error)
     run_cocotb(fifo_build, test_module=TB, seed=1,
