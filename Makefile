@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-sim test-synth test-slow test-all clean
+.PHONY: setup demo test test-sim test-synth test-slow test-all docs clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,12 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m ""
+
+# The reference docs (Sphinx, MyST, autodoc) into build/docs/html, warnings as errors. The results
+# page includes build/docs/results.md, written first from the committed measurement record.
+docs: $(STAMP)
+	$(BIN)/binaccel --build-dir build records --markdown build/docs/results.md
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs/html
 
 clean:
 	rm -rf build

@@ -3,8 +3,8 @@
 Trains every model of the results table, exports each to the integer format, checks the numpy
 reference against the Brevitas model layer by layer for all test images, and writes
 ``<out>/report.md`` and ``<out>/summary.json`` (atomically; ``out`` defaults to ``demo`` in the
-build folder). The hardware sections (:mod:`.hardware`) and the synthesis and bench section
-(:mod:`.bench`) follow unless switched off.
+build folder). The hardware sections (:mod:`binaccel.demo.hardware`) and the synthesis and bench section
+(:mod:`binaccel.demo.bench`) follow unless switched off.
 """
 
 from __future__ import annotations

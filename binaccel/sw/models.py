@@ -2,14 +2,14 @@
 
 All models share one topology (chosen for 28x28 MNIST, parametric in the input shape):
 
-====  ======================================================  ======================
-name  layer                                                   output
-====  ======================================================  ======================
-conv1 3x3 conv, pad 1, 8-bit pixels in -> BN -> act -> pool2  C1 x H/2 x W/2
-conv2 3x3 conv, pad 1 -> BN -> act -> pool2                   C2 x H/4 x W/4
-conv3 3x3 conv, pad 1, stride 2 -> BN -> act                  C3 x H/8 x W/8 (ceil)
-fc    linear -> BN (per-class scale + bias)                   10 logits
-====  ======================================================  ======================
+=====  ======================================================  ======================
+name   layer                                                   output
+=====  ======================================================  ======================
+conv1  3x3 conv, pad 1, 8-bit pixels in -> BN -> act -> pool2  C1 x H/2 x W/2
+conv2  3x3 conv, pad 1 -> BN -> act -> pool2                   C2 x H/4 x W/4
+conv3  3x3 conv, pad 1, stride 2 -> BN -> act                  C3 x H/8 x W/8 (ceil)
+fc     linear -> BN (per-class scale + bias)                   10 logits
+=====  ======================================================  ======================
 
 ``act`` is ``sign`` (1-bit), an unsigned ``b``-bit QuantReLU (MCN multi-bit), or ReLU (fp).
 The first and last layers can be binary (default: the accelerator runs them), 8-bit or
@@ -87,7 +87,7 @@ class MCConv2d(QuantConv2d):
     """Modulated convolution (MCconv): binarized latent filters modulated by a shared M-Filter.
 
     ``weight``: latent filters ``(G, C_in, k, k)``; ``mfilter``: ``(K, k, k)``, kept >= 0 by the
-    update rule M <- |M - eta*grad| (Eq. 3.21, see :meth:`project_m`). Output: ``G*K`` channels.
+    update rule ``M <- |M - eta*grad|`` (Eq. 3.21, see :meth:`project_m`). Output: ``G*K`` channels.
     """
 
     def __init__(self, in_channels, groups_out, kernel_size, *, planes=4, stride=1, padding=0, mcn1=False):

@@ -1,4 +1,4 @@
-"""Paper-scale network shapes (CIFAR-10, 3x32x32 input) as random-weight :class:`IntModel`s.
+"""Paper-scale network shapes (CIFAR-10, 3x32x32 input) as random-weight integer models (:class:`IntModel`).
 
 These are the shapes of the networks the SiMaN and MCN papers report on, cut to what the engine
 runs (binary weights; kernel 1 or 3; stride 1 or 2; 2x2 max-pool; a chain of layers, no residual
@@ -12,7 +12,7 @@ resnet20_siman     SiMaN ResNet-20 (Bi-Real style double skip connections: a sho
                    every 3x3 conv): conv1 3->16, 3 stages x 6 convs (16, 32, 64 channels; stride 2
                    entering stages 2 and 3), FC 10
 vgg_small          VGG-small 1W1A (LQ-Nets/SiMaN): 128-128(pool)-256-256(pool)-512-512(pool),
-                   FC 512*4*4 -> 10; each conv -> maxpool -> BN -> sign
+                   FC ``512*4*4`` -> 10; each conv -> maxpool -> BN -> sign
 mcn_wrn22          MCN, WRN-22 shape with K=4 planes: MCconv 3x3 everywhere, 16-16-32-64 learned
                    filters per stage (64-64-128-256 output channels), 3 blocks (6 MCconvs) per
                    stage, FC 10

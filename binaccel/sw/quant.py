@@ -8,7 +8,7 @@ Each quantizer is an :class:`~brevitas.inject.ExtendedInjector` passed as ``weig
 * :class:`SiMaNWeightQuant`: per output channel, centred latent weights are encoded to {0, 1} by
   magnitude (bit 1 for the top half, i.e. magnitude strictly above the lower median; Eq. 22), mapped
   to {-1, +1} (inverse of Eq. 11), times a learned per-channel scale beta (Eq. 5) initialised to
-  mean |w|. Straight-through gradient to the latent weights (Eq. 9). ``half_half=False`` gives the
+  ``mean |w|``. Straight-through gradient to the latent weights (Eq. 9). ``half_half=False`` gives the
   ablation without the half-half rule: the top-k magnitudes with k maximising
   ``sum_{i<=k} |w|_(i) / sqrt(k)`` (the exact solution of Eq. 14, Corollary 1).
   The bits are recomputed in training only; evaluation uses the stored bits.
@@ -78,7 +78,7 @@ def sign_ste(x: Tensor) -> Tensor:
 
 
 def half_half_bits(w: Tensor) -> Tensor:
-    """SiMaN Eq. 22 per output channel (dim 0): 1 where |w - mean| is strictly above the lower
+    """SiMaN Eq. 22 per output channel (dim 0): 1 where ``|w - mean|`` is strictly above the lower
     median of the channel, else 0. With distinct magnitudes exactly half the bits are 1
     (``n // 2`` ones for odd ``n``)."""
     flat = w.detach().reshape(w.shape[0], -1)
@@ -162,7 +162,7 @@ class SiMaNTensorQuant(_BinaryWeightTensorQuant):
 
 
 class SignTensorQuant(_BinaryWeightTensorQuant):
-    """XNOR-Net style: sign(w) (+1 at 0), scale mean|w| per channel, recomputed (not learned)."""
+    """XNOR-Net style: sign(w) (+1 at 0), scale ``mean|w|`` per channel, recomputed (not learned)."""
 
     learn_scale = False
 
@@ -213,7 +213,7 @@ class SiMaNNoHalfHalfWeightQuant(SiMaNWeightQuant):
 
 
 class SignWeightQuant(_BinaryWeightInjector):
-    """Baseline: sign(w) * mean|w| per output channel."""
+    """Baseline: ``sign(w) * mean|w|`` per output channel."""
     tensor_quant = SignTensorQuant
 
 

@@ -3,7 +3,7 @@
 Weight decay follows SiMaN: 0 on binarized weights and their scales (unless the ablation asks for it),
 ``weight_decay`` (default 5e-4) on everything else. MCN adds the filter loss and the center loss of
 Eq. 3.8 (``theta``, ``lam``), the quantization term of Eq. 3.9, a learning rate ``eta2 = lr * m_lr``
-for the M-Filters, and keeps M >= 0 after every step (Eq. 3.21: M <- |M - eta * grad|).
+for the M-Filters, and keeps M >= 0 after every step (Eq. 3.21: ``M <- |M - eta * grad|``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,67 @@
+"""Sphinx configuration of the binaccel docs: MyST markdown pages and the autodoc API reference.
+
+Built by ``make docs``: ``binaccel records --markdown build/docs/results.md`` first (the results
+page includes it), then ``sphinx-build -W --keep-going -b html docs build/docs/html``.
+"""
+
+import binaccel
+
+project = "binaccel"
+release = version = binaccel.__version__
+author = "binaccel contributors"
+copyright = "binaccel contributors, Apache-2.0"
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "README.md", "api/generated/**.rst~"]
+templates_path = ["_templates"]
+
+# Cross-page links such as [the frame format](link.md#frame-format) resolve to heading anchors.
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+# The API reference: autosummary writes one page per module into api/generated/ (gitignored) on
+# every build, so new modules and subpackages appear without editing the docs.
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_preserve_defaults = True
+
+html_theme = "alabaster"
+html_title = "binaccel"
+html_static_path = []
+
+# Docstrings with "Parameters" sections are numpy style; no module uses Google style, and reading
+# prose lines such as "Returns the ..." as Google sections would garble them.
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+
+# Some classes appear under two modules (binaccel.sw.hwif defines the interface types that
+# binaccel.hw.params and binaccel.sw.link re-export), which makes short cross-references ambiguous.
+suppress_warnings = ["ref.python"]
+
+
+class _InjectorSignatureFilter:
+    """Drops autodoc's "error while formatting signature" for the Brevitas quantizers of
+    binaccel.sw.quant: they are dependency injectors (classes used as configuration), which have no
+    call signature to show. Every other warning stays an error."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        return not (msg.startswith("error while formatting signature for binaccel.sw.quant.")
+                    and "can not resolve attribute" in msg)
+
+
+def setup(app):
+    from sphinx.util import logging as sphinx_logging
+
+    sphinx_logging.getLogger("sphinx.ext.autodoc._dynamic._loader").logger.addFilter(_InjectorSignatureFilter())
