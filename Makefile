@@ -43,9 +43,11 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
 # The reference docs (Sphinx, MyST, autodoc) into build/docs/html, warnings as errors. The results
-# page includes build/docs/results.md, written first from the committed measurement record.
+# page includes build/docs/results.md, written first from the committed measurement record; the API
+# pages (docs/api/generated, gitignored) are generated afresh on every build.
 docs: $(STAMP)
 	$(BIN)/binaccel --build-dir build records --markdown build/docs/results.md
+	rm -rf docs/api/generated
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs/html
 
 clean:
