@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from binaccel.hw.linked import UartEngine
 from binaccel.hw.params import EngineParams
 from binaccel.hw.sweep import BOARD_BASE
-from binaccel.sim.runner import SIM_BUILD_ROOT, build_component
-from binaccel.sim.transport import _UART_BUILD_ARGS, UART_DIVISOR, UART_RX_TIMEOUT, WordsRun, uart_exchange
-from binaccel.sw import enginehost, intref
+from binaccel.sim.runner import BUILD_ARGS_O1, build_component, sim_build_dir
+from binaccel.sim.transport import UART_DIVISOR, UART_RX_TIMEOUT, WordsRun, uart_exchange
+from binaccel.sw import enginehost, intref, modelfile, zoo
+from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.data import load_mnist
+from binaccel.sw.randmodel import random_model
 
 __all__ = ["DEFAULT_ARRAY", "board_params", "build", "run_words", "run_model", "ModelRun", "EngineLinkMismatch",
            "main"]
@@ -51,8 +55,6 @@ class EngineLinkMismatch(AssertionError):
 
 
 def _factory(*, divisor, rx_timeout, **kw):
-    from binaccel.hw.linked import UartEngine
-
     return UartEngine(divisor=divisor, timeout=rx_timeout, **kw)
 
 
@@ -62,9 +64,9 @@ def build(params: EngineParams, divisor=UART_DIVISOR, rx_timeout=UART_RX_TIMEOUT
     if not isinstance(params, EngineParams):
         raise TypeError(f"params must be an EngineParams, got {type(params).__name__}")
     return build_component(_factory, name="uart_engine",
-                           build_dir=SIM_BUILD_ROOT / f"uart-engine-{params.tag}-d{divisor}",
+                           build_dir=sim_build_dir(f"uart-engine-{params.tag}-d{divisor}"),
                            params={**params.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
-                           build_args=_UART_BUILD_ARGS)
+                           build_args=BUILD_ARGS_O1)
 
 
 def run_words(words, n_out, *, params: EngineParams, seed=0, divisor=UART_DIVISOR, window=2, max_cycles=None,
@@ -113,11 +115,6 @@ def run_model(model, images, *, params: EngineParams, seed=0, divisor=UART_DIVIS
 
 
 def main(argv=None) -> int:
-    from binaccel.sim.layer import _zoo_model
-    from binaccel.sw import modelfile
-    from binaccel.sw.data import load_mnist
-    from binaccel.sw.randmodel import random_model
-
     ap = argparse.ArgumentParser(prog="python -m binaccel.sim.engine_link",
                                  description="Run a network on the simulated engine board design (the layer "
                                              "engine behind the UART link, the iCEBreaker's board design; the host "
@@ -143,7 +140,7 @@ def main(argv=None) -> int:
         if args.model_file:
             model = modelfile.load(args.model_file)
         elif args.zoo:
-            model = _zoo_model(args.zoo)
+            model = zoo.untrained_model(args.zoo)
         else:
             model = random_model(np.random.default_rng(args.seed))
     except (TypeError, ValueError, OSError) as exc:
@@ -164,7 +161,6 @@ def main(argv=None) -> int:
               "runs": [{k: v for k, v in run.items() if k != "events"} for run in r.runs]}
     text = json.dumps(record, indent=1)
     if args.out:
-        from binaccel.sw.atomic import write_text_atomic
         write_text_atomic(args.out, text + "\n")
     print(text)
     return 0

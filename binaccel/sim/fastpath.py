@@ -20,7 +20,6 @@ the output, AXI-stream rules), and reads back the output words and the cycle cou
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -29,17 +28,21 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .streams import check_prob
+import numpy as np
+from amaranth.back import verilog
+
+from binaccel.sw.atomic import write_text_atomic
+
 from .runner import (
-    SIM_BUILD_ROOT, BuildError, _atomic_write, _check_name, _locked, _make_component, _tail,
-    _tool_versions, params_hash, verilator_env,
+    BuildError, _check_name, _locked, _make_component, _tail, _tool_versions, params_hash, sim_build_dir,
+    verilator_env,
 )
+from .streams import check_prob
 
 __all__ = ["FastSim", "FastSimResult", "FastSimTimeout", "TEMPLATE"]
 
@@ -134,8 +137,6 @@ class FastSim:
                 raise FileNotFoundError(f"Verilog file {vsrc} does not exist")
             text = vsrc.read_text()
         else:
-            from amaranth.back import verilog
-
             component = _make_component(component_or_verilog, params)
             try:
                 text = verilog.convert(component, name=name)
@@ -143,7 +144,7 @@ class FastSim:
                 raise BuildError(f"Verilog generation of {name!r} (params {params}) failed: {e}") from e
 
         self.build_dir = (Path(build_dir) if build_dir is not None
-                          else SIM_BUILD_ROOT / f"fast-{name}-{params_hash(params)}").resolve()
+                          else sim_build_dir(f"fast-{name}-{params_hash(params)}")).resolve()
         self.executable = self.build_dir / _EXE
         self._build(text, opt_fast)
 
@@ -173,7 +174,7 @@ class FastSim:
                 (d / _STAMP).unlink()
             env = verilator_env()
             vpath = d / f"{self.name}.v"
-            _atomic_write(vpath, text)
+            write_text_atomic(vpath, text)
             main = d / "fastpath_main.cpp"
             shutil.copyfile(TEMPLATE, main)
             log = d / "build.log"
@@ -192,12 +193,12 @@ class FastSim:
                      str(main), str(vpath)])
                 ports = self._parse_ports(d / "Vtop.h")
                 self._set_ports(ports)
-                _atomic_write(d / "fastpath_ports.h", self._ports_header(ports))
+                write_text_atomic(d / "fastpath_ports.h", self._ports_header(ports))
                 run(["make", "-C", str(d), "-f", "Vtop.mk", f"-j{min(4, os.cpu_count() or 1)}",
                      f"OPT_FAST={opt_fast}", f"OPT_GLOBAL={opt_fast}", "OPT_SLOW=-O1"])
             if not self.executable.is_file():
                 raise BuildError(f"fast-path build of {self.name!r} produced no executable {self.executable}")
-            _atomic_write(d / _STAMP, json.dumps({**stamp, "ports": ports}, indent=1, sort_keys=True))
+            write_text_atomic(d / _STAMP, json.dumps({**stamp, "ports": ports}, indent=1, sort_keys=True))
             self.rebuilt = True
 
     def _parse_ports(self, header: Path) -> dict:
@@ -273,11 +274,7 @@ class FastSim:
 
     def _encode(self, words, bits: int, port: str) -> bytes:
         nb = _nbytes(bits)
-        try:
-            import numpy as np
-        except ImportError:  # pragma: no cover
-            np = None
-        if np is not None and isinstance(words, np.ndarray):
+        if isinstance(words, np.ndarray):
             if words.ndim == 2 and words.dtype == np.uint8:
                 if words.shape[1] != nb:
                     raise ValueError(f"{port}: byte array rows must have {nb} bytes, got {words.shape[1]}")
@@ -302,8 +299,6 @@ class FastSim:
             return []
         n = len(data) // nb
         if nb <= 8:
-            import numpy as np
-
             a = np.zeros((n, 8), dtype=np.uint8)
             a[:, :nb] = np.frombuffer(data, dtype=np.uint8).reshape(n, nb)
             return a.view("<u8").ravel().tolist()
@@ -373,8 +368,6 @@ class FastSim:
             out = self._decode((tmp / "out.bin").read_bytes())
             st = None
             if stamps:
-                import numpy as np
-
                 st = np.fromfile(tmp / "stamps.bin", dtype="<u8").tolist()
         if self.out_width == 0:
             out = [0] * info["n_out"]

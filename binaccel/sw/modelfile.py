@@ -26,11 +26,11 @@ import math
 import operator
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
 
+from .atomic import write_bytes_atomic
 from .intmodel import IntModel, Layer, ModelFormatError
 
 __all__ = [
@@ -293,23 +293,7 @@ def save(model: IntModel, path) -> None:
     """Validate ``model`` and write it to ``path`` atomically (nothing is written if anything fails)."""
     path = os.fspath(path)
     data = dumps(model, path=path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_bytes_atomic(path, data, durable=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,9 +25,13 @@ _chosen: Path | None = None
 
 
 def set_build_dir(path) -> None:
-    """Use ``path`` as the build folder from now on (``None``: back to the variable or ``./build``)."""
+    """Use ``path`` as the build folder from now on (``None``: back to the variable or ``./build``).
+    The choice is also put into ``BINACCEL_BUILD_DIR`` of this process, so that the processes it
+    starts (simulations, tool runs) write into the same folder."""
     global _chosen
     _chosen = None if path is None else Path(path).expanduser().resolve()
+    if _chosen is not None:
+        os.environ[ENV_VAR] = str(_chosen)
 
 
 def build_dir(*parts) -> Path:

@@ -8,8 +8,8 @@ for the M-Filters, and keeps M >= 0 after every step (Eq. 3.21: ``M <- |M - eta 
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .atomic import write_json_atomic
+from .atomic import write_bytes_atomic, write_json_atomic
 from .data import Split
 from .models import BinNet, NetConfig, build
 
@@ -150,19 +150,11 @@ def train(cfg: NetConfig, tc: TrainConfig, data: Split, *, progress=True, desc=N
 
 def save_checkpoint(model: BinNet, path, *, extra=None) -> None:
     """Atomically save config + state dict."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     blob = {"format": "binaccel-checkpoint", "version": 1, "config": model.cfg.to_dict(),
             "state_dict": model.state_dict(), "extra": extra or {}}
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def load_checkpoint(path) -> BinNet:

@@ -18,10 +18,14 @@ mcn1              MCNs-1 (one scalar per plane), 1-bit activations
 
 from __future__ import annotations
 
-from .models import NetConfig
+import torch
+
+from .fold import fold
+from .intmodel import IntModel
+from .models import NetConfig, build
 from .train import TrainConfig
 
-__all__ = ["MODELS", "ABLATION", "configs", "SUMMARY_NAMES"]
+__all__ = ["MODELS", "ABLATION", "configs", "SUMMARY_NAMES", "untrained_model"]
 
 L2 = 5e-4
 
@@ -61,3 +65,13 @@ def configs(name: str, *, input_shape=None, classes=None, **train_overrides) -> 
         net["classes"] = classes
     tr = {**tr, **{k: v for k, v in train_overrides.items() if v is not None}}
     return NetConfig(**net), TrainConfig(**tr)
+
+
+def untrained_model(name: str, *, seed: int = 0) -> IntModel:
+    """IntModel of a named architecture with freshly initialised (untrained) weights: a network of the
+    right shapes for simulations and cycle counts (torch seeded with ``seed``)."""
+    net, _ = configs(name)
+    torch.manual_seed(seed)
+    m = build(net)
+    m.eval()
+    return fold(m, name=f"{name}-untrained")
