@@ -30,8 +30,13 @@ activations, MCN layers as :class:`binaccel.sw.models.MCConv2d`).
 from __future__ import annotations
 
 import numpy as np
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from torch import nn
 
 from .intmodel import IntModel
+from .models import MCConv2d
+from .quant import SignActQuant, SignWeightQuant
 from .randmodel import random_layer
 
 __all__ = ["NETWORKS", "build", "names", "torch_model"]
@@ -134,9 +139,6 @@ def torch_model(model: IntModel, *, kind: str = "float"):
     """An ``nn.Module`` with the layer shapes of ``model`` taking float images ``(N, C, H, W)``
     (channels already repeated for MCN): ``kind="float"`` or ``"brevitas"`` (module docstring).
     Weights are random; in eval mode."""
-    import torch
-    from torch import nn
-
     if kind not in ("float", "brevitas"):
         raise ValueError(f"kind: expected 'float' or 'brevitas', got {kind!r}")
     mods = []
@@ -146,10 +148,6 @@ def torch_model(model: IntModel, *, kind: str = "float"):
             if kind == "float":
                 mods.append(nn.Linear(layer.fan_in, layer.out_ch))
             else:
-                from brevitas.nn import QuantLinear
-
-                from .quant import SignWeightQuant
-
                 mods.append(QuantLinear(layer.fan_in, layer.out_ch, bias=True, weight_quant=SignWeightQuant))
             mods.append(nn.BatchNorm1d(layer.out_ch))
             continue
@@ -157,25 +155,15 @@ def torch_model(model: IntModel, *, kind: str = "float"):
         if kind == "float":
             mods.append(nn.Conv2d(layer.in_ch, layer.out_ch, k, stride=s, padding=p, bias=False))
         elif layer.mode in ("mcn", "mcn1"):
-            from .models import MCConv2d
-
             mods.append(MCConv2d(layer.in_ch, layer.groups, k, planes=layer.planes, stride=s, padding=p,
                                  mcn1=layer.mode == "mcn1"))
         else:
-            from brevitas.nn import QuantConv2d
-
-            from .quant import SignWeightQuant
-
             mods.append(QuantConv2d(layer.in_ch, layer.out_ch, k, stride=s, padding=p, bias=False,
                                     weight_quant=SignWeightQuant))
         mods.append(nn.BatchNorm2d(layer.out_ch))
         if kind == "float":
             mods.append(nn.ReLU())
         else:
-            from brevitas.nn import QuantIdentity
-
-            from .quant import SignActQuant
-
             mods.append(QuantIdentity(act_quant=SignActQuant, return_quant_tensor=False))
         if layer.pool == 2:
             mods.append(nn.MaxPool2d(2))
