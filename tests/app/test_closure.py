@@ -42,7 +42,6 @@ def _build_dir(tmp_path, monkeypatch):
     """``tmp_path`` as the build folder: the synth command's boards file is its bench/boards.json."""
     monkeypatch.setattr(paths, "_chosen", None)
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(sweep, "BOARDS_JSON", tmp_path / "bench" / "boards.json")
 
 def test_closure_clock_exact_values_and_errors():
     assert sweep.closure_clock("ulx3s", 34.955) == 33.3333      # 25 MHz x 4 / 3
