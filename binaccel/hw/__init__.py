@@ -4,9 +4,6 @@
 parameters of :class:`binaccel.hw.params.EngineParams`).
 """
 
+from .verilog import verilog_text
 
-def verilog_text(**params) -> str:
-    """Verilog of :class:`binaccel.hw.engine.Engine` for the given EngineParams keyword parameters."""
-    from .verilog import verilog_text as _verilog_text
-
-    return _verilog_text(**params)
+__all__ = ["verilog_text"]

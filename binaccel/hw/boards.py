@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockDomain, Instance, Module, Signal, ResetSignal
 from amaranth.lib import wiring, stream, fifo, io
 from amaranth.lib.cdc import ResetSynchronizer
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from .uart import UARTRx, UARTTx, uart_divisor
 
@@ -43,10 +45,8 @@ class Board:
 
     def platform_class(self):
         if self.name == "icebreaker":
-            from amaranth_boards.icebreaker import ICEBreakerPlatform
             return ICEBreakerPlatform
         if self.name == "ulx3s":
-            from amaranth_boards.ulx3s import ULX3S_85F_Platform
             return ULX3S_85F_Platform
         raise AssertionError(self.name)
 

@@ -22,9 +22,12 @@ from binaccel.sw.hwif import IO_WIDTH
 from binaccel.sw.link import MAX_PAYLOAD, FrameKind
 
 from ._util import checking
+from .boards import UARTBridge
+from .engine import Engine
 from .link import DEFAULT_TIMEOUT, RX_BEAT, TX_BEAT, FrameLink
 from .params import layout
 from .top import Accelerator
+from .uart import _check_divisor
 
 __all__ = ["LinkedAccelerator", "UartAccelerator", "LinkedEngine", "BytesToWords", "WordsToBytes", "WordsToBeats",
            "BeatsToWords", "UartEngine"]
@@ -200,10 +203,6 @@ class _UartDesign(wiring.Component):
     error: Out(1)
 
     def __init__(self, linked_cls, *, divisor, rx_fifo_depth=16, **params):
-        from .boards import UARTBridge
-
-        from .uart import _check_divisor
-
         with checking(self):
             _check_divisor(divisor, type(self).__name__)
             self.linked = linked_cls(**params)
@@ -336,8 +335,6 @@ class LinkedEngine(_Linked):
     """
 
     def __init__(self, *, max_payload=MAX_PAYLOAD, depth=2, timeout=DEFAULT_TIMEOUT, **engine_params):
-        from .engine import Engine
-
         with checking(self):
             self.engine = Engine(**engine_params)
         self.params = p = self.engine.params

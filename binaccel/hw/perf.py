@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from binaccel.hw.params import EngineParams
+from binaccel.sw.pack import plan_layer
 
 __all__ = ["LayerPerf", "layer_cycles", "ideal_cycles", "layer_perf"]
 
@@ -37,8 +38,6 @@ def layer_cycles(layer, rows, cols, word, *, n=1, params=None) -> int:
     """Cycles of one run of ``layer`` on ``n`` images on an engine of ``rows x cols`` PEs of
     ``word`` bits (other build parameters from ``params``, an EngineParams or dict; defaults
     otherwise). Raises ValueError for a layer the build cannot run."""
-    from binaccel.sw.pack import plan_layer
-
     p = _params(rows, cols, word, params)
     pl = plan_layer(layer, n, p)
     steps = pl.seg_words * pl.in_bits

@@ -5,25 +5,24 @@ Linting it with Verilator is the simulation side's job: :func:`binaccel.sim.lint
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from amaranth.back import verilog
+
 from binaccel.sw.atomic import write_text_atomic
+
+from .engine import Engine
 
 __all__ = ["verilog_text", "write_verilog", "engine_ports"]
 
 def engine_ports(text: str, name: str = "engine") -> set:
-    import re
-
     header = re.search(rf"^module {re.escape(name)}\((.*?)\);", text, flags=re.M | re.S)
     return set(re.findall(r"[\w$]+", header.group(1))) if header else set()
 
 
 def verilog_text(*, name: str = "engine", **params) -> str:
     """Verilog of an :class:`~binaccel.hw.engine.Engine` built with ``params`` (EngineParams fields)."""
-    from amaranth.back import verilog
-
-    from .engine import Engine
-
     engine = Engine(**params)
     return verilog.convert(engine, name=name)
 
