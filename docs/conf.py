@@ -34,7 +34,7 @@ autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_preserve_defaults = True
+autodoc_preserve_defaults = False
 
 html_theme = "alabaster"
 html_title = "binaccel"
@@ -64,4 +64,4 @@ class _InjectorSignatureFilter:
 def setup(app):
     from sphinx.util import logging as sphinx_logging
 
-    sphinx_logging.getLogger("sphinx.ext.autodoc._dynamic._loader").logger.addFilter(_InjectorSignatureFilter())
+    sphinx_logging.getLogger("sphinx.ext.autodoc").logger.addFilter(_InjectorSignatureFilter())
