@@ -13,6 +13,7 @@ import sys
 from binaccel.commands import bench, demo, models, records, run, synth, verilog
 from binaccel.sw.intmodel import ModelFormatError
 from binaccel.sw.paths import ENV_VAR, set_build_dir
+from binaccel.sw.train import CheckpointError
 
 __all__ = ["main", "build_parser"]
 
@@ -37,8 +38,12 @@ def main(argv=None):
         set_build_dir(args.build_dir)
     try:
         return args.func(args)
-    except ModelFormatError as exc:
+    except (ModelFormatError, CheckpointError) as exc:
         print(f"binaccel: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"binaccel: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,8 @@ import os
 
 from binaccel.sw import modelfile, pipeline
 from binaccel.sw.data import load
+from binaccel.sw.fold import fold
+from binaccel.sw.qonnx_export import QonnxExportError, save_qonnx
 from binaccel.sw.paths import build_dir
 from binaccel.sw.train import load_checkpoint
 from binaccel.sw.zoo import MODELS
@@ -38,13 +40,35 @@ def _cmd_train(args):
     print(f"{args.model}: test accuracy {r['test_accuracy']:.4f}, checkpoint {r['checkpoint']}")
 
 
+_SUFFIX = {"bnm": ".bnm", "qonnx": ".onnx"}
+
+
 def _cmd_export(args):
-    model = load_checkpoint(args.checkpoint)
-    calib = load_data(args).x_train[:500] if model.cfg.arch == "fp" else None
-    name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
-    out = args.out or os.path.splitext(args.checkpoint)[0] + ".bnm"
-    im = pipeline.export_model(model, out, name=name, calib=calib, m_bits=args.m_bits)
-    print(f"wrote {out}: {len(im.layers)} layers, {os.path.getsize(out)} bytes")
+    if args.batch < 1:
+        raise SystemExit(f"binaccel export: error: --batch must be at least 1, got {args.batch}")
+    src = args.checkpoint or args.model_file
+    out = args.out or os.path.splitext(src)[0] + _SUFFIX[args.format]
+    if args.model_file and args.format != "qonnx":
+        raise SystemExit(f"binaccel export: error: {src}: a model file is already the bnm format; "
+                         f"expected --format qonnx")
+    if os.path.abspath(out) == os.path.abspath(src):
+        raise SystemExit(f"binaccel export: error: {out}: the output would overwrite the input")
+    if args.model_file:
+        im = modelfile.load(src)
+    else:
+        model = load_checkpoint(src)
+        calib = load_data(args).x_train[:500] if model.cfg.arch == "fp" else None
+        name = args.name or os.path.splitext(os.path.basename(src))[0]
+        if args.format == "bnm":
+            im = pipeline.export_model(model, out, name=name, calib=calib, m_bits=args.m_bits)
+        else:
+            im = fold(model, name=name, calib=calib, m_bits=args.m_bits)
+    if args.format == "qonnx":
+        try:
+            save_qonnx(im, out, batch=args.batch)
+        except QonnxExportError as exc:
+            raise SystemExit(f"binaccel export: error: {src}: {exc}") from None
+    print(f"wrote {out} ({args.format}): {len(im.layers)} layers, {os.path.getsize(out)} bytes")
 
 
 def _cmd_check(args):
@@ -79,9 +103,15 @@ def register(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("export", help="fold a checkpoint and write the integer model file")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--out", default=None, help="model file (default: checkpoint name with .bnm)")
+    e = sub.add_parser("export", help="fold a checkpoint and write the integer model file, or its QONNX graph")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a training checkpoint (.pt)")
+    src.add_argument("--model-file", help="a model file (.bnm), for --format qonnx")
+    e.add_argument("--format", choices=sorted(_SUFFIX), default="bnm",
+                   help="bnm: the binaccel model file (default); qonnx: an ONNX graph with qonnx's quantizers "
+                        "that computes exactly what the integer reference computes")
+    e.add_argument("--batch", type=int, default=1, help="images per inference fixed in the QONNX graph (default 1)")
+    e.add_argument("--out", default=None, help="output file (default: the input's name with .bnm or .onnx)")
     e.add_argument("--name", default=None)
     e.add_argument("--m-bits", type=int, default=8, help="fixed-point width of MCN M-Filters")
     add_data_arguments(e, "calibration images of the full-precision model")
