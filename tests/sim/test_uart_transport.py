@@ -1,7 +1,8 @@
 """The ``uart`` transport: the accelerator behind the frame link and the board's UART glue
 (binaccel.hw.linked.UartAccelerator), on Verilator through cocotb, driven bit by bit over the
 simulated serial line by the host driver's HostLink. One build (the default accelerator
-parameters, ~3.5 min to compile on 2 cores) serves every test.
+parameters, ~2-3.5 min to compile on 2 cores) serves every test; the comparison with the word
+transport (``-m sim``) also needs the accelerator's fast-path build.
 
 Checked: logits and every dumped layer equal binaccel.sw.intref (whole tensors) and the other
 transports' output words; corrupted host frames are reported by the device and resent, with exact
