@@ -31,7 +31,10 @@ myst_enable_extensions = ["colon_fence"]
 # every build, so new modules and subpackages appear without editing the docs.
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# Every object is documented once, in the module that defines it: "ignore-module-all" skips the
+# names a module re-exports through __all__ (a package's __init__, binaccel.hw.params re-exporting
+# the parameter classes of binaccel.sw.hwif), which would otherwise be duplicate descriptions.
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_preserve_defaults = False
@@ -51,17 +54,47 @@ suppress_warnings = ["ref.python"]
 
 
 class _InjectorSignatureFilter:
-    """Drops autodoc's "error while formatting signature" for the Brevitas quantizers of
-    binaccel.sw.quant: they are dependency injectors (classes used as configuration), which have no
-    call signature to show. Every other warning stays an error."""
+    """Drops autodoc's "error while formatting signature" for Brevitas injector classes (the
+    quantizers of binaccel.sw.quant): they are classes used as configuration, resolving every
+    attribute through their dependencies, and have no call signature to show. Every other warning
+    stays an error."""
 
     def filter(self, record):
         msg = record.getMessage()
-        return not (msg.startswith("error while formatting signature for binaccel.sw.quant.")
+        return not (msg.startswith("error while formatting signature for binaccel.")
                     and "can not resolve attribute" in msg)
 
 
+_current_module = {"name": None}
+
+
+def _note_module(app, what, name, obj, options, lines):
+    """Remembers the module being documented (its docstring comes before its members)."""
+    if what == "module":
+        _current_module["name"] = name
+
+
+def _skip_imported(app, what, name, obj, skip, options):
+    """Classes a module imports from elsewhere are skipped. Brevitas' injector classes answer every
+    attribute lookup through their dependency resolver, so autodoc cannot tell where they are
+    defined; their ``__module__`` is read from the class dictionary here."""
+    if what != "module" or not isinstance(obj, type):
+        return None
+    try:
+        defined_in = type.__getattribute__(obj, "__module__")
+    except Exception:
+        return None
+    module = _current_module["name"]
+    if module is None:
+        return None
+    if defined_in != module:
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _note_module)
+    app.connect("autodoc-skip-member", _skip_imported)
     from sphinx.util import logging as sphinx_logging
 
     sphinx_logging.getLogger("sphinx.ext.autodoc").logger.addFilter(_InjectorSignatureFilter())
