@@ -20,7 +20,7 @@ extensions = [
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "api/generated/**.rst~"]
+exclude_patterns = []
 templates_path = ["_templates"]
 
 # Cross-page links such as [the frame format](link.md#frame-format) resolve to heading anchors.
