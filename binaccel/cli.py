@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from binaccel.commands import bench, demo, models, records, run, synth, verilog
+from binaccel.commands import qonnx as qonnx_import
 from binaccel.sw.intmodel import ModelFormatError
 from binaccel.sw.paths import ENV_VAR, set_build_dir
 from binaccel.sw.train import CheckpointError
@@ -18,7 +19,7 @@ from binaccel.sw.train import CheckpointError
 __all__ = ["main", "build_parser"]
 
 #: The subcommand modules, in the order of ``binaccel --help``.
-COMMANDS = (demo, models, verilog, synth, bench, run, records)
+COMMANDS = (demo, models, verilog, synth, bench, run, records, qonnx_import)
 
 
 def build_parser() -> argparse.ArgumentParser:
