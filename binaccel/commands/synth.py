@@ -258,6 +258,6 @@ def register(subparsers) -> None:
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
                 else "engine parameter")
         s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, metavar="N",
-                       help=f"{what} {name} (default: the board's base, hw/sweep.py ACCEL_BASE / BOARD_BASE; "
+                       help=f"{what} {name} (default: the board's base, binaccel.hw.sweep.presets ACCEL_BASE / BOARD_BASE; "
                             f"rows/cols/word: the search's starting point)")
     s.set_defaults(func=_cmd_synth)

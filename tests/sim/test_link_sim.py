@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from binaccel.hw.link import LINT_WAIVERS, RX_BEAT, FrameLink, FrameRx, FrameTx
+from binaccel.hw.link import RX_BEAT, FrameLink, FrameRx, FrameTx
 from binaccel.sim.fastpath import FastSim
-from binaccel.sim.lint import LintError, lint_component
+from binaccel.sim.lint import LINT_WAIVERS, LintError, lint_component
 from binaccel.sim.runner import build_component, run_cocotb
 from binaccel.sim.streams import unpack_fields
 from tests.sim.link_designs import FrameRxBench, LinkEcho, UartLinkEcho

@@ -16,10 +16,10 @@ Modules: :mod:`.frames` (payload layouts, CRC, parameter checks, lint waivers), 
 package re-exports their names.
 """
 
-from .frames import DEFAULT_TIMEOUT, LINT_WAIVERS, RX_BEAT, RX_STATUS, TX_BEAT, crc16_byte
+from .frames import DEFAULT_TIMEOUT, RX_BEAT, RX_STATUS, TX_BEAT, crc16_byte
 from .rx import FrameRx
 from .tx import FrameTx
 from .control import FrameLink
 
 __all__ = ["RX_BEAT", "TX_BEAT", "RX_STATUS", "FrameRx", "FrameTx", "FrameLink", "crc16_byte",
-           "DEFAULT_TIMEOUT", "LINT_WAIVERS"]
+           "DEFAULT_TIMEOUT"]

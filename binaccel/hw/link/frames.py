@@ -33,32 +33,6 @@ RX_STATUS = data.StructLayout({"code": 4, "kind": 4, "seq": 8, "expect": 8})
 #: byte at 115200 baud takes 87 us; a host write may pause for a USB frame or a scheduler tick).
 DEFAULT_TIMEOUT = 1 << 22
 
-#: Waivers for ``verilator --lint-only -Wall`` of the link's Verilog (with
-#: :func:`binaccel.sim.lint.amaranth_waivers`), each with its reason. They cover how Yosys'
-#: ``write_verilog`` spells Amaranth's cells, never a width chosen in the design.
-LINT_WAIVERS = {
-    r"WIDTHEXPAND:Operator \w+ expects \d+ bits? on the (LHS|RHS)": (
-        "Yosys writes each Amaranth comparison/arithmetic cell with its operands at their own width "
-        "(FSM state compares such as `rx_fsm_state == 2'h2` against a 4-bit state, `kind == 3'h7`, "
-        "`widx + 1 == length`) and relies on Verilog's zero-extension of unsigned operands, which is "
-        "Amaranth's semantics; all these operands are unsigned."
-    ),
-    r"WIDTHTRUNC:Logical operator LOGNOT expects 1 bit": (
-        "Yosys spells a comparison with zero (`x == 0`, e.g. an FSM state test or `length == 0`) as "
-        "the logical negation `!x` of the vector, which is exactly 'x is zero'."
-    ),
-    r"WIDTHTRUNC:Operator ASSIGNW expects 1 bits on the Assign RHS, but Assign RHS's SHIFTR": (
-        "A run-time bit index (`full.bit_select(w_slot, 1)`: is the buffer full; "
-        "`Const(mask).bit_select(kind, 1)`: is the kind accepted) is written as a right shift of the "
-        "vector whose lowest bit is kept: the intended one-bit select."
-    ),
-    r"CASEINCOMPLETE:": (
-        "Yosys writes Amaranth Switch/FSM statements and Array reads as `casez` after assigning the "
-        "default value, so an encoding without a case (an unused FSM state) keeps the default: "
-        "Amaranth's defined semantics, not a latch."
-    ),
-}
-
 _SEL_CONST, _SEL_MEM, _SEL_CRC_LO, _SEL_CRC_HI = range(4)
 
 

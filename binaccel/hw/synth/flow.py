@@ -109,11 +109,14 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
         What was synthesised, in words (e.g. "accelerator + UART link + PLL: ..."), recorded in
         the report; default: the design class and its wrapping.
 
-    Returns the report dict (also written atomically as ``report.json`` and ``report.md`` in
-    ``out_dir``): ``status``, ``fits``, ``utilization`` (LUT, FF, BRAM, DSP, ... with used and
-    total), ``accel_clock`` (net, fmax_mhz, target_mhz, met), ``clocks`` (all clocks), ``seed``,
-    ``tools`` (versions), ``runtime_s`` per step, ``files`` (bitstream, logs), ``pll``.
-    Timing failure is not an error (nextpnr runs with ``--timing-allow-fail``); ``met`` says.
+    Returns
+    -------
+    dict
+        The report (also written atomically as ``report.json`` and ``report.md`` in
+        ``out_dir``): ``status``, ``fits``, ``utilization`` (LUT, FF, BRAM, DSP, ... with used and
+        total), ``accel_clock`` (net, fmax_mhz, target_mhz, met), ``clocks`` (all clocks), ``seed``,
+        ``tools`` (versions), ``runtime_s`` per step, ``files`` (bitstream, logs), ``pll``.
+        Timing failure is not an error (nextpnr runs with ``--timing-allow-fail``); ``met`` says.
     """
     spec = _board(board)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
