@@ -16,7 +16,8 @@ reused while the Verilog and options are unchanged). Each run writes the input w
 the executable (reset, then streams with seeded random idle cycles on the inputs and backpressure on
 the output, AXI-stream rules), and reads back the output words and the cycle count.
 
-``python -m binaccel.sim.fastpath --words 1000000`` measures simulated cycles per wall second.
+``python tests/sim/fastpath_speed.py --words 1000000`` (in a checkout) measures simulated cycles per wall
+second on a FIFO.
 """
 from __future__ import annotations
 

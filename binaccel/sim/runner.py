@@ -377,7 +377,7 @@ def run_cocotb(
 ) -> Path:
     """Run the cocotb tests of ``test_module`` on a build and return the results xml path.
 
-    ``test_module`` is a dotted importable module name (``"binaccel.sim.tb_infra_fifo"``) or a path
+    ``test_module`` is a dotted importable module name (``"binaccel.sim.tb_top"``) or a path
     to a ``.py`` file (files in ``sim/`` are imported as ``binaccel.sim.<stem>``, others by adding
     their folder to the Python path). ``seed`` sets ``COCOTB_RANDOM_SEED`` (the testbench's
     ``random`` module is seeded with it). ``testcase`` selects test function name(s). ``extra_env``
