@@ -27,8 +27,12 @@ What is compiled (the graph must be one chain of these, every other node a const
       constants, ended by ``BipolarQuant`` or a one-threshold ``MultiThreshold``: a sign layer whose
       integer thresholds are found by running that chain with qonnx's ``execute_onnx`` on *every*
       accumulator value the layer can produce (so they are exact by construction, and a chain that is
-      not monotone in the accumulator is refused). Then optionally ``MaxPool`` 2x2 stride 2
-      (layer ``pool = 2``) and ``Reshape``/``Flatten``.
+      not monotone in the accumulator is refused). Ended by an activation ``Quant`` (2..8 bits, zero
+      point 0) or a ``MultiThreshold`` with several thresholds: a requant layer whose
+      ``clamp((acc*mul + add) >> shift, 0, 2**bits - 1)`` is fitted to the chain's level on every
+      accumulator value (verified exactly; refused when no such clamp exists, e.g. Brevitas's
+      narrow-range 2-bit activations: 3 levels saturating inside the range, while the clamp has 4).
+      Then optionally ``MaxPool`` 2x2 stride 2 (layer ``pool = 2``) and ``Reshape``/``Flatten``.
     * last layer (chain ends at the graph output): logits. An integer chain (``Cast`` to int64,
       integer ``Mul``/``Add``: binaccel's own graphs) is kept exactly (``mul``, ``add``, the
       ``binaccel.logit_shift`` metadata as ``shift``). A float chain that is the same positive affine
@@ -40,8 +44,8 @@ Exactness: ``meta["qonnx.layer_tensors"]`` lists for every layer a graph tensor 
 with ``graph_tensor == scale * intref_output + bias`` (whole tensors, reshaped to the intref shape).
 
 Not supported (refused with :class:`QonnxImportError` naming the file, node, op and the supported set):
-multi-bit activations between layers (``Quant`` / multi-threshold ``MultiThreshold`` after a layer),
-biases, grouped/dilated convolutions, pooling other than 2x2/2, residual or branching graphs, an input
+activation levels no requant clamp reproduces (narrow-range ``Quant``, e.g. bnn_pynq ``*_1w2a`` /
+``*_2w2a``), biases, grouped/dilated convolutions, pooling other than 2x2/2, residual or branching graphs, an input
 offset on a padded convolution, per-class float logit affines.
 """
 
@@ -65,8 +69,8 @@ __all__ = ["QonnxImportError", "SUPPORTED", "import_qonnx", "graph_input", "DEFA
 
 DEFAULT_INPUT_SCALE = 1.0 / 255.0
 SUPPORTED = ("Reshape, Flatten, Gather (input channel repeat), Mul, Add, Sub, Div, Cast, BatchNormalization, "
-             "BipolarQuant, Quant (weights; 2..8-bit input), MultiThreshold (one threshold), "
-             "Conv, Gemm, MatMul, MaxPool 2x2/2")
+             "BipolarQuant, Quant (weights <= 8 bits; activations 2..8 bits), MultiThreshold (1..255 thresholds), "
+             "Conv, Gemm, MatMul, MaxPool 2x2/2; one chain, binary or requant activations")
 _ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Cast")
 _LAYOUT = ("Reshape", "Flatten")
 _EVAL_CELLS = 1 << 22  # rows * channels per execute_onnx call of a threshold search
@@ -270,12 +274,12 @@ class _Importer:
             else:  # acc
                 if op in _ELEMENTWISE:
                     tail.append(node)
-                elif op in ("BipolarQuant", "MultiThreshold"):
-                    self.finish_sign(pending, tail, node)
+                elif op in ("BipolarQuant", "MultiThreshold", "Quant"):
+                    if self.multilevel(node):
+                        self.finish_multi(pending, tail, node)
+                    else:
+                        self.finish_sign(pending, tail, node)
                     phase = "act"
-                elif op == "Quant":
-                    self.fail(node, "multi-bit activations (Quant on an accumulator) are not supported; "
-                                    "binaccel imports binary activations")
                 elif op == "MaxPool":
                     self.fail(node, "max-pooling before the activation is not supported; "
                                     "expected MaxPool after BipolarQuant/MultiThreshold")
@@ -342,35 +346,11 @@ class _Importer:
         layer = Layer(name="input_quant", kind="conv", mode="plain", in_ch=c, in_h=h, in_w=w, out_ch=c, kernel=1,
                       stride=1, padding=0, in_bits=8, w_bits=8,
                       weights=np.eye(c, dtype=np.int8).reshape(c, c, 1, 1), out_kind="sign")
-        if node.op_type == "Quant":
-            a = _attrs(node)
-            scale = np.asarray(self.const(node.input[1], node), dtype=np.float64).reshape(-1)
-            zp = np.asarray(self.const(node.input[2], node)).reshape(-1)
-            bits = float(np.asarray(self.const(node.input[3], node)).reshape(-1)[0])
-            if scale.size != 1 or np.any(zp != 0) or bits != int(bits) or not 2 <= bits <= 8:
-                self.fail(node, "expected an input Quant with one scale, zero point 0 and 2..8 bits")
-            bits, s = int(bits), float(scale[0])
-            qmin = (-(1 << (bits - 1)) + int(a.get("narrow", 0))) if a.get("signed", 1) else 0
-            q = y / s
-            if np.any(q != np.round(q)):
-                self.fail(node, "the quantizer output is not an integer multiple of its scale")
-            u = q.astype(np.int64) - qmin
-            if u.min() < 0 or u.max() > (1 << bits) - 1:
-                self.fail(node, f"quantizer codes outside 0..{(1 << bits) - 1} after subtracting {qmin}")
-            if not _pow2(s):
-                self.fail(node, f"expected a power-of-two input quantizer scale, got {s}")
-            if bits == 8 and np.array_equal(u, np.repeat(np.arange(256)[:, None], c, axis=1)):
-                self.act = (s, -qmin, 8)  # the pixels themselves: no layer needed
-                self.act_tensor = node.output[0]
+        if self.multilevel(node):
+            if node.op_type == "Quant" and self.is_identity_quant(node, y, c):
                 return
-            mul, add, shift = _fit_requant(u, bits)
-            if mul is None:
-                self.fail(node, "the input quantizer's code table is not a clamp((p*mul + add) >> shift)")
-            layer.out_kind, layer.out_bits, layer.mul, layer.add, layer.shift = "requant", bits, mul, add, shift
-            layer.thresh = layer.flip = None
-            self.layers.append(layer)
-            self.tensors.append((node.output[0], s, s * qmin))
-            self.act = (s, -qmin, bits)
+            self.finish_requant(layer, node, y, np.arange(256, dtype=np.int64))
+            return
         else:
             s_out, z = self.sign_output(node)
             b = (y - z) / s_out
@@ -381,6 +361,87 @@ class _Importer:
             self.tensors.append((node.output[0], s_out, z))
             self.act = (s_out / 2, -1 - 2 * z / s_out, 1)
         self.act_tensor = node.output[0]
+
+    def multilevel(self, node) -> bool:
+        """Whether a quantizer gives more than two levels (Quant, MultiThreshold with several thresholds)."""
+        if node.op_type == "Quant":
+            return True
+        if node.op_type == "MultiThreshold":
+            t = np.asarray(self.const(node.input[1], node))
+            return t.ndim == 2 and t.shape[1] > 1
+        return False
+
+    def quant_params(self, node):
+        """(scale, bits, code minimum candidates) of an activation Quant."""
+        a = _attrs(node)
+        scale = np.asarray(self.const(node.input[1], node), dtype=np.float64).reshape(-1)
+        zp = np.asarray(self.const(node.input[2], node)).reshape(-1)
+        bits = float(np.asarray(self.const(node.input[3], node)).reshape(-1)[0])
+        if scale.size != 1 or np.any(zp != 0) or bits != int(bits) or not 2 <= bits <= 8:
+            self.fail(node, "expected an activation Quant with one scale, zero point 0 and 2..8 bits")
+        bits, s = int(bits), float(scale[0])
+        if not _pow2(s):
+            self.fail(node, f"expected a power-of-two activation quantizer scale, got {s}")
+        if a.get("signed", 1):
+            qmin = -(1 << (bits - 1)) + int(a.get("narrow", 0))
+            cands = [qmin, qmin - 1] if a.get("narrow", 0) else [qmin]
+        else:
+            cands = [0]
+        return s, bits, cands
+
+    def is_identity_quant(self, node, y, c) -> bool:
+        """An 8-bit input Quant whose codes are the pixels themselves: no layer needed."""
+        s, bits, cands = self.quant_params(node)
+        q = y / s
+        if bits != 8 or np.any(q != np.round(q)):
+            return False
+        u = q.astype(np.int64) - cands[0]
+        if np.array_equal(u, np.repeat(np.arange(256)[:, None], c, axis=1)):
+            self.act = (s, -cands[0], 8)
+            self.act_tensor = node.output[0]
+            return True
+        return False
+
+    def finish_requant(self, layer, node, y, acc):
+        """A multi-level activation: ``clamp((acc*mul + add) >> shift)`` fitted to its levels on every ``acc``."""
+        if node.op_type == "Quant":
+            s, bits, cands = self.quant_params(node)
+            q = y / s
+            if np.any(q != np.round(q)):
+                self.fail(node, "the quantizer output is not an integer multiple of its scale")
+            options = [(q.astype(np.int64) - m, bits, s, m) for m in cands]
+        else:
+            a = _attrs(node)
+            t = np.asarray(self.const(node.input[1], node))
+            os_, ob = float(a.get("out_scale", 1.0)), float(a.get("out_bias", 0.0))
+            bits = max(2, int(t.shape[1]).bit_length())
+            u = (y - ob) / os_
+            if not os_ > 0 or ob / os_ != round(ob / os_) or np.any(u != np.round(u)) or bits > 8:
+                self.fail(node, "expected a MultiThreshold with at most 255 thresholds, a positive out_scale "
+                                "and an out_bias that is an integer multiple of it")
+            options = [(u.astype(np.int64), bits, os_, int(round(ob / os_)))]
+        for u, bits, s, m in options:
+            if u.min() < 0 or u.max() > (1 << bits) - 1:
+                continue
+            mul, add, shift = _fit_requant(u, bits, acc)
+            if mul is not None:
+                break
+        else:
+            self.fail(node, f"the {len(np.unique(options[0][0]))} activation levels cannot be expressed as "
+                            f"clamp((acc*mul + add) >> shift, 0, {(1 << options[0][1]) - 1}) (e.g. a narrow-range "
+                            "quantizer with 2**bits - 1 levels saturating inside the accumulator range)")
+        layer.out_kind, layer.out_bits, layer.mul, layer.add, layer.shift = "requant", bits, mul, add, shift
+        layer.thresh = layer.flip = None
+        if hasattr(layer, "_alpha"):
+            self._finish(layer)
+        else:
+            self.layers.append(layer)
+        self.tensors.append((node.output[0], s, s * m))
+        self.act = (s, -m, bits)  # graph value = s * (u + m)
+        self.act_tensor = node.output[0]
+        self.cur = (layer.out_ch, layer.out_h, layer.out_w)
+        if layer.kind == "fc":
+            self.flat = True
 
     def sign_output(self, node):
         """(s, z) with the quantizer output ``s * b + z`` for the bit b."""
@@ -568,6 +629,14 @@ class _Importer:
         if layer.kind == "fc":
             self.flat = True
 
+    def finish_multi(self, layer, tail, node):
+        bound = layer.acc_bound()
+        if 2 * bound + 1 > _MAX_ROWS:
+            self.fail(node, f"an accumulator range of +-{bound} is too large to search exactly")
+        acc = np.arange(-bound, bound + 1, dtype=np.int64)
+        y = self.eval_tail(layer, tail + [node], acc).astype(np.float64)
+        self.finish_requant(layer, node, y, acc)
+
     def _finish(self, layer):
         for a in ("_alpha", "_koff", "_node"):
             delattr(layer, a)
@@ -633,38 +702,68 @@ def _step(bits: np.ndarray, values: np.ndarray, bound: int, node, imp):
     return t, flip
 
 
-def _fit_requant(u: np.ndarray, bits: int):
-    """(mul, add, shift) per channel with ``clamp((p*mul + add) >> shift, 0, 2**bits-1) == u[p, c]``."""
+def _channel_fit(col: np.ndarray, acc: np.ndarray, top: int, shift: int):
+    """Integer (mul, add) with ``clamp((acc*mul + add) >> shift, 0, top) == col`` for every row, or None.
+
+    For a fixed ``mul`` the feasible ``add`` form an interval ``[L(mul), R(mul)]``; ``R - L`` is concave
+    in ``mul`` (a minimum of linear functions minus a maximum of linear functions), so an integer
+    ternary search finds the best ``mul``."""
+    big = np.int64(1) << 62
+    lo_rows, hi_rows = col > 0, col < top
+    lo_v = (col[lo_rows] << shift).astype(np.int64)
+    hi_v = (((col[hi_rows] + 1) << shift) - 1).astype(np.int64)
+    a_lo, a_hi = acc[lo_rows], acc[hi_rows]
+
+    def interval(m):
+        lo = (lo_v - a_lo * m).max() if lo_v.size else -big
+        hi = (hi_v - a_hi * m).min() if hi_v.size else big
+        return lo, hi
+
+    def gap(m):
+        lo, hi = interval(m)
+        return hi - lo
+
+    span = (top + 1) << shift
+    lo_m, hi_m = -span, span
+    while hi_m - lo_m > 2:
+        m1 = lo_m + (hi_m - lo_m) // 3
+        m2 = hi_m - (hi_m - lo_m) // 3
+        if gap(m1) < gap(m2):
+            lo_m = m1 + 1
+        else:
+            hi_m = m2
+    best = max(range(lo_m, hi_m + 1), key=gap)
+    lo, hi = interval(best)
+    if lo > hi:
+        return None
+    add = lo if lo > -big else (hi if hi < big else 0)
+    return best, int(add)
+
+
+def _fit_requant(u: np.ndarray, bits: int, acc: np.ndarray | None = None, max_shift: int = 24):
+    """(mul, add, shift) per channel with ``clamp((acc*mul + add) >> shift, 0, 2**bits-1) == u[row, c]``
+    for every row (``acc`` the row values, default ``0..rows-1``), the smallest common ``shift``; or
+    ``(None, None, None)``."""
     top = (1 << bits) - 1
-    p = np.arange(u.shape[0], dtype=np.int64)
-    c = u.shape[1]
-    for shift in range(0, 31):
-        muls, adds, ok = [], [], True
-        for ch in range(c):
-            col = u[:, ch]
-            inner = (col > 0) & (col < top)
-            if inner.sum() >= 2:
-                slope = np.polyfit(p[inner], col[inner], 1)[0]
-            else:
-                slope = (col[-1] - col[0]) / max(len(col) - 1, 1)
-            found = None
-            for m in range(int(round(slope * (1 << shift))) - 3, int(round(slope * (1 << shift))) + 4):
-                lo = np.where(col > 0, col << shift, np.iinfo(np.int64).min // 4) - p * m
-                hi = np.where(col < top, ((col + 1) << shift) - 1, np.iinfo(np.int64).max // 4) - p * m
-                if lo.max() <= hi.min():
-                    found = (m, int(lo.max()))
-                    break
-            if found is None:
-                ok = False
+    acc = np.arange(u.shape[0], dtype=np.int64) if acc is None else np.asarray(acc, dtype=np.int64)
+    u = np.asarray(u, dtype=np.int64)
+    fits, shift = [], 0
+    for ch in range(u.shape[1]):
+        col = u[:, ch]
+        while True:
+            f = _channel_fit(col, acc, top, shift)
+            if f is not None:
                 break
-            muls.append(found[0])
-            adds.append(found[1])
-        if ok:
-            mul, add = np.array(muls, dtype=np.int64), np.array(adds, dtype=np.int64)
-            y = np.clip((p[:, None] * mul[None] + add[None]) >> shift, 0, top)
-            if np.array_equal(y, u):
-                return mul, add, shift
-    return None, None, None
+            if shift >= max_shift:
+                return None, None, None
+            shift += 1
+        fits.append((f, shift))
+    mul = np.array([m << (shift - s) for (m, _), s in fits], dtype=np.int64)
+    add = np.array([a << (shift - s) for (_, a), s in fits], dtype=np.int64)
+    y = np.clip((acc[:, None] * mul[None] + add[None]) >> shift, 0, top)
+    if not np.array_equal(y, u):
+        return None, None, None
+    return mul, add, shift
 
 
 def import_qonnx(path, *, input_scale: float | None = None) -> IntModel:

@@ -84,6 +84,7 @@ def assert_layers_equal(im: IntModel, source, images, batch=250):
     """intref of the imported model == the graph's tensors (scale/bias of meta["qonnx.layer_tensors"])."""
     tensors = im.meta["qonnx.layer_tensors"]
     assert len(tensors) == len(im.layers)
+    every = [[] for _ in im.layers]
     for s in range(0, len(images), batch):
         x = images[s:s + batch]
         ctx = graph_context(source, x, im.meta["qonnx.input_scale"])
@@ -92,7 +93,9 @@ def assert_layers_equal(im: IntModel, source, images, batch=250):
             g = (ctx[name].astype(np.float64) - bias) / scale
             assert g.size == o.size, layer.name
             assert np.array_equal(g.reshape(o.shape), o), f"layer {layer.name} (tensor {name})"
-    return ours
+        for e, o in zip(every, ours):
+            e.append(o)
+    return [np.concatenate(e) for e in every]
 
 
 # -- binaccel's own graphs: round trip -----------------------------------------------------------------
@@ -288,20 +291,32 @@ def test_refuses_bad_maxpool(tmp_path):
     _refused(_own_graph(tmp_path, m), "(MaxPool)", "2x2")
 
 
-def test_refuses_multibit_activations(tmp_path):
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_roundtrip_requant_layers(bits, tmp_path):
+    """Multi-bit activations (MultiThreshold with 2**bits - 1 thresholds) become requant layers again."""
+    rng = np.random.default_rng(bits)
     l1 = randmodel.random_layer(rng, name="conv1", in_ch=1, in_h=8, in_w=8, out_ch=4, in_bits=8,
-                                out_kind="requant", out_bits=4, pool=2)
-    l2 = randmodel.random_layer(rng, name="fc", kind="fc", in_ch=4, in_h=4, in_w=4, out_ch=10, in_bits=4,
+                                out_kind="requant", out_bits=bits, pool=2)
+    l2 = randmodel.random_layer(rng, name="conv2", in_ch=4, in_h=4, in_w=4, out_ch=6, in_bits=bits,
+                                out_kind="requant", out_bits=3)
+    l3 = randmodel.random_layer(rng, name="fc", kind="fc", in_ch=6, in_h=4, in_w=4, out_ch=10, in_bits=3,
                                 out_kind="logits")
-    model = IntModel(name="mb", input_shape=(1, 8, 8), layers=[l1, l2])
+    model = IntModel(name="mb", input_shape=(1, 8, 8), layers=[l1, l2, l3])
     path = tmp_path / "mb.onnx"
     onnx.save(to_qonnx(model), str(path))
-    _refused(path, "(MultiThreshold)", "one threshold per channel")
+    im = import_qonnx(path)
+    assert [(l.out_kind, l.out_bits, l.in_bits) for l in im.layers[:2]] == \
+           [(l.out_kind, l.out_bits, l.in_bits) for l in model.layers[:2]]
+    images = rng.integers(0, 256, size=(300, 1, 8, 8)).astype(np.uint8)
+    ours = assert_layers_equal(im, path, images)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, intref.run_model(model, images)))
+    x = randmodel.random_input(rng, model.layers[1], 1000)  # every input code, not only reachable ones
+    assert np.array_equal(intref.run_layer(im.layers[1], x), intref.run_layer(model.layers[1], x))
 
 
 def test_refuses_brevitas_2bit_activations(bnn):
-    _refused(bnn("tfc_1w2a"), "(Quant)", "multi-bit activations")
+    # narrow-range 2-bit activations: 3 levels, which no 2-bit requant clamp (4 levels) reproduces
+    _refused(bnn("tfc_1w2a"), "(Quant)", "3 activation levels cannot be expressed")
 
 
 def test_refuses_per_class_float_logits(bnn, tmp_path):
