@@ -142,7 +142,11 @@ class _Importer:
 
     # -- errors and constants --------------------------------------------------------------------
     def fail(self, node, what):
-        where = "graph" if node is None else f"node {node.name or '?'} ({node.op_type})"
+        if node is None:
+            where = "graph"
+        else:
+            name = node.name or f"#{list(self.proto.graph.node).index(node)} (unnamed)"
+            where = f"node {name} ({node.op_type})"
         raise QonnxImportError(f"{where}: {what} (supported: {SUPPORTED})")
 
     def const(self, name, node=None):

@@ -154,6 +154,37 @@ def test_brevitas_cnv_random_images(bnn):
     assert_layers_equal(im, path, images, batch=100)
 
 
+def test_brevitas_after_qonnx_cleanup_and_matmul(bnn, tmp_path):
+    """qonnx's own cleanup passes (cleanup_model, BatchNormToAffine, FoldConstants, GiveUniqueNodeNames)
+    and Gemm rewritten as Transpose + MatMul: the same integer model, equal to the new graph."""
+    from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.util.cleanup import cleanup_model
+
+    path = bnn("tfc_1w1a")
+    w = cleanup_model(ModelWrapper(str(path)))
+    for t in (BatchNormToAffine(), FoldConstants(), GiveUniqueNodeNames(), InferShapes()):
+        w = w.transform(t)
+    proto = w.model
+    assert "BatchNormalization" not in [n.op_type for n in proto.graph.node]
+    for k, n in enumerate([n for n in proto.graph.node if n.op_type == "Gemm"]):
+        wt = f"w_t{k}"
+        proto.graph.node.insert(list(proto.graph.node).index(n),
+                                helper.make_node("Transpose", [n.input[1]], [wt], name=f"transpose{k}", perm=[1, 0]))
+        mm = helper.make_node("MatMul", [n.input[0], wt], list(n.output), name=f"matmul{k}")
+        proto.graph.node.insert(list(proto.graph.node).index(n), mm)
+        proto.graph.node.remove(n)
+    assert [n.op_type for n in proto.graph.node].count("MatMul") == 4
+    clean = tmp_path / "tfc_clean.onnx"
+    onnx.save(proto, str(clean))
+    im = import_qonnx(clean)
+    ref = import_qonnx(path)
+    images = np.random.default_rng(5).integers(0, 256, size=(200, 1, 28, 28)).astype(np.uint8)
+    ours = assert_layers_equal(im, clean, images)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, intref.run_model(ref, images)))
+
+
 def test_tfc_mnist_and_near_threshold(bnn):
     path = bnn("tfc_1w1a")
     im = import_qonnx(path)
