@@ -348,7 +348,7 @@ class _Importer:
         x = graph_input(self.channel_rows(p, c), self.input_scale)
         y = self.run_chain(pre + [node], "chain_input", x).reshape(256, c).astype(np.float64)
         layer = Layer(name="input_quant", kind="conv", mode="plain", in_ch=c, in_h=h, in_w=w, out_ch=c, kernel=1,
-                      stride=1, padding=0, in_bits=8, w_bits=8,
+                      stride=1, padding=0, in_bits=8, w_bits=1 if c == 1 else 8,  # one channel: weight +1
                       weights=np.eye(c, dtype=np.int8).reshape(c, c, 1, 1), out_kind="sign")
         if self.multilevel(node):
             if node.op_type == "Quant" and self.is_identity_quant(node, y, c):
