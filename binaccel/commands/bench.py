@@ -18,6 +18,7 @@ from binaccel import bench, records
 from binaccel.hw import sweep
 
 from .synth import search
+from binaccel.commands.argtypes import nonneg_int, positive_int
 
 __all__ = ["register"]
 
@@ -75,16 +76,16 @@ def register(subparsers) -> None:
     b.add_argument("--networks", default=None, help="comma-separated subset (mnist_siman, ..., resnet20_siman, "
                                                     "vgg_small, mcn_wrn22)")
     b.add_argument("--out", default=None, help="output folder (default: bench in the build folder)")
-    b.add_argument("--reps", type=int, default=5, help="timed repetitions (median; default 5)")
-    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--reps", type=positive_int, default=5, help="timed repetitions (median; default 5)")
+    b.add_argument("--warmup", type=nonneg_int, default=2)
     b.add_argument("--no-train", action="store_true", help="do not train MNIST models when none are found")
     b.add_argument("--no-plots", action="store_true")
     b.add_argument("--cycles", choices=list(bench.CYCLES), default="accel",
                    help="cycle source: accel (default) = the simulations (the whole-network accelerator, "
                         "binaccel.sim.top, or for a board running the engine behind the link its engine build), "
                         "model = engine cycle model (hw/perf.py)")
-    b.add_argument("--threads", type=int, default=1,
+    b.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
-    b.add_argument("--accel-images", type=int, default=4,
+    b.add_argument("--accel-images", type=positive_int, default=4,
                    help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
     b.set_defaults(func=_cmd_bench)

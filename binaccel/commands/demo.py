@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from binaccel.demo import DEFAULT_MODELS, run_demo
 from binaccel.sw.zoo import MODELS
+from binaccel.commands.argtypes import nonneg_float, nonneg_int, positive_int
 
 __all__ = ["register"]
 
@@ -20,14 +21,14 @@ def register(sub) -> None:
     d = sub.add_parser("demo", help="train, export and check every model; write demo/report.md and summary.json "
                                     "in the build folder")
     d.add_argument("--out", default=None, help="output folder (default: demo in the build folder)")
-    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 10)")
+    d.add_argument("--epochs", type=positive_int, default=None, help="epochs per model (default: 10)")
     d.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--no-hardware", action="store_true", help="skip the simulated-hardware sections")
-    d.add_argument("--accel-images", type=int, default=200,
+    d.add_argument("--accel-images", type=nonneg_int, default=200,
                    help="test images per model run through the whole simulated accelerator (0: skip; 1000: all)")
     d.add_argument("--no-bench", action="store_true", help="skip the small-board synthesis and the FPGA-vs-CPU bench")
-    d.add_argument("--synth-budget", type=float, default=300.0, metavar="S",
+    d.add_argument("--synth-budget", type=nonneg_float, default=300.0, metavar="S",
                    help="seconds the demo may spend on the iCEBreaker synthesis; with less, or unchanged "
                         "gateware, it reuses the last report and says so (default 300)")
     d.set_defaults(func=_cmd_demo)

@@ -12,6 +12,7 @@ from binaccel.sw.qonnx_export import QonnxExportError, save_qonnx
 from binaccel.sw.paths import build_dir
 from binaccel.sw.train import load_checkpoint
 from binaccel.sw.zoo import MODELS
+from binaccel.commands.argtypes import nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "add_data_arguments", "load_data"]
 
@@ -22,6 +23,9 @@ def load_data(args, prog="binaccel"):
         if not args.data_dir:
             raise SystemExit(f"{prog}: --data cifar10 needs --data-dir (the extracted cifar-10-batches-py folder)")
         return load("cifar10", root=args.data_dir)
+    if args.data_dir:
+        raise ValueError(f"--data-dir {args.data_dir}: only --data cifar10 reads a folder; --data {args.data} is "
+                         f"embedded")
     return load(args.data)
 
 
@@ -31,9 +35,11 @@ def add_data_arguments(p, what):
 
 
 def _cmd_train(args):
-    data = load_data(args)
     out = args.out or str(build_dir("models"))
     os.makedirs(out, exist_ok=True)
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(13, "the output folder is not writable", out)
+    data = load_data(args)
     r = pipeline.train_named(args.model, data, out_dir=out, epochs=args.epochs, seed=args.seed,
                              progress=not args.no_progress, optimizer=args.optimizer, lr=args.lr,
                              threads=args.threads)
@@ -44,15 +50,12 @@ _SUFFIX = {"bnm": ".bnm", "qonnx": ".onnx"}
 
 
 def _cmd_export(args):
-    if args.batch < 1:
-        raise SystemExit(f"binaccel export: error: --batch must be at least 1, got {args.batch}")
     src = args.checkpoint or args.model_file
     out = args.out or os.path.splitext(src)[0] + _SUFFIX[args.format]
     if args.model_file and args.format != "qonnx":
-        raise SystemExit(f"binaccel export: error: {src}: a model file is already the bnm format; "
-                         f"expected --format qonnx")
+        raise ValueError(f"{src}: a model file is already the bnm format; expected --format qonnx")
     if os.path.abspath(out) == os.path.abspath(src):
-        raise SystemExit(f"binaccel export: error: {out}: the output would overwrite the input")
+        raise ValueError(f"{out}: the output would overwrite the input")
     if args.model_file:
         im = modelfile.load(src)
     else:
@@ -67,7 +70,7 @@ def _cmd_export(args):
         try:
             save_qonnx(im, out, batch=args.batch)
         except QonnxExportError as exc:
-            raise SystemExit(f"binaccel export: error: {src}: {exc}") from None
+            raise QonnxExportError(f"{src}: {exc}") from None
     print(f"wrote {out} ({args.format}): {len(im.layers)} layers, {os.path.getsize(out)} bytes")
 
 
@@ -94,11 +97,11 @@ def register(sub) -> None:
     t = sub.add_parser("train", help="train one named model")
     t.add_argument("--model", required=True, choices=list(MODELS))
     add_data_arguments(t, "training data")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=positive_int, default=None)
+    t.add_argument("--seed", type=nonneg_int, default=0)
     t.add_argument("--optimizer", choices=["adam", "sgd"], default=None, help="default: adam")
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default 1; 0: torch default)")
-    t.add_argument("--lr", type=float, default=None, help="initial learning rate (default: 0.002 for adam)")
+    t.add_argument("--threads", type=nonneg_int, default=None, help="torch threads (default 1; 0: torch default)")
+    t.add_argument("--lr", type=positive_float, default=None, help="initial learning rate (default: 0.002 for adam)")
     t.add_argument("--out", default=None, help="checkpoint folder (default: models in the build folder)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
@@ -110,10 +113,10 @@ def register(sub) -> None:
     e.add_argument("--format", choices=sorted(_SUFFIX), default="bnm",
                    help="bnm: the binaccel model file (default); qonnx: an ONNX graph with qonnx's quantizers "
                         "that computes exactly what the integer reference computes")
-    e.add_argument("--batch", type=int, default=1, help="images per inference fixed in the QONNX graph (default 1)")
+    e.add_argument("--batch", type=positive_int, default=1, help="images per inference fixed in the QONNX graph (default 1)")
     e.add_argument("--out", default=None, help="output file (default: the input's name with .bnm or .onnx)")
     e.add_argument("--name", default=None)
-    e.add_argument("--m-bits", type=int, default=8, help="fixed-point width of MCN M-Filters")
+    e.add_argument("--m-bits", type=positive_int, default=8, help="fixed-point width of MCN M-Filters")
     add_data_arguments(e, "calibration images of the full-precision model")
     e.set_defaults(func=_cmd_export)
 

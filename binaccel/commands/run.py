@@ -20,6 +20,7 @@ from binaccel.sw.atomic import write_json_atomic
 from binaccel.sw.fold import int_forward
 from binaccel.sw.train import load_checkpoint
 
+from .argtypes import nonneg_int, positive_int, probability
 from .models import add_data_arguments, load_data
 
 __all__ = ["register", "run_accelerator", "run_engine_design"]
@@ -170,13 +171,13 @@ def register(sub) -> None:
     p.add_argument("--transport", choices=["fast", "cocotb", "uart"], default="fast",
                    help="fast: compiled Verilator model (whole data sets); cocotb: word streams from Python; "
                         "uart: the board's UART link simulated bit by bit (slow: ~3 s per image)")
-    p.add_argument("--batch", type=int, default=None, help="images per simulation run (default: all for fast, "
+    p.add_argument("--batch", type=positive_int, default=None, help="images per simulation run (default: all for fast, "
                    "4 for cocotb, 25 for uart)")
-    p.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
+    p.add_argument("--images", type=positive_int, default=None, help="first N test images (default: all)")
     add_data_arguments(p, "the test split to run")
-    p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
-    p.add_argument("--backpressure", type=float, default=0.0, help="probability of output backpressure")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--idle", type=probability, default=0.0, help="probability of an idle input cycle")
+    p.add_argument("--backpressure", type=probability, default=0.0, help="probability of output backpressure")
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)

@@ -22,6 +22,7 @@ from binaccel.bench import boards_json_path
 from binaccel.hw import sweep
 from binaccel.hw.synth import SynthesisError, report_markdown
 from binaccel.sw.hwif import AccelParams, EngineParams
+from binaccel.commands.argtypes import nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "search"]
 
@@ -236,14 +237,14 @@ def register(subparsers) -> None:
                         "link + PLL, the host doing im2col/pooling; engine: bare engine in a PortHarness")
     s.add_argument("--search", action="store_true", help="search the largest fitting array (all boards "
                                                          "unless --board)")
-    s.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
-    s.add_argument("--freq", type=float, default=None, metavar="MHZ",
+    s.add_argument("--seed", type=nonneg_int, default=1, help="nextpnr seed (default 1)")
+    s.add_argument("--freq", type=positive_float, default=None, metavar="MHZ",
                    help="accelerator clock target (default: 48 MHz iCEBreaker, 150 MHz ULX3S)")
-    s.add_argument("--timeout", type=float, default=None, metavar="S",
+    s.add_argument("--timeout", type=positive_float, default=None, metavar="S",
                    help="seconds per tool run; a run that takes longer is recorded as status timeout "
                         "(default in --search: 900 iCEBreaker, 1800 ULX3S for the accelerator)")
     s.add_argument("--force", action="store_true", help="re-run points whose report exists")
-    s.add_argument("--max-points", type=int, default=8, help="syntheses per board in --search (default 8)")
+    s.add_argument("--max-points", type=positive_int, default=8, help="syntheses per board in --search (default 8)")
     s.add_argument("--update-boards", action="store_true",
                    help="add this single point to bench/boards.json of the build folder")
     s.add_argument("--close-timing", action="store_true",
@@ -251,13 +252,13 @@ def register(subparsers) -> None:
                         "clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
                         "in <point>_f<MHz>/ (with --search: for each board's largest array); a rebuild whose "
                         "routing runs out of --timeout counts as a miss at its clock")
-    s.add_argument("--closure-margin", type=float, default=sweep.CLOSURE_MARGIN, metavar="F",
+    s.add_argument("--closure-margin", type=positive_float, default=sweep.CLOSURE_MARGIN, metavar="F",
                    help=f"--close-timing rebuilds at the fastest clock at or below F x fmax (default "
                         f"{sweep.CLOSURE_MARGIN:g}; lower it when the router does not converge that close to the fmax)")
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
                 else "engine parameter")
-        s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, metavar="N",
+        s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive_int, default=None, metavar="N",
                        help=f"{what} {name} (default: the board's base, binaccel.hw.sweep.presets ACCEL_BASE / BOARD_BASE; "
                             f"rows/cols/word: the search's starting point)")
     s.set_defaults(func=_cmd_synth)

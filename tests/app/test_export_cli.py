@@ -45,15 +45,15 @@ def test_export_refusals(tmp_path, capsys):
     src = tmp_path / "m.bnm"
     modelfile.save(random_model(np.random.default_rng(0)), src)
     before = src.read_bytes()
-    with pytest.raises(SystemExit) as e:
-        main(["export", "--model-file", str(src)])
-    assert "already the bnm format" in str(e.value) and str(src) in str(e.value)
-    with pytest.raises(SystemExit) as e:
-        main(["export", "--model-file", str(src), "--format", "qonnx", "--out", str(src)])
-    assert "would overwrite the input" in str(e.value)
+    assert main(["export", "--model-file", str(src)]) == 2
+    assert capsys.readouterr().err == f"binaccel: error: {src}: a model file is already the bnm format; expected --format qonnx\n"
+    assert main(["export", "--model-file", str(src), "--format", "qonnx", "--out", str(src)]) == 2
+    assert capsys.readouterr().err == f"binaccel: error: {src}: the output would overwrite the input\n"
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main(["export", "--model-file", str(src), "--format", "qonnx", "--batch", "0"])
-    assert "--batch must be at least 1" in str(e.value)
+    assert e.value.code == 2
+    assert "--batch: expected an integer of at least 1, got '0'" in capsys.readouterr().err
     assert src.read_bytes() == before
     assert main(["export", "--model-file", str(tmp_path / "none.bnm"), "--format", "qonnx"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
