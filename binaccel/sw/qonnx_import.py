@@ -19,19 +19,24 @@ What is compiled (the graph must be one chain of these, every other node a const
       ``Quant`` (2..8 bits, zero point 0) -> a requant layer reproducing the quantizer's code table
       (the code minus its minimum: ``q + 128`` for signed 8 bit) for all 256 pixel values.
     * per layer: ``Conv`` (group 1, square kernel, equal strides, symmetric pads, no bias) or
-      ``Gemm`` (alpha = beta = 1, no bias) / ``MatMul``; the weight is found by the node's weight input
+      ``Gemm`` (alpha = beta = 1, no bias) / ``MatMul``, optionally after a ``Cast`` to float64
+      (binaccel's wide fc layer); the weight is found by the node's weight input
       name: ``BipolarQuant`` (-> w_bits 1), ``Quant`` signed <= 8 bits zero point 0 (-> w_bits 8),
       binaccel's MCN pattern ``Reshape(Mul(Reshape(BipolarQuant(W)), M))`` (-> mode mcn / mcn1), or a
       constant of integers; scales must be powers of two (then the float Conv/Gemm is exact).
       Then any chain of ``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``, ``Cast`` with
-      constants, ended by ``BipolarQuant`` or a one-threshold ``MultiThreshold``: a sign layer whose
-      integer thresholds are found by running that chain with qonnx's ``execute_onnx`` on *every*
-      accumulator value the layer can produce (so they are exact by construction, and a chain that is
-      not monotone in the accumulator is refused). Ended by an activation ``Quant`` (2..8 bits, zero
-      point 0) or a ``MultiThreshold`` with several thresholds: a requant layer whose
-      ``clamp((acc*mul + add) >> shift, 0, 2**bits - 1)`` is fitted to the chain's level on every
-      accumulator value (verified exactly; refused when no such clamp exists, e.g. Brevitas's
-      narrow-range 2-bit activations: 3 levels saturating inside the range, while the clamp has 4).
+      constants, ended by ``BipolarQuant`` or a one-threshold ``MultiThreshold``: a sign layer with
+      integer thresholds; or by an activation ``Quant`` (2..8 bits, zero point 0) or a
+      ``MultiThreshold`` with several thresholds: a requant layer
+      ``clamp((acc*mul + add) >> shift, 0, 2**bits - 1)``. The level boundaries of every channel are
+      found by bisection over the accumulator range ``[-acc_bound, acc_bound]``, running the graph's
+      own chain with qonnx's ``execute_onnx`` (the accepted ops are monotone per channel; ``Div`` by
+      the data is refused); the requant is fitted exactly on the boundary points (integer ternary
+      search on ``mul``, the smallest common ``shift``). Then, wherever range x channels <= 2**24
+      (every binarized layer here), *every* accumulator value is run through the chain and compared
+      with intref's post-processing of the layer: any difference is refused. No requant clamp
+      exists e.g. for Brevitas's narrow-range 2-bit activations (3 levels saturating inside the range,
+      the clamp has 4): refused.
       Then optionally ``MaxPool`` 2x2 stride 2 (layer ``pool = 2``) and ``Reshape``/``Flatten``.
     * last layer (chain ends at the graph output): logits. An integer chain (``Cast`` to int64,
       integer ``Mul``/``Add``: binaccel's own graphs) is kept exactly (``mul``, ``add``, the
@@ -64,6 +69,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
 
 from .intmodel import IntModel, Layer, ModelFormatError
+from .intref import postprocess
 
 __all__ = ["QonnxImportError", "SUPPORTED", "import_qonnx", "graph_input", "DEFAULT_INPUT_SCALE"]
 
@@ -74,7 +80,7 @@ SUPPORTED = ("Reshape, Flatten, Gather (input channel repeat), Mul, Add, Sub, Di
 _ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Cast")
 _LAYOUT = ("Reshape", "Flatten")
 _EVAL_CELLS = 1 << 22  # rows * channels per execute_onnx call of a threshold search
-_MAX_ROWS = 1 << 22  # accumulator values searched per layer
+_VERIFY_CELLS = 1 << 24  # accumulator values x channels checked exhaustively per layer
 
 
 class QonnxImportError(ValueError):
@@ -221,6 +227,8 @@ class _Importer:
                 self.fail(n, f"expected one non-constant input, got {data}")
             if len(n.output) != 1 and n.op_type != "BatchNormalization":
                 self.fail(n, "expected a single output")
+            if n.op_type == "Div" and n.input[0] != t:
+                self.fail(n, "a division by the data (not monotone) is not supported")
             nodes.append(n)
             t = n.output[0]
         return nodes
@@ -234,6 +242,7 @@ class _Importer:
         self.repeat = 1
         self.cur = (c0, h0, w0)
         self.flat = False
+        self.wide = False  # float64 accumulator (a Cast to DOUBLE before the Conv/Gemm)
         self.act = None  # (scale, offset, in_bits): graph value = scale * (v - offset)
         pre, tail, pending = [], [], None
         phase = "input"
@@ -267,7 +276,9 @@ class _Importer:
                 else:
                     self.fail(node, "unsupported op on the input")
             elif phase == "act":
-                if op == "MaxPool":
+                if op == "Cast" and _attrs(node).get("to") in (TensorProto.FLOAT, TensorProto.DOUBLE):
+                    self.wide = _attrs(node)["to"] == TensorProto.DOUBLE  # exact integers either way
+                elif op == "MaxPool":
                     self.maxpool(node)
                 elif op in ("Conv", "Gemm", "MatMul"):
                     pending, tail, phase = self.start_layer(node), [], "acc"
@@ -279,10 +290,7 @@ class _Importer:
                 if op in _ELEMENTWISE:
                     tail.append(node)
                 elif op in ("BipolarQuant", "MultiThreshold", "Quant"):
-                    if self.multilevel(node):
-                        self.finish_multi(pending, tail, node)
-                    else:
-                        self.finish_sign(pending, tail, node)
+                    self.finish_stage(pending, tail, node)
                     phase = "act"
                 elif op == "MaxPool":
                     self.fail(node, "max-pooling before the activation is not supported; "
@@ -342,29 +350,24 @@ class _Importer:
         return v if self.flat else v[:, :, None, None]
 
     def input_quant(self, node, pre):
-        """A quantizer on the pixels: an extra 1x1 conv layer ``input_quant``."""
+        """A quantizer on the pixels: an extra 1x1 conv layer ``input_quant`` (acc = the pixel)."""
         c, h, w = self.cur
-        p = np.arange(256, dtype=np.float64)
-        x = graph_input(self.channel_rows(p, c), self.input_scale)
-        y = self.run_chain(pre + [node], "chain_input", x).reshape(256, c).astype(np.float64)
         layer = Layer(name="input_quant", kind="conv", mode="plain", in_ch=c, in_h=h, in_w=w, out_ch=c, kernel=1,
                       stride=1, padding=0, in_bits=8, w_bits=1 if c == 1 else 8,  # one channel: weight +1
                       weights=np.eye(c, dtype=np.int8).reshape(c, c, 1, 1), out_kind="sign")
-        if self.multilevel(node):
-            if node.op_type == "Quant" and self.is_identity_quant(node, y, c):
+        shape = (-1, c) if self.flat else (-1, c, 1, 1)
+
+        def to_x(acc):
+            return graph_input(acc.reshape(shape), self.input_scale)
+        if node.op_type == "Quant":  # 8-bit codes that are the pixels themselves: no layer needed
+            s_q, bits, cands = self.quant_params(node)
+            r = self.evaluator(pre + [node], node, to_x, lambda y: y / s_q, c)(
+                np.repeat(np.arange(256, dtype=np.int64)[:, None], c, axis=1))
+            if bits == 8 and np.array_equal(r - cands[0], np.repeat(np.arange(256)[:, None], c, axis=1)):
+                self.act = (s_q, -cands[0], 8)
+                self.act_tensor = node.output[0]
                 return
-            self.finish_requant(layer, node, y, np.arange(256, dtype=np.int64))
-            return
-        else:
-            s_out, z = self.sign_output(node)
-            b = (y - z) / s_out
-            if not np.all((b == 0) | (b == 1)):
-                self.fail(node, "expected a two-level output")
-            layer.thresh, layer.flip = _step(b.T.astype(np.int64), np.arange(256), 255, node, self)
-            self.layers.append(layer)
-            self.tensors.append((node.output[0], s_out, z))
-            self.act = (s_out / 2, -1 - 2 * z / s_out, 1)
-        self.act_tensor = node.output[0]
+        self.finish_activation(layer, pre + [node], node, to_x, 0, 255)
 
     def multilevel(self, node) -> bool:
         """Whether a quantizer gives more than two levels (Quant, MultiThreshold with several thresholds)."""
@@ -376,8 +379,17 @@ class _Importer:
         return False
 
     def quant_params(self, node):
-        """(scale, bits, code minimum candidates) of an activation Quant."""
+        """(scale, bits, code minimum candidates) of an activation Quant or multi-threshold MultiThreshold;
+        the output is ``scale * r`` for the integer level r."""
         a = _attrs(node)
+        if node.op_type == "MultiThreshold":
+            t = np.asarray(self.const(node.input[1], node))
+            os_, ob = float(a.get("out_scale", 1.0)), float(a.get("out_bias", 0.0))
+            bits = max(2, int(t.shape[1]).bit_length())
+            if not os_ > 0 or ob / os_ != round(ob / os_) or bits > 8 or not _pow2(os_):
+                self.fail(node, "expected a MultiThreshold with at most 255 thresholds, a power-of-two out_scale "
+                                "and an out_bias that is an integer multiple of it")
+            return os_, bits, [int(round(ob / os_))]
         scale = np.asarray(self.const(node.input[1], node), dtype=np.float64).reshape(-1)
         zp = np.asarray(self.const(node.input[2], node)).reshape(-1)
         bits = float(np.asarray(self.const(node.input[3], node)).reshape(-1)[0])
@@ -393,55 +405,83 @@ class _Importer:
             cands = [0]
         return s, bits, cands
 
-    def is_identity_quant(self, node, y, c) -> bool:
-        """An 8-bit input Quant whose codes are the pixels themselves: no layer needed."""
-        s, bits, cands = self.quant_params(node)
-        q = y / s
-        if bits != 8 or np.any(q != np.round(q)):
-            return False
-        u = q.astype(np.int64) - cands[0]
-        if np.array_equal(u, np.repeat(np.arange(256)[:, None], c, axis=1)):
-            self.act = (s, -cands[0], 8)
-            self.act_tensor = node.output[0]
-            return True
-        return False
+    def evaluator(self, chain, node, to_x, to_r, c):
+        """``ev(acc)``: the integer level of the chain's output for accumulator values ``acc`` (rows, c),
+        each channel its own value, computed by execute_onnx."""
+        def ev(acc):
+            acc = np.asarray(acc, dtype=np.int64).reshape(-1, c)
+            out, rows = [], max(_EVAL_CELLS // c, 1)
+            for s in range(0, len(acc), rows):
+                part = acc[s:s + rows]
+                y = self.run_chain(chain, "chain_input", to_x(part)).reshape(len(part), c).astype(np.float64)
+                r = to_r(y)
+                if not np.all(np.isfinite(r)) or np.any(r != np.round(r)):
+                    self.fail(node, "the quantizer output is not an integer level of its scale")
+                out.append(np.round(r).astype(np.int64))
+            return np.concatenate(out)
+        return ev
 
-    def finish_requant(self, layer, node, y, acc):
-        """A multi-level activation: ``clamp((acc*mul + add) >> shift)`` fitted to its levels on every ``acc``."""
-        if node.op_type == "Quant":
+    def finish_activation(self, layer, chain, node, to_x, a_lo, a_hi):
+        """The layer's output stage from the chain (accumulator -> quantizer ``node``), exactly:
+
+        per channel the level boundaries are found by bisection over ``a_lo..a_hi`` (the chain is
+        monotone per channel: affine float ops and quantizers), then thresholds (sign) or a requant
+        fitted on the boundary points; when the range is small enough every accumulator value is
+        checked against intref's post-processing (refused on any difference)."""
+        c = layer.out_ch
+        if self.multilevel(node):
             s, bits, cands = self.quant_params(node)
-            q = y / s
-            if np.any(q != np.round(q)):
-                self.fail(node, "the quantizer output is not an integer multiple of its scale")
-            options = [(q.astype(np.int64) - m, bits, s, m) for m in cands]
+            to_r = (lambda y: y / s)
         else:
-            a = _attrs(node)
-            t = np.asarray(self.const(node.input[1], node))
-            os_, ob = float(a.get("out_scale", 1.0)), float(a.get("out_bias", 0.0))
-            bits = max(2, int(t.shape[1]).bit_length())
-            u = (y - ob) / os_
-            if not os_ > 0 or ob / os_ != round(ob / os_) or np.any(u != np.round(u)) or bits > 8:
-                self.fail(node, "expected a MultiThreshold with at most 255 thresholds, a positive out_scale "
-                                "and an out_bias that is an integer multiple of it")
-            options = [(u.astype(np.int64), bits, os_, int(round(ob / os_)))]
-        for u, bits, s, m in options:
-            if u.min() < 0 or u.max() > (1 << bits) - 1:
-                continue
-            mul, add, shift = _fit_requant(u, bits, acc)
-            if mul is not None:
-                break
+            s_out, z = self.sign_output(node)
+            to_r = (lambda y: (y - z) / s_out)
+        ev = self.evaluator(chain, node, to_x, to_r, c)
+        S, R, low, high, d = _search(ev, a_lo, a_hi, c)
+        if self.multilevel(node):
+            top = (1 << bits) - 1
+            for m in cands:
+                u = R - m
+                if u.min() < 0 or u.max() > top:
+                    continue
+                fit = _fit_points(S, u, bits)
+                if fit is not None:
+                    break
+            else:
+                self.fail(node, f"the {int((high - low).max()) + 1} activation levels cannot be expressed as "
+                                f"clamp((acc*mul + add) >> shift, 0, {top}) (e.g. a narrow-range quantizer with "
+                                "2**bits - 1 levels saturating inside the accumulator range)")
+            mul, add, shift = fit
+            reach = max(abs(a_lo), abs(a_hi))
+            if max(abs(v) for v in mul) * reach + max(abs(v) for v in add) >= 1 << 62:
+                self.fail(node, "the fitted requant multipliers exceed int64")
+            layer.out_kind, layer.out_bits, layer.shift = "requant", bits, shift
+            layer.mul, layer.add = np.array(mul, dtype=np.int64), np.array(add, dtype=np.int64)
+            layer.thresh = layer.flip = None
+            offset = m
+            mapping, act = (s, s * m), (s, -m, bits)  # graph value = s * (u + m)
         else:
-            self.fail(node, f"the {len(np.unique(options[0][0]))} activation levels cannot be expressed as "
-                            f"clamp((acc*mul + add) >> shift, 0, {(1 << options[0][1]) - 1}) (e.g. a narrow-range "
-                            "quantizer with 2**bits - 1 levels saturating inside the accumulator range)")
-        layer.out_kind, layer.out_bits, layer.mul, layer.add, layer.shift = "requant", bits, mul, add, shift
-        layer.thresh = layer.flip = None
+            if R.min() < 0 or R.max() > 1:
+                self.fail(node, "expected a two-level output")
+            const = low == high
+            t_first = S[2] if len(S) > 2 else S[0]
+            layer.thresh = np.where(const, np.where(R[0] == 1, a_lo, a_hi + 1), t_first).astype(np.int64)
+            layer.flip = ((d < 0) & ~const).astype(np.uint8)
+            offset = 0
+            mapping, act = (s_out, z), (s_out / 2, -1 - 2 * z / s_out, 1)
+        if (a_hi - a_lo + 1) * c <= _VERIFY_CELLS:
+            acc = np.repeat(np.arange(a_lo, a_hi + 1, dtype=np.int64)[:, None], c, axis=1)
+            want = postprocess(layer, acc[:, :, None, None]).reshape(acc.shape)
+            got = ev(acc) - offset
+            if not np.array_equal(got, want):
+                o = int(np.nonzero(np.any(got != want, axis=0))[0][0])
+                self.fail(node, f"channel {o}: the activation is not a monotone step function of the accumulator "
+                                "that binaccel's thresholds/requant reproduce")
         if hasattr(layer, "_alpha"):
             self._finish(layer)
         else:
             self.layers.append(layer)
-        self.tensors.append((node.output[0], s, s * m))
-        self.act = (s, -m, bits)  # graph value = s * (u + m)
+        self.tensors.append((node.output[0],) + mapping)
+        self.act = act
         self.act_tensor = node.output[0]
         self.cur = (layer.out_ch, layer.out_h, layer.out_w)
         if layer.kind == "fc":
@@ -593,11 +633,15 @@ class _Importer:
         layer._alpha = sa * np.asarray(s_rows, dtype=np.float64)
         layer._koff = np.asarray(k_off, dtype=np.int64)
         layer._node = node
-        if layer.acc_bound() + int(np.abs(layer._koff).max(initial=0)) >= 1 << 24:
-            self.fail(node, f"an accumulator bound of {layer.acc_bound()} is beyond float32's exact range")
+        limit = 1 << (53 if self.wide else 24)
+        if layer.acc_bound() + int(np.abs(layer._koff).max(initial=0)) >= limit:
+            self.fail(node, f"an accumulator bound of {layer.acc_bound()} is beyond the exact range of "
+                            f"{'float64' if self.wide else 'float32'}")
+        layer._dtype = np.float64 if self.wide else np.float32
         return layer
 
-    def acc_rows(self, layer, acc, dtype=np.float32):
+    def acc_rows(self, layer, acc):
+        dtype = layer._dtype
         x = self.channel_rows(acc, layer.out_ch).astype(np.float64)
         x = x - layer._koff.reshape((1, -1) + ((1, 1) if x.ndim == 4 else ()))
         x = x * layer._alpha.reshape((1, -1) + ((1, 1) if x.ndim == 4 else ()))
@@ -614,35 +658,17 @@ class _Importer:
             out.append(self.run_chain(tail, "chain_input", x).reshape(len(x), layer.out_ch))
         return np.concatenate(out)
 
-    def finish_sign(self, layer, tail, node):
+    def finish_stage(self, layer, tail, node):
         bound = layer.acc_bound()
-        if 2 * bound + 1 > _MAX_ROWS:
-            self.fail(node, f"an accumulator range of +-{bound} is too large to search exactly")
-        acc = np.arange(-bound, bound + 1, dtype=np.int64)
-        s_out, z = self.sign_output(node)
-        y = self.eval_tail(layer, tail + [node], acc).astype(np.float64)
-        b = (y - z) / s_out
-        if not np.all((b == 0) | (b == 1)):
-            self.fail(node, "expected a two-level output")
-        layer.thresh, layer.flip = _step(b.T.astype(np.int64), acc, bound, node, self)
-        self._finish(layer)
-        self.tensors.append((node.output[0], s_out, z))
-        self.act = (s_out / 2, -1 - 2 * z / s_out, 1)
-        self.act_tensor = node.output[0]
-        self.cur = (layer.out_ch, layer.out_h, layer.out_w)
-        if layer.kind == "fc":
-            self.flat = True
+        four = not self.flat
 
-    def finish_multi(self, layer, tail, node):
-        bound = layer.acc_bound()
-        if 2 * bound + 1 > _MAX_ROWS:
-            self.fail(node, f"an accumulator range of +-{bound} is too large to search exactly")
-        acc = np.arange(-bound, bound + 1, dtype=np.int64)
-        y = self.eval_tail(layer, tail + [node], acc).astype(np.float64)
-        self.finish_requant(layer, node, y, acc)
+        def to_x(acc):
+            x = (acc.astype(np.float64) - layer._koff[None]) * layer._alpha[None]
+            return (x[:, :, None, None] if four else x).astype(layer._dtype)
+        self.finish_activation(layer, tail + [node], node, to_x, -bound, bound)
 
     def _finish(self, layer):
-        for a in ("_alpha", "_koff", "_node"):
+        for a in ("_alpha", "_koff", "_node", "_dtype"):
             delattr(layer, a)
         self.layers.append(layer)
 
@@ -687,48 +713,59 @@ class _Importer:
         self._finish(layer)
 
 
-def _step(bits: np.ndarray, values: np.ndarray, bound: int, node, imp):
-    """Per channel (rows of ``bits`` over increasing ``values``): threshold and flip of a monotone step."""
-    n = bits.shape[0]
-    t = np.empty(n, dtype=np.int64)
-    flip = np.zeros(n, dtype=np.uint8)
-    for o in range(n):
-        b = bits[o]
-        d = np.diff(b)
-        if np.all(d >= 0):  # non-decreasing: bit = v >= t
-            on = np.nonzero(b)[0]
-            t[o] = values[on[0]] if on.size else bound + 1
-        elif np.all(d <= 0):  # non-increasing: bit = v <= t
-            on = np.nonzero(b)[0]
-            t[o], flip[o] = values[on[-1]], 1
-        else:
-            imp.fail(node, f"channel {o}: the activation is not a monotone function of the accumulator")
-    return t, flip
+def _search(ev, a_lo: int, a_hi: int, c: int):
+    """Level boundaries of a per-channel monotone integer function ``ev`` on ``a_lo..a_hi``.
+
+    Returns ``(S, R, low, high, d)``: points ``S`` (P, c) (row 0: ``a_lo``, row 1: ``a_hi``, then the first
+    accumulator of each level above the lowest, then the last one below it), the levels ``R = ev(S)``,
+    the lowest/highest level and the direction ``d`` (+1 non-decreasing, -1 non-increasing) per channel."""
+    ends = ev(np.array([[a_lo] * c, [a_hi] * c], dtype=np.int64))
+    r_lo, r_hi = ends[0], ends[1]
+    d = np.where(r_hi >= r_lo, 1, -1)
+    low, high = np.minimum(r_lo, r_hi), np.maximum(r_lo, r_hi)
+    n_lv = int((high - low).max())
+    pts = [np.full(c, a_lo, dtype=np.int64), np.full(c, a_hi, dtype=np.int64)]
+    if n_lv:
+        v = low[None] + 1 + np.arange(n_lv)[:, None]
+        valid = v <= high[None]
+        # in the coordinate a' = d * acc the function is non-decreasing: first a' with level >= v
+        lo = np.broadcast_to(np.where(d > 0, a_lo, -a_hi), (n_lv, c)).astype(np.int64)
+        hi = np.broadcast_to(np.where(d > 0, a_hi, -a_lo), (n_lv, c)).astype(np.int64)
+        while True:
+            active = (hi - lo > 1) & valid
+            if not active.any():
+                break
+            mid = np.where(active, (lo + hi) // 2, hi)
+            ge = ev(d[None] * mid).reshape(n_lv, c) >= v
+            hi = np.where(active & ge, mid, hi)
+            lo = np.where(active & ~ge, mid, lo)
+        pts += [np.where(valid[k], d * hi[k], a_lo) for k in range(n_lv)]
+        pts += [np.where(valid[k], d * (hi[k] - 1), a_lo) for k in range(n_lv)]
+    S = np.stack(pts).astype(np.int64)
+    return S, ev(S), low, high, d
 
 
-def _channel_fit(col: np.ndarray, acc: np.ndarray, top: int, shift: int):
-    """Integer (mul, add) with ``clamp((acc*mul + add) >> shift, 0, top) == col`` for every row, or None.
+def _channel_fit(col, acc, top: int, shift: int):
+    """Integer (mul, add) with ``clamp((acc*mul + add) >> shift, 0, top) == col`` at every point, or None
+    (Python integers: exact at any shift).
 
     For a fixed ``mul`` the feasible ``add`` form an interval ``[L(mul), R(mul)]``; ``R - L`` is concave
     in ``mul`` (a minimum of linear functions minus a maximum of linear functions), so an integer
     ternary search finds the best ``mul``."""
-    big = np.int64(1) << 62
-    lo_rows, hi_rows = col > 0, col < top
-    lo_v = (col[lo_rows] << shift).astype(np.int64)
-    hi_v = (((col[hi_rows] + 1) << shift) - 1).astype(np.int64)
-    a_lo, a_hi = acc[lo_rows], acc[hi_rows]
+    big = 1 << 400
+    lo_pts = [(a, u << shift) for a, u in zip(acc, col) if u > 0]
+    hi_pts = [(a, ((u + 1) << shift) - 1) for a, u in zip(acc, col) if u < top]
 
     def interval(m):
-        lo = (lo_v - a_lo * m).max() if lo_v.size else -big
-        hi = (hi_v - a_hi * m).min() if hi_v.size else big
+        lo = max((v - a * m for a, v in lo_pts), default=-big)
+        hi = min((v - a * m for a, v in hi_pts), default=big)
         return lo, hi
 
     def gap(m):
         lo, hi = interval(m)
         return hi - lo
 
-    span = (top + 1) << shift
-    lo_m, hi_m = -span, span
+    lo_m, hi_m = -((top + 1) << shift), (top + 1) << shift
     while hi_m - lo_m > 2:
         m1 = lo_m + (hi_m - lo_m) // 3
         m2 = hi_m - (hi_m - lo_m) // 3
@@ -740,33 +777,30 @@ def _channel_fit(col: np.ndarray, acc: np.ndarray, top: int, shift: int):
     lo, hi = interval(best)
     if lo > hi:
         return None
-    add = lo if lo > -big else (hi if hi < big else 0)
-    return best, int(add)
+    return best, (lo if lo > -big else (hi if hi < big else 0))
 
 
-def _fit_requant(u: np.ndarray, bits: int, acc: np.ndarray | None = None, max_shift: int = 24):
-    """(mul, add, shift) per channel with ``clamp((acc*mul + add) >> shift, 0, 2**bits-1) == u[row, c]``
-    for every row (``acc`` the row values, default ``0..rows-1``), the smallest common ``shift``; or
-    ``(None, None, None)``."""
+def _fit_points(S: np.ndarray, u: np.ndarray, bits: int, max_shift: int = 62):
+    """(mul, add, shift): per channel ``clamp((S*mul + add) >> shift, 0, 2**bits-1) == u`` at the points
+    ``S`` (P, c), the smallest common shift; or None."""
     top = (1 << bits) - 1
-    acc = np.arange(u.shape[0], dtype=np.int64) if acc is None else np.asarray(acc, dtype=np.int64)
-    u = np.asarray(u, dtype=np.int64)
     fits, shift = [], 0
-    for ch in range(u.shape[1]):
-        col = u[:, ch]
-        while True:
+    for ch in range(S.shape[1]):
+        acc, col = [int(v) for v in S[:, ch]], [int(v) for v in u[:, ch]]
+        while True:  # feasibility only grows with the shift: start at the shift reached so far
             f = _channel_fit(col, acc, top, shift)
             if f is not None:
                 break
             if shift >= max_shift:
-                return None, None, None
+                return None
             shift += 1
         fits.append((f, shift))
-    mul = np.array([m << (shift - s) for (m, _), s in fits], dtype=np.int64)
-    add = np.array([a << (shift - s) for (_, a), s in fits], dtype=np.int64)
-    y = np.clip((acc[:, None] * mul[None] + add[None]) >> shift, 0, top)
-    if not np.array_equal(y, u):
-        return None, None, None
+    mul = [m << (shift - s) for (m, _), s in fits]
+    add = [a << (shift - s) for (_, a), s in fits]
+    for ch in range(S.shape[1]):
+        for a, want in zip(S[:, ch], u[:, ch]):
+            if min(max((int(a) * mul[ch] + add[ch]) >> shift, 0), top) != int(want):
+                return None
     return mul, add, shift
 
 

@@ -20,7 +20,10 @@ from binaccel.cli import main
 from binaccel.sw import intref, modelfile, randmodel
 from binaccel.sw.data import load_mnist
 from binaccel.sw.intmodel import IntModel
-from binaccel.sw.qonnx_export import to_qonnx, with_batch
+from binaccel.sw.fold import fold
+from binaccel.sw.qonnx_export import save_qonnx, to_qonnx, with_batch
+from binaccel.sw.zoo import MODELS
+from tests.sw.test_qonnx_export import randomized
 from binaccel.sw.qonnx_import import QonnxImportError, graph_input, import_qonnx
 
 SHAPES = {"tfc_1w1a": (1, 28, 28), "sfc_1w1a": (1, 28, 28), "lfc_1w1a": (1, 28, 28), "cnv_1w1a": (3, 32, 32),
@@ -127,6 +130,21 @@ def test_roundtrip_own_export(mode, planes, tmp_path):
     modelfile.save(im, tmp_path / "m.bnm")
     back = modelfile.load(tmp_path / "m.bnm")
     assert all(np.array_equal(a, b) for a, b in zip(intref.run_model(back, images), ref))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_roundtrip_every_model_kind(name, tmp_path):
+    """Every model kind binaccel trains (random BN statistics), folded and exported to QONNX, imports to
+    a model equal layer for layer on 200 MNIST test images (int8 weights, requant, MCN, float64 fc)."""
+    images = load_mnist().x_test[:200]
+    model = fold(randomized(name, 0, (1, 28, 28)), name=name, calib=images[:100])
+    path = tmp_path / f"{name}.onnx"
+    save_qonnx(model, path)
+    im = import_qonnx(path)
+    assert [(l.kind, l.mode, l.w_bits, l.in_bits, l.out_kind, l.pool) for l in im.layers] == \
+           [(l.kind, l.mode, l.w_bits, l.in_bits, l.out_kind, l.pool) for l in model.layers]
+    ours = assert_layers_equal(im, path, images)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, intref.run_model(model, images)))
 
 
 # -- Brevitas bnn_pynq ----------------------------------------------------------------------------------
