@@ -221,10 +221,11 @@ def test_tfc_mnist_and_near_threshold(bnn):
     assert_layers_equal(im, path, near)
 
 
-def test_tfc_hidden_layers_at_their_thresholds(bnn):
+@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a"])
+def test_hidden_layers_at_their_thresholds(bnn, name):
     """Layer inputs built so that one channel's accumulator is its threshold +-3: the graph (executed from
     the layer's input tensor to its output tensor) and intref agree for 2,000 such inputs."""
-    path = bnn("tfc_1w1a")
+    path = bnn(name)
     im = import_qonnx(path)
     rng = np.random.default_rng(4)
     base = onnx.load(str(path))
@@ -384,6 +385,16 @@ def test_refuses_not_onnx(tmp_path):
     p.write_bytes(b"not a model")
     with pytest.raises(QonnxImportError, match="junk.onnx: not an ONNX model"):
         import_qonnx(p)
+
+
+def test_input_scale_contract(bnn):
+    """The input scale is part of the contract: with pixels fed unscaled (scale 1), 2*x - 1 >= 0 at x >= 1."""
+    path = bnn("tfc_1w1a")
+    assert int(import_qonnx(path).layers[0].thresh[0]) == 128
+    im = import_qonnx(path, input_scale=1.0)
+    assert int(im.layers[0].thresh[0]) == 1 and im.meta["qonnx.input_scale"] == 1.0
+    images = np.random.default_rng(6).integers(0, 3, size=(100, 1, 28, 28)).astype(np.uint8)
+    assert_layers_equal(im, path, images)
 
 
 # -- the command ----------------------------------------------------------------------------------------
