@@ -74,7 +74,7 @@ from .intref import postprocess
 __all__ = ["QonnxImportError", "SUPPORTED", "import_qonnx", "graph_input", "DEFAULT_INPUT_SCALE"]
 
 DEFAULT_INPUT_SCALE = 1.0 / 255.0
-SUPPORTED = ("Reshape, Flatten, Gather (input channel repeat), Mul, Add, Sub, Div, Cast, BatchNormalization, "
+SUPPORTED = ("Identity, Reshape, Flatten, Gather (input channel repeat), Mul, Add, Sub, Div, Cast, BatchNormalization, "
              "BipolarQuant, Quant (weights <= 8 bits; activations 2..8 bits), MultiThreshold (1..255 thresholds), "
              "Conv, Gemm, MatMul, MaxPool 2x2/2; one chain, binary or requant activations")
 _ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Cast")
@@ -250,6 +250,8 @@ class _Importer:
         nodes = self.chain()
         for node in nodes:
             op = node.op_type
+            if op == "Identity":
+                continue
             if op in _LAYOUT:
                 self.check_flatten(node)
                 if phase == "input":

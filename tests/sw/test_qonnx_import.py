@@ -305,6 +305,21 @@ def _refused(path, *parts):
     return msg
 
 
+def test_identity_nodes_pass_through(tmp_path):
+    def m(p):
+        c = _node(p, "Conv")
+        out = c.output[0]
+        c.output[0] = "pre_identity"
+        p.graph.node.insert(list(p.graph.node).index(c) + 1, helper.make_node("Identity", ["pre_identity"], [out],
+                                                                              name="ident"))
+    path = _own_graph(tmp_path, m, "ident.onnx")
+    im = import_qonnx(path)
+    ref = randmodel.random_model(np.random.default_rng(0))
+    images = np.random.default_rng(7).integers(0, 256, size=(100, 1, 12, 12)).astype(np.uint8)
+    ours = assert_layers_equal(im, path, images)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, intref.run_model(ref, images)))
+
+
 def test_refuses_unsupported_op(tmp_path):
     def m(p):
         _node(p, "Conv").op_type = "ConvTranspose"
