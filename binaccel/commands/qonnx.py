@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from fractions import Fraction
 
 from binaccel.sw import modelfile
-from binaccel.sw.qonnx_import import QonnxImportError, import_qonnx
+from binaccel.sw.qonnx_import import import_qonnx
 
 __all__ = ["register"]
 
 
 def _scale(text: str) -> float:
+    """``--input-scale``: a positive number or fraction (``1``, ``1/255``)."""
     try:
         v = float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError):
-        raise SystemExit(f"binaccel import: error: --input-scale: expected a number such as 1 or 1/255, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number such as 1 or 1/255, got {text!r}") from None
     if not v > 0:
-        raise SystemExit(f"binaccel import: error: --input-scale: expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
 
 
@@ -25,12 +27,8 @@ def _cmd_import(args):
     src = args.qonnx
     out = args.out or os.path.splitext(src)[0] + ".bnm"
     if os.path.abspath(out) == os.path.abspath(src):
-        raise SystemExit(f"binaccel import: error: {out}: the output would overwrite the input")
-    scale = None if args.input_scale is None else _scale(args.input_scale)
-    try:
-        im = import_qonnx(src, input_scale=scale)
-    except QonnxImportError as exc:
-        raise SystemExit(f"binaccel import: error: {src}: {exc.reason}") from None
+        raise ValueError(f"{out}: the output would overwrite the input")
+    im = import_qonnx(src, input_scale=args.input_scale)  # QonnxImportError: one line naming the file
     if args.name:
         im.name = args.name
     modelfile.save(im, out)
@@ -43,7 +41,7 @@ def register(sub) -> None:
     p = sub.add_parser("import", help="compile a QONNX graph (binarized, e.g. Brevitas bnn_pynq) to a model file")
     p.add_argument("--qonnx", required=True, metavar="F.onnx", help="the QONNX graph")
     p.add_argument("--out", default=None, metavar="F.bnm", help="model file to write (default: F.bnm next to F.onnx)")
-    p.add_argument("--input-scale", default=None, metavar="S",
+    p.add_argument("--input-scale", type=_scale, default=None, metavar="S",
                    help="the graph input is pixels * S for uint8 pixels (default: 1 for binaccel's own graphs, "
                         "else 1/255)")
     p.add_argument("--name", default=None, help="model name (default: the file name)")
