@@ -102,6 +102,7 @@ def run_demo(*, out_dir=None, epochs=None, models=DEFAULT_MODELS, progress=True,
         path = os.path.join(model_dir, f"{name}.bnm")
         im = pipeline.export_model(model, path, name=name, calib=data.x_train[:500])
         chk = pipeline.check_export(model, path, data.x_test, data.y_test)
+        qchk = pipeline.check_qonnx(im, os.path.join(model_dir, f"{name}.onnx"), data.x_test)
         entry = {
             "arch": model.cfg.arch,
             "net_config": r["net_config"],
@@ -116,6 +117,9 @@ def run_demo(*, out_dir=None, epochs=None, models=DEFAULT_MODELS, progress=True,
             "export_exact": {"checked": chk["checked"], "matched": chk["matched"]},
             "export_mismatches_per_layer": chk["layers"],
             "predictions_equal": chk["predictions_equal"],
+            "qonnx": {"file": os.path.join(model_dir, f"{name}.onnx"), "checked": qchk["checked"],
+                      "matched": qchk["matched"], "mismatches_per_layer": qchk["layers"],
+                      "predictions_equal": qchk["predictions_equal"], "seconds": qchk["seconds"]},
             "integer_layers": [
                 {"name": l.name, "kind": l.kind, "mode": l.mode, "in_bits": l.in_bits, "w_bits": l.w_bits,
                  "in_shape": [l.in_ch, l.in_h, l.in_w], "out_shape": [l.out_ch, l.out_h, l.out_w],
@@ -128,7 +132,8 @@ def run_demo(*, out_dir=None, epochs=None, models=DEFAULT_MODELS, progress=True,
         trained[name] = (model, im)
         checkpoints[name], model_files[name] = r["checkpoint"], path
         log(f"{name:14s} acc {r['test_accuracy']:.3f} (fixed point {chk['int_test_accuracy']:.3f}), "
-            f"{entry['weight_bits']} weight bits, export exact {chk['matched']}/{chk['checked']} "
+            f"{entry['weight_bits']} weight bits, export exact {chk['matched']}/{chk['checked']}, "
+            f"QONNX exact {qchk['matched']}/{qchk['checked']} "
             f"[{r['train_seconds']:.0f} s]")
     if hardware:
         summary["prebuild"] = prebuild.join()
@@ -162,15 +167,17 @@ def render_report(summary: dict) -> str:
         "Accuracy is top-1 on the test split. *Float* is the trained Brevitas model; *fixed point* is the",
         "exported integer model (folded thresholds, fixed-point M-Filters and requantization). *Exact* counts",
         "test images for which every layer of the numpy integer reference equals the Brevitas model's",
-        "integer output, element for element.",
+        "integer output, element for element. *QONNX exact* counts test images for which every layer of the",
+        "exported QONNX graph, run by qonnx's `execute_onnx`, equals the integer reference.",
         "",
-        "| model | arch | float acc % | fixed-point acc % | weight bits | exact | train s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | arch | float acc % | fixed-point acc % | weight bits | exact | QONNX exact | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in summary["models"].items():
-        ex = m["export_exact"]
+        ex, q = m["export_exact"], m.get("qonnx", {})
+        qx = f"{q['matched']}/{q['checked']}" if q else "-"
         lines.append(f"| {name} | {m['arch']} | {_pct(m['test_accuracy'])} | {_pct(m['int_test_accuracy'])} | "
-                     f"{m['weight_bits']} | {ex['matched']}/{ex['checked']} | {m['train_seconds']} |")
+                     f"{m['weight_bits']} | {ex['matched']}/{ex['checked']} | {qx} | {m['train_seconds']} |")
     rows = [(n, l2, hh) for n, l2, hh in ABLATION if n in summary["models"]]
     if rows:
         lines += ["", "## SiMaN ablation (paper Table 1 layout)", "",

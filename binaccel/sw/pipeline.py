@@ -11,10 +11,11 @@ from . import intref, modelfile
 from .data import Split
 from .fold import fold, int_forward
 from .models import BinNet
+from .qonnx_export import bits_of_output, execute, layer_outputs, save_qonnx
 from .train import evaluate, save_checkpoint, train
 from .zoo import configs
 
-__all__ = ["train_named", "export_model", "check_export", "accuracy_of_logits"]
+__all__ = ["train_named", "export_model", "check_export", "check_qonnx", "accuracy_of_logits"]
 
 
 def train_named(name: str, data: Split, *, out_dir: str, epochs=None, seed=0, progress=True, **overrides) -> dict:
@@ -70,3 +71,34 @@ def check_export(model: BinNet, model_path: str, images: np.ndarray, labels: np.
         out["int_test_accuracy"] = accuracy_of_logits(ref[-1], labels)
     return out
 
+
+def check_qonnx(im, path: str, images: np.ndarray, *, batch: int = 250) -> dict:
+    """Write ``im``'s QONNX graph to ``path`` (:func:`binaccel.sw.qonnx_export.save_qonnx`), run it with
+    qonnx's ``execute_onnx`` on ``images`` and compare every layer's whole output with the integer
+    reference, image by image.
+
+    Returns ``{"checked", "matched", "layers": {name: mismatching images}, "predictions_equal",
+    "seconds"}``; ``matched`` counts images whose every layer (logits included) matched.
+    """
+    save_qonnx(im, path)
+    t0 = time.time()
+    images = np.asarray(images)
+    n = len(images)
+    ok = np.ones(n, dtype=bool)
+    per_layer = {layer.name: 0 for layer in im.layers}
+    same_prediction = np.ones(n, dtype=bool)
+    for at in range(0, n, batch):
+        x = images[at:at + batch]
+        ctx = execute(path, x)
+        refs = intref.run_model(im, x)
+        m = len(x)
+        for layer, name, ref in zip(im.layers, layer_outputs(im), refs):
+            got = bits_of_output(layer, ctx[name]).reshape(m, -1)
+            eq = (got == ref.reshape(m, -1)).all(axis=1) if got.shape == ref.reshape(m, -1).shape \
+                else np.zeros(m, dtype=bool)
+            per_layer[layer.name] += int((~eq).sum())
+            ok[at:at + m] &= eq
+        logits = np.asarray(ctx["logits"]).reshape(m, -1)
+        same_prediction[at:at + m] = logits.argmax(1) == refs[-1].reshape(m, -1).argmax(1)
+    return {"checked": n, "matched": int(ok.sum()), "layers": per_layer,
+            "predictions_equal": bool(same_prediction.all()), "seconds": round(time.time() - t0, 1)}
