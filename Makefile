@@ -34,7 +34,7 @@ test-sim: $(STAMP)
 test-synth: $(STAMP)
 	$(BIN)/python -m pytest -m synth
 
-# Long tests: full-length training, large simulations, large synthesis.
+# Long tests: more seeds, large simulations, large synthesis.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
