@@ -32,7 +32,7 @@ PNR_OPTS = {"icebreaker": (), "ulx3s": ("--router", "router2")}
 #: PE stages per board. iCE40UP5K: 2 (the popcount's adder tree and the partial's adder in separate
 #: cycles: the engine-only 2x4x16 reached 26.7 MHz against 19.5 MHz with one stage, with fewer LCs).
 #: ECP5-85F: 1 (with 2, yosys/abc mapped the 5x6x32 accelerator to 58,962 LUT4s against 50,390, too
-#: full to route). docs/synthesis.md, the fourth and fifth sessions of 2026-11-30.
+#: full to route); see docs/synthesis.md.
 PE_STAGES = {"icebreaker": 2, "ulx3s": 1}
 
 #: Base parameters of the search per board.
