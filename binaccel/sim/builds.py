@@ -34,14 +34,10 @@ __all__ = ["cocotb_build", "accel_verilog", "fast_build", "uart_build", "HW_PACK
 HW_PACKAGE = Path(binaccel.hw.__file__).parent
 
 
-def _accel(**kw):
-    return Accelerator(**kw)
-
-
 @functools.lru_cache(maxsize=None)
 def cocotb_build(p):
     """The accelerator's Verilator build for the cocotb testbench ``sim/tb_top.py``."""
-    return build_component(_accel, name="accel", build_dir=sim_build_dir(f"accel-{p.tag}"),
+    return build_component(Accelerator, name="accel", build_dir=sim_build_dir(f"accel-{p.tag}"),
                            params=p.as_dict(), build_args=BUILD_ARGS)
 
 
@@ -56,7 +52,7 @@ def accel_verilog(p) -> Path:
     h.update(json.dumps(p.as_dict(), sort_keys=True).encode())
     path = sim_build_dir("accel-verilog", f"accel-{p.tag}-{h.hexdigest()[:16]}.v")
     if not path.is_file():
-        write_text_atomic(path, verilog.convert(_accel(**p.as_dict()), name="accel"))
+        write_text_atomic(path, verilog.convert(Accelerator(**p.as_dict()), name="accel"))
     return path
 
 
