@@ -19,36 +19,24 @@ def _number(kind, text: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer of at least 1."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}")
-    return value
+def _at_least(kind, low, *, strict: bool, expected: str):
+    """A parser of ``kind`` values ``>= low`` (``> low`` if ``strict``); ``expected`` for the message."""
+    def parse(text: str):
+        value = _number(kind, text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    """An integer of at least 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number above 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    """A finite number of at least 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
-    return value
+#: An integer of at least 1.
+positive_int = _at_least(int, 1, strict=False, expected="an integer of at least 1")
+#: An integer of at least 0.
+nonneg_int = _at_least(int, 0, strict=False, expected="an integer of at least 0")
+#: A finite number above 0.
+positive_float = _at_least(float, 0.0, strict=True, expected="a number above 0")
+#: A finite number of at least 0.
+nonneg_float = _at_least(float, 0.0, strict=False, expected="a number of at least 0")
 
 
 def probability(text: str) -> float:
