@@ -75,9 +75,10 @@ def _cmd_export(args):
 
 
 def _cmd_check(args):
-    data = load_data(args)
     model = load_checkpoint(args.checkpoint)
-    r = pipeline.check_export(model, args.model_file, data.x_test, data.y_test)
+    data = load_data(args)
+    n = len(data.x_test) if args.images is None else min(args.images, len(data.x_test))
+    r = pipeline.check_export(model, args.model_file, data.x_test[:n], data.y_test[:n])
     print(json.dumps(r, indent=2))
     if r["matched"] != r["checked"]:
         raise SystemExit(1)
@@ -123,6 +124,8 @@ def register(sub) -> None:
     c = sub.add_parser("check", help="numpy reference vs Brevitas model on the MNIST test split, every layer")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--model-file", required=True)
+    c.add_argument("--images", type=positive_int, default=None, metavar="N",
+                   help="the first N test images (default: all of the split)")
     add_data_arguments(c, "the test split to check on")
     c.set_defaults(func=_cmd_check)
 

@@ -1,6 +1,7 @@
 """Bad input to the ``binaccel`` command, run as a user runs it: one line on stderr naming the file or
 option and what was expected, the exit status of its class, no traceback, and no output left behind."""
 
+import json
 import os
 import subprocess
 import sys
@@ -130,3 +131,16 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip().startswith("binaccel ")
+
+
+def test_check_images(tmp_path, capsys):
+    out = tmp_path / "m"
+    main(["train", "--model", "sign", "--data", "digits", "--epochs", "1", "--out", str(out), "--no-progress"])
+    main(["export", "--checkpoint", str(out / "sign.pt"), "--data", "digits"])
+    capsys.readouterr()
+    main(["check", "--checkpoint", str(out / "sign.pt"), "--model-file", str(out / "sign.bnm"), "--data", "digits",
+          "--images", "50"])
+    r = json.loads(capsys.readouterr().out)
+    assert (r["checked"], r["matched"]) == (50, 50)
+    _one_line_error(_call(tmp_path, capsys, "check", "--checkpoint", str(out / "sign.pt"), "--model-file",
+                          str(out / "sign.bnm"), "--images", "0"), 2, "--images", "at least 1")
