@@ -28,7 +28,7 @@ from binaccel.sim.fastpath import FastSim
 from binaccel.sim.runner import BUILD_ARGS, BUILD_ARGS_O1, SINGLE_FILE_ARGS, build_component, sim_build_dir
 from binaccel.sw.atomic import write_text_atomic
 
-__all__ = ["cocotb_build", "accel_verilog", "fast_build", "uart_build", "HW_PACKAGE"]
+__all__ = ["cocotb_build", "accel_verilog", "fast_build", "uart_build", "linked_build", "HW_PACKAGE"]
 
 #: The folder of the gateware sources whose text keys the cached Verilog.
 HW_PACKAGE = Path(binaccel.hw.__file__).parent
@@ -63,13 +63,20 @@ def fast_build(p):
                    verilator_args=SINGLE_FILE_ARGS)
 
 
-def _uart_accel(*, divisor, rx_timeout, **kw):
-    return UartAccelerator(divisor=divisor, timeout=rx_timeout, **kw)
+def linked_build(design, name: str, p, divisor: int, rx_timeout: int):
+    """Verilator build of a board design behind its UART (``design``: :class:`~binaccel.hw.linked.UartAccelerator`
+    or :class:`~binaccel.hw.linked.UartEngine`, built from the parameters ``p``, the UART ``divisor`` and the
+    receiver's ``rx_timeout``) for ``sim/tb_uart.py``, in ``sim/<name>-<config>-d<divisor>/``; optimised C++, the
+    runs being long."""
+    def factory(*, divisor, rx_timeout, **kw):
+        return design(divisor=divisor, timeout=rx_timeout, **kw)
+
+    return build_component(factory, name=name, build_dir=sim_build_dir(f"{name.replace('_', '-')}-{p.tag}-d{divisor}"),
+                           params={**p.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
+                           build_args=BUILD_ARGS_O1)
 
 
 @functools.lru_cache(maxsize=None)
 def uart_build(p, divisor, rx_timeout):
-    """The board's design (:class:`~binaccel.hw.linked.UartAccelerator`) for ``sim/tb_uart.py``."""
-    return build_component(_uart_accel, name="uart_accel", build_dir=sim_build_dir(f"uart-accel-{p.tag}-d{divisor}"),
-                           params={**p.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
-                           build_args=BUILD_ARGS_O1)
+    """The accelerator's board design (:class:`~binaccel.hw.linked.UartAccelerator`) for ``sim/tb_uart.py``."""
+    return linked_build(UartAccelerator, "uart_accel", p, divisor, rx_timeout)

@@ -30,7 +30,7 @@ import numpy as np
 from binaccel.hw.linked import UartEngine
 from binaccel.hw.params import EngineParams
 from binaccel.hw.sweep import BOARD_BASE
-from binaccel.sim.runner import BUILD_ARGS_O1, build_component, sim_build_dir
+from binaccel.sim.builds import linked_build
 from binaccel.sim.transport import UART_DIVISOR, UART_RX_TIMEOUT, WordsRun, uart_exchange
 from binaccel.sw import enginehost, intref, modelfile, zoo
 from binaccel.sw.atomic import write_text_atomic
@@ -54,19 +54,12 @@ class EngineLinkMismatch(AssertionError):
     """A layer's output from the simulated engine board design differs from binaccel.sw.intref."""
 
 
-def _factory(*, divisor, rx_timeout, **kw):
-    return UartEngine(divisor=divisor, timeout=rx_timeout, **kw)
-
-
 @functools.lru_cache(maxsize=None)
 def build(params: EngineParams, divisor=UART_DIVISOR, rx_timeout=UART_RX_TIMEOUT):
     """Build (once per parameter set and divisor) the UartEngine simulation."""
     if not isinstance(params, EngineParams):
         raise TypeError(f"params must be an EngineParams, got {type(params).__name__}")
-    return build_component(_factory, name="uart_engine",
-                           build_dir=sim_build_dir(f"uart-engine-{params.tag}-d{divisor}"),
-                           params={**params.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
-                           build_args=BUILD_ARGS_O1)
+    return linked_build(UartEngine, "uart_engine", params, divisor, rx_timeout)
 
 
 def run_words(words, n_out, *, params: EngineParams, seed=0, divisor=UART_DIVISOR, window=2, max_cycles=None,
