@@ -18,6 +18,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from binaccel.sw.link import DEFAULT_BAUD
+
 from .uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["BOARDS", "Board", "BoardTop", "ByteRegister", "UARTBridge", "make_platform", "ice40_pll_params",
@@ -236,7 +238,10 @@ class BoardTop(wiring.Component):
         achieved frequency (``clk_hz``) must be within 1 % of the request. Default: the board's
         ``default_clk_mhz`` (48 MHz iCEBreaker, 100 MHz ULX3S).
     baud : int, keyword-only
-        UART bit rate (default 115200); the divisor must hit it within 2 %.
+        UART bit rate (default :data:`binaccel.sw.link.DEFAULT_BAUD`, 3,000,000: both boards'
+        FTDI bridges run it; 115200 and other rates are selectable). The bit period is
+        ``clk_hz / baud`` cycles, fractional where it is not whole (:func:`~binaccel.hw.uart.uart_divisor`);
+        at least :data:`~binaccel.hw.uart.MIN_DIVISOR` cycles, else ``ValueError``.
     rx_fifo_depth : int, keyword-only
         Bytes buffered between the UART receiver and the design (0: none). The line cannot be
         held off, so the design must keep up on average; the FIFO absorbs bursts. Default: the
@@ -244,7 +249,8 @@ class BoardTop(wiring.Component):
 
     Attributes
     ----------
-    design, clk_hz, pll (dict of PLL parameters or ``None``), divisor, cd_sync (the accelerator
+    design, clk_hz, pll (dict of PLL parameters or ``None``), baud, divisor (clock cycles per bit,
+    an ``int`` or a ``Fraction``), cd_sync (the accelerator
     clock domain; ``cd_sync.clk`` is the net :func:`binaccel.hw.synth.synthesize` constrains).
 
     On the board: the reset button resets the ``sync`` domain (as does PLL loss of lock and a
@@ -252,7 +258,7 @@ class BoardTop(wiring.Component):
     receive overrun until reset.
     """
 
-    def __init__(self, design_factory, *, board, clk_mhz=None, baud=115_200,
+    def __init__(self, design_factory, *, board, clk_mhz=None, baud=DEFAULT_BAUD,
                  rx_fifo_depth=None):
         self.board = _board(board)
         if not callable(design_factory):
@@ -280,6 +286,8 @@ class BoardTop(wiring.Component):
                 raise ValueError(f"{self.board.name}: the PLL cannot make {clk_mhz:g} MHz from "
                                  f"{self.board.osc_hz / 1e6:g} MHz (closest "
                                  f"{self.clk_hz / 1e6:g} MHz)")
+        if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+            raise ValueError(f"baud: expected a positive int (bits per second), got {baud!r}")
         self.baud = baud
         self.divisor = uart_divisor(self.clk_hz, baud)
         self.rx_fifo_depth = rx_fifo_depth

@@ -7,51 +7,99 @@
   is low is dropped and reported on ``framing_error``, a byte that arrives while the previous
   one is still waiting on ``o_stream`` is dropped and reported on ``overrun``.
 
-Both run in the ``sync`` domain and take ``divisor``: the number of clock cycles per bit
-(``clk_hz // baud`` or :func:`uart_divisor`).
+Both run in the ``sync`` domain and take ``divisor``: the number of clock cycles per bit, an
+``int`` or a :class:`fractions.Fraction` (:func:`uart_divisor` gives ``clk_hz / baud``). The bit
+period is fractional: a phase accumulator (:class:`_BitClock`) adds the denominator every cycle
+and ticks when it passes the numerator, so bit ``k`` of a frame starts at cycle ``ceil(k *
+divisor)`` after the frame's start (the receiver samples at ``(k + 1/2) * divisor`` after the
+start bit's falling edge, rounded up). Each edge or sample is less than one clock cycle from its
+ideal time, and that error does not grow along the frame.
 """
+
+from fractions import Fraction
+from numbers import Rational
 
 from amaranth.hdl import Module, Signal, Cat, Const
 from amaranth.lib import wiring, stream
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTTx", "UARTRx", "UARTEcho", "uart_divisor", "MIN_DIVISOR"]
+__all__ = ["UARTTx", "UARTRx", "UARTEcho", "uart_divisor", "divisor_tag", "MIN_DIVISOR", "MAX_DENOMINATOR"]
 
 #: Smallest supported number of clock cycles per bit (the receiver samples in the middle of a bit).
 MIN_DIVISOR = 4
 
+#: Largest denominator :func:`uart_divisor` uses for a fractional bit period (the accumulator then
+#: has at most ``log2(2 * divisor * MAX_DENOMINATOR)`` bits; the period is within
+#: ``1 / MAX_DENOMINATOR**2`` cycles of ``clk_hz / baud``).
+MAX_DENOMINATOR = 256
+
 
 def _check_divisor(divisor, who):
-    if not isinstance(divisor, int) or isinstance(divisor, bool):
-        raise TypeError(f"{who}: divisor must be an int (clock cycles per bit), "
-                        f"not {divisor!r}")
+    if isinstance(divisor, bool) or not isinstance(divisor, Rational):
+        raise TypeError(f"{who}: divisor must be an int or a fractions.Fraction (clock cycles per bit, "
+                        f"e.g. uart_divisor(clk_hz, baud)), not {divisor!r}")
     if divisor < MIN_DIVISOR:
         raise ValueError(f"{who}: divisor must be >= {MIN_DIVISOR} clock cycles per bit, "
                          f"not {divisor}")
     return divisor
 
 
-def uart_divisor(clk_hz, baud, *, max_error=0.02):
-    """Clock cycles per bit for ``baud`` at ``clk_hz``, rounded to nearest.
+def divisor_tag(divisor) -> str:
+    """A file-name-safe spelling of a divisor: ``4`` -> ``"4"``, ``Fraction(25, 3)`` -> ``"25_3"``."""
+    d = Fraction(_check_divisor(divisor, "divisor_tag"))
+    return str(d.numerator) if d.denominator == 1 else f"{d.numerator}_{d.denominator}"
 
-    Raises ``ValueError`` if the divisor is below :data:`MIN_DIVISOR` or the achieved baud rate
-    is off by more than ``max_error`` (relative): an 8N1 receiver tolerates roughly 4 % of
-    total mismatch between both ends, so one end must use at most about half of that.
+
+def uart_divisor(clk_hz, baud, *, max_error=0.02):
+    """Clock cycles per bit for ``baud`` at ``clk_hz``: ``clk_hz / baud`` as an ``int`` when it is
+    whole, else as a :class:`~fractions.Fraction` (denominator at most :data:`MAX_DENOMINATOR`).
+
+    Raises ``ValueError`` if the divisor is below :data:`MIN_DIVISOR` (the baud is too fast for
+    the clock) or the achieved baud rate is off by more than ``max_error`` (relative): an 8N1
+    receiver tolerates roughly 4 % of total mismatch between both ends, so one end must use at
+    most about half of that.
     """
-    if not isinstance(clk_hz, (int, float)) or clk_hz <= 0:
-        raise ValueError(f"clk_hz must be a positive number, not {clk_hz!r}")
-    if not isinstance(baud, (int, float)) or baud <= 0:
-        raise ValueError(f"baud must be a positive number, not {baud!r}")
-    divisor = int(round(clk_hz / baud))
-    if divisor < MIN_DIVISOR:
+    if isinstance(clk_hz, bool) or not isinstance(clk_hz, (int, float, Rational)) or clk_hz <= 0:
+        raise ValueError(f"clk_hz: expected a positive number, got {clk_hz!r}")
+    if isinstance(baud, bool) or not isinstance(baud, (int, float, Rational)) or baud <= 0:
+        raise ValueError(f"baud: expected a positive number, got {baud!r}")
+    exact = Fraction(clk_hz) / Fraction(baud)
+    if exact < MIN_DIVISOR:
         raise ValueError(f"baud {baud} is too fast for a {clk_hz / 1e6:g} MHz clock: "
-                         f"{clk_hz / baud:.2f} cycles per bit, need >= {MIN_DIVISOR}")
-    error = abs(clk_hz / divisor - baud) / baud
+                         f"{float(exact):.2f} cycles per bit, need >= {MIN_DIVISOR}")
+    divisor = exact.limit_denominator(MAX_DENOMINATOR)
+    divisor = max(divisor, Fraction(MIN_DIVISOR))
+    error = abs(float(Fraction(clk_hz) / divisor - Fraction(baud)) / float(baud))
     if error > max_error:
         raise ValueError(f"baud {baud} at {clk_hz / 1e6:g} MHz: divisor {divisor} gives "
-                         f"{clk_hz / divisor:.1f} baud, error {error:.2%} > {max_error:.2%}")
-    return divisor
+                         f"{float(Fraction(clk_hz) / divisor):.1f} baud, error {error:.2%} > {max_error:.2%}")
+    return int(divisor) if divisor.denominator == 1 else divisor
+
+
+class _BitClock:
+    """Phase accumulator for a bit period of ``divisor = n / d`` cycles, in units of ``1 / (2 d)``
+    cycle: ``phase`` grows by ``2 d`` per cycle and wraps at ``2 n``; ``tick`` is high in the cycle
+    it wraps. :meth:`restart` starts a period (``half``: half a period) at the next cycle."""
+
+    def __init__(self, m, divisor, name):
+        d = Fraction(divisor)
+        self.modulus, self.step = 2 * d.numerator, 2 * d.denominator
+        self.phase = Signal(range(self.modulus), name=f"{name}_phase")
+        self.tick = Signal(name=f"{name}_tick")
+        self.m = m
+        m.d.comb += self.tick.eq(self.phase >= self.modulus - self.step)
+
+    def run(self):
+        """Advance one cycle (call inside the states that time bits)."""
+        with self.m.If(self.tick):
+            self.m.d.sync += self.phase.eq(self.phase + (self.step - self.modulus))
+        with self.m.Else():
+            self.m.d.sync += self.phase.eq(self.phase + self.step)
+
+    def restart(self, *, half=False):
+        """The next period starts now: the next tick comes after a whole period (or half of one)."""
+        self.m.d.sync += self.phase.eq(self.modulus // 2 if half else 0)
 
 
 class UARTTx(wiring.Component):
@@ -59,7 +107,7 @@ class UARTTx(wiring.Component):
 
     Parameters
     ----------
-    divisor : int, keyword-only
+    divisor : int or fractions.Fraction, keyword-only
         Clock cycles per bit, >= :data:`MIN_DIVISOR`.
 
     Ports
@@ -68,8 +116,9 @@ class UARTTx(wiring.Component):
         Bytes to send. A byte is taken when ``valid & ready``; ``ready`` is high only while the
         transmitter is idle, so any valid pattern is accepted.
     tx : Out(1)
-        Serial line, idle high. Each bit lasts ``divisor`` cycles (the stop bit one cycle more
-        when bytes follow back to back).
+        Serial line, idle high. Bit ``k`` of a frame starts ``ceil(k * divisor)`` cycles after
+        the start bit (an integer divisor: every bit lasts ``divisor`` cycles); the stop bit
+        lasts one cycle more when bytes follow back to back.
     busy : Out(1)
         High while a frame is on the line.
     """
@@ -84,11 +133,10 @@ class UARTTx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        div = self.divisor
+        clock = _BitClock(m, self.divisor, "bit")
 
         shreg = Signal(9)                      # data bits then stop bit, shifted out LSB first
         bits_left = Signal(range(11))          # bits still to finish, start bit included
-        timer = Signal(range(div))
 
         m.d.comb += self.busy.eq(bits_left != 0)
         with m.If(bits_left == 0):
@@ -98,17 +146,16 @@ class UARTTx(wiring.Component):
                     shreg.eq(Cat(self.i_stream.payload, Const(1, 1))),
                     self.tx.eq(0),             # start bit
                     bits_left.eq(10),
-                    timer.eq(div - 1),
                 ]
-        with m.Elif(timer == 0):
-            m.d.sync += [
-                self.tx.eq(shreg[0]),
-                shreg.eq(Cat(shreg[1:], Const(1, 1))),
-                bits_left.eq(bits_left - 1),
-                timer.eq(div - 1),
-            ]
+                clock.restart()
         with m.Else():
-            m.d.sync += timer.eq(timer - 1)
+            clock.run()
+            with m.If(clock.tick):
+                m.d.sync += [
+                    self.tx.eq(shreg[0]),
+                    shreg.eq(Cat(shreg[1:], Const(1, 1))),
+                    bits_left.eq(bits_left - 1),
+                ]
         return m
 
 
@@ -117,13 +164,15 @@ class UARTRx(wiring.Component):
 
     Parameters
     ----------
-    divisor : int, keyword-only
+    divisor : int or fractions.Fraction, keyword-only
         Clock cycles per bit, >= :data:`MIN_DIVISOR`.
 
     Ports
     -----
     rx : In(1)
-        Serial line, idle high; asynchronous to the clock (synchronised inside).
+        Serial line, idle high; asynchronous to the clock (synchronised inside). Bit ``k`` of a
+        frame (0: the start bit) is sampled ``ceil((k + 1/2) * divisor)`` cycles after the start
+        bit's falling edge is seen.
     o_stream : Out(stream.Signature(8))
         Received bytes, one transfer per good frame. ``payload`` is stable while
         ``valid & ~ready``; the line cannot be held off, so the consumer has about one frame
@@ -147,12 +196,11 @@ class UARTRx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        div = self.divisor
 
         rx = Signal(init=1)
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx, init=1)
 
-        timer = Signal(range(div))
+        clock = _BitClock(m, self.divisor, "sample")
         shreg = Signal(8)
         bit = Signal(range(9))
 
@@ -163,30 +211,28 @@ class UARTRx(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~rx):
-                    m.d.sync += timer.eq(div // 2 - 1)
+                    clock.restart(half=True)   # sample in the middle of each bit
                     m.next = "START"
             with m.State("START"):
-                with m.If(timer == 0):
+                clock.run()
+                with m.If(clock.tick):
                     with m.If(rx):             # glitch, not a start bit
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [timer.eq(div - 1), bit.eq(0)]
+                        m.d.sync += bit.eq(0)
                         m.next = "DATA"
-                with m.Else():
-                    m.d.sync += timer.eq(timer - 1)
             with m.State("DATA"):
-                with m.If(timer == 0):
+                clock.run()
+                with m.If(clock.tick):
                     m.d.sync += [
                         shreg.eq(Cat(shreg[1:], rx)),
-                        timer.eq(div - 1),
                         bit.eq(bit + 1),
                     ]
                     with m.If(bit == 7):
                         m.next = "STOP"
-                with m.Else():
-                    m.d.sync += timer.eq(timer - 1)
             with m.State("STOP"):
-                with m.If(timer == 0):
+                clock.run()
+                with m.If(clock.tick):
                     with m.If(rx):
                         with m.If(self.o_stream.valid & ~self.o_stream.ready):
                             m.d.comb += self.overrun.eq(1)
@@ -199,8 +245,6 @@ class UARTRx(wiring.Component):
                     with m.Else():
                         m.d.comb += self.framing_error.eq(1)
                         m.next = "BREAK"
-                with m.Else():
-                    m.d.sync += timer.eq(timer - 1)
             with m.State("BREAK"):
                 with m.If(rx):
                     m.next = "IDLE"

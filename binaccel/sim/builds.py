@@ -24,6 +24,7 @@ from amaranth.back import verilog
 import binaccel.hw
 from binaccel.hw.linked import UartAccelerator
 from binaccel.hw.top import Accelerator
+from binaccel.hw.uart import divisor_tag
 from binaccel.sim.fastpath import FastSim
 from binaccel.sim.runner import BUILD_ARGS, BUILD_ARGS_O1, SINGLE_FILE_ARGS, build_component, sim_build_dir
 from binaccel.sw.atomic import write_text_atomic
@@ -63,15 +64,15 @@ def fast_build(p):
                    verilator_args=SINGLE_FILE_ARGS)
 
 
-def linked_build(design, name: str, p, divisor: int, rx_timeout: int):
+def linked_build(design, name: str, p, divisor, rx_timeout: int):
     """Verilator build of a board design behind its UART (``design``: :class:`~binaccel.hw.linked.UartAccelerator`
     or :class:`~binaccel.hw.linked.UartEngine`, built from the parameters ``p``, the UART ``divisor`` and the
-    receiver's ``rx_timeout``) for ``sim/tb_uart.py``, in ``sim/<name>-<config>-d<divisor>/``; optimised C++, the
-    runs being long."""
+    receiver's ``rx_timeout``) for ``sim/tb_uart.py``, in ``sim/<name>-<config>-d<divisor>/`` (a fractional
+    divisor spelt ``<numerator>_<denominator>``); optimised C++, the runs being long."""
     def factory(*, divisor, rx_timeout, **kw):
         return design(divisor=divisor, timeout=rx_timeout, **kw)
 
-    return build_component(factory, name=name, build_dir=sim_build_dir(f"{name.replace('_', '-')}-{p.tag}-d{divisor}"),
+    return build_component(factory, name=name, build_dir=sim_build_dir(f"{name.replace('_', '-')}-{p.tag}-d{divisor_tag(divisor)}"),
                            params={**p.as_dict(), "divisor": divisor, "rx_timeout": rx_timeout},
                            build_args=BUILD_ARGS_O1)
 

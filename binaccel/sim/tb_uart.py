@@ -3,7 +3,10 @@
 Driven by :mod:`binaccel.sim.transport` (the ``uart`` transport), which writes a job (pickle) and
 passes its path in ``tb_params = {"job": path}``. The host side is the driver's own
 :class:`binaccel.sw.hostlink.HostLink`: this testbench only moves its bytes over the simulated
-serial line, bit by bit (8N1, ``divisor`` clock cycles per bit), as a USB-UART cable would.
+serial line, bit by bit (8N1, ``divisor`` clock cycles per bit, an int or a ``Fraction``), as a
+USB-UART cable would. A fractional bit period is kept exactly along each byte: bit ``k`` starts
+``round(k * divisor)`` cycles after the start bit, and the host samples bit ``k`` at
+``round((k + 1/2) * divisor)`` cycles after the falling edge, each within a cycle of its ideal time.
 
 A job holds:
 
@@ -29,6 +32,7 @@ flags at the end.
 """
 
 import pickle
+from fractions import Fraction
 
 import cocotb
 from cocotb.clock import Clock
@@ -60,7 +64,13 @@ class UartLine:
     """Host end of the serial line: a transmitter on ``dut.rx`` and a receiver on ``dut.tx``."""
 
     def __init__(self, dut, divisor, counter):
-        self.dut, self.d, self.counter = dut, int(divisor), counter
+        self.dut, self.counter = dut, counter
+        self.divisor = Fraction(divisor)
+        self.d = int(round(self.divisor))   # whole cycles per bit, for waits that need not be exact
+        # bit edges within a frame, in cycles from the start bit: round(k * divisor), k = 0..10
+        self._edges = [round(k * self.divisor) for k in range(11)]
+        # host samples, in cycles from the falling edge: start bit, 8 data bits, stop bit
+        self._samples = [round((k + Fraction(1, 2)) * self.divisor) for k in range(10)]
         self.rx_bytes = 0
         self.last_rx_cycle = 0
         self.sink = None          # callable(byte) for received bytes
@@ -70,26 +80,26 @@ class UartLine:
 
     async def send_byte(self, b: int) -> None:
         bits = [0] + [(b >> i) & 1 for i in range(8)] + [1]
-        for bit in bits:
+        for k, bit in enumerate(bits):
             self.dut.rx.value = bit
-            await Timer(self.d * PERIOD_NS, unit="ns")
+            await Timer((self._edges[k + 1] - self._edges[k]) * PERIOD_NS, unit="ns")
 
     async def send(self, data: bytes) -> None:
         for b in data:
             await self.send_byte(b)
 
     async def receive_forever(self) -> None:
-        bit_ns = self.d * PERIOD_NS
+        s = self._samples
         while True:
             await FallingEdge(self.dut.tx)
-            await Timer(bit_ns // 2, unit="ns")
+            await Timer(s[0] * PERIOD_NS, unit="ns")
             if value_of(self.dut.tx):
                 continue  # a glitch, not a start bit
             b = 0
             for i in range(8):
-                await Timer(bit_ns, unit="ns")
+                await Timer((s[i + 1] - s[i]) * PERIOD_NS, unit="ns")
                 b |= value_of(self.dut.tx) << i
-            await Timer(bit_ns, unit="ns")   # stop bit
+            await Timer((s[9] - s[8]) * PERIOD_NS, unit="ns")   # stop bit
             if self.corrupt_rx is not None and self.rx_bytes == self.corrupt_rx[0]:
                 b ^= self.corrupt_rx[1]
             self.rx_bytes += 1

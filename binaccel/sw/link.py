@@ -41,6 +41,7 @@ __all__ = [
     "DEVICE_TO_HOST", "ALL_KINDS", "RxCode", "StatusEvent", "STATUS_SIZE", "crc16", "type_byte",
     "Frame", "encode_frame", "encode_frames", "split_frames", "frame_count", "FrameEncoder", "LinkError",
     "FrameDecoder", "decode_frames", "join_transfers", "parse_status", "encode_status",
+    "DEFAULT_BAUD", "LINE_BITS_PER_BYTE", "line_seconds",
 ]
 
 @dataclass(frozen=True)
@@ -421,3 +422,20 @@ def join_transfers(frames: Iterable[Frame]) -> list[tuple[FrameKind, bytes]]:
         raise LinkError("transfer", frame=last.index, offset=last.offset, field="type.eot",
                         expected="EOT on the last frame of a transfer", got="stream ended")
     return out
+
+
+#: The host link's default bit rate: both boards' USB-UART (FTDI) bridges run 3 Mbaud, and the board
+#: tops (:class:`binaccel.hw.boards.BoardTop`) default to it.
+DEFAULT_BAUD = 3_000_000
+
+#: Bits on the line per byte (8N1: start bit, 8 data bits, stop bit).
+LINE_BITS_PER_BYTE = 10
+
+
+def line_seconds(n_bytes: int, baud: int = DEFAULT_BAUD) -> float:
+    """Time on an 8N1 serial line for ``n_bytes`` bytes at ``baud``: ``n_bytes * 10 / baud``."""
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int) or n_bytes < 0:
+        raise ValueError(f"n_bytes: expected a non-negative int, got {n_bytes!r}")
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+        raise ValueError(f"baud: expected a positive int (bits per second), got {baud!r}")
+    return n_bytes * LINE_BITS_PER_BYTE / baud

@@ -5,6 +5,7 @@ import json
 import random
 import re
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -241,7 +242,11 @@ def test_checked_in_constraints_match_platform(board, cfile):
 
 def test_board_top_clocks_and_checks():
     ice = BoardTop(UARTEcho, board="icebreaker")
-    assert ice.clk_hz == 48e6 and ice.pll["DIVF"] == 63 and ice.divisor == 417
+    assert ice.clk_hz == 48e6 and ice.pll["DIVF"] == 63 and ice.baud == 3_000_000 and ice.divisor == 16
+    assert BoardTop(UARTEcho, board="icebreaker", baud=115_200).divisor == Fraction(1250, 3)
+    assert BoardTop(UARTEcho, board="ulx3s", clk_mhz=25).divisor == Fraction(25, 3)
+    with pytest.raises(ValueError, match="baud: expected a positive int"):
+        BoardTop(UARTEcho, board="icebreaker", baud=3e6)
     assert ice.rx_fifo_depth == 256
     ulx = BoardTop(UARTEcho, board="ulx3s", clk_mhz=125, baud=1_000_000)
     assert ulx.clk_hz == 125e6 and ulx.divisor == 125

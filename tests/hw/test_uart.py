@@ -1,15 +1,17 @@
 # amaranth: UnusedElaboratable=no
 """UART link gateware (binaccel.hw.uart) in Amaranth's simulator."""
 
+import math
 import random
+from fractions import Fraction
 
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring, stream
 from amaranth.sim import Simulator
 
-from binaccel.hw.uart import UARTRx, UARTTx, UARTEcho, uart_divisor, MIN_DIVISOR
-from binaccel.hw.boards import UARTBridge
+from binaccel.hw.uart import UARTRx, UARTTx, UARTEcho, uart_divisor, divisor_tag, MIN_DIVISOR
+from binaccel.hw.boards import BoardTop, UARTBridge
 
 
 class _Loopback(wiring.Component):
@@ -255,19 +257,152 @@ def test_echo_design_passes_bytes_through_under_backpressure():
 
 
 def test_parameter_checks():
-    with pytest.raises(TypeError, match="divisor"):
+    with pytest.raises(TypeError, match="divisor must be an int or a fractions.Fraction"):
         UARTTx(divisor=8.0)
     with pytest.raises(ValueError, match="divisor must be >= 4"):
         UARTRx(divisor=3)
+    with pytest.raises(ValueError, match="divisor must be >= 4"):
+        UARTTx(divisor=Fraction(39, 10))
     with pytest.raises(TypeError):
         UARTRx(8)                              # keyword-only
-    assert uart_divisor(12_000_000, 115_200) == 104
-    assert uart_divisor(48_000_000, 3_000_000) == 16
-    assert uart_divisor(12_000_000, 2_000_000) == 6
+    assert uart_divisor(12_000_000, 115_200) == Fraction(625, 6)
+    assert uart_divisor(48_000_000, 3_000_000) == 16 and isinstance(uart_divisor(48_000_000, 3_000_000), int)
+    assert uart_divisor(12_000_000, 3_000_000) == 4
+    assert uart_divisor(25_000_000, 3_000_000) == Fraction(25, 3)
+    assert uart_divisor(12_000_000, 1_850_000) == Fraction(240, 37)
+    d = uart_divisor(33_957_000, 3_000_000)    # 11.319: denominator limited, period within 1e-4 cycles
+    assert d.denominator <= 256 and abs(float(d) - 11.319) < 1e-4
     with pytest.raises(ValueError, match="error"):
-        uart_divisor(12_000_000, 1_850_000)   # 6.49 cycles per bit -> 6: 8 % off
-    with pytest.raises(ValueError, match="too fast"):
-        uart_divisor(12_000_000, 6_000_000)
+        uart_divisor(33_957_000.5, 3_000_000, max_error=0)
+    with pytest.raises(ValueError, match=r"baud 3500000 is too fast for a 12 MHz clock: 3.43 cycles per bit, need >= 4"):
+        uart_divisor(12_000_000, 3_500_000)
+    with pytest.raises(ValueError, match="baud: expected a positive number"):
+        uart_divisor(12_000_000, 0)
+    assert divisor_tag(4) == "4" and divisor_tag(Fraction(25, 3)) == "25_3"
+
+
+def test_board_top_refuses_a_too_fast_baud():
+    with pytest.raises(ValueError, match="baud 6000000 is too fast for a 12 MHz clock"):
+        BoardTop(UARTEcho, board="icebreaker", clk_mhz=12, baud=6_000_000)
+    # 3 Mbaud at 12 MHz: exactly the smallest divisor
+    assert BoardTop(UARTEcho, board="icebreaker", clk_mhz=12).divisor == 4
+
+
+#: Fractional and whole bit periods of the boards' clocks at 3 Mbaud and 115200 baud.
+FRACTIONAL = [uart_divisor(25_000_000, 3_000_000),       # 8.333 (ULX3S oscillator)
+              uart_divisor(33_957_000, 3_000_000),       # 11.319 (ULX3S build fmax)
+              uart_divisor(22_500_000, 3_000_000),       # 7.5 (iCEBreaker bitstream clock)
+              uart_divisor(12_000_000, 3_000_000),       # 4
+              uart_divisor(12_000_000, 115_200)]         # 104.17
+
+
+@pytest.mark.parametrize("divisor", FRACTIONAL, ids=lambda d: divisor_tag(d))
+def test_tx_fractional_bit_edges(divisor):
+    """Bit k starts ceil(k * divisor) cycles after the start bit: under one cycle from the ideal
+    edge for every bit, also for back-to-back bytes."""
+    dut = UARTTx(divisor=divisor)
+    rng = random.Random(int(divisor * 1000))
+    payload = [rng.randrange(256) for _ in range(3)]
+    starts, line = [], []
+
+    async def bench(ctx):
+        cycle = 0
+        for byte in payload:
+            ctx.set(dut.i_stream.payload, byte)
+            ctx.set(dut.i_stream.valid, 1)
+            while True:
+                _, _, ready, tx = await ctx.tick().sample(dut.i_stream.ready, dut.tx)
+                if cycle:
+                    line.append(tx)
+                cycle += 1
+                if ready:
+                    break
+            starts.append(len(line))
+            ctx.set(dut.i_stream.valid, 0)
+        for _ in range(math.ceil(11 * divisor)):
+            _, _, tx = await ctx.tick().sample(dut.tx)
+            line.append(tx)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for s, byte in zip(starts, payload):
+        edges = [s + math.ceil(k * divisor) for k in range(11)]
+        bits = [line[edges[k]:edges[k + 1]] for k in range(10)]
+        assert all(len(set(b)) == 1 for b in bits), (divisor, bits)
+        assert [b[0] for b in bits] == _frame_bits(byte)
+        assert all(0 <= e - s - k * divisor < 1 for k, e in enumerate(edges))
+
+
+@pytest.mark.parametrize("divisor", FRACTIONAL, ids=lambda d: divisor_tag(d))
+@pytest.mark.parametrize("rate", [0.98, 1.0, 1.02])
+def test_rx_fractional_period_random_bytes(divisor, rate):
+    """A sender at the ideal fractional period (times ``rate``), its edges at fractions of a cycle
+    rounded to the clock, random gaps: every byte decoded."""
+    dut = UARTRx(divisor=divisor)
+    rng = random.Random(int(divisor * 1000 * rate))
+    payload = [0x00, 0xFF, 0x55, 0xAA] + [rng.randrange(256) for _ in range(12 if divisor < 20 else 4)]
+    received = []
+    period = float(divisor) * rate
+
+    async def line(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(2 * math.ceil(divisor))
+        t = rng.random()                       # the sender's own phase
+        now = 0
+        for byte in payload:
+            for k, b in enumerate(_frame_bits(byte)):
+                ctx.set(dut.rx, b)
+                end = round(t + (k + 1) * period)
+                await ctx.tick().repeat(end - now)
+                now = end
+            t += 10 * period + (rng.choice([0, 0, rng.random() * 3 * period]))
+            gap = round(t) - now
+            if gap > 0:
+                await ctx.tick().repeat(gap)
+                now += gap
+        await ctx.tick().repeat(2 * math.ceil(divisor))
+
+    async def watch(ctx):
+        ctx.set(dut.o_stream.ready, 1)
+        async for _, _, valid, payload_, fe, ov in ctx.tick().sample(
+                dut.o_stream.valid, dut.o_stream.payload, dut.framing_error, dut.overrun):
+            assert not fe and not ov
+            if valid:
+                received.append(payload_)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(line)
+    sim.add_testbench(watch, background=True)
+    sim.run()
+    assert received == payload
+
+
+@pytest.mark.parametrize("divisor", FRACTIONAL, ids=lambda d: divisor_tag(d))
+def test_loopback_fractional_random_bytes(divisor):
+    rng = random.Random(int(divisor * 7))
+    payload = [rng.randrange(256) for _ in range(24 if divisor < 20 else 6)]
+    dut = _Loopback(divisor)
+    received, errors, done = [], [], []
+
+    async def producer(ctx):
+        for byte in payload:
+            await ctx.tick().repeat(rng.choice([0, 0, 1, rng.randint(0, 20)]) + 1)
+            ctx.set(dut.tx.i_stream.payload, byte)
+            ctx.set(dut.tx.i_stream.valid, 1)
+            await ctx.tick().until(dut.tx.i_stream.ready)
+            ctx.set(dut.tx.i_stream.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(_stream_consumer(dut.rx.o_stream, received, errors, rng, max_stall=3,
+                                       n_expected=len(payload), done=done))
+    sim.run_until(len(payload) * (12 * float(divisor) + 40) * 1e-6)
+    assert done and errors == []
+    assert received == payload
 
 
 @pytest.mark.parametrize("rate", [0.965, 1.0, 1.035])

@@ -13,6 +13,8 @@ driver binaccel.sw.enginehost.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Fragment, Module
@@ -20,6 +22,7 @@ from amaranth.hdl import ClockDomain, Fragment, Module
 from binaccel.hw import sweep
 from binaccel.hw.linked import BeatsToWords, LinkedEngine, WordsToBeats
 from binaccel.hw.params import EngineParams
+from binaccel.hw.uart import uart_divisor
 from tests.hw.gateware import drive_engine, run_sim
 from binaccel.sim import engine_link
 from binaccel.sw import enginehost, intref
@@ -124,6 +127,21 @@ def test_corrupted_frame_is_resent_and_results_stay_exact():
     r = engine_link.run_words(run.words, run.n_out_words, params=P, seed=4, corrupt=[(1, 20, 0x10)])
     assert np.array_equal(enginehost.layer_output(run, r.out), intref.run_model(m, images)[0])
     assert any(e["code"] == "CRC" and e["frame"] == 1 for e in r.extra["events"])
+
+
+@pytest.mark.sim   # one more build of the design, at a fractional bit period
+def test_fractional_bit_period_25_mhz_at_3_mbaud():
+    """8.333 clock cycles per bit (25 MHz, 3 Mbaud): the testbench's line and the UART's phase
+    accumulators keep the fractional period; the layer's output is exact."""
+    rng = np.random.default_rng(13)
+    m = random_model(rng)
+    images = rng.integers(0, 256, size=(1, 1, 12, 12)).astype(np.uint8)
+    run = enginehost.layer_run(m.layers[0], intref.model_input(m, images), P)
+    divisor = uart_divisor(25_000_000, 3_000_000)
+    assert divisor == Fraction(25, 3)
+    r = engine_link.run_words(run.words, run.n_out_words, params=P, seed=5, divisor=divisor)
+    assert np.array_equal(enginehost.layer_output(run, r.out), intref.run_model(m, images)[0])
+    assert r.extra["events"] == [] and r.extra["uart_error"] == 0
 
 
 @pytest.mark.sim   # the engine's fast-path build, beyond the default tier's one engine build

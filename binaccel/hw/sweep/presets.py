@@ -48,10 +48,10 @@ DESIGN_KIND = {"accel": "accel+uart", "engine-link": "engine+uart", "engine": "e
 DESIGN_OF_KIND = {kind: design for design, kind in DESIGN_KIND.items()}
 DESIGN_DESCRIPTION = {
     "accel": "accelerator + UART link + PLL: LinkedAccelerator (whole-network Accelerator behind the frame "
-             "link) in BoardTop (PLL, reset synchroniser, UART 115200 baud, receive FIFO, LEDs)",
+             "link) in BoardTop (PLL, reset synchroniser, UART 3 Mbaud, receive FIFO, LEDs)",
     "engine-link": "engine + UART link + PLL: LinkedEngine (the layer Engine behind the frame link; the host "
                    "does im2col, pooling and the maps between layers) in BoardTop (PLL, reset synchroniser, UART "
-                   "115200 baud, receive FIFO, LEDs)",
+                   "3 Mbaud, receive FIFO, LEDs)",
     "engine": "engine only: layer Engine (FlatPorts) in PortHarness in BoardTop (PLL, reset, UART); "
               "no fetch/write-back/buffers/sequencer/link",
 }
