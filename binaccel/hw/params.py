@@ -24,10 +24,10 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from binaccel.sw import hwif
-from binaccel.sw.hwif import AccelParams, EngineParams, signed_width
+from binaccel.sw.hwif import AccelParams, EngineParams, dp, signed_width
 
 __all__ = [
-    "EngineParams", "AccelParams", "BeatKind", "OutKind", "layout", "ctl_layout", "drain_layout",
+    "EngineParams", "AccelParams", "BeatKind", "OutKind", "WinMode", "layout", "ctl_layout", "drain_layout",
     "param_lane_layout", "signed_width",
 ]
 
@@ -50,7 +50,10 @@ BeatKind = _amaranth_enum(hwif.BeatKind, 2)
 #: Output kind of a layer (:class:`binaccel.sw.hwif.OutKind` as an Amaranth enum).
 OutKind = _amaranth_enum(hwif.OutKind, 2)
 
-_ENUMS = {hwif.BeatKind: BeatKind, hwif.OutKind: OutKind}
+#: Tile placement of the window generator (:class:`binaccel.sw.hwif.dp.WinMode` as an Amaranth enum).
+WinMode = _amaranth_enum(dp.WinMode, 2)
+
+_ENUMS = {hwif.BeatKind: BeatKind, hwif.OutKind: OutKind, dp.WinMode: WinMode}
 
 
 def _shape(shape):

@@ -1,7 +1,7 @@
 """How a design goes on a board: a ``BoardTop`` as it is, a byte-stream component in a ``BoardTop``,
 any other core in a :class:`PortHarness` in a ``BoardTop``."""
 
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import Flow, In, Out
 
@@ -42,7 +42,7 @@ class PortHarness(wiring.Component):
         m.submodules.core = core = self.core
         inputs, outputs = [], []
         for path, member, value in core.signature.flatten(core):
-            (inputs if member.flow == Flow.In else outputs).append(value)
+            (inputs if member.flow == Flow.In else outputs).append(Value.cast(value))
 
         in_width = sum(len(v) for v in inputs)
         if in_width:

@@ -1,0 +1,124 @@
+"""Output-stationary systolic array of :class:`~binaccel.hw.dp.pe.XnorPE`."""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._util import check_int, checking
+from .pe import XnorPE, result_layout, step_ctl_layout
+
+__all__ = ["XnorArray", "array_step_layout"]
+
+
+def array_step_layout(*, rows, cols, word, slot, n_width, tag_width) -> data.StructLayout:
+    """One operand step at the array's edge: control (``valid``, ``first``, ``dbl``, ``last``,
+    ``tag``), a weight word per row, and per column an activation word, a slot mask and the
+    count of valid bits in the step."""
+    ctl = step_ctl_layout(n_width=n_width, tag_width=tag_width)
+    return data.StructLayout({
+        "ctl": data.StructLayout({name: ctl[name].shape for name in ("valid", "first", "dbl", "last", "tag")}),
+        "w": data.ArrayLayout(word, rows),
+        "a": data.ArrayLayout(word, cols),
+        "m": data.ArrayLayout(word // slot, cols),
+        "n": data.ArrayLayout(n_width, cols),
+    })
+
+
+class XnorArray(wiring.Component):
+    """``rows x cols`` XNOR-popcount PEs, ``rows * cols * word`` binary MACs per cycle.
+
+    Parameters (keyword-only): ``rows``, ``cols``, ``word``, ``slot``, ``acc_width``,
+    ``n_width``, ``tag_width``, ``levels_per_stage`` (see :class:`~binaccel.hw.dp.pe.XnorPE`).
+
+    ``i`` (input, sampled every cycle; ``i.ctl.valid == 0`` is a bubble): one operand step. Row
+    ``r`` works on weight word ``i.w[r]``, column ``c`` on ``i.a[c]`` under slot mask ``i.m[c]``;
+    column ``c`` counts ``N = i.n[c]`` summed over the segment. The arithmetic is that of
+    :func:`binaccel.sw.dpref.xnor_array`.
+
+    ``o[r]`` (output): the results of row ``r``. The results of a segment whose last step was on
+    ``i`` in cycle ``T`` leave row ``r`` in cycles ``T + latency + r + c`` for ``c = 0 .. cols - 1``
+    (column order, ``valid`` set, one per cycle). Segment ends must be at least ``cols`` cycles
+    apart, so that no row has two results in one cycle. The array never stalls.
+    """
+
+    def __init__(self, *, rows, cols, word, slot, acc_width, n_width, tag_width, levels_per_stage=2):
+        with checking(self):
+            check_int("rows", rows, 1)
+            check_int("cols", cols, 1)
+            self._pe_kw = dict(word=word, slot=slot, acc_width=acc_width, n_width=n_width,
+                               tag_width=tag_width, levels_per_stage=levels_per_stage)
+            self._probe = XnorPE(**self._pe_kw)
+            self._probe._MustUse__silence = True
+        self.rows, self.cols, self.word, self.slot = rows, cols, word, slot
+        self.acc_width, self.n_width, self.tag_width = acc_width, n_width, tag_width
+        super().__init__({
+            "i": In(array_step_layout(rows=rows, cols=cols, word=word, slot=slot, n_width=n_width,
+                                      tag_width=tag_width)),
+            "o": Out(data.ArrayLayout(result_layout(acc_width=acc_width, n_width=n_width, tag_width=tag_width),
+                                      rows)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a segment's last step on ``i`` to the result of PE ``(0, 0)`` on ``o[0]``."""
+        return 1 + self._probe.latency + 1
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.rows * self.cols * self.word
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        ctl_layout = step_ctl_layout(n_width=self.n_width, tag_width=self.tag_width)
+
+        # edge register: the step, with each column's count summed over the segment
+        col_a, col_m, col_ctl = [], [], []
+        for c in range(C):
+            a = Signal(self.word, name=f"edge_a{c}")
+            mk = Signal(self.word // self.slot, name=f"edge_m{c}")
+            k = Signal(ctl_layout, name=f"edge_ctl{c}")
+            n_next = Mux(self.i.ctl.first, 0, k.n) + self.i.n[c]
+            m.d.sync += [a.eq(self.i.a[c]), mk.eq(self.i.m[c]),
+                         k.valid.eq(self.i.ctl.valid), k.first.eq(self.i.ctl.first),
+                         k.dbl.eq(self.i.ctl.dbl), k.last.eq(self.i.ctl.last), k.tag.eq(self.i.ctl.tag)]
+            with m.If(self.i.ctl.valid):
+                m.d.sync += k.n.eq(n_next)
+            # column skew: column c is delayed c cycles
+            for d in range(c):
+                a2 = Signal.like(a, name=f"skew_a{c}_{d}")
+                m2 = Signal.like(mk, name=f"skew_m{c}_{d}")
+                k2 = Signal.like(k, name=f"skew_ctl{c}_{d}")
+                m.d.sync += [a2.eq(a), m2.eq(mk), k2.eq(k)]
+                a, mk, k = a2, m2, k2
+            col_a.append(a), col_m.append(mk), col_ctl.append(k)
+        row_w = []
+        for r in range(R):
+            w = Signal(self.word, name=f"edge_w{r}")
+            m.d.sync += w.eq(self.i.w[r])
+            for d in range(r):  # row skew: row r is delayed r cycles
+                w2 = Signal.like(w, name=f"skew_w{r}_{d}")
+                m.d.sync += w2.eq(w)
+                w = w2
+            row_w.append(w)
+
+        pes = [[XnorPE(**self._pe_kw) for _ in range(C)] for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                if r == 0:
+                    m.d.comb += [pe.a_in.eq(col_a[c]), pe.m_in.eq(col_m[c]), pe.ctl_in.eq(col_ctl[c])]
+                else:
+                    up = pes[r - 1][c]
+                    m.d.comb += [pe.a_in.eq(up.a_out), pe.m_in.eq(up.m_out), pe.ctl_in.eq(up.ctl_out)]
+                m.d.comb += pe.w_in.eq(row_w[r] if c == 0 else pes[r][c - 1].w_out)
+            # at most one PE of a row finishes in a cycle: the row's result is the OR of the gated ones
+            gated = [Mux(pes[r][c].res.valid, pes[r][c].res.as_value(), 0) for c in range(C)]
+            m.d.sync += self.o[r].eq(reduce(or_, gated))
+        return m

@@ -1,0 +1,179 @@
+"""Output lane: the results of one array row turned into layer outputs as they leave the row."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._util import check_int, checking
+from .pe import result_layout
+
+__all__ = ["Lane", "LaneKind", "lane_cfg_layout", "lane_param_layout"]
+
+
+class LaneKind(enum.Enum, shape=2):
+    """What a lane makes of a value ``v``: a sign bit against a threshold, a requantized unsigned
+    value, or a logit."""
+    SIGN = 0
+    REQUANT = 1
+    LOGITS = 2
+
+
+def lane_cfg_layout(*, shift_width: int) -> data.StructLayout:
+    """Per-layer lane configuration (stable while a layer runs)."""
+    return data.StructLayout({
+        "kind": LaneKind,
+        "alpha": 1,               # v = (acc << alpha) - n - off: 1 for binary inputs, 0 for bit planes
+        "sum_cols": 1,            # sum each group of `cols` consecutive values (a reduction split over columns)
+        "pool": 1,                # max over each group of `cols` consecutive outputs (a 2x2 pooling quad)
+        "shift": shift_width,     # requantization shift
+        "out_bits": 4,            # requantized output width (1..8)
+    })
+
+
+def lane_param_layout(*, off_width, thr_width, mul_bits, add_bits) -> data.StructLayout:
+    """Per-output-channel lane parameters."""
+    return data.StructLayout({
+        "off": signed(off_width),  # subtracted from (acc << alpha) - n
+        "thr": signed(thr_width),  # SIGN: the threshold
+        "flip": 1,                 # SIGN: output (v <= thr) instead of (v >= thr)
+        "mul": signed(mul_bits),   # REQUANT, LOGITS: y = v * mul + add
+        "add": signed(add_bits),
+    })
+
+
+class Lane(wiring.Component):
+    """Turns the results of one array row into layer outputs, one result per cycle, never stalling.
+
+    Parameters (keyword-only): ``acc_width``, ``n_width``, ``tag_width`` (the array's result
+    layout), ``cols`` (group size of ``sum_cols`` and ``pool``), ``off_width``, ``thr_width``,
+    ``mul_bits``, ``add_bits`` (parameter widths), ``shift_width``, ``y_width`` (output width).
+
+    For each valid ``i`` (an array result ``acc``, ``n``, ``tag``), with the parameters of bank
+    ``tag[0]``:
+
+    * ``v = (acc << cfg.alpha) - n - off``;
+    * with ``cfg.sum_cols``, the ``v`` of each group of ``cols`` consecutive results are summed
+      and only the sum goes on;
+    * SIGN: ``y = (v <= thr) if flip else (v >= thr)``; REQUANT: ``y = clip((v*mul + add) >>
+      shift, 0, 2**out_bits - 1)``; LOGITS: ``y = v*mul + add``;
+    * with ``cfg.pool``, the largest ``y`` of each group of ``cols`` consecutive outputs goes on.
+
+    ``o`` carries ``y`` (two's complement in ``y_width`` bits) with ``valid`` for one cycle,
+    :attr:`latency` cycles after the result that completes it. The parameter banks are written
+    through ``p_we``/``p_bank``/``p_data`` at any time (the bank not in use). :func:`binaccel.sw.dpref.lane`
+    is the reference.
+    """
+
+    def __init__(self, *, acc_width, n_width, tag_width, cols, off_width, thr_width, mul_bits, add_bits,
+                 shift_width, y_width):
+        with checking(self):
+            for name, v, lo in (("acc_width", acc_width, 2), ("n_width", n_width, 1), ("tag_width", tag_width, 1),
+                                ("cols", cols, 1), ("off_width", off_width, 2), ("thr_width", thr_width, 2),
+                                ("mul_bits", mul_bits, 2), ("add_bits", add_bits, 2), ("shift_width", shift_width, 1),
+                                ("y_width", y_width, 2)):
+                check_int(name, v, lo)
+        self.acc_width, self.n_width, self.cols = acc_width, n_width, cols
+        self.v_width = max(acc_width + 1, n_width, off_width) + 2
+        self.s_width = self.v_width + max(cols - 1, 1).bit_length()
+        self.y_width = y_width
+        self.mul_bits, self.add_bits = mul_bits, add_bits
+        self.param_layout = lane_param_layout(off_width=off_width, thr_width=thr_width, mul_bits=mul_bits,
+                                              add_bits=add_bits)
+        super().__init__({
+            "cfg": In(lane_cfg_layout(shift_width=shift_width)),
+            "i": In(result_layout(acc_width=acc_width, n_width=n_width, tag_width=tag_width)),
+            "p_we": In(1), "p_bank": In(1), "p_data": In(self.param_layout),
+            "o": Out(data.StructLayout({"valid": 1, "y": signed(y_width)})),
+        })
+
+    #: Pipeline registers from an input to ``o``.
+    latency = 6
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        banks = [Signal(self.param_layout, name=f"bank{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(self.p_we & (self.p_bank == b)):
+                m.d.sync += banks[b].eq(self.p_data)
+
+        # 1: v = (acc << alpha) - n - off, with the parameters of the result's bank
+        v1 = Signal(signed(self.v_width))
+        ok1 = Signal()
+        prm1 = Signal(self.param_layout)
+        prm = Mux(self.i.tag[0], banks[1].as_value(), banks[0].as_value())
+        acc = self.i.acc.as_unsigned()
+        m.d.sync += [
+            ok1.eq(self.i.valid),
+            v1.eq(Mux(cfg.alpha, acc << 1, acc) - self.i.n - self.param_layout(prm).off),
+            prm1.eq(prm),
+        ]
+
+        # 2: the sum over a group of `cols` results (or the value itself)
+        s2 = Signal(signed(self.s_width))
+        ok2 = Signal()
+        prm2 = Signal(self.param_layout)
+        gi = Signal(range(max(self.cols, 2)))
+        gsum = Signal(signed(self.s_width))
+        m.d.sync += ok2.eq(0)
+        with m.If(ok1):
+            m.d.sync += prm2.eq(prm1)
+            with m.If(cfg.sum_cols):
+                total = Mux(gi == 0, 0, gsum) + v1
+                with m.If(gi == self.cols - 1):
+                    m.d.sync += [gi.eq(0), s2.eq(total), ok2.eq(1)]
+                with m.Else():
+                    m.d.sync += [gi.eq(gi + 1), gsum.eq(total)]
+            with m.Else():
+                m.d.sync += [s2.eq(v1), ok2.eq(1)]
+
+        # 3: compare (SIGN) or multiply
+        prod_w = self.s_width + self.mul_bits
+        prod3 = Signal(signed(prod_w))
+        bit3 = Signal()
+        ok3 = Signal()
+        prm3 = Signal(self.param_layout)
+        m.d.sync += [
+            ok3.eq(ok2), prm3.eq(prm2),
+            prod3.eq(s2 * prm2.mul),
+            bit3.eq(Mux(prm2.flip, s2 <= prm2.thr, s2 >= prm2.thr)),
+        ]
+
+        # 4: add
+        y4 = Signal(signed(max(prod_w, self.add_bits) + 1))
+        bit4 = Signal()
+        ok4 = Signal()
+        m.d.sync += [ok4.eq(ok3), bit4.eq(bit3), y4.eq(prod3 + prm3.add)]
+
+        # 5: the output function
+        y5 = Signal(signed(self.y_width))
+        ok5 = Signal()
+        shifted = Signal(signed(len(y4)))
+        m.d.comb += shifted.eq(y4 >> cfg.shift)
+        top = Signal(9)
+        m.d.comb += top.eq((1 << cfg.out_bits) - 1)
+        m.d.sync += ok5.eq(ok4)
+        with m.Switch(cfg.kind):
+            with m.Case(LaneKind.SIGN):
+                m.d.sync += y5.eq(bit4)
+            with m.Case(LaneKind.REQUANT):
+                m.d.sync += y5.eq(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
+            with m.Default():
+                m.d.sync += y5.eq(y4)
+
+        # 6: the max over a pooling group (or the output itself)
+        pi = Signal(range(max(self.cols, 2)))
+        pmax = Signal(signed(self.y_width))
+        m.d.sync += self.o.valid.eq(0)
+        with m.If(ok5):
+            with m.If(cfg.pool):
+                best = Mux((pi == 0) | (y5 > pmax), y5, pmax)
+                with m.If(pi == self.cols - 1):
+                    m.d.sync += [pi.eq(0), self.o.y.eq(best), self.o.valid.eq(1)]
+                with m.Else():
+                    m.d.sync += [pi.eq(pi + 1), pmax.eq(best)]
+            with m.Else():
+                m.d.sync += [self.o.y.eq(y5), self.o.valid.eq(1)]
+        return m

@@ -1,0 +1,149 @@
+"""Pipelined XNOR-popcount processing element."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._util import check_int, checking
+
+__all__ = ["XnorPE", "step_ctl_layout", "result_layout"]
+
+
+def step_ctl_layout(*, n_width: int, tag_width: int) -> data.StructLayout:
+    """Control travelling with an operand step: ``valid`` (0: a bubble), ``first`` (the step starts
+    a segment), ``dbl`` (Horner: the partial so far is doubled before the step is added, at a new
+    bit plane), ``last`` (the step ends the segment), ``n`` (the column's count of valid bits
+    so far in the segment) and an opaque ``tag`` that comes back with the result."""
+    return data.StructLayout({"valid": 1, "first": 1, "dbl": 1, "last": 1,
+                              "n": n_width, "tag": tag_width})
+
+
+def result_layout(*, acc_width: int, n_width: int, tag_width: int) -> data.StructLayout:
+    """A finished segment: ``valid``, the partial ``acc``, the count ``n`` and the ``tag`` of the
+    segment's last step."""
+    return data.StructLayout({"valid": 1, "acc": acc_width, "n": n_width, "tag": tag_width})
+
+
+class XnorPE(wiring.Component):
+    """One processing element of :class:`~binaccel.hw.dp.array.XnorArray`.
+
+    Parameters (keyword-only): ``word`` (bits per step), ``slot`` (bits per slot; ``word`` is a
+    multiple of it), ``acc_width`` (width of the unsigned partial), ``n_width``, ``tag_width``
+    (fields of :func:`step_ctl_layout`), ``levels_per_stage`` (adder-tree levels between pipeline
+    registers, default 2).
+
+    A step (``a_in``, ``w_in``, ``m_in`` with one mask bit per slot, ``ctl_in``) is forwarded
+    unchanged on the ``*_out`` ports one cycle later. A valid step adds
+    ``p = sum over slots s with m_in[s] set of popcount(~(a_in ^ w_in)) in slot s`` to the
+    partial: ``acc = p + (0 if first else 2*acc if dbl else acc)``. The step that ends a segment
+    (``last``) puts ``acc``, with the step's ``n`` and ``tag``, on ``res`` (``valid`` for one
+    cycle) :attr:`latency` cycles after the step was on the inputs. The PE never stalls.
+    """
+
+    def __init__(self, *, word, slot, acc_width, n_width, tag_width, levels_per_stage=2):
+        with checking(self):
+            check_int("word", word, 1)
+            check_int("slot", slot, 1, word)
+            if word % slot:
+                raise ValueError(f"word ({word}) must be a multiple of slot ({slot})")
+            check_int("acc_width", acc_width, 2)
+            check_int("n_width", n_width, 1)
+            check_int("tag_width", tag_width, 1)
+            check_int("levels_per_stage", levels_per_stage, 1)
+        self.word, self.slot, self.acc_width = word, slot, acc_width
+        self.slots = word // slot
+        self.levels_per_stage = levels_per_stage
+        self.ctl_layout = step_ctl_layout(n_width=n_width, tag_width=tag_width)
+        self.res_layout = result_layout(acc_width=acc_width, n_width=n_width, tag_width=tag_width)
+        super().__init__({
+            "a_in": In(word), "w_in": In(word), "m_in": In(self.slots), "ctl_in": In(self.ctl_layout),
+            "a_out": Out(word), "w_out": Out(word), "m_out": Out(self.slots), "ctl_out": Out(self.ctl_layout),
+            "res": Out(self.res_layout),
+        })
+
+    @property
+    def tree_levels(self) -> tuple:
+        """(levels of the slot popcount, levels of the masked sum over slots)."""
+        return (self.slot - 1).bit_length(), (self.slots - 1).bit_length()
+
+    @property
+    def stages(self) -> int:
+        """Pipeline registers between the inputs and the partial's adder."""
+        lv = self.levels_per_stage
+        slot_levels, sum_levels = self.tree_levels
+        # the slot popcounts in groups of `lv` levels, then the masked sum over the slots (at least
+        # one register: the step's `p`)
+        return -(-slot_levels // lv) + max(1, -(-sum_levels // lv))
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step on the inputs to its result on ``res``."""
+        return self.stages + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        lv = self.levels_per_stage
+        m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in), self.m_out.eq(self.m_in),
+                     self.ctl_out.eq(self.ctl_in)]
+
+        regs = 0                        # pipeline registers passed so far
+        mask, ctl = self.m_in, self.ctl_in
+
+        def register(values, name):
+            nonlocal regs, mask, ctl
+            out = []
+            for i, v in enumerate(values):
+                r = Signal(len(v), name=f"{name}_{i}")
+                m.d.sync += r.eq(v)
+                out.append(r)
+            mq = Signal.like(mask, name=f"mask_q{regs}")
+            cq = Signal.like(ctl, name=f"ctl_q{regs}")
+            m.d.sync += [mq.eq(mask), cq.eq(ctl)]
+            mask, ctl = mq, cq
+            regs += 1
+            return out
+
+        def reduce(level, levels, name):
+            for k in range(levels):
+                level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                         for i in range(0, len(level), 2)]
+                if (k + 1) % lv == 0 or k + 1 == levels:
+                    level = register(level, f"{name}{k}")
+            return level
+
+        x = ~(self.a_in ^ self.w_in)
+        slot_levels, sum_levels = self.tree_levels
+        # the slot popcounts, level by level over all slots at once (the registers line up)
+        level = [x[i].as_unsigned() for i in range(self.word)]
+        for k in range(slot_levels):
+            nxt = []
+            for s in range(self.slots):
+                part = level[s * len(level) // self.slots:(s + 1) * len(level) // self.slots]
+                nxt += [part[i] + part[i + 1] if i + 1 < len(part) else part[i] for i in range(0, len(part), 2)]
+            level = nxt
+            if (k + 1) % lv == 0 or k + 1 == slot_levels:
+                level = register(level, f"pc{k}")
+        # masked sum over the slots (the mask gates the inputs of the first level)
+        level = [Mux(mask[s], level[s], 0) for s in range(self.slots)]
+        if sum_levels:
+            level = reduce(level, sum_levels, "slot")
+        else:
+            level = register(level, "p")
+        p = level[0]
+        assert regs == self.stages, (regs, self.stages)
+
+        acc = Signal(self.acc_width)
+        base = Mux(ctl.first, 0, Mux(ctl.dbl, acc << 1, acc))
+        acc_next = Signal(self.acc_width)
+        m.d.comb += acc_next.eq(base + p)
+        with m.If(ctl.valid):
+            m.d.sync += acc.eq(acc_next)
+        m.d.sync += [
+            self.res.valid.eq(ctl.valid & ctl.last),
+            self.res.acc.eq(acc_next),
+            self.res.n.eq(ctl.n),
+            self.res.tag.eq(ctl.tag),
+        ]
+        return m

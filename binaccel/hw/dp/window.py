@@ -1,0 +1,250 @@
+"""Window generator: the operand steps of a layer, read straight from the feature-map slots."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from binaccel.sw.hwif import dp as dpif
+
+from .._util import check_int, checking
+from ..params import WinMode, layout
+from .array import array_step_layout
+
+__all__ = ["WindowGen"]
+
+SLOT = dpif.SLOT
+
+
+class WindowGen(wiring.Component):
+    """Streams one layer's operand steps into an :class:`~binaccel.hw.dp.array.XnorArray`.
+
+    Parameters (keyword-only): ``rows``, ``cols``, ``word`` (``2 * SLOT``: a step holds two
+    16-bit slots), ``n_width``, ``tag_width`` (the array's), ``aw`` (feature-map address width, in
+    slots), ``cw`` (signed coordinate width), ``count_w``, ``steps_w``, ``tbl_aw``, ``w_aw`` (see
+    :func:`binaccel.sw.hwif.dp.window_cfg_layout`), ``kb`` (tap index width), ``mem_latency``
+    (cycles from an address to its data on every memory port, 1 or 2).
+
+    The feature map holds one 16-bit slot per address: 16 channels of one pixel in one bit plane
+    (pixel-major, channel chunks minor, planes ``plane_size`` apart). A layer run visits, for each
+    group tile ``g`` (the array's rows), each tile of ``cols`` output positions (``cfg.mode``),
+    one segment: bit planes from the top one down, in each ``last_step + 1`` steps. Step ``j``
+    reads, for every column and both slots ``s``, the slot at ``column origin + tbl[j][s].off``
+    (offset table entry ``tbl_base + j``). A slot is *valid* if it is ``used``, in range
+    (``2j + s < col_lim[c]``), its column is in use, and its tap lies inside the input map
+    (``cfg.mode != FC``). An invalid slot reads as 0; with ``cfg.binary`` it is also masked out of
+    the popcount and its ``nbits`` are not counted (``n``), otherwise its mask bit is its ``used``
+    bit (zero-padded bit planes contribute exactly through the lane's offset).
+
+    The weight word of step ``j`` of group ``g`` is read from ``w_base + g * w_stride + j``.
+    ``tag[0]`` of every step is ``g & 1`` (the lanes' parameter bank).
+
+    Ports: ``cfg`` (stable during a run), ``start`` (one cycle), ``busy``, ``hold`` (while high
+    no new segment starts), the memory read ports ``tbl_addr``/``tbl_data``, ``w_addr``/``w_data``
+    and ``rd_addr[2c + s]``/``rd_data[2c + s]`` (data ``mem_latency`` cycles after the address),
+    and ``o``, the array's step input (a bubble when not valid). The last steps of two segments
+    are at least ``cols`` cycles apart. Nothing stalls once a segment has started.
+    """
+
+    def __init__(self, *, rows, cols, n_width, tag_width, aw, cw, count_w, steps_w, tbl_aw, w_aw, kb=2,
+                 mem_latency=1, word=2 * SLOT):
+        with checking(self):
+            for name, v, lo, hi in (("rows", rows, 1, None), ("cols", cols, 1, None), ("n_width", n_width, 1, None),
+                                    ("tag_width", tag_width, 1, None), ("aw", aw, 1, 32), ("cw", cw, 2, 24),
+                                    ("count_w", count_w, 1, 24), ("steps_w", steps_w, 1, 24),
+                                    ("tbl_aw", tbl_aw, 1, 24), ("w_aw", w_aw, 1, 24), ("kb", kb, 1, 4),
+                                    ("mem_latency", mem_latency, 1, 2)):
+                check_int(name, v, lo, hi)
+            if word != 2 * SLOT:
+                raise ValueError(f"word must be {2 * SLOT} (two {SLOT}-bit slots), got {word}")
+        self.rows, self.cols, self.word = rows, cols, word
+        self.n_width, self.tag_width = n_width, tag_width
+        self.aw, self.cw, self.kb, self.mem_latency = aw, cw, kb, mem_latency
+        self.cfg_layout = layout(dpif.window_cfg_layout(cols=cols, aw=aw, cw=cw, count_w=count_w, steps_w=steps_w,
+                                                        tbl_aw=tbl_aw, w_aw=w_aw))
+        self.entry_layout = layout(dpif.table_entry_layout(aw=aw, kb=kb))
+        self.count_w, self.steps_w = count_w, steps_w
+        super().__init__({
+            "cfg": In(self.cfg_layout),
+            "start": In(1), "busy": Out(1), "hold": In(1),
+            "tbl_addr": Out(tbl_aw), "tbl_data": In(self.entry_layout),
+            "w_addr": Out(w_aw), "w_data": In(data.ArrayLayout(word, rows)),
+            "rd_addr": Out(data.ArrayLayout(aw, 2 * cols)),
+            "rd_data": In(data.ArrayLayout(SLOT, 2 * cols)),
+            "o": Out(array_step_layout(rows=rows, cols=cols, word=word, slot=SLOT, n_width=n_width,
+                                       tag_width=tag_width)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step leaving the counters to the step on ``o``."""
+        return 5 + self.mem_latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, C, L = self.cfg, self.cols, self.mem_latency
+        aw, cw = self.aw, self.cw
+
+        # ---- counters: one step per cycle -----------------------------------------------------------
+        running = Signal()
+        gt = Signal(self.count_w)
+        ty = Signal(self.count_w)
+        tx = Signal(self.count_w)
+        b = Signal(3)
+        j = Signal(self.steps_w)
+        tile_addr = Signal(aw)
+        row_addr = Signal(aw)
+        plane_addr = Signal(aw)
+        iy = Signal(signed(cw))
+        ix = Signal(signed(cw))
+        w_row = Signal(len(self.w_addr))
+        since = Signal(range(C + 1), init=C)
+
+        j_last = j == cfg.last_step
+        b_top = b == cfg.planes_last
+        seg_last = j_last & (b == 0)
+        seg_first = (j == 0) & b_top
+        go = Signal()
+        m.d.comb += go.eq(running & ~(seg_last & (since < C)) & ~(seg_first & self.hold))
+
+        # the step record, stage by stage
+        def rec(name):
+            return {
+                "valid": Signal(name=f"{name}_valid"), "first": Signal(name=f"{name}_first"),
+                "dbl": Signal(name=f"{name}_dbl"), "last": Signal(name=f"{name}_last"),
+                "tag": Signal(self.tag_width, name=f"{name}_tag"), "j2": Signal(self.steps_w + 1, name=f"{name}_j2"),
+                "w_addr": Signal(len(self.w_addr), name=f"{name}_waddr"),
+            }
+
+        def pass_on(dst, src):
+            return [dst[k].eq(src[k]) for k in dst]
+
+        p1 = rec("p1")
+        p1_plane = Signal(aw)
+        p1_iy = Signal(signed(cw))
+        p1_ix = Signal(signed(cw))
+        p1_tx_last = Signal()
+        m.d.sync += p1["valid"].eq(go)
+        with m.If(go):
+            m.d.sync += [
+                p1["first"].eq(seg_first), p1["dbl"].eq((j == 0) & ~b_top), p1["last"].eq(seg_last),
+                p1["tag"].eq(gt[0]), p1["j2"].eq(j << 1), p1["w_addr"].eq(w_row + j),
+                p1_plane.eq(plane_addr), p1_iy.eq(iy), p1_ix.eq(ix), p1_tx_last.eq(tx == cfg.last_tx),
+                self.tbl_addr.eq(cfg.tbl_base + j),
+            ]
+            with m.If(~j_last):
+                m.d.sync += j.eq(j + 1)
+            with m.Else():
+                m.d.sync += j.eq(0)
+                with m.If(b != 0):
+                    m.d.sync += [b.eq(b - 1), plane_addr.eq(plane_addr - cfg.plane_size)]
+                with m.Else():
+                    m.d.sync += b.eq(cfg.planes_last)
+                    with m.If(tx != cfg.last_tx):
+                        m.d.sync += [tx.eq(tx + 1), tile_addr.eq(tile_addr + cfg.dx_addr),
+                                     plane_addr.eq(tile_addr + cfg.dx_addr), ix.eq(ix + cfg.dx_pix)]
+                    with m.Else():
+                        m.d.sync += [tx.eq(0), ix.eq(cfg.ix0)]
+                        with m.If(ty != cfg.last_ty):
+                            nxt = row_addr + cfg.dy_addr
+                            m.d.sync += [ty.eq(ty + 1), row_addr.eq(nxt), tile_addr.eq(nxt), plane_addr.eq(nxt),
+                                         iy.eq(iy + cfg.dy_pix)]
+                        with m.Else():
+                            m.d.sync += [ty.eq(0), iy.eq(cfg.iy0), row_addr.eq(cfg.addr0), tile_addr.eq(cfg.addr0),
+                                         plane_addr.eq(cfg.addr0)]
+                            with m.If(gt != cfg.last_gt):
+                                m.d.sync += [gt.eq(gt + 1), w_row.eq(w_row + cfg.w_stride)]
+                            with m.Else():
+                                m.d.sync += running.eq(0)
+        with m.If(go & seg_last):
+            m.d.sync += since.eq(1)
+        with m.Elif(since < C):
+            m.d.sync += since.eq(since + 1)
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), gt.eq(0), ty.eq(0), tx.eq(0), b.eq(cfg.planes_last), j.eq(0),
+                         tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
+                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq(C)]
+
+        # ---- p2: each column's origin ----------------------------------------------------------------
+        p2 = rec("p2")
+        m.d.sync += pass_on(p2, p1)
+        base2 = [Signal(aw, name=f"p2_base{c}") for c in range(C)]
+        y2 = [Signal(signed(cw + 1), name=f"p2_y{c}") for c in range(C)]
+        x2 = [Signal(signed(cw + 1), name=f"p2_x{c}") for c in range(C)]
+        ok2 = [Signal(name=f"p2_colok{c}") for c in range(C)]
+        for c in range(C):
+            m.d.sync += [base2[c].eq(p1_plane + cfg.col_off[c]), y2[c].eq(p1_iy + cfg.col_dy[c]),
+                         x2[c].eq(p1_ix + cfg.col_dx[c]),
+                         ok2[c].eq((cfg.mode != WinMode.LINEAR) | ~p1_tx_last | (c < cfg.last_cols))]
+
+        # ---- p3: which taps of each column lie inside the map; the table entry ---------------------------
+        p3 = rec("p3")
+        m.d.sync += pass_on(p3, p2)
+        K = 1 << self.kb
+        base3 = [Signal(aw, name=f"p3_base{c}") for c in range(C)]
+        vy3 = [Signal(K, name=f"p3_vy{c}") for c in range(C)]
+        vx3 = [Signal(K, name=f"p3_vx{c}") for c in range(C)]
+        inr3 = [Signal(2, name=f"p3_inr{c}") for c in range(C)]
+        fc = cfg.mode == WinMode.FC
+        for c in range(C):
+            m.d.sync += base3[c].eq(base2[c])
+            for k in range(K):
+                m.d.sync += [
+                    vy3[c][k].eq(ok2[c] & (fc | ((y2[c] + k >= 0) & (y2[c] + k < cfg.hin)))),
+                    vx3[c][k].eq(fc | ((x2[c] + k >= 0) & (x2[c] + k < cfg.win))),
+                ]
+            for s in range(2):
+                m.d.sync += inr3[c][s].eq(p2["j2"] + s < cfg.col_lim[c])
+        # the table entry, registered once more with one cycle of memory latency
+        if L == 1:
+            ent = Signal(self.entry_layout)
+            m.d.sync += ent.eq(self.tbl_data)
+        else:
+            ent = self.tbl_data
+
+        # ---- p4: slot addresses and validity ----------------------------------------------------------
+        p4 = rec("p4")
+        m.d.sync += pass_on(p4, p3)
+        valid4 = [Signal(name=f"p4_valid{i}") for i in range(2 * C)]
+        used4 = [Signal(name=f"p4_used{i}") for i in range(2 * C)]
+        nbits4 = [Signal(5, name=f"p4_nbits{i}") for i in range(2 * C)]
+        for c in range(C):
+            for s in range(2):
+                e = ent[s]
+                i = 2 * c + s
+                m.d.sync += [
+                    self.rd_addr[i].eq(base3[c] + e.off),
+                    valid4[i].eq(e.used & inr3[c][s] & vy3[c].bit_select(e.ky, 1) & vx3[c].bit_select(e.kx, 1)),
+                    used4[i].eq(e.used & inr3[c][s]),
+                    nbits4[i].eq(e.nbits),
+                ]
+        m.d.sync += self.w_addr.eq(p3["w_addr"])
+
+        # ---- wait for the memories, then the step -------------------------------------------------------
+        stage, valid_d, used_d, nbits_d = p4, valid4, used4, nbits4
+        in_flight = [p1["valid"], p2["valid"], p3["valid"], p4["valid"]]
+        for d in range(L):
+            nxt = rec(f"q{d}")
+            m.d.sync += pass_on(nxt, stage)
+            vq = [Signal(name=f"q{d}_valid{i}") for i in range(2 * C)]
+            uq = [Signal(name=f"q{d}_used{i}") for i in range(2 * C)]
+            nq = [Signal(5, name=f"q{d}_nbits{i}") for i in range(2 * C)]
+            m.d.sync += [x.eq(y) for x, y in zip(vq + uq + nq, valid_d + used_d + nbits_d)]
+            stage, valid_d, used_d, nbits_d = nxt, vq, uq, nq
+            in_flight.append(stage["valid"])
+
+        o = self.o
+        m.d.sync += [o.ctl.valid.eq(stage["valid"]), o.ctl.first.eq(stage["first"]), o.ctl.dbl.eq(stage["dbl"]),
+                     o.ctl.last.eq(stage["last"]), o.ctl.tag.eq(stage["tag"]), o.w.eq(self.w_data)]
+        for c in range(C):
+            slots, mask, n = [], [], 0
+            for s in range(2):
+                i = 2 * c + s
+                slots.append(Mux(valid_d[i], self.rd_data[i], 0))
+                mask.append(Mux(cfg.binary, valid_d[i], used_d[i]))
+                n = n + Mux(cfg.binary & valid_d[i], nbits_d[i], 0)
+            m.d.sync += [o.a[c].eq(Cat(*slots)), o.m[c].eq(Cat(*mask)), o.n[c].eq(n)]
+
+        m.d.comb += self.busy.eq(running | Cat(*in_flight).any() | o.ctl.valid)
+        return m
