@@ -10,7 +10,7 @@ import numpy as np
 
 from .hwif.dp import WinMode
 
-__all__ = ["slot_popcounts", "xnor_array", "lane", "window"]
+__all__ = ["slot_popcounts", "xnor_array", "lane", "window", "first_layer"]
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -138,4 +138,38 @@ def window(cfg: dict, *, fm, table, weights, cols: int, aw: int) -> list:
                                     "last": int(b == 0 and j == cfg["last_step"]), "tag": g & 1,
                                     "w": list(weights[cfg["w_base"] + g * cfg["w_stride"] + j]),
                                     "a": a, "m": m, "n": n})
+    return out
+
+
+def first_layer(cfg: dict, *, img, weights, rows: int) -> list:
+    """What :class:`binaccel.hw.dp.first.FirstLayerUnit` puts out: per row, the list of
+    ``(acc, tag)`` in order. ``img``: tile words by address; ``weights``: entries (ints: 9 weight
+    bits per row, then a ``dir`` bit per row) by address."""
+    out = [[] for _ in range(rows)]
+
+    def pixel(ch_addr, by, bx):
+        word = int(img[ch_addr + (by // 2) * cfg["tile_row"] + (bx // 2)])
+        return (word >> (8 * (2 * (by % 2) + (bx % 2)))) & 0xFF
+
+    for g in range(cfg["last_gt"] + 1):
+        for qy in range(cfg["last_qy"] + 1):
+            for qx in range(cfg["last_qx"] + 1):
+                acc = np.zeros((rows, 4), dtype=np.int64)
+                dirs = 0
+                for c in range(cfg["last_ch"] + 1):
+                    went = int(weights[cfg["w_base"] + g * cfg["w_stride"] + c])
+                    if c == 0:
+                        dirs = went >> (9 * rows)
+                    base = cfg["img_base"] + qy * cfg["tile_row"] + qx + c * cfg["ch_size"]
+                    for r in range(rows):
+                        wb = (went >> (9 * r)) & 0x1FF
+                        for p in range(4):
+                            dy, dx = p // 2, p % 2
+                            acc[r, p] += sum(pixel(base, dy + ky, dx + kx) ^ (0 if (wb >> (3 * ky + kx)) & 1 else 0xFF)
+                                             for ky in range(3) for kx in range(3))
+                for r in range(rows):
+                    vals = [int(v) for v in acc[r]]
+                    if cfg["pool"]:
+                        vals = [min(vals) if (dirs >> r) & 1 else max(vals)]
+                    out[r].extend((v, g & 1) for v in vals)
     return out

@@ -1,0 +1,240 @@
+"""First-layer unit: 8-bit pixels times binary weights by adder trees, a 2x2 quad of positions per cycle."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._util import check_int, checking
+from .pe import result_layout
+
+__all__ = ["FirstLayerUnit", "first_cfg_layout"]
+
+PIX = 8
+TAPS = 9
+
+
+def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> data.StructLayout:
+    """Per-layer configuration of the first-layer unit (pre-decoded by the compiler)."""
+    return data.StructLayout({
+        "pool": 1,            # 1: one pooled result per quad (max, or min where the row's `dir` is set)
+        "last_qx": count_w, "last_qy": count_w, "last_ch": count_w, "last_gt": count_w,
+        "img_base": aw,       # tile-word address of the first quad, channel 0
+        "tile_row": aw,       # tile words per padded image row pair
+        "ch_size": aw,        # tile words per channel
+        "w_base": w_aw, "w_stride": w_aw,   # weights of group g, channel c at w_base + g*w_stride + c
+    })
+
+
+def _tree(m, values, every, name):
+    """A balanced adder tree over ``values``, registered after every ``every`` levels and at the
+    end; returns (sum, registers on the way)."""
+    level, regs, k = list(values), 0, 0
+    while len(level) > 1:
+        level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        k += 1
+        if k % every == 0 or len(level) == 1:
+            out = []
+            for i, v in enumerate(level):
+                r = Signal(len(v), name=f"{name}_l{k}_{i}")
+                m.d.sync += r.eq(v)
+                out.append(r)
+            level, regs = out, regs + 1
+    return level[0], regs
+
+
+class FirstLayerUnit(wiring.Component):
+    """The convolution of a layer on 8-bit pixels with binary weights (3x3, stride 1).
+
+    Parameters (keyword-only): ``rows`` (output channels per group tile), ``acc_width``,
+    ``tag_width`` (the results' layout, as the array's, ``n`` always 0), ``count_w``, ``aw``,
+    ``w_aw`` (:func:`first_cfg_layout`), ``mem_latency`` (1 or 2), ``levels_per_stage``.
+
+    The image lies in memory as tile words: a word holds the 2x2 pixels ``(2ty + dy, 2tx + dx)``
+    of the zero-padded image in byte ``2*dy + dx``; channels follow each other ``ch_size`` words
+    apart. A quad ``(qy, qx)`` covers the output positions ``(2qy + dy, 2qx + dx)``; it reads the
+    4x4 pixel block of tiles ``(qy + i, qx + j)``, ``i, j`` in 0, 1 (four read ports), one channel
+    per cycle. For each row ``r`` (output channel ``g*rows + r``) and position, with weight bits
+    ``s`` (bit ``3*ky + kx`` of the row's entry; 1 is +1), the unit sums ``x XOR (0 if s else 255)``
+    over the taps and channels: ``acc = sum(w*x) + 255 * (number of -1 weights)``, an unsigned
+    value the lane turns back with its offset. With ``cfg.pool`` the quad's largest ``acc`` goes
+    out (the smallest where the row's ``dir`` bit, weight entry bit ``9*rows + r`` of channel 0,
+    is set: a decreasing output function); otherwise the four positions go out in turn (``dy``
+    major). Row ``r``'s results are delayed ``r`` cycles, as the array's are. The order is group
+    tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
+    is the reference.
+    """
+
+    def __init__(self, *, rows, acc_width, tag_width, count_w, aw, w_aw, mem_latency=1, levels_per_stage=2):
+        with checking(self):
+            for name, v, lo, hi in (("rows", rows, 1, None), ("acc_width", acc_width, 13, None),
+                                    ("tag_width", tag_width, 1, None), ("count_w", count_w, 1, 24),
+                                    ("aw", aw, 1, 32), ("w_aw", w_aw, 1, 24), ("mem_latency", mem_latency, 1, 2),
+                                    ("levels_per_stage", levels_per_stage, 1, None)):
+                check_int(name, v, lo, hi)
+        self.rows, self.acc_width, self.tag_width = rows, acc_width, tag_width
+        self.mem_latency, self.levels_per_stage = mem_latency, levels_per_stage
+        self.cfg_layout = first_cfg_layout(count_w=count_w, aw=aw, w_aw=w_aw)
+        self.w_width = rows * (TAPS + 1)
+        res = result_layout(acc_width=acc_width, n_width=1, tag_width=tag_width)
+        super().__init__({
+            "cfg": In(self.cfg_layout), "start": In(1), "busy": Out(1), "hold": In(1),
+            "img_addr": Out(data.ArrayLayout(aw, 4)), "img_data": In(data.ArrayLayout(32, 4)),
+            "w_addr": Out(w_aw), "w_data": In(self.w_width),
+            "o": Out(data.ArrayLayout(res, rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, R = self.cfg, self.rows
+
+        # ---- counters: one (quad, channel) step per cycle ----------------------------------------------
+        running = Signal()
+        gt, qy, qx, ch = (Signal(len(cfg.last_gt), name=n) for n in ("gt", "qy", "qx", "ch"))
+        quad_addr = Signal(len(cfg.img_base))
+        row_addr = Signal(len(cfg.img_base))
+        ch_addr = Signal(len(cfg.img_base))
+        w_row = Signal(len(self.w_addr))
+        spacing = Mux(cfg.pool, 1, 4)
+        since = Signal(3, init=4)
+        last = ch == cfg.last_ch
+        go = Signal()
+        m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & self.hold))
+
+        v1, first1, last1, tag1 = Signal(), Signal(), Signal(), Signal(self.tag_width)
+        m.d.sync += v1.eq(go)
+        with m.If(go):
+            m.d.sync += [first1.eq(ch == 0), last1.eq(last), tag1.eq(gt[0]),
+                         self.img_addr[0].eq(ch_addr), self.img_addr[1].eq(ch_addr + 1),
+                         self.img_addr[2].eq(ch_addr + cfg.tile_row), self.img_addr[3].eq(ch_addr + cfg.tile_row + 1),
+                         self.w_addr.eq(w_row + ch)]
+            with m.If(~last):
+                m.d.sync += [ch.eq(ch + 1), ch_addr.eq(ch_addr + cfg.ch_size)]
+            with m.Else():
+                m.d.sync += ch.eq(0)
+                with m.If(qx != cfg.last_qx):
+                    m.d.sync += [qx.eq(qx + 1), quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1)]
+                with m.Else():
+                    m.d.sync += qx.eq(0)
+                    with m.If(qy != cfg.last_qy):
+                        nxt = row_addr + cfg.tile_row
+                        m.d.sync += [qy.eq(qy + 1), row_addr.eq(nxt), quad_addr.eq(nxt), ch_addr.eq(nxt)]
+                    with m.Else():
+                        m.d.sync += [qy.eq(0), row_addr.eq(cfg.img_base), quad_addr.eq(cfg.img_base),
+                                     ch_addr.eq(cfg.img_base)]
+                        with m.If(gt != cfg.last_gt):
+                            m.d.sync += [gt.eq(gt + 1), w_row.eq(w_row + cfg.w_stride)]
+                        with m.Else():
+                            m.d.sync += running.eq(0)
+        with m.If(go & last):
+            m.d.sync += since.eq(1)
+        with m.Elif(since < 4):
+            m.d.sync += since.eq(since + 1)
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), gt.eq(0), qy.eq(0), qx.eq(0), ch.eq(0), quad_addr.eq(cfg.img_base),
+                         row_addr.eq(cfg.img_base), ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base), since.eq(4)]
+
+        # ---- wait for the memories --------------------------------------------------------------------
+        ctl = [v1, first1, last1, tag1]
+        in_flight = [v1]
+        for d in range(self.mem_latency):
+            nxt = [Signal.like(s, name=f"mem{d}_{i}") for i, s in enumerate(ctl)]
+            m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)]
+            ctl = nxt
+            in_flight.append(ctl[0])
+
+        # ---- 9-term sums: one tree per row and position -------------------------------------------------
+        def pixel(by, bx):
+            word = self.img_data[2 * (by // 2) + (bx // 2)]
+            byte = 2 * (by % 2) + (bx % 2)
+            return word[PIX * byte:PIX * (byte + 1)]
+
+        sums, regs = {}, 0
+        for r in range(R):
+            wbits = self.w_data[r * TAPS:(r + 1) * TAPS]
+            for p in range(4):
+                dy, dx = p // 2, p % 2
+                terms = [pixel(dy + ky, dx + kx) ^ Mux(wbits[3 * ky + kx], 0, 0xFF)
+                         for ky in range(3) for kx in range(3)]
+                sums[r, p], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{p}")
+        dirs = self.w_data[R * TAPS:R * TAPS + R]
+        dir_q = dirs
+        for d in range(regs):
+            nxt = [Signal.like(s, name=f"tree{d}_{i}") for i, s in enumerate(ctl)]
+            dq = Signal(R, name=f"dir_q{d}")
+            m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)] + [dq.eq(dir_q)]
+            ctl, dir_q = nxt, dq
+            in_flight.append(ctl[0])
+        valid, first, lastc, tag = ctl
+
+        # ---- accumulate over the channels; the quad's results ---------------------------------------------
+        W = self.acc_width
+        acc = {(r, p): Signal(W, name=f"acc{r}_{p}") for r in range(R) for p in range(4)}
+        done = Signal()
+        done_tag = Signal(self.tag_width)
+        dirs_l = Signal(R)
+        fin_dirs = Signal(R)
+        half_dirs = Signal(R)
+        fin = {(r, p): Signal(W, name=f"fin{r}_{p}") for r in range(R) for p in range(4)}
+        m.d.sync += done.eq(valid & lastc)
+        with m.If(valid):
+            for key, a in acc.items():
+                nxt = Mux(first, 0, a) + sums[key]
+                m.d.sync += a.eq(nxt)
+                with m.If(lastc):
+                    m.d.sync += fin[key].eq(nxt)
+            with m.If(first):
+                m.d.sync += dirs_l.eq(dir_q)
+            with m.If(lastc):
+                m.d.sync += [done_tag.eq(tag), fin_dirs.eq(Mux(first, dir_q, dirs_l))]
+        in_flight.append(done)
+
+        # pooled: the best of the four in two compare-select levels; else the four in turn
+        out_v = Signal()
+        out_tag = Signal(self.tag_width)
+        out_acc = [Signal(W, name=f"out{r}") for r in range(R)]
+        pick = {}
+        half = {(r, h): Signal(W, name=f"half{r}_{h}") for r in range(R) for h in range(2)}
+        half_v = Signal()
+        half_tag = Signal(self.tag_width)
+        m.d.sync += [half_v.eq(done & cfg.pool), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
+        for r in range(R):
+            for h in range(2):
+                a, b = fin[r, 2 * h], fin[r, 2 * h + 1]
+                m.d.sync += half[r, h].eq(Mux((a > b) ^ fin_dirs[r], a, b))
+        in_flight.append(half_v)
+        serial = Signal(range(4))        # positions still to send of an unpooled quad
+        held = {(r, p): Signal(W, name=f"held{r}_{p}") for r in range(R) for p in range(4)}
+        m.d.sync += out_v.eq(0)
+        with m.If(half_v):
+            m.d.sync += [out_v.eq(1), out_tag.eq(half_tag)]
+            for r in range(R):
+                a, b = half[r, 0], half[r, 1]
+                m.d.sync += out_acc[r].eq(Mux((a > b) ^ half_dirs[r], a, b))
+        with m.If(done & ~cfg.pool):
+            m.d.sync += [serial.eq(3), out_tag.eq(done_tag), out_v.eq(1)]
+            for key in held:
+                m.d.sync += held[key].eq(fin[key])
+            for r in range(R):
+                m.d.sync += out_acc[r].eq(fin[r, 0])
+        with m.Elif(serial != 0):
+            idx = 4 - serial
+            m.d.sync += [serial.eq(serial - 1), out_v.eq(1)]
+            for r in range(R):
+                m.d.sync += out_acc[r].eq(Mux(idx == 0, held[r, 0], Mux(idx == 1, held[r, 1],
+                                                                         Mux(idx == 2, held[r, 2], held[r, 3]))))
+        in_flight += [serial != 0, out_v]
+
+        # ---- row skew: row r's results r cycles later ----------------------------------------------------
+        for r in range(R):
+            v, a, t = out_v, out_acc[r], out_tag
+            for d in range(r):
+                v2, a2, t2 = Signal(name=f"sk_v{r}_{d}"), Signal(W, name=f"sk_a{r}_{d}"), Signal(self.tag_width,
+                                                                                              name=f"sk_t{r}_{d}")
+                m.d.sync += [v2.eq(v), a2.eq(a), t2.eq(t)]
+                v, a, t = v2, a2, t2
+                in_flight.append(v)
+            m.d.comb += [self.o[r].valid.eq(v), self.o[r].acc.eq(a), self.o[r].n.eq(0), self.o[r].tag.eq(t)]
+        m.d.comb += self.busy.eq(running | Cat(*in_flight).any())
+        return m
