@@ -1,24 +1,48 @@
-"""The bench's CPU side: the bit-packed numpy path and the timings of the three CPU baselines.
+"""The bench's CPU side: the bit-packed numpy path and the timings of the CPU baselines.
 
 Measured in the same run on this machine (median of repetitions after warm-up): a float PyTorch
-model of the same shapes (:func:`binaccel.sw.netzoo.torch_model`), the Brevitas model (the trained
-checkpoint for MNIST; Brevitas binary layers of the same shapes for the paper-scale networks), and
-:class:`PackedNet`, a bit-packed XNOR/AND-popcount numpy path (64-bit words, ``np.bitwise_count``)
-checked bit-exact against :mod:`binaccel.sw.intref`.
+model of the same shapes (:func:`binaccel.sw.netzoo.torch_model`), the same float model exported
+with ``torch.onnx.export`` and run by onnxruntime (one intra-op thread, and all of the machine's
+threads), the Brevitas model (the trained checkpoint for MNIST; Brevitas binary layers of the same
+shapes for the paper-scale networks), and :class:`PackedNet`, a bit-packed XNOR/AND-popcount numpy
+path (64-bit words, ``np.bitwise_count``) checked bit-exact against :mod:`binaccel.sw.intref`.
+
+The fastest of the deployable runtimes (:data:`DEPLOYABLE`: torch float, onnxruntime with one and
+with all threads, the packed path; Brevitas is a training framework) is each batch's ``best``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from binaccel.sw import intref, netzoo
+from binaccel.sw.atomic import write_bytes_atomic
 from binaccel.sw.intmodel import IntModel, Layer
 
-__all__ = ["PackedNet", "time_call", "cpu_timings", "check_packed"]
+__all__ = ["PackedNet", "time_call", "cpu_timings", "check_packed", "export_onnx", "ort_session",
+           "check_onnx", "DEPLOYABLE", "ONNX_RTOL", "runtime_name"]
+
+#: The timings (keys of a :func:`cpu_timings` batch entry) a user would deploy on a CPU: the
+#: candidates for the batch's ``best``.
+DEPLOYABLE = ("torch_float", "onnxruntime_t1", "onnxruntime_tall", "packed")
+
+#: Tolerance of the onnxruntime output against torch's float output (relative to the largest
+#: torch logit): a check of the export, not a bit-exactness claim.
+ONNX_RTOL = 1e-4
+
+
+def runtime_name(key: str, entry: dict) -> str:
+    """The runtime a timing key names in reports: ``torch``, ``packed``, ``brevitas``,
+    ``onnxruntime-t1``, ``onnxruntime-t<N>`` (N = the timing's threads)."""
+    if key.startswith("onnxruntime_"):
+        return f"onnxruntime-t{entry[key]['threads']}"
+    return {"torch_float": "torch"}.get(key, key)
 
 
 def _pack_words(bits: np.ndarray) -> np.ndarray:
@@ -199,14 +223,61 @@ def time_call(fn, *, warmup: int = 2, reps: int = 7, min_time: float = 0.0) -> d
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "reps": len(times)}
 
 
-def cpu_timings(model: IntModel, *, brevitas_model=None, images, batches, warmup, reps, log):
+def export_onnx(float_net, example: torch.Tensor, path) -> str:
+    """Export the float torch model to ONNX at ``path`` (written atomically) with a dynamic batch
+    axis (input ``x``, output ``y``; ``example``: an input batch of at least 2 images). Returns the path."""
+    if example.shape[0] < 2:
+        raise ValueError(f"example: expected a batch of at least 2 images (a dynamic batch axis), "
+                         f"got {example.shape[0]}")
+    float_net.eval()
+    prog = torch.onnx.export(float_net, (example,), dynamo=True, input_names=["x"], output_names=["y"],
+                             dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    write_bytes_atomic(path, prog.model_proto.SerializeToString())
+    return str(path)
+
+
+def ort_session(path, threads: int):
+    """An onnxruntime CPU session of the model at ``path`` with ``threads`` intra-op threads
+    (sequential execution, one inter-op thread, all graph optimisations)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: expected a positive int, got {threads!r}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(session, float_net, x: torch.Tensor) -> dict:
+    """onnxruntime's output against torch's float output on ``x``: ``{"max_abs_diff", "max_abs",
+    "rtol", "ok"}`` (ok: every difference at most :data:`ONNX_RTOL` times the largest torch output)."""
+    with torch.no_grad():
+        want = float_net(x).numpy()
+    got = session.run(None, {"x": np.ascontiguousarray(x.numpy())})[0]
+    diff = float(np.abs(got.astype(np.float64) - want).max()) if got.shape == want.shape else float("inf")
+    scale = float(np.abs(want).max())
+    return {"max_abs_diff": diff, "max_abs": scale, "rtol": ONNX_RTOL,
+            "ok": bool(diff <= ONNX_RTOL * max(scale, 1e-6))}
+
+
+def cpu_timings(model: IntModel, *, brevitas_model=None, images, batches, warmup, reps, log, onnx_path=None,
+                ort_threads=None):
     """Per batch size ``n`` of ``batches``: the median time per image of the float torch model, the
-    Brevitas model and :class:`PackedNet` on the first ``n`` of ``images`` (repeated when fewer)."""
+    Brevitas model, :class:`PackedNet` and, with ``onnx_path`` (where the float model's ONNX export
+    goes), onnxruntime with 1 and with ``ort_threads`` intra-op threads (default ``os.cpu_count()``),
+    on the first ``n`` of ``images`` (repeated when fewer). Each batch entry has ``best``: the
+    fastest of :data:`DEPLOYABLE` (``{"key", "runtime", "s_per_image"}``). With ``onnx_path`` the
+    result's ``"onnx"`` holds the export's path and :func:`check_onnx` of the largest batch
+    (AssertionError when it fails)."""
     out = {}
     c = model.input_shape[0] * model.input_repeat
     float_net = netzoo.torch_model(model, kind="float")
+    float_net.eval()
     brev_net = brevitas_model if brevitas_model is not None else netzoo.torch_model(model, kind="brevitas")
     packed = PackedNet(model)
+    all_threads = int(ort_threads if ort_threads is not None else (os.cpu_count() or 1))
+    inputs = {}
     for n in batches:
         imgs = images[:n]
         if len(imgs) < n:
@@ -216,10 +287,29 @@ def cpu_timings(model: IntModel, *, brevitas_model=None, images, batches, warmup
             xf = xf[:, None]
         x_rep = xf.repeat_interleave(model.input_repeat, dim=1) if model.input_repeat > 1 else xf
         assert x_rep.shape[1] == c
+        inputs[n] = (imgs, x_rep)
+    sessions = {}
+    if onnx_path is not None:
+        example = inputs[max(batches)][1]
+        if example.shape[0] < 2:
+            example = example.repeat(2, *([1] * (example.dim() - 1)))
+        export_onnx(float_net, example, onnx_path)
+        sessions["onnxruntime_t1"] = (1, ort_session(onnx_path, 1))
+        sessions["onnxruntime_tall"] = ((all_threads, ort_session(onnx_path, all_threads)) if all_threads > 1
+                                        else sessions["onnxruntime_t1"])
+        check = check_onnx(sessions["onnxruntime_t1"][1], float_net, example)
+        out["onnx"] = {"path": str(onnx_path), "check": check}
+        if not check["ok"]:
+            raise AssertionError(f"{onnx_path}: onnxruntime output differs from torch's float output by "
+                                 f"{check['max_abs_diff']:.3g} (largest output {check['max_abs']:.3g}, "
+                                 f"tolerance {ONNX_RTOL:g} of it)")
+    for n in batches:
+        imgs, x_rep = inputs[n]
         if brevitas_model is not None and hasattr(brevitas_model, "prepare_input"):
             xb = brevitas_model.prepare_input(torch.as_tensor(imgs))
         else:
             xb = x_rep
+        x_np = np.ascontiguousarray(x_rep.numpy())
 
         def run_float():
             with torch.no_grad():
@@ -229,15 +319,24 @@ def cpu_timings(model: IntModel, *, brevitas_model=None, images, batches, warmup
             with torch.no_grad():
                 brev_net(xb)
 
+        runs = [("torch_float", run_float), ("brevitas", run_brev), ("packed", lambda: packed.predict(imgs))]
+        for key, (threads, sess) in sessions.items():
+            runs.append((key, lambda sess=sess: sess.run(None, {"x": x_np})))
         entry = {}
-        for key, fn in (("torch_float", run_float), ("brevitas", run_brev),
-                        ("packed", lambda: packed.predict(imgs))):
+        for key, fn in runs:
             t = time_call(fn, warmup=warmup, reps=reps)
             entry[key] = {**t, "s_per_image": t["median_s"] / n}
+            if key in sessions:
+                entry[key]["threads"] = sessions[key][0]
+        best = min((k for k in DEPLOYABLE if k in entry), key=lambda k: entry[k]["s_per_image"])
+        entry["best"] = {"key": best, "runtime": runtime_name(best, entry), "s_per_image": entry[best]["s_per_image"]}
         out[str(n)] = entry
+        ort_text = "".join(f", {runtime_name(k, entry)} {entry[k]['s_per_image'] * 1e3:8.3f} ms/img"
+                           for k in sessions)
         log(f"[bench]   CPU batch {n:3d}: torch float {entry['torch_float']['s_per_image'] * 1e3:8.3f} ms/img, "
             f"brevitas {entry['brevitas']['s_per_image'] * 1e3:8.3f} ms/img, "
-            f"packed numpy {entry['packed']['s_per_image'] * 1e3:8.3f} ms/img")
+            f"packed numpy {entry['packed']['s_per_image'] * 1e3:8.3f} ms/img{ort_text}; "
+            f"fastest: {entry['best']['runtime']}")
     return out
 
 

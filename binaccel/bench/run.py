@@ -10,7 +10,12 @@ link design, the host doing im2col and pooling, or else the engine-only figures;
   simulation of the board's engine build, or the engine's exact cycle model; the JSON says which,
   ``cycles_source``), time per image = cycles / fmax, utilisation = ideal cycles / cycles.
 * **CPU**, measured in the same run on this machine (:mod:`binaccel.bench.cpu`): float PyTorch,
-  Brevitas and the bit-packed numpy path.
+  the same float model exported to ONNX and run by onnxruntime (1 thread and all threads),
+  Brevitas and the bit-packed numpy path; ``cpu_best_*`` is the fastest deployable one, and
+  ``ratio_fpga_over_cpu_best`` the headline ratio.
+* **Link** (:mod:`binaccel.bench.linktime`): the bytes of one image on the host link (framed
+  RUN command or layer runs in, results out) and their time at the board's baud;
+  ``end_to_end_s_per_image`` = link time + FPGA time at the bitstream's clock.
 
 :func:`run_bench` writes ``bench.json``, ``bench.md`` (:mod:`binaccel.bench.report`) and the plots
 into the output folder (default ``bench`` of the build folder).
@@ -24,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from binaccel.hw.sweep import bitstream_clock_mhz, params_for_models
@@ -31,11 +37,13 @@ from binaccel.sw import netzoo
 from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 from binaccel.sw.data import load_mnist
 from binaccel.sw.hwif import EngineParams
+from binaccel.sw.link import DEFAULT_BAUD
 from binaccel.sw.paths import build_dir
 from binaccel.sw.train import load_checkpoint
 
 from .boards import load_boards
 from .cpu import check_packed, cpu_timings
+from .linktime import accel_link, engine_link
 from .cycles import (ACCEL_SOURCE, ENGINE_SIM_SOURCE, MODEL_SOURCE, SOURCE_LABEL, accel_cycles, accel_params_for,
                      engine_sim_cycles, network_cycles, pe_stages_of)
 from .networks import MNIST_BENCH_MODELS, load_model_files, mnist_models
@@ -58,7 +66,8 @@ def bench_dir():
 
 def run_bench(*, out_dir=None, boards=None, networks=None, batches=BATCHES, warmup=2, reps=5,
               mnist_dirs=None, train=True, seed=0, plots=True, extra_models=None, cycles="accel",
-              accel_images=4, accel_params=None, threads=1, model_files=None, log=print) -> dict:
+              accel_images=4, accel_params=None, threads=1, model_files=None, ort_threads=None,
+              baud=DEFAULT_BAUD, log=print) -> dict:
     """Run the bench (module docstring) and write ``bench.json``, ``bench.md`` and plots into
     ``out_dir`` (atomically; default :func:`bench_dir`). ``boards``: ``{board: summary}`` (default :func:`load_boards`);
     ``networks``: names to include (MNIST model names and :mod:`netzoo` names; default all);
@@ -72,7 +81,11 @@ def run_bench(*, out_dir=None, boards=None, networks=None, batches=BATCHES, warm
     1x28x28, else ``<name>`` with random images; the Brevitas timing uses ``<name>.pt`` next to the
     file or in ``../checkpoints/`` when present);
     ``threads``: torch intra-op threads for the CPU timings (default 1: on a shared machine a
-    single thread gives stable figures; numpy's packed path is single-threaded anyway)."""
+    single thread gives stable figures; numpy's packed path is single-threaded anyway);
+    ``ort_threads``: the intra-op threads of the second onnxruntime timing (default ``os.cpu_count()``;
+    the first has 1); ``baud``: the host link's bit rate for the link figures (default
+    :data:`binaccel.sw.link.DEFAULT_BAUD`, the board tops' default; a board summary's own ``baud``
+    wins)."""
 
     saved_threads = torch.get_num_threads()
     if threads is not None:
@@ -81,13 +94,15 @@ def run_bench(*, out_dir=None, boards=None, networks=None, batches=BATCHES, warm
         return _run_bench(out_dir=out_dir, boards=boards, networks=networks, batches=batches, warmup=warmup,
                           reps=reps, mnist_dirs=mnist_dirs, train=train, seed=seed, plots=plots,
                           extra_models=extra_models, cycles=cycles, accel_images=accel_images,
-                          accel_params=accel_params, model_files=model_files, log=log)
+                          accel_params=accel_params, model_files=model_files,
+                          ort_threads=int(ort_threads if ort_threads is not None else (os.cpu_count() or 1)),
+                          baud=baud, log=log)
     finally:
         torch.set_num_threads(saved_threads)
 
 
 def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, train, seed, plots,
-               extra_models, cycles, accel_images, accel_params, model_files, log):
+               extra_models, cycles, accel_images, accel_params, model_files, ort_threads, baud, log):
     out_dir = Path(bench_dir() if out_dir is None else out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     boards = load_boards() if boards is None else boards
@@ -142,6 +157,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         "cycles_source": source,
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                    "onnxruntime": ort.__version__, "onnxruntime_threads": ort_threads,
                     "processor": platform.processor() or platform.machine(),
                     "loadavg_start": list(os.getloadavg())},
         "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
@@ -152,7 +168,13 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             "the layer engine behind the same link, the board design where no accelerator build fits (the host "
             "does im2col, pooling and the maps between layers; its cycles are its engine build's, simulated, or "
             "the engine cycle model's); engine = the bare engine only, the last fallback); host link transfers "
-            "are not included.",
+            "are not included in fpga_s_per_image / fpga_bitstream_s_per_image: link_s_per_image is the host link's time "
+            "per image at the board's baud (framed bytes in and results out, 10 bits per byte), end_to_end_s_per_image "
+            "= link_s_per_image + fpga_bitstream_s_per_image.",
+            "cpu_best_s_per_image: the fastest of the deployable CPU runtimes measured here (torch float, onnxruntime "
+            "with 1 and with all threads on the float model's ONNX export, the bit-packed numpy path; Brevitas is "
+            "not one), named by cpu_best_runtime; ratio_fpga_over_cpu_best = fpga_s_per_image / cpu_best_s_per_image "
+            "is the headline ratio.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
             "the simulated images), for a board whose design is the engine + UART link the simulation of its "
@@ -165,7 +187,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         ],
     }
     for bname, b in boards.items():
-        result["boards"][bname] = {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
+        board_baud = int(b.get("baud") or baud)
+        result["boards"][bname] = {"baud": board_baud} | {k: b.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
                                                         "dsps_total", "array", "target_mhz", "met", "params",
                                                         "seed", "report", "design", "fallback",
                                                         "inputs_sha256", "plan_sha256", "gateware_current",
@@ -208,7 +231,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         need = params_for_models([model], images=max(batches))
         entry["params_needed"] = need
         cpu = cpu_timings(model, brevitas_model=brev, images=images, batches=batches, warmup=warmup,
-                           reps=reps, log=log)
+                          reps=reps, log=log, onnx_path=out_dir / "onnx" / f"{net_name}.onnx",
+                          ort_threads=ort_threads)
         entry["cpu"] = cpu
         for bname, b in boards.items():
             per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "batch": {}, "engine_model": {}}
@@ -241,6 +265,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 if esim:
                     per["engine_sim"] = {str(n): {k: v for k, v in r.items() if k != "layers"} for n, r in esim.items()}
             per["cycles_source"] = (ACCEL_SOURCE if sim is not None else ENGINE_SIM_SOURCE if esim else MODEL_SOURCE)
+            link = _link(per, model, images[:1], b, need, result["boards"][bname]["baud"],
+                         lambda: accel_build_params(bname, b), log)
             for n in batches:
                 cyc = network_cycles(model, b["array"], n=n, params={**need, "pe_stages": pe_stages_of(b)})
                 per["engine_model"][str(n)] = {"cycles_per_image": cyc["cycles_per_image"],
@@ -259,23 +285,39 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
                 bit_mhz = bitstream_clock_mhz(b)
                 c = cpu[str(n)]
+                best = c["best"]["s_per_image"]
+                bit_s = cpi / (bit_mhz * 1e6) if bit_mhz else None
+                link_s = link["link_s_per_image"] if link else None
                 per["batch"][str(n)] = {
                     "cycles_per_image": cpi, "ideal_cycles_per_image": ideal_img,
                     "utilisation": ideal_img / cpi if cpi else 0.0, "fpga_s_per_image": fpga_s,
                     # at the clock of the bitstream that meets timing (None: none recorded)
-                    "fpga_bitstream_s_per_image": cpi / (bit_mhz * 1e6) if bit_mhz else None,
+                    "fpga_bitstream_s_per_image": bit_s,
                     "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
                     "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
                     "cpu_packed_s_per_image": c["packed"]["s_per_image"],
                     "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
                     "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
                     "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
+                    "cpu_onnxruntime_t1_s_per_image": c["onnxruntime_t1"]["s_per_image"],
+                    "cpu_onnxruntime_tall_s_per_image": c["onnxruntime_tall"]["s_per_image"],
+                    "cpu_onnxruntime_tall_threads": c["onnxruntime_tall"]["threads"],
+                    "cpu_best_s_per_image": best, "cpu_best_runtime": c["best"]["runtime"],
+                    "ratio_fpga_over_cpu_best": fpga_s / best if fpga_s else None,
+                    "baud": result["boards"][bname]["baud"],
+                    "link_s_per_image": link_s,
+                    "end_to_end_s_per_image": link_s + bit_s if link_s is not None and bit_s is not None else None,
+                    "ratio_end_to_end_over_cpu_best": ((link_s + bit_s) / best
+                                                       if link_s is not None and bit_s is not None else None),
                     "layers": layers,
                 }
             head = per["batch"][str(batches[0])]
             for key in ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
                         "cpu_packed_s_per_image", "utilisation", "cycles_per_image", "ratio_fpga_over_torch",
-                        "ratio_fpga_over_packed", "ratio_fpga_over_brevitas"):
+                        "ratio_fpga_over_packed", "ratio_fpga_over_brevitas", "cpu_onnxruntime_t1_s_per_image",
+                        "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image", "cpu_best_runtime",
+                        "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
+                        "ratio_end_to_end_over_cpu_best"):
                 per[key] = head[key]
             per["headline_batch"] = batches[0]
             entry[bname] = per
@@ -283,8 +325,9 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 f"{b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
                     f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
                     f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
-                    f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/packed "
-                    f"{per['batch'][str(n)]['ratio_fpga_over_packed']:.3g}" for n in batches))
+                    f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/CPU best "
+                    f"({per['batch'][str(n)]['cpu_best_runtime']}) "
+                    f"{per['batch'][str(n)]['ratio_fpga_over_cpu_best']:.3g}" for n in batches))
         result["networks"][net_name] = entry
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     write_json_atomic(out_dir / "bench.json", result)
@@ -293,6 +336,31 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         result["plots"] = make_plots(result, out_dir)
         write_json_atomic(out_dir / "bench.json", result)
     return result
+
+
+def _link(per: dict, model, images, b: dict, need: dict, baud: int, accel_build, log):
+    """The host link's figures of one image for board ``b``'s design (the engine's: of a batch of ``images``) (:mod:`binaccel.bench.linktime`),
+    into ``per["link"]``; None (the reason in ``per["link_error"]``) when the design has no link
+    (engine only) or the network does not run on the build the cycles are for."""
+    design = b.get("design")
+    try:
+        if design == "engine+uart":
+            bp = b.get("params") or {}
+            fields = {**{k: v for k, v in bp.items() if k in EngineParams.names()},
+                      **{k: max(v, bp.get(k, 0)) for k, v in need.items() if k in EngineParams.names()},
+                      **b["array"]}
+            link = engine_link(model, images, EngineParams(**fields), baud)
+        elif design == "engine":
+            per["link_error"] = "the engine-only design has no host link"
+            return None
+        else:
+            link = accel_link(model, accel_build(), baud)
+    except ValueError as exc:
+        per["link_error"] = f"{type(exc).__name__}: {exc}"[:500]
+        log(f"[bench]   link figures not available: {per['link_error']}")
+        return None
+    per["link"] = link
+    return link
 
 
 def _simulated(per: dict, error_key: str, what: str, run, log):

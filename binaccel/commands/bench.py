@@ -19,6 +19,7 @@ from binaccel.hw import sweep
 
 from .synth import search
 from binaccel.commands.argtypes import nonneg_int, positive_int
+from binaccel.sw.link import DEFAULT_BAUD
 
 __all__ = ["register"]
 
@@ -51,21 +52,24 @@ def _cmd_bench(args) -> int:
     out = args.out or bench.bench_dir()
     result = bench.run_bench(out_dir=out, boards=boards, networks=networks, reps=args.reps,
                              warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,
-                             cycles=args.cycles, accel_images=args.accel_images, threads=args.threads)
+                             cycles=args.cycles, accel_images=args.accel_images, threads=args.threads,
+                             ort_threads=args.ort_threads, baud=args.baud)
     print(f"[bench] wrote {out}/bench.json, bench.md" + (", plots" if not args.no_plots else ""))
     for net, e in result["networks"].items():
         for board in result["boards"]:
             if board in e:
                 r = e[board]
+                e2e = r.get("end_to_end_s_per_image")
                 print(f"  {net:16s} {board:10s} FPGA {r['fpga_s_per_image'] * 1e3:9.3f} ms/img  "
-                      f"FPGA/torch {r['ratio_fpga_over_torch']:8.3g}  FPGA/packed {r['ratio_fpga_over_packed']:8.3g}  "
+                      f"FPGA/CPU best {r['ratio_fpga_over_cpu_best']:8.3g} ({r['cpu_best_runtime']})  "
+                      f"end to end {'-' if e2e is None else f'{e2e * 1e3:9.3f} ms/img'}  "
                       f"util {100 * r['utilisation']:5.1f}%")
     return 0
 
 
 def register(subparsers) -> None:
     """Add ``bench`` to an argparse ``subparsers`` object."""
-    b = subparsers.add_parser("bench", help="FPGA cycles/time per image vs CPU (torch, Brevitas, packed numpy)",
+    b = subparsers.add_parser("bench", help="FPGA cycles/time per image vs CPU (torch, onnxruntime, Brevitas, packed numpy)",
                               description="Benchmark networks on the synthesized engine arrays against the CPU; "
                                           "writes bench.json, bench.md and plots into bench/ of the build folder.")
     b.add_argument("--synth", action="store_true", help="re-run the board search instead of reusing "
@@ -86,6 +90,12 @@ def register(subparsers) -> None:
                         "model = engine cycle model (hw/perf.py)")
     b.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
+    b.add_argument("--ort-threads", type=positive_int, default=None,
+                   help="intra-op threads of the second onnxruntime timing (default: all, os.cpu_count(); "
+                        "the first has 1)")
+    b.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD,
+                   help=f"host link bit rate for the link and end-to-end figures (default {DEFAULT_BAUD}, the "
+                        f"board tops' default; 115200 for the boards' other rate)")
     b.add_argument("--accel-images", type=positive_int, default=4,
                    help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
     b.set_defaults(func=_cmd_bench)

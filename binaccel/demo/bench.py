@@ -168,7 +168,8 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         ``summary["synthesis_engine_link"]``, and ``summary["bench"]``
         (``boards`` and ``networks`` of ``bench.json``: per board ``fmax_mhz``, ``luts``,
         ``luts_total``, ``ffs``, ``brams``, ``array``, ``design``; per network and board
-        ``fpga_s_per_image``, ``cpu_torch_s_per_image``, ``cpu_packed_s_per_image``,
+        ``fpga_s_per_image``, ``cpu_torch_s_per_image``, ``cpu_packed_s_per_image``, the onnxruntime
+        and ``cpu_best_*`` figures, ``link_s_per_image``, ``end_to_end_s_per_image``,
         ``utilisation``, ``cycles_per_image``, ``cycles_source`` and the ratios, at batch 1, plus
         ``batch`` with every batch size), or ``summary["bench"] = {"error": ...}`` when there are no
         board figures.
@@ -191,7 +192,8 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         about two minutes on 2 cores once the simulation builds are cached).
 
     Returns the Markdown lines: the synthesis summary and a table per network and board (cycles per
-    image, FPGA time, CPU torch, CPU packed numpy, FPGA/CPU ratios) at batch 1 and 64.
+    image, FPGA time, the fastest CPU runtime and FPGA/CPU best, link and end-to-end time, CPU torch,
+    CPU packed numpy) at batch 1 and 64.
     Never raises for a missing boards file or a failed synthesis (the lines say so); a wrong
     accelerator result (logits differing from intref) does raise.
     """
@@ -227,6 +229,8 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                           warmup=warmup, reps=reps, accel_images=accel_images, cycles=cycles, plots=plots,
                           train=False, log=log)
     keep = ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image", "cpu_packed_s_per_image",
+            "cpu_onnxruntime_t1_s_per_image", "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image",
+            "cpu_best_runtime", "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
             "utilisation", "cycles_per_image", "ratio_fpga_over_torch", "ratio_fpga_over_packed", "cycles_source",
             "build_supports", "headline_batch")
     bnets = {}
@@ -256,13 +260,16 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
                   f"{accel_images} simulated images) where available; for a board running the engine behind "
                   f"the link, the simulation of its engine build on each batch (`engine sim`); else the engine "
                   f"cycle model (`source`); "
-                  f"FPGA time = cycles / fmax; CPU: median of {reps} runs on this machine (1 torch thread). "
-                  f"Ratio = FPGA time / CPU time (< 1: the FPGA is faster).", "",
-              "| network | board | batch | cycles/image | source | FPGA | CPU torch | CPU packed | FPGA/torch | "
-              "FPGA/packed |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+                  f"FPGA time = cycles / fmax; CPU: median of {reps} runs on this machine (torch with 1 thread, "
+                  f"onnxruntime with 1 and with all threads, bit-packed numpy); CPU best = the fastest of them "
+                  f"(its runtime in brackets). Ratio = FPGA time / CPU best time (< 1: the FPGA is faster). "
+                  f"Link = the host link's transfer time per image at the board's baud; end to end = link + "
+                  f"FPGA time at the timing-met bitstream's clock.", "",
+              "| network | board | batch | cycles/image | source | FPGA | CPU best | FPGA/CPU best | link | "
+              "end to end | CPU torch | CPU packed |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for net, e in res["networks"].items():
         if "skipped" in e:
-            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | |")
+            lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | |")
             continue
         for b in res["boards"]:
             if b not in e:
@@ -271,9 +278,10 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
             for n in batches:
                 r = e[b]["batch"][str(n)]
                 lines.append(f"| {net} | {b} | {n} | {r['cycles_per_image']:.0f} | {src} | "
-                             f"{_fmt(r['fpga_s_per_image'])} | {_fmt(r['cpu_torch_s_per_image'])} | "
-                             f"{_fmt(r['cpu_packed_s_per_image'])} | {_ratio(r['ratio_fpga_over_torch'])} | "
-                             f"{_ratio(r['ratio_fpga_over_packed'])} |")
+                             f"{_fmt(r['fpga_s_per_image'])} | {_fmt(r['cpu_best_s_per_image'])} "
+                             f"({r['cpu_best_runtime']}) | {_ratio(r['ratio_fpga_over_cpu_best'])} | "
+                             f"{_fmt(r['link_s_per_image'])} | {_fmt(r['end_to_end_s_per_image'])} | "
+                             f"{_fmt(r['cpu_torch_s_per_image'])} | {_fmt(r['cpu_packed_s_per_image'])} |")
     if missing:
         lines += ["", f"Model files not found (not benched): {', '.join(missing)}."]
     lines += ["", f"Full tables and plots: `{Path(out_dir) / 'bench.md'}`.", ""]

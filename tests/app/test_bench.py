@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 
 from binaccel import bench, records
+from binaccel.bench import cpu as bench_cpu
+from binaccel.bench import linktime as bench_linktime
 from binaccel.bench.cpu import _PackedLayer
 from binaccel.commands import bench as bench_cmd
 from binaccel.commands import synth as synth_cmd
 from binaccel.hw import sweep
-from binaccel.sw import intref, netzoo, pack, paths
+from binaccel.sw import intref, netzoo, pack, paths, program
 from binaccel.sw.hwif import EngineParams
+from binaccel.sw.link import FrameKind, line_seconds
 from binaccel.sw.randmodel import random_input, random_layer, random_model
 
 
@@ -276,13 +279,90 @@ def test_run_bench_tiny(tmp_path):
                 assert r["fpga_bitstream_s_per_image"] == pytest.approx(cyc["cycles_per_image"] / 90e6, rel=1e-12)
             else:
                 assert r["fpga_bitstream_s_per_image"] is None
+        link = e["link"]
+        assert link["design"] == "accel+uart" and link["baud"] == 3_000_000 == doc["boards"][board]["baud"]
+        for n in (1, 4):
+            r = e["batch"][str(n)]
+            c = net["cpu"][str(n)]
+            # the fastest of the deployable runtimes, Brevitas not among them
+            runtimes = {"torch": r["cpu_torch_s_per_image"], "onnxruntime-t1": r["cpu_onnxruntime_t1_s_per_image"],
+                        f"onnxruntime-t{r['cpu_onnxruntime_tall_threads']}": r["cpu_onnxruntime_tall_s_per_image"],
+                        "packed": r["cpu_packed_s_per_image"]}
+            assert r["cpu_best_s_per_image"] == min(runtimes.values())
+            assert runtimes[r["cpu_best_runtime"]] == r["cpu_best_s_per_image"]
+            assert r["cpu_onnxruntime_t1_s_per_image"] == c["onnxruntime_t1"]["median_s"] / n
+            assert c["onnxruntime_t1"]["threads"] == 1
+            assert r["cpu_onnxruntime_tall_threads"] == doc["machine"]["onnxruntime_threads"]
+            assert r["ratio_fpga_over_cpu_best"] == pytest.approx(r["fpga_s_per_image"] / r["cpu_best_s_per_image"])
+            # link: the framed bytes in and out, 10 bits each, at the board's baud
+            assert r["baud"] == 3_000_000
+            assert r["link_s_per_image"] == pytest.approx(
+                (link["host_to_device_bytes"] + link["result_bytes"]) * 10 / 3_000_000, rel=1e-12)
+            if board == "ulx3s":
+                assert r["end_to_end_s_per_image"] == pytest.approx(r["link_s_per_image"]
+                                                                    + r["fpga_bitstream_s_per_image"], rel=1e-12)
+                assert r["ratio_end_to_end_over_cpu_best"] == pytest.approx(
+                    r["end_to_end_s_per_image"] / r["cpu_best_s_per_image"])
+            else:
+                assert r["end_to_end_s_per_image"] is None     # no timing-met bitstream recorded
+        assert e["ratio_fpga_over_cpu_best"] == e["batch"]["1"]["ratio_fpga_over_cpu_best"]
+    # the ONNX export lies in the output folder and agrees with torch
+    assert net["cpu"]["onnx"]["path"] == str(tmp_path / "onnx" / "tiny.onnx")
+    assert (tmp_path / "onnx" / "tiny.onnx").stat().st_size > 0 and net["cpu"]["onnx"]["check"]["ok"]
+    assert doc["machine"]["onnxruntime"] == "1.32.0"
     md = (tmp_path / "bench.md").read_text()
     assert "| tiny | ulx3s | 1 |" in md
+    assert "FPGA/CPU best" in md and "## CPU runtimes" in md and "@ 3 Mbaud" in md
     assert "the bitstream that meets timing runs at 90 MHz, so on the board each takes 1.11x as long" in md
     assert doc["boards"]["ulx3s"]["closure"]["clock_mhz"] == 90.0
     for f in res["plots"]:
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_link_figures_from_the_frame_encoder():
+    """Bytes on the line = payload + 10 per frame of at most 256 payload bytes; time = bytes x 10 / baud."""
+    from_link = bench_linktime.framed_bytes
+    assert [from_link(FrameKind.IMAGE, n) for n in (0, 1, 256, 257, 512)] == [10, 11, 266, 277, 532]
+    f = bench_linktime.link_figures([(FrameKind.IMAGE, 300)], [(FrameKind.RESULT, 40)], 115_200)
+    assert f["host_to_device_bytes"] == 320 and f["result_bytes"] == 50 and f["host_frames"] == 2
+    assert f["status_bytes"] == 2 * 14
+    assert f["link_s_per_image"] == 370 * 10 / 115_200
+    assert line_seconds(3000, 3_000_000) == 0.01
+    with pytest.raises(ValueError, match="baud: expected a positive int"):
+        line_seconds(10, 0)
+
+
+def test_accel_link_counts_the_run_command_and_the_logits():
+    rng = np.random.default_rng(4)
+    model = random_model(rng, mode="plain")
+    pr = program.compile_model(model, None, stats=False)
+    run_words = len(pr.image_words(np.zeros(model.input_shape, dtype=np.uint8))) - len(pr.stream_words)
+    f = bench_linktime.accel_link(model, None, 3_000_000)
+    n_in, n_out = 4 * (run_words + len(pr.stream_words)), 4 * pr.out_words_per_image
+    assert f["payload_bytes_in"] == n_in and f["payload_bytes_out"] == n_out
+    assert f["host_to_device_bytes"] == n_in + 10 * -(-4 * run_words // 256) + (
+        10 * -(-4 * len(pr.stream_words) // 256) if pr.stream_words else 0)
+    assert f["result_bytes"] == n_out + 10 * -(-n_out // 256)
+    assert f["link_s_per_image"] == (f["host_to_device_bytes"] + f["result_bytes"]) * 10 / 3_000_000
+
+
+def test_onnx_export_matches_torch_and_names_runtimes(tmp_path):
+    rng = np.random.default_rng(6)
+    model = random_model(rng, mode="mcn", planes=2)
+    images = rng.integers(0, 256, size=(3, *model.input_shape), dtype=np.int64).astype(np.uint8)
+    res = bench_cpu.cpu_timings(model, images=images, batches=(1, 3), warmup=0, reps=1, log=lambda *a: None,
+                                onnx_path=tmp_path / "m.onnx", ort_threads=2)
+    assert res["onnx"]["check"]["ok"] and res["onnx"]["check"]["max_abs_diff"] <= 1e-4 * res["onnx"]["check"]["max_abs"]
+    for n in ("1", "3"):
+        e = res[n]
+        assert e["onnxruntime_tall"]["threads"] == 2
+        best = min(bench_cpu.DEPLOYABLE, key=lambda k: e[k]["s_per_image"])
+        assert e["best"]["key"] == best and e["best"]["s_per_image"] == e[best]["s_per_image"]
+        assert e["best"]["runtime"] == {"torch_float": "torch", "onnxruntime_t1": "onnxruntime-t1",
+                                        "onnxruntime_tall": "onnxruntime-t2", "packed": "packed"}[best]
+    with pytest.raises(ValueError, match="threads: expected a positive int"):
+        bench_cpu.ort_session(tmp_path / "m.onnx", 0)
 
 
 @pytest.mark.sim   # the engine's fast-path build (1x2x16), beyond the default tier's one engine build

@@ -77,9 +77,19 @@ def test_bench_section_without_synthesis(setup):
     for net in ("siman", "mcn"):  # random models are not 1x28x28: benched under their own names
         for board, arr in (("ulx3s", {"rows": 2, "cols": 2, "word": 32}), ("icebreaker", {"rows": 2, "cols": 4, "word": 16})):
             e = b["networks"][net][board]
-            for key in ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_packed_s_per_image", "utilisation"):
+            for key in ("fpga_s_per_image", "cpu_torch_s_per_image", "cpu_packed_s_per_image", "utilisation",
+                        "cpu_onnxruntime_t1_s_per_image", "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image",
+                        "ratio_fpga_over_cpu_best"):
                 assert isinstance(e[key], float) and e[key] > 0
                 assert doc["networks"][net][board][key] == e[key]
+            assert e["cpu_best_s_per_image"] == min(e[k] for k in (
+                "cpu_torch_s_per_image", "cpu_onnxruntime_t1_s_per_image", "cpu_onnxruntime_tall_s_per_image",
+                "cpu_packed_s_per_image"))
+            # the engine-only design has no host link; the accelerator's link is timed at 3 Mbaud
+            if board == "icebreaker":
+                assert e["link_s_per_image"] is None and e["end_to_end_s_per_image"] is None
+            else:
+                assert e["link_s_per_image"] > 0
             # the cycles are the engine model's for the board's array, the time is cycles / fmax
             m = modelfile.load(files[net])
             cyc = bench.network_cycles(m, arr, n=1)["cycles_per_image"]

@@ -24,6 +24,7 @@ from binaccel.hw.linked import BeatsToWords, LinkedEngine, WordsToBeats
 from binaccel.hw.params import EngineParams
 from binaccel.hw.uart import uart_divisor
 from tests.hw.gateware import drive_engine, run_sim
+from binaccel.bench import linktime
 from binaccel.sim import engine_link
 from binaccel.sw import enginehost, intref
 from binaccel.sw.randmodel import random_model
@@ -116,6 +117,16 @@ def test_network_through_the_simulated_board_is_exact():
         assert got.dtype == np.int64 and np.array_equal(got, want)
     assert [run["layer"] for run in r.runs] == ["conv1", "conv2", "fc"]
     assert all(run["events"] == [] for run in r.runs)
+    # the bench's link figures count the bytes the simulated line carried: every layer run is a
+    # session of its own (a RESET frame, 10 bytes, and its STATUS, 14, besides the figures'); the
+    # host's bytes exactly; the device's results leave in several transfers where its output words
+    # pause, so the figures' one transfer per layer run is a lower bound
+    f = linktime.engine_link(m, images, P, 3_000_000)
+    host = sum(linktime.framed_bytes(enginehost.LAYER_KIND, 4 * run["words_in"]) + 10 for run in r.runs)
+    device = sum(run["line_bytes"] for run in r.runs) - host
+    assert host == f["host_to_device_bytes"] + 3 * 10
+    assert f["result_bytes"] + f["status_bytes"] + 3 * 14 <= device
+    assert f["payload_bytes_out"] == 4 * sum(run["words_out"] for run in r.runs)
 
 
 def test_corrupted_frame_is_resent_and_results_stay_exact():
