@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -230,8 +231,10 @@ def export_onnx(float_net, example: torch.Tensor, path) -> str:
         raise ValueError(f"example: expected a batch of at least 2 images (a dynamic batch axis), "
                          f"got {example.shape[0]}")
     float_net.eval()
-    prog = torch.onnx.export(float_net, (example,), dynamo=True, input_names=["x"], output_names=["y"],
-                             dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    with warnings.catch_warnings():   # torch.export's own deprecation notices, not about this model
+        warnings.simplefilter("ignore", FutureWarning)
+        prog = torch.onnx.export(float_net, (example,), dynamo=True, input_names=["x"], output_names=["y"],
+                                 dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     write_bytes_atomic(path, prog.model_proto.SerializeToString())
     return str(path)
 
