@@ -10,7 +10,7 @@ import numpy as np
 
 from .hwif.dp import WinMode
 
-__all__ = ["slot_popcounts", "xnor_array", "lane", "window", "first_layer"]
+__all__ = ["slot_popcounts", "xnor_array", "lane", "window", "first_layer", "writeback"]
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -173,3 +173,31 @@ def first_layer(cfg: dict, *, img, weights, rows: int) -> list:
                         vals = [min(vals) if (dirs >> r) & 1 else max(vals)]
                     out[r].extend((v, g & 1) for v in vals)
     return out
+
+
+def writeback(cfg: dict, outputs, *, rows: int = 16, cols: int) -> tuple:
+    """What :class:`binaccel.hw.dp.writeback.WriteBack` does with ``outputs`` (one list of
+    ``rows`` output values per output, in order): the map writes ``(addr, word)`` in order and the
+    logits, as a pair of lists."""
+    writes, logits = [], []
+    k = 0
+    n_out = cfg["last_out"] + 1
+    for g in range(cfg["last_gt"] + 1):
+        for ty in range(cfg["last_ty"] + 1):
+            for tx in range(cfg["last_tx"] + 1):
+                for c in range(n_out):
+                    if k >= len(outputs):
+                        return writes, logits
+                    vals = outputs[k]
+                    k += 1
+                    if cfg["logits"]:
+                        used = rows if g != cfg["last_gt"] else cfg["rows_last"] + 1
+                        logits.extend(int(v) for v in vals[:used])
+                        continue
+                    if cfg["linear"] and tx == cfg["last_tx"] and c >= cfg["last_cols"]:
+                        continue
+                    addr = cfg["base"] + g + ty * cfg["dy"] + tx * cfg["dx"] + cfg["out_off"][c]
+                    for b in range(cfg["planes_last"] + 1):
+                        word = sum(((int(v) >> b) & 1) << r for r, v in enumerate(vals))
+                        writes.append((addr + b * cfg["plane_size"], word))
+    return writes, logits

@@ -83,7 +83,7 @@ def test_first_layer_matches_reference(pool, channels, mem_latency, seed):
     rows, groups, h, w = 3, 2, 6, 8
     img, tile_row, ch_size = tile_image(rng.integers(0, 256, (channels, h, w)), 1)
     weights = [int(v) for v in rng.integers(0, 1 << (rows * 10), 16, dtype=np.uint64)]
-    cfg = {"pool": pool, "last_qx": w // 2 - 1, "last_qy": h // 2 - 1, "last_ch": channels - 1,
+    cfg = {"pool": pool, "spacing": 1 if pool else 4, "last_qx": w // 2 - 1, "last_qy": h // 2 - 1, "last_ch": channels - 1,
            "last_gt": groups - 1, "img_base": 0, "tile_row": tile_row, "ch_size": ch_size, "w_base": 2,
            "w_stride": channels}
     dut = FirstLayerUnit(rows=rows, acc_width=16, tag_width=2, count_w=5, aw=8, w_aw=5, mem_latency=mem_latency)
@@ -108,7 +108,7 @@ def test_first_layer_arithmetic_equals_intref(flip_mix, seed):
     wb = np.asarray(layer.weights)[:, 0] > 0                    # (O, 3, 3)
     entry = sum(int(wb[r].reshape(-1) @ (1 << np.arange(9))) << (9 * r) for r in range(4))
     entry |= sum(int(layer.flip[r]) << (36 + r) for r in range(4))
-    cfg = {"pool": 1, "last_qx": 4, "last_qy": 3, "last_ch": 0, "last_gt": 0, "img_base": 0, "tile_row": tile_row,
+    cfg = {"pool": 1, "spacing": 1, "last_qx": 4, "last_qy": 3, "last_ch": 0, "last_gt": 0, "img_base": 0, "tile_row": tile_row,
            "ch_size": ch_size, "w_base": 0, "w_stride": 1}
     res = dpref.first_layer(cfg, img=img, weights=[entry], rows=4)
     for r in range(4):

@@ -86,7 +86,7 @@ def _conv_case(rng, *, cols, mode, kernel, stride, pad, hin, win, chunks, planes
         "hin": hin, "win": win, "dx_addr": dx_pix * chunks, "dy_addr": dy_pix * win * chunks,
         "dx_pix": dx_pix, "dy_pix": dy_pix, "last_tx": tx_n - 1, "last_ty": ty_n - 1, "last_gt": groups - 1,
         "last_cols": conv_w - cols * (tx_n - 1) if mode == WinMode.LINEAR else cols,
-        "last_step": steps - 1, "tbl_base": 0, "w_base": 1, "w_stride": steps,
+        "last_step": steps - 1, "spacing": cols, "tbl_base": 0, "w_base": 1, "w_stride": steps,
         "col_off": [((dy * stride) * win + dx * stride) * chunks for dy, dx in col],
         "col_dy": [dy * stride for dy, _ in col], "col_dx": [dx * stride for _, dx in col],
         "col_lim": [2 * steps] * cols,
@@ -101,7 +101,7 @@ def _fc_case(rng, *, cols, slots_total, binary, groups):
         "mode": int(WinMode.FC), "binary": int(binary), "planes_last": 0, "plane_size": 0, "addr0": 5,
         "iy0": 0, "ix0": 0, "hin": 1, "win": 1, "dx_addr": 0, "dy_addr": 0, "dx_pix": 0, "dy_pix": 0,
         "last_tx": 0, "last_ty": 0, "last_gt": groups - 1, "last_cols": cols, "last_step": span - 1,
-        "tbl_base": 0, "w_base": 0, "w_stride": span,
+        "spacing": cols + 2, "tbl_base": 0, "w_base": 0, "w_stride": span,
         "col_off": [2 * span * c for c in range(cols)], "col_dy": [0] * cols, "col_dx": [0] * cols,
         "col_lim": [max(0, slots_total - 2 * span * c) for c in range(cols)],
     }
@@ -181,6 +181,7 @@ def test_window_fc_matches_reference(slots_total, binary):
     want = dpref.window(cfg, fm=fm, table=table, weights=weights, cols=cols, aw=AW)
     got, lasts = _run(gen, cfg, fm, table, weights, rng=rng, hold_p=0.0)
     assert got == want
+    assert all(b - a >= cols + 2 for a, b in zip(lasts, lasts[1:]))
     assert sum(bin(m).count("1") for st in got[:len(table)] for m in st["m"]) == min(slots_total, 2 * cols * len(table))
 
 

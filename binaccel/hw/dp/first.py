@@ -19,6 +19,7 @@ def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> data.StructLayout:
     """Per-layer configuration of the first-layer unit (pre-decoded by the compiler)."""
     return data.StructLayout({
         "pool": 1,            # 1: one pooled result per quad (max, or min where the row's `dir` is set)
+        "spacing": 5,         # cycles between quads' last channels (>= 4 without pooling, >= the writes of a quad)
         "last_qx": count_w, "last_qy": count_w, "last_ch": count_w, "last_gt": count_w,
         "img_base": aw,       # tile-word address of the first quad, channel 0
         "tile_row": aw,       # tile words per padded image row pair
@@ -61,7 +62,8 @@ class FirstLayerUnit(wiring.Component):
     value the lane turns back with its offset. With ``cfg.pool`` the quad's largest ``acc`` goes
     out (the smallest where the row's ``dir`` bit, weight entry bit ``9*rows + r`` of channel 0,
     is set: a decreasing output function); otherwise the four positions go out in turn (``dy``
-    major). Row ``r``'s results are delayed ``r`` cycles, as the array's are. The order is group
+    major); quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
+    pooling). Row ``r``'s results are delayed ``r`` cycles, as the array's are. The order is group
     tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
     is the reference.
     """
@@ -79,7 +81,7 @@ class FirstLayerUnit(wiring.Component):
         self.w_width = rows * (TAPS + 1)
         res = result_layout(acc_width=acc_width, n_width=1, tag_width=tag_width)
         super().__init__({
-            "cfg": In(self.cfg_layout), "start": In(1), "busy": Out(1), "hold": In(1),
+            "cfg": In(self.cfg_layout), "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
             "img_addr": Out(data.ArrayLayout(aw, 4)), "img_data": In(data.ArrayLayout(32, 4)),
             "w_addr": Out(w_aw), "w_data": In(self.w_width),
             "o": Out(data.ArrayLayout(res, rows)),
@@ -96,11 +98,12 @@ class FirstLayerUnit(wiring.Component):
         row_addr = Signal(len(cfg.img_base))
         ch_addr = Signal(len(cfg.img_base))
         w_row = Signal(len(self.w_addr))
-        spacing = Mux(cfg.pool, 1, 4)
-        since = Signal(3, init=4)
+        spacing = cfg.spacing
+        since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
         last = ch == cfg.last_ch
         go = Signal()
         m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & self.hold))
+        m.d.comb += self.seg_go.eq(go & (ch == 0))
 
         v1, first1, last1, tag1 = Signal(), Signal(), Signal(), Signal(self.tag_width)
         m.d.sync += v1.eq(go)
@@ -129,11 +132,12 @@ class FirstLayerUnit(wiring.Component):
                             m.d.sync += running.eq(0)
         with m.If(go & last):
             m.d.sync += since.eq(1)
-        with m.Elif(since < 4):
+        with m.Elif(since != (1 << len(since)) - 1):
             m.d.sync += since.eq(since + 1)
         with m.If(self.start):
             m.d.sync += [running.eq(1), gt.eq(0), qy.eq(0), qx.eq(0), ch.eq(0), quad_addr.eq(cfg.img_base),
-                         row_addr.eq(cfg.img_base), ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base), since.eq(4)]
+                         row_addr.eq(cfg.img_base), ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base),
+                         since.eq((1 << len(since)) - 1)]
 
         # ---- wait for the memories --------------------------------------------------------------------
         ctl = [v1, first1, last1, tag1]

@@ -44,7 +44,9 @@ class WindowGen(wiring.Component):
     no new segment starts), the memory read ports ``tbl_addr``/``tbl_data``, ``w_addr``/``w_data``
     and ``rd_addr[2c + s]``/``rd_data[2c + s]`` (data ``mem_latency`` cycles after the address),
     and ``o``, the array's step input (a bubble when not valid). The last steps of two segments
-    are at least ``cols`` cycles apart. Nothing stalls once a segment has started.
+    are at least ``cfg.spacing`` cycles apart (at least ``cols``: the array's rule). ``seg_go``
+    marks the cycle a segment's first step leaves the counters. Nothing stalls once a segment has
+    started.
     """
 
     def __init__(self, *, rows, cols, n_width, tag_width, aw, cw, count_w, steps_w, tbl_aw, w_aw, kb=2,
@@ -67,7 +69,7 @@ class WindowGen(wiring.Component):
         self.count_w, self.steps_w = count_w, steps_w
         super().__init__({
             "cfg": In(self.cfg_layout),
-            "start": In(1), "busy": Out(1), "hold": In(1),
+            "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
             "tbl_addr": Out(tbl_aw), "tbl_data": In(self.entry_layout),
             "w_addr": Out(w_aw), "w_data": In(data.ArrayLayout(word, rows)),
             "rd_addr": Out(data.ArrayLayout(aw, 2 * cols)),
@@ -99,14 +101,15 @@ class WindowGen(wiring.Component):
         iy = Signal(signed(cw))
         ix = Signal(signed(cw))
         w_row = Signal(len(self.w_addr))
-        since = Signal(range(C + 1), init=C)
+        since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
 
         j_last = j == cfg.last_step
         b_top = b == cfg.planes_last
         seg_last = j_last & (b == 0)
         seg_first = (j == 0) & b_top
         go = Signal()
-        m.d.comb += go.eq(running & ~(seg_last & (since < C)) & ~(seg_first & self.hold))
+        m.d.comb += go.eq(running & ~(seg_last & (since < cfg.spacing)) & ~(seg_first & self.hold))
+        m.d.comb += self.seg_go.eq(go & seg_first)
 
         # the step record, stage by stage
         def rec(name):
@@ -159,12 +162,12 @@ class WindowGen(wiring.Component):
                                 m.d.sync += running.eq(0)
         with m.If(go & seg_last):
             m.d.sync += since.eq(1)
-        with m.Elif(since < C):
+        with m.Elif(since != (1 << len(since)) - 1):
             m.d.sync += since.eq(since + 1)
         with m.If(self.start):
             m.d.sync += [running.eq(1), gt.eq(0), ty.eq(0), tx.eq(0), b.eq(cfg.planes_last), j.eq(0),
                          tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
-                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq(C)]
+                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1)]
 
         # ---- p2: each column's origin ----------------------------------------------------------------
         p2 = rec("p2")

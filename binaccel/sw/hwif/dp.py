@@ -43,6 +43,7 @@ def window_cfg_layout(*, cols: int, aw: int, cw: int, count_w: int, steps_w: int
         "last_tx": count_w, "last_ty": count_w, "last_gt": count_w,
         "last_cols": cols.bit_length(),  # LINEAR: columns in use in a row's last tile
         "last_step": steps_w,            # steps per bit plane - 1
+        "spacing": 5,                    # cycles between segment ends (>= cols, and >= the writes of a tile)
         "tbl_base": tbl_aw,              # the layer's first offset-table entry
         "w_base": w_aw, "w_stride": w_aw,  # weights of group tile g start at w_base + g * w_stride
         "col_off": Array(aw, cols),      # per column: address of its position's origin from the tile's
