@@ -20,8 +20,8 @@ All transports have one interface, :meth:`Transport.run_words`::
   by the host's :class:`binaccel.sw.hostlink.HostLink` (frames with lengths and CRCs, credit
   window, go-back-N) in the cocotb testbench ``sim/tb_uart.py``. Options: ``transfers`` (how the
   words split into PROGRAM / WEIGHTS / TABLES / IMAGE transfers), ``divisor`` (clock cycles per
-  bit, default 4: the line is the bottleneck, so the simulation uses the fastest line the
-  receiver supports), ``corrupt`` / ``truncate`` / ``corrupt_rx`` fault injection (see
+  bit, an int or a ``fractions.Fraction`` such as ``uart_divisor(25e6, 3e6)``; default 4: the line
+  is the bottleneck, so the simulation uses the fastest line the receiver supports), ``corrupt`` / ``truncate`` / ``corrupt_rx`` fault injection (see
   ``sim/tb_uart.py``). A defect the host cannot recover from raises :class:`LinkFailure`.
 """
 
@@ -46,7 +46,7 @@ __all__ = ["Transport", "WordsRun", "CocotbTransport", "FastTransport", "UartTra
            "get_transport", "LinkFailure", "UART_DIVISOR", "UART_RX_TIMEOUT", "uart_exchange"]
 
 #: Clock cycles per UART bit in simulation (the smallest the receiver supports; a board at 48 MHz
-#: and 115200 baud has 417).
+#: and 3 Mbaud has 16, at 25 MHz 8.333).
 UART_DIVISOR = 4
 #: Idle cycles inside a frame before the simulated receiver drops it (100 byte times at divisor 4).
 UART_RX_TIMEOUT = 4096
