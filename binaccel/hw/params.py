@@ -27,7 +27,7 @@ from binaccel.sw import hwif
 from binaccel.sw.hwif import AccelParams, EngineParams, dp, signed_width
 
 __all__ = [
-    "EngineParams", "AccelParams", "BeatKind", "OutKind", "WinMode", "layout", "ctl_layout", "drain_layout",
+    "EngineParams", "AccelParams", "BeatKind", "OutKind", "WinMode", "LaneKind", "layout", "ctl_layout", "drain_layout",
     "param_lane_layout", "signed_width",
 ]
 
@@ -53,7 +53,10 @@ OutKind = _amaranth_enum(hwif.OutKind, 2)
 #: Tile placement of the window generator (:class:`binaccel.sw.hwif.dp.WinMode` as an Amaranth enum).
 WinMode = _amaranth_enum(dp.WinMode, 2)
 
-_ENUMS = {hwif.BeatKind: BeatKind, hwif.OutKind: OutKind, dp.WinMode: WinMode}
+#: What an output lane makes of a value (:class:`binaccel.sw.hwif.dp.LaneKind` as an Amaranth enum).
+LaneKind = _amaranth_enum(dp.LaneKind, 2)
+
+_ENUMS = {hwif.BeatKind: BeatKind, hwif.OutKind: OutKind, dp.WinMode: WinMode, dp.LaneKind: LaneKind}
 
 
 def _shape(shape):

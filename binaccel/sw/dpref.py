@@ -73,12 +73,13 @@ def lane(results, *, cfg: dict, banks, cols: int) -> list:
     out, group, pooled = [], [], []
     for acc, n, tag in results:
         prm = banks[tag & 1]
-        v = (acc << cfg["alpha"]) - n - prm["off"]
+        v = (acc << cfg["alpha"]) - n
         if cfg["sum_cols"]:
             group.append(v)
             if len(group) < cols:
                 continue
             v, group = sum(group), []
+        v -= prm["off"]
         if cfg["kind"] == "sign":
             y = int(v <= prm["thr"]) if prm["flip"] else int(v >= prm["thr"])
         elif cfg["kind"] == "requant":

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from binaccel.hw.dp.lane import Lane, LaneKind
+from binaccel.hw.dp.lane import Lane
+from binaccel.hw.params import LaneKind
 from binaccel.sw import dpref
 from tests.hw.gateware import run_sim
 

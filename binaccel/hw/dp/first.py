@@ -6,7 +6,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from binaccel.sw.hwif import dp as dpif
+
 from .._util import check_int, checking
+from ..params import layout
 from .pe import result_layout
 
 __all__ = ["FirstLayerUnit", "first_cfg_layout"]
@@ -16,16 +19,8 @@ TAPS = 9
 
 
 def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> data.StructLayout:
-    """Per-layer configuration of the first-layer unit (pre-decoded by the compiler)."""
-    return data.StructLayout({
-        "pool": 1,            # 1: one pooled result per quad (max, or min where the row's `dir` is set)
-        "spacing": 5,         # cycles between quads' last channels (>= 4 without pooling, >= the writes of a quad)
-        "last_qx": count_w, "last_qy": count_w, "last_ch": count_w, "last_gt": count_w,
-        "img_base": aw,       # tile-word address of the first quad, channel 0
-        "tile_row": aw,       # tile words per padded image row pair
-        "ch_size": aw,        # tile words per channel
-        "w_base": w_aw, "w_stride": w_aw,   # weights of group g, channel c at w_base + g*w_stride + c
-    })
+    """Per-layer configuration (:func:`binaccel.sw.hwif.dp.first_cfg_layout`)."""
+    return layout(dpif.first_cfg_layout(count_w=count_w, aw=aw, w_aw=w_aw))
 
 
 def _tree(m, values, every, name):
@@ -82,6 +77,7 @@ class FirstLayerUnit(wiring.Component):
         res = result_layout(acc_width=acc_width, n_width=1, tag_width=tag_width)
         super().__init__({
             "cfg": In(self.cfg_layout), "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
+            "group": Out(count_w),
             "img_addr": Out(data.ArrayLayout(aw, 4)), "img_data": In(data.ArrayLayout(32, 4)),
             "w_addr": Out(w_aw), "w_data": In(self.w_width),
             "o": Out(data.ArrayLayout(res, rows)),
@@ -103,7 +99,7 @@ class FirstLayerUnit(wiring.Component):
         last = ch == cfg.last_ch
         go = Signal()
         m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & self.hold))
-        m.d.comb += self.seg_go.eq(go & (ch == 0))
+        m.d.comb += [self.seg_go.eq(go & (ch == 0)), self.group.eq(gt)]
 
         v1, first1, last1, tag1 = Signal(), Signal(), Signal(), Signal(self.tag_width)
         m.d.sync += v1.eq(go)

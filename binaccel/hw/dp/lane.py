@@ -3,44 +3,27 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from binaccel.sw.hwif import dp as dpif
+
 from .._util import check_int, checking
+from ..params import LaneKind, layout
 from .pe import result_layout
 
 __all__ = ["Lane", "LaneKind", "lane_cfg_layout", "lane_param_layout"]
 
 
-class LaneKind(enum.Enum, shape=2):
-    """What a lane makes of a value ``v``: a sign bit against a threshold, a requantized unsigned
-    value, or a logit."""
-    SIGN = 0
-    REQUANT = 1
-    LOGITS = 2
-
-
 def lane_cfg_layout(*, shift_width: int) -> data.StructLayout:
-    """Per-layer lane configuration (stable while a layer runs)."""
-    return data.StructLayout({
-        "kind": LaneKind,
-        "alpha": 1,               # v = (acc << alpha) - n - off: 1 for binary inputs, 0 for bit planes
-        "sum_cols": 1,            # sum each group of `cols` consecutive values (a reduction split over columns)
-        "pool": 1,                # max over each group of `cols` consecutive outputs (a 2x2 pooling quad)
-        "shift": shift_width,     # requantization shift
-        "out_bits": 4,            # requantized output width (1..8)
-    })
+    """Per-layer lane configuration (:func:`binaccel.sw.hwif.dp.lane_cfg_layout`)."""
+    return layout(dpif.lane_cfg_layout(shift_width=shift_width))
 
 
 def lane_param_layout(*, off_width, thr_width, mul_bits, add_bits) -> data.StructLayout:
-    """Per-output-channel lane parameters."""
-    return data.StructLayout({
-        "off": signed(off_width),  # subtracted from (acc << alpha) - n
-        "thr": signed(thr_width),  # SIGN: the threshold
-        "flip": 1,                 # SIGN: output (v <= thr) instead of (v >= thr)
-        "mul": signed(mul_bits),   # REQUANT, LOGITS: y = v * mul + add
-        "add": signed(add_bits),
-    })
+    """Per-output-channel lane parameters (:func:`binaccel.sw.hwif.dp.lane_param_layout`)."""
+    return layout(dpif.lane_param_layout(off_width=off_width, thr_width=thr_width, mul_bits=mul_bits,
+                                         add_bits=add_bits))
 
 
 class Lane(wiring.Component):
@@ -53,9 +36,9 @@ class Lane(wiring.Component):
     For each valid ``i`` (an array result ``acc``, ``n``, ``tag``), with the parameters of bank
     ``tag[0]``:
 
-    * ``v = (acc << cfg.alpha) - n - off``;
+    * ``v = (acc << cfg.alpha) - n``;
     * with ``cfg.sum_cols``, the ``v`` of each group of ``cols`` consecutive results are summed
-      and only the sum goes on;
+      and only the sum goes on; then ``off`` is subtracted (once per value that goes on);
     * SIGN: ``y = (v <= thr) if flip else (v >= thr)``; REQUANT: ``y = clip((v*mul + add) >>
       shift, 0, 2**out_bits - 1)``; LOGITS: ``y = v*mul + add``;
     * with ``cfg.pool``, the largest ``y`` of each group of ``cols`` consecutive outputs goes on.
@@ -107,7 +90,7 @@ class Lane(wiring.Component):
         acc = self.i.acc.as_unsigned()
         m.d.sync += [
             ok1.eq(self.i.valid),
-            v1.eq(Mux(cfg.alpha, acc << 1, acc) - self.i.n - self.param_layout(prm).off),
+            v1.eq(Mux(cfg.alpha, acc << 1, acc) - self.i.n),
             prm1.eq(prm),
         ]
 
@@ -120,14 +103,15 @@ class Lane(wiring.Component):
         m.d.sync += ok2.eq(0)
         with m.If(ok1):
             m.d.sync += prm2.eq(prm1)
+            # the offset once per value: at the start of a group, or on every value
+            total = Mux(~cfg.sum_cols | (gi == 0), -prm1.off, gsum) + v1
             with m.If(cfg.sum_cols):
-                total = Mux(gi == 0, 0, gsum) + v1
                 with m.If(gi == self.cols - 1):
                     m.d.sync += [gi.eq(0), s2.eq(total), ok2.eq(1)]
                 with m.Else():
                     m.d.sync += [gi.eq(gi + 1), gsum.eq(total)]
             with m.Else():
-                m.d.sync += [s2.eq(v1), ok2.eq(1)]
+                m.d.sync += [s2.eq(total), ok2.eq(1)]
 
         # 3: compare (SIGN) or multiply
         prod_w = self.s_width + self.mul_bits

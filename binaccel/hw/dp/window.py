@@ -45,7 +45,8 @@ class WindowGen(wiring.Component):
     and ``rd_addr[2c + s]``/``rd_data[2c + s]`` (data ``mem_latency`` cycles after the address),
     and ``o``, the array's step input (a bubble when not valid). The last steps of two segments
     are at least ``cfg.spacing`` cycles apart (at least ``cols``: the array's rule). ``seg_go``
-    marks the cycle a segment's first step leaves the counters. Nothing stalls once a segment has
+    marks the cycle a segment's first step leaves the counters; ``group`` is the group tile of
+    the next step. Nothing stalls once a segment has
     started.
     """
 
@@ -70,6 +71,7 @@ class WindowGen(wiring.Component):
         super().__init__({
             "cfg": In(self.cfg_layout),
             "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
+            "group": Out(count_w),
             "tbl_addr": Out(tbl_aw), "tbl_data": In(self.entry_layout),
             "w_addr": Out(w_aw), "w_data": In(data.ArrayLayout(word, rows)),
             "rd_addr": Out(data.ArrayLayout(aw, 2 * cols)),
@@ -109,7 +111,7 @@ class WindowGen(wiring.Component):
         seg_first = (j == 0) & b_top
         go = Signal()
         m.d.comb += go.eq(running & ~(seg_last & (since < cfg.spacing)) & ~(seg_first & self.hold))
-        m.d.comb += self.seg_go.eq(go & seg_first)
+        m.d.comb += [self.seg_go.eq(go & seg_first), self.group.eq(gt)]
 
         # the step record, stage by stage
         def rec(name):

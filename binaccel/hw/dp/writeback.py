@@ -7,24 +7,17 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from binaccel.sw.hwif import dp as dpif
+
 from .._util import check_int, checking
+from ..params import layout
 
 __all__ = ["WriteBack", "wb_cfg_layout"]
 
 
 def wb_cfg_layout(*, cols: int, aw: int, count_w: int) -> data.StructLayout:
-    """Per-layer configuration of the write-back (pre-decoded by the compiler)."""
-    return data.StructLayout({
-        "logits": 1,                  # the outputs are logits: to l_stream, one per row in use
-        "planes_last": 3,             # bit planes of an output value - 1 (0: sign outputs)
-        "plane_size": aw,
-        "last_out": range(cols),      # outputs per tile - 1
-        "out_off": data.ArrayLayout(aw, cols),  # address of a tile's output c from the tile's
-        "linear": 1, "last_cols": cols.bit_length(),  # LINEAR tiles: outputs >= last_cols of a row's last tile are dropped
-        "last_tx": count_w, "last_ty": count_w, "last_gt": count_w,
-        "base": aw, "dx": aw, "dy": aw,   # address of output (0, 0) of group 0, steps per tile and tile row
-        "rows_last": 5,               # LOGITS: rows in use in the last group - 1
-    })
+    """Per-layer configuration (:func:`binaccel.sw.hwif.dp.wb_cfg_layout`)."""
+    return layout(dpif.wb_cfg_layout(cols=cols, aw=aw, count_w=count_w))
 
 
 class WriteBack(wiring.Component):

@@ -125,6 +125,9 @@ class Struct(_Layout):
             if isinstance(shape, Struct):
                 out |= shape.pack(v, where=where, what=what) << slot.offset
                 continue
+            if isinstance(shape, Array):
+                out |= shape.pack(v, where=where, what=f"{what} '{name}' element") << slot.offset
+                continue
             if not isinstance(shape, (Bits, Enum)):
                 raise TypeError(f"{where}: {what} {name!r}: only struct, integer and enum fields can be packed")
             v = int(v)
@@ -147,6 +150,25 @@ class Array(_Layout):
 
     def __repr__(self):
         return f"Array({self.elem!r}, {self.length})"
+
+    def pack(self, values, *, where: str = "array", what: str = "element") -> int:
+        """A sequence of ``length`` values (dicts for struct elements) -> the int of this layout;
+        errors as :meth:`Struct.pack`."""
+        values = list(values)
+        if len(values) != self.length:
+            raise ValueError(f"{where}: {what}s: expected {self.length} values, got {len(values)}")
+        out = 0
+        for i, v in enumerate(values):
+            if isinstance(self.elem, (Struct, Array)):
+                out |= self.elem.pack(v, where=where, what=what) << (i * self.elem.size)
+                continue
+            v = int(v)
+            lo, hi = self.elem.range
+            if not lo <= v <= hi:
+                raise FieldRangeError(f"{where}: {what} {i} = {v} does not fit the build's {self.elem.width}-bit "
+                                      f"{'signed' if self.elem.signed else 'unsigned'} field [{lo}, {hi}]")
+            out |= (v & ((1 << self.elem.width) - 1)) << (i * self.elem.size)
+        return out
 
 
 class Union(_Layout):
