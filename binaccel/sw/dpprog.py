@@ -141,24 +141,38 @@ class DpProgram:
         return [head, len(self.layers)] + words
 
     def reply_words(self, *, stats: bool = True) -> int:
-        """Words the RUN of one image sends back (logits, then the layer and image cycles)."""
+        """Words the RUN of one image sends back: the dumped maps, the logits, then (``stats``)
+        the cycles of each layer and of the image."""
+        dumps = sum(c.desc["dump_words"] for c in self.layers if c.desc["dump"])
         n = self.model.layers[-1].out_ch * self.logit_words
-        return n + (len(self.layers) + 1 if stats else 0)
+        return dumps + n + (len(self.layers) + 1 if stats else 0)
 
-    def parse_reply(self, words) -> tuple:
-        """(logits (classes,), layer cycles, image cycles) from a RUN's reply words."""
+    def parse_reply(self, words) -> dict:
+        """A RUN's reply words -> ``{"maps": {layer index: (C, H, W) values of each dumped map},
+        "logits": (classes,), "layer_cycles": [...], "cycles": image cycles or None}``."""
+        words = [int(w) & 0xFFFFFFFF for w in words]
+        at, maps = 0, {}
+        for i, c in enumerate(self.layers):
+            if c.desc["dump"]:
+                k = c.desc["dump_words"]
+                slots = []
+                for w in words[at:at + k]:
+                    slots += [w & 0xFFFF, w >> 16]
+                maps[i] = c.out_map.unpack(slots)
+                at += k
         lw = self.logit_words
         n = self.model.layers[-1].out_ch
         logits = []
         for i in range(n):
             v = 0
             for j in range(lw):
-                v |= (int(words[i * lw + j]) & 0xFFFFFFFF) << (32 * j)
+                v |= words[at + i * lw + j] << (32 * j)
             if v >> (32 * lw - 1):
                 v -= 1 << (32 * lw)
             logits.append(v)
-        rest = [int(w) for w in words[n * lw:]]
-        return np.asarray(logits, dtype=np.int64), rest[:-1], (rest[-1] if rest else None)
+        rest = words[at + n * lw:]
+        return {"maps": maps, "logits": np.asarray(logits, dtype=np.int64), "layer_cycles": rest[:-1],
+                "cycles": rest[-1] if rest else None}
 
 
 def _write(target: int, addr: int, entries, width: int) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,8 +80,8 @@ class XnorArray(wiring.Component):
         # edge register: the step, with each column's count summed over the segment
         col_a, col_m, col_ctl = [], [], []
         for c in range(C):
-            a = Signal(self.word, name=f"edge_a{c}")
-            mk = Signal(self.word // self.slot, name=f"edge_m{c}")
+            a = Signal(self.word, name=f"edge_a{c}", reset_less=True)
+            mk = Signal(self.word // self.slot, name=f"edge_m{c}", reset_less=True)
             k = Signal(ctl_layout, name=f"edge_ctl{c}")
             n_next = Mux(self.i.ctl.first, 0, k.n) + self.i.n[c]
             m.d.sync += [a.eq(self.i.a[c]), mk.eq(self.i.m[c]),
@@ -91,18 +91,18 @@ class XnorArray(wiring.Component):
                 m.d.sync += k.n.eq(n_next)
             # column skew: column c is delayed c cycles
             for d in range(c):
-                a2 = Signal.like(a, name=f"skew_a{c}_{d}")
-                m2 = Signal.like(mk, name=f"skew_m{c}_{d}")
+                a2 = Signal.like(a, name=f"skew_a{c}_{d}", reset_less=True)
+                m2 = Signal.like(mk, name=f"skew_m{c}_{d}", reset_less=True)
                 k2 = Signal.like(k, name=f"skew_ctl{c}_{d}")
                 m.d.sync += [a2.eq(a), m2.eq(mk), k2.eq(k)]
                 a, mk, k = a2, m2, k2
             col_a.append(a), col_m.append(mk), col_ctl.append(k)
         row_w = []
         for r in range(R):
-            w = Signal(self.word, name=f"edge_w{r}")
+            w = Signal(self.word, name=f"edge_w{r}", reset_less=True)
             m.d.sync += w.eq(self.i.w[r])
             for d in range(r):  # row skew: row r is delayed r cycles
-                w2 = Signal.like(w, name=f"skew_w{r}_{d}")
+                w2 = Signal.like(w, name=f"skew_w{r}_{d}", reset_less=True)
                 m.d.sync += w2.eq(w)
                 w = w2
             row_w.append(w)
@@ -120,5 +120,9 @@ class XnorArray(wiring.Component):
                 m.d.comb += pe.w_in.eq(row_w[r] if c == 0 else pes[r][c - 1].w_out)
             # at most one PE of a row finishes in a cycle: the row's result is the OR of the gated ones
             gated = [Mux(pes[r][c].res.valid, pes[r][c].res.as_value(), 0) for c in range(C)]
-            m.d.sync += self.o[r].eq(reduce(or_, gated))
+            o_v = Signal(name=f"o_valid{r}")
+            o_d = Signal(len(self.o[r].as_value()) - 1, name=f"o_data{r}", reset_less=True)
+            merged = reduce(or_, gated)
+            m.d.sync += [o_v.eq(merged[0]), o_d.eq(merged[1:])]
+            m.d.comb += self.o[r].eq(Cat(o_v, o_d))
         return m

@@ -33,7 +33,7 @@ def _tree(m, values, every, name):
         if k % every == 0 or len(level) == 1:
             out = []
             for i, v in enumerate(level):
-                r = Signal(len(v), name=f"{name}_l{k}_{i}")
+                r = Signal(len(v), name=f"{name}_l{k}_{i}", reset_less=True)
                 m.d.sync += r.eq(v)
                 out.append(r)
             level, regs = out, regs + 1
@@ -170,13 +170,13 @@ class FirstLayerUnit(wiring.Component):
 
         # ---- accumulate over the channels; the quad's results ---------------------------------------------
         W = self.acc_width
-        acc = {(r, p): Signal(W, name=f"acc{r}_{p}") for r in range(R) for p in range(4)}
+        acc = {(r, p): Signal(W, name=f"acc{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
         done = Signal()
         done_tag = Signal(self.tag_width)
         dirs_l = Signal(R)
         fin_dirs = Signal(R)
         half_dirs = Signal(R)
-        fin = {(r, p): Signal(W, name=f"fin{r}_{p}") for r in range(R) for p in range(4)}
+        fin = {(r, p): Signal(W, name=f"fin{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
         m.d.sync += done.eq(valid & lastc)
         with m.If(valid):
             for key, a in acc.items():
@@ -193,9 +193,9 @@ class FirstLayerUnit(wiring.Component):
         # pooled: the best of the four in two compare-select levels; else the four in turn
         out_v = Signal()
         out_tag = Signal(self.tag_width)
-        out_acc = [Signal(W, name=f"out{r}") for r in range(R)]
+        out_acc = [Signal(W, name=f"out{r}", reset_less=True) for r in range(R)]
         pick = {}
-        half = {(r, h): Signal(W, name=f"half{r}_{h}") for r in range(R) for h in range(2)}
+        half = {(r, h): Signal(W, name=f"half{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
         half_v = Signal()
         half_tag = Signal(self.tag_width)
         m.d.sync += [half_v.eq(done & cfg.pool), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
@@ -205,7 +205,7 @@ class FirstLayerUnit(wiring.Component):
                 m.d.sync += half[r, h].eq(Mux((a > b) ^ fin_dirs[r], a, b))
         in_flight.append(half_v)
         serial = Signal(range(4))        # positions still to send of an unpooled quad
-        held = {(r, p): Signal(W, name=f"held{r}_{p}") for r in range(R) for p in range(4)}
+        held = {(r, p): Signal(W, name=f"held{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
         m.d.sync += out_v.eq(0)
         with m.If(half_v):
             m.d.sync += [out_v.eq(1), out_tag.eq(half_tag)]
@@ -230,7 +230,7 @@ class FirstLayerUnit(wiring.Component):
         for r in range(R):
             v, a, t = out_v, out_acc[r], out_tag
             for d in range(r):
-                v2, a2, t2 = Signal(name=f"sk_v{r}_{d}"), Signal(W, name=f"sk_a{r}_{d}"), Signal(self.tag_width,
+                v2, a2, t2 = Signal(name=f"sk_v{r}_{d}"), Signal(W, name=f"sk_a{r}_{d}", reset_less=True), Signal(self.tag_width,
                                                                                               name=f"sk_t{r}_{d}")
                 m.d.sync += [v2.eq(v), a2.eq(a), t2.eq(t)]
                 v, a, t = v2, a2, t2

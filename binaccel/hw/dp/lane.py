@@ -77,15 +77,15 @@ class Lane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        banks = [Signal(self.param_layout, name=f"bank{b}") for b in range(2)]
+        banks = [Signal(self.param_layout, name=f"bank{b}", reset_less=True) for b in range(2)]
         for b in range(2):
             with m.If(self.p_we & (self.p_bank == b)):
                 m.d.sync += banks[b].eq(self.p_data)
 
         # 1: v = (acc << alpha) - n - off, with the parameters of the result's bank
-        v1 = Signal(signed(self.v_width))
+        v1 = Signal(signed(self.v_width), reset_less=True)
         ok1 = Signal()
-        prm1 = Signal(self.param_layout)
+        prm1 = Signal(self.param_layout, reset_less=True)
         prm = Mux(self.i.tag[0], banks[1].as_value(), banks[0].as_value())
         acc = self.i.acc.as_unsigned()
         m.d.sync += [
@@ -95,11 +95,11 @@ class Lane(wiring.Component):
         ]
 
         # 2: the sum over a group of `cols` results (or the value itself)
-        s2 = Signal(signed(self.s_width))
+        s2 = Signal(signed(self.s_width), reset_less=True)
         ok2 = Signal()
-        prm2 = Signal(self.param_layout)
+        prm2 = Signal(self.param_layout, reset_less=True)
         gi = Signal(range(max(self.cols, 2)))
-        gsum = Signal(signed(self.s_width))
+        gsum = Signal(signed(self.s_width), reset_less=True)
         m.d.sync += ok2.eq(0)
         with m.If(ok1):
             m.d.sync += prm2.eq(prm1)
@@ -115,10 +115,10 @@ class Lane(wiring.Component):
 
         # 3: compare (SIGN) or multiply
         prod_w = self.s_width + self.mul_bits
-        prod3 = Signal(signed(prod_w))
-        bit3 = Signal()
+        prod3 = Signal(signed(prod_w), reset_less=True)
+        bit3 = Signal(reset_less=True)
         ok3 = Signal()
-        prm3 = Signal(self.param_layout)
+        prm3 = Signal(self.param_layout, reset_less=True)
         m.d.sync += [
             ok3.eq(ok2), prm3.eq(prm2),
             prod3.eq(s2 * prm2.mul),
@@ -126,13 +126,13 @@ class Lane(wiring.Component):
         ]
 
         # 4: add
-        y4 = Signal(signed(max(prod_w, self.add_bits) + 1))
-        bit4 = Signal()
+        y4 = Signal(signed(max(prod_w, self.add_bits) + 1), reset_less=True)
+        bit4 = Signal(reset_less=True)
         ok4 = Signal()
         m.d.sync += [ok4.eq(ok3), bit4.eq(bit3), y4.eq(prod3 + prm3.add)]
 
         # 5: the output function
-        y5 = Signal(signed(self.y_width))
+        y5 = Signal(signed(self.y_width), reset_less=True)
         ok5 = Signal()
         shifted = Signal(signed(len(y4)))
         m.d.comb += shifted.eq(y4 >> cfg.shift)
@@ -149,15 +149,18 @@ class Lane(wiring.Component):
 
         # 6: the max over a pooling group (or the output itself)
         pi = Signal(range(max(self.cols, 2)))
-        pmax = Signal(signed(self.y_width))
-        m.d.sync += self.o.valid.eq(0)
+        pmax = Signal(signed(self.y_width), reset_less=True)
+        o_v = Signal()
+        o_y = Signal(signed(self.y_width), reset_less=True)
+        m.d.comb += [self.o.valid.eq(o_v), self.o.y.eq(o_y)]
+        m.d.sync += o_v.eq(0)
         with m.If(ok5):
             with m.If(cfg.pool):
                 best = Mux((pi == 0) | (y5 > pmax), y5, pmax)
                 with m.If(pi == self.cols - 1):
-                    m.d.sync += [pi.eq(0), self.o.y.eq(best), self.o.valid.eq(1)]
+                    m.d.sync += [pi.eq(0), o_y.eq(best), o_v.eq(1)]
                 with m.Else():
                     m.d.sync += [pi.eq(pi + 1), pmax.eq(best)]
             with m.Else():
-                m.d.sync += [self.o.y.eq(y5), self.o.valid.eq(1)]
+                m.d.sync += [o_y.eq(y5), o_v.eq(1)]
         return m

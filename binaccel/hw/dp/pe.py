@@ -85,8 +85,12 @@ class XnorPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lv = self.levels_per_stage
-        m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in), self.m_out.eq(self.m_in),
-                     self.ctl_out.eq(self.ctl_in)]
+        # data registers have no reset (what they hold counts only with a valid control)
+        a_q = Signal(self.word, reset_less=True)
+        w_q = Signal(self.word, reset_less=True)
+        m_q = Signal(self.slots, reset_less=True)
+        m.d.sync += [a_q.eq(self.a_in), w_q.eq(self.w_in), m_q.eq(self.m_in), self.ctl_out.eq(self.ctl_in)]
+        m.d.comb += [self.a_out.eq(a_q), self.w_out.eq(w_q), self.m_out.eq(m_q)]
 
         regs = 0                        # pipeline registers passed so far
         mask, ctl = self.m_in, self.ctl_in
@@ -95,10 +99,10 @@ class XnorPE(wiring.Component):
             nonlocal regs, mask, ctl
             out = []
             for i, v in enumerate(values):
-                r = Signal(len(v), name=f"{name}_{i}")
+                r = Signal(len(v), name=f"{name}_{i}", reset_less=True)
                 m.d.sync += r.eq(v)
                 out.append(r)
-            mq = Signal.like(mask, name=f"mask_q{regs}")
+            mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True)
             cq = Signal.like(ctl, name=f"ctl_q{regs}")
             m.d.sync += [mq.eq(mask), cq.eq(ctl)]
             mask, ctl = mq, cq
@@ -134,16 +138,17 @@ class XnorPE(wiring.Component):
         p = level[0]
         assert regs == self.stages, (regs, self.stages)
 
-        acc = Signal(self.acc_width)
+        acc = Signal(self.acc_width, reset_less=True)
         base = Mux(ctl.first, 0, Mux(ctl.dbl, acc << 1, acc))
         acc_next = Signal(self.acc_width)
         m.d.comb += acc_next.eq(base + p)
         with m.If(ctl.valid):
             m.d.sync += acc.eq(acc_next)
-        m.d.sync += [
-            self.res.valid.eq(ctl.valid & ctl.last),
-            self.res.acc.eq(acc_next),
-            self.res.n.eq(ctl.n),
-            self.res.tag.eq(ctl.tag),
-        ]
+        res_v = Signal()
+        res_acc = Signal(self.acc_width, reset_less=True)
+        res_n = Signal(len(ctl.n), reset_less=True)
+        res_tag = Signal(len(ctl.tag), reset_less=True)
+        m.d.sync += [res_v.eq(ctl.valid & ctl.last), res_acc.eq(acc_next), res_n.eq(ctl.n), res_tag.eq(ctl.tag)]
+        m.d.comb += [self.res.valid.eq(res_v), self.res.acc.eq(res_acc), self.res.n.eq(res_n),
+                     self.res.tag.eq(res_tag)]
         return m

@@ -174,9 +174,9 @@ class WindowGen(wiring.Component):
         # ---- p2: each column's origin ----------------------------------------------------------------
         p2 = rec("p2")
         m.d.sync += pass_on(p2, p1)
-        base2 = [Signal(aw, name=f"p2_base{c}") for c in range(C)]
-        y2 = [Signal(signed(cw + 1), name=f"p2_y{c}") for c in range(C)]
-        x2 = [Signal(signed(cw + 1), name=f"p2_x{c}") for c in range(C)]
+        base2 = [Signal(aw, name=f"p2_base{c}", reset_less=True) for c in range(C)]
+        y2 = [Signal(signed(cw + 1), name=f"p2_y{c}", reset_less=True) for c in range(C)]
+        x2 = [Signal(signed(cw + 1), name=f"p2_x{c}", reset_less=True) for c in range(C)]
         ok2 = [Signal(name=f"p2_colok{c}") for c in range(C)]
         for c in range(C):
             m.d.sync += [base2[c].eq(p1_plane + cfg.col_off[c]), y2[c].eq(p1_iy + cfg.col_dy[c]),
@@ -187,7 +187,7 @@ class WindowGen(wiring.Component):
         p3 = rec("p3")
         m.d.sync += pass_on(p3, p2)
         K = 1 << self.kb
-        base3 = [Signal(aw, name=f"p3_base{c}") for c in range(C)]
+        base3 = [Signal(aw, name=f"p3_base{c}", reset_less=True) for c in range(C)]
         vy3 = [Signal(K, name=f"p3_vy{c}") for c in range(C)]
         vx3 = [Signal(K, name=f"p3_vx{c}") for c in range(C)]
         inr3 = [Signal(2, name=f"p3_inr{c}") for c in range(C)]
@@ -213,7 +213,7 @@ class WindowGen(wiring.Component):
         m.d.sync += pass_on(p4, p3)
         valid4 = [Signal(name=f"p4_valid{i}") for i in range(2 * C)]
         used4 = [Signal(name=f"p4_used{i}") for i in range(2 * C)]
-        nbits4 = [Signal(5, name=f"p4_nbits{i}") for i in range(2 * C)]
+        nbits4 = [Signal(5, name=f"p4_nbits{i}", reset_less=True) for i in range(2 * C)]
         for c in range(C):
             for s in range(2):
                 e = ent[s]
@@ -234,13 +234,15 @@ class WindowGen(wiring.Component):
             m.d.sync += pass_on(nxt, stage)
             vq = [Signal(name=f"q{d}_valid{i}") for i in range(2 * C)]
             uq = [Signal(name=f"q{d}_used{i}") for i in range(2 * C)]
-            nq = [Signal(5, name=f"q{d}_nbits{i}") for i in range(2 * C)]
+            nq = [Signal(5, name=f"q{d}_nbits{i}", reset_less=True) for i in range(2 * C)]
             m.d.sync += [x.eq(y) for x, y in zip(vq + uq + nq, valid_d + used_d + nbits_d)]
             stage, valid_d, used_d, nbits_d = nxt, vq, uq, nq
             in_flight.append(stage["valid"])
 
-        o = self.o
-        m.d.sync += [o.ctl.valid.eq(stage["valid"]), o.ctl.first.eq(stage["first"]), o.ctl.dbl.eq(stage["dbl"]),
+        o = Signal(self.o.shape(), reset_less=True)
+        o_valid = Signal()
+        m.d.comb += [self.o.eq(o), self.o.ctl.valid.eq(o_valid)]
+        m.d.sync += [o_valid.eq(stage["valid"]), o.ctl.first.eq(stage["first"]), o.ctl.dbl.eq(stage["dbl"]),
                      o.ctl.last.eq(stage["last"]), o.ctl.tag.eq(stage["tag"]), o.w.eq(self.w_data)]
         for c in range(C):
             slots, mask, n = [], [], 0
@@ -251,5 +253,5 @@ class WindowGen(wiring.Component):
                 n = n + Mux(cfg.binary & valid_d[i], nbits_d[i], 0)
             m.d.sync += [o.a[c].eq(Cat(*slots)), o.m[c].eq(Cat(*mask)), o.n[c].eq(n)]
 
-        m.d.comb += self.busy.eq(running | Cat(*in_flight).any() | o.ctl.valid)
+        m.d.comb += self.busy.eq(running | Cat(*in_flight).any() | o_valid)
         return m

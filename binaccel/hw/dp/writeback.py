@@ -86,7 +86,7 @@ class WriteBack(wiring.Component):
         for r in range(R):
             y, v = self.i[r].y[:P], self.i[r].valid
             for d in range(R - 1 - r):
-                y2, v2 = Signal(P, name=f"dsk_y{r}_{d}"), Signal(name=f"dsk_v{r}_{d}")
+                y2, v2 = Signal(P, name=f"dsk_y{r}_{d}", reset_less=True), Signal(name=f"dsk_v{r}_{d}")
                 m.d.sync += [y2.eq(y), v2.eq(v)]
                 y, v = y2, v2
             aligned.append(y)

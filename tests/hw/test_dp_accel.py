@@ -1,0 +1,78 @@
+"""The pipelined accelerator in Amaranth's simulator: every layer's whole output map (dumped) and
+the logits equal the integer reference, under random idle input and output backpressure."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from binaccel.hw.dp.accel import DpAccelerator, dp_info_words
+from binaccel.sw import dpprog, intref
+from binaccel.sw.hwif import Op
+from binaccel.sw.hwif.dp import DpParams
+from tests.sw.test_dpprog import NETS, _model
+
+BUILD = dict(cols=4, fm_depth=1024, w_depth=256, t_depth=128, p_depth=256, max_dim=16, max_steps=64, mem_latency=2)
+
+
+def _stream(dut, words, n_out, *, rng, idle, backpressure, max_cycles=400000):
+    got = []
+
+    async def tb(ctx):
+        i, cyc = 0, 0
+        while len(got) < n_out:
+            send = i < len(words) and rng.random() >= idle
+            ctx.set(dut.i_stream.valid, int(send))
+            if send:
+                ctx.set(dut.i_stream.payload, words[i])
+            take = rng.random() >= backpressure
+            ctx.set(dut.o_stream.ready, int(take))
+            rdy, ov, op = ctx.get(dut.i_stream.ready), ctx.get(dut.o_stream.valid), ctx.get(dut.o_stream.payload)
+            await ctx.tick()
+            if send and rdy:
+                i += 1
+            if take and ov:
+                got.append(op)
+            cyc += 1
+            assert cyc < max_cycles, f"{len(got)} of {n_out} words after {cyc} cycles"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("net,idle,backpressure", [("binary", 0.0, 0.0), ("multibit", 0.3, 0.5),
+                                                   ("requant_pool", 0.5, 0.3)])
+def test_accelerator_matches_intref(net, idle, backpressure):
+    rng = np.random.default_rng(len(net))
+    specs, shape = NETS[net]
+    model = _model(rng, specs, in_shape=shape, name=net)
+    prog = dpprog.compile_model(model, DpParams(**BUILD), dump=True)
+    images = rng.integers(0, 256, (2, *shape)).astype(np.uint8)
+    ref = intref.run_model(model, images)
+    words = list(prog.setup)
+    for img in images:
+        words += prog.run_words(img)
+    n = prog.reply_words()
+    got = _stream(DpAccelerator(**BUILD), words, 2 * n, rng=rng, idle=idle, backpressure=backpressure)
+    for k in range(2):
+        rep = prog.parse_reply(got[k * n:(k + 1) * n])
+        for i, layer in enumerate(model.layers[:-1]):
+            assert np.array_equal(rep["maps"][i], ref[i][k]), layer.name
+        assert np.array_equal(rep["logits"], ref[-1][k].reshape(-1))
+        assert len(rep["layer_cycles"]) == len(model.layers) and rep["cycles"] >= sum(rep["layer_cycles"])
+
+
+def test_info_reply():
+    dut = DpAccelerator(**BUILD)
+    info = dp_info_words(DpParams(**BUILD))
+    got = _stream(dut, [Op.INFO], len(info), rng=np.random.default_rng(0), idle=0.0, backpressure=0.2)
+    assert got == info
+
+
+def test_parameters_checked():
+    with pytest.raises(ValueError, match="cols"):
+        DpAccelerator(cols=9)
+    with pytest.raises(ValueError, match="fm_depth"):
+        DpAccelerator(fm_depth=1000)
