@@ -43,6 +43,7 @@ def test_writeback_matches_reference(cfg, bits, gap):
             times.append(t)
             t += gap + int(rng.integers(0, 3))
         events = {}
+        reserve = {tk - 1 for tk in times}   # a logits segment reserves its rows before its outputs
         for k, tk in enumerate(times):
             for r in range(R):
                 events.setdefault(tk + r, []).append((r, outputs[k][r]))
@@ -52,6 +53,7 @@ def test_writeback_matches_reference(cfg, bits, gap):
                 ctx.set(dut.i[r].valid, 0)
             for r, v in events.get(cyc, []):
                 ctx.set(dut.i[r], {"valid": 1, "y": v})
+            ctx.set(dut.take, int(cfg["logits"] and cyc in reserve))
             ready = int(rng.random() < 0.5)
             ctx.set(dut.l_stream.ready, ready)
             if ctx.get(dut.wr_en):
@@ -61,6 +63,10 @@ def test_writeback_matches_reference(cfg, bits, gap):
             await ctx.tick()
             cyc += 1
             assert cyc < 5000
+
+        if cfg["logits"]:  # every reserved entry comes back: pushed ones when read, unused rows at once
+            ctx.set(dut.take, 0)
+            assert ctx.get(dut.credits) == dut.logit_depth
 
     run_sim(dut, tb)
     assert got_w == want_w

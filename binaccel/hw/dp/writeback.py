@@ -68,14 +68,15 @@ class WriteBack(wiring.Component):
         pop = self.l_stream.valid & self.l_stream.ready
         m.d.comb += [self.l_stream.payload.eq(lf.r_data), self.l_stream.valid.eq(lf.r_rdy), lf.r_en.eq(self.l_stream.ready),
                      self.credits.eq(credits)]
-        m.d.sync += credits.eq(credits - Mux(self.take, R, 0) + pop)
+        drop = Signal()    # a row past the layer's channels: its reserved entry comes back
+        m.d.sync += credits.eq(credits - Mux(self.take, R, 0) + pop + drop)
         any_v = Cat(*[self.i[r].valid for r in range(R)]).any()
         row_y = self.i[0].y
         for r in range(1, R):
             row_y = Mux(self.i[r].valid, self.i[r].y, row_y)
         in_use = (lg != cfg.last_gt) | (lrow <= cfg.rows_last)
         with m.If(cfg.logits & any_v):
-            m.d.comb += [lf.w_data.eq(row_y), lf.w_en.eq(in_use)]
+            m.d.comb += [lf.w_data.eq(row_y), lf.w_en.eq(in_use), drop.eq(~in_use)]
             with m.If(lrow == R - 1):
                 m.d.sync += [lrow.eq(0), lg.eq(lg + 1)]
             with m.Else():

@@ -74,7 +74,7 @@ def build_plan(design, *, board, freq_mhz=None, name="top", synth_opts=None):
 
 def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top",
                synth_opts=None, timeout=None, check=True, niceness=10, params=None,
-               description=None):
+               description=None, pnr_opts=()):
     """Synthesise, place and route ``design`` for ``board`` and make its bitstream.
 
     Parameters
@@ -108,6 +108,8 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     description : str, optional
         What was synthesised, in words (e.g. "accelerator + UART link + PLL: ..."), recorded in
         the report; default: the design class and its wrapping.
+    pnr_opts : sequence of str, optional
+        Extra nextpnr options (e.g. ``("--router", "router2")``), recorded in the report.
 
     Returns
     -------
@@ -200,7 +202,8 @@ def synthesize(design, *, board, out_dir=None, seed=1, freq_mhz=None, name="top"
     # 4. nextpnr
     pnr_report = out / f"{name}.nextpnr.json"
     argv = ([tool_path(pnr_cmd[0])] + pnr_cmd[1:] +
-            ["--seed", str(seed), "--report", pnr_report.name, "--timing-allow-fail"])
+            ["--seed", str(seed), "--report", pnr_report.name, "--timing-allow-fail"] + list(pnr_opts))
+    report["pnr_opts"] = list(pnr_opts)
     rc, dt = _run(argv, out, out / "nextpnr.log", timeout, niceness)
     report["runtime_s"]["nextpnr"] = round(dt, 2)
     report["files"]["nextpnr_log"] = str(out / f"{name}.tim")
