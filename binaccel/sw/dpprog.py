@@ -9,9 +9,9 @@ Feature maps
 
 The image
     The first layer runs on the first-layer unit: the image is zero-padded (``padding`` rows and
-    columns on every side, then to even sizes) and sent as tile words, four pixels each: word
-    ``(c, ty, tx)`` holds pixels ``(2ty + dy, 2tx + dx)`` in byte ``2*dy + dx``
-    (:func:`image_words`).
+    columns on every side, then to even sizes) and sent as tile words, four pixels each, tile row
+    major, then channel, then tile column: word ``(ty, c, tx)`` holds pixels
+    ``(2ty + dy, 2tx + dx)`` of channel ``c`` in byte ``2*dy + dx`` (:func:`image_words`).
 
 Layers
     The first-layer unit runs a first layer of 8-bit pixels (binary weights, 3x3, stride 1). The
@@ -199,7 +199,8 @@ def image_words(model: IntModel, image: np.ndarray, *, pad: int) -> list:
     p[:, pad:pad + h, pad:pad + w] = x
     t = p.reshape(c, hp // 2, 2, wp // 2, 2)
     words = t[:, :, 0, :, 0] | (t[:, :, 0, :, 1] << 8) | (t[:, :, 1, :, 0] << 16) | (t[:, :, 1, :, 1] << 24)
-    return [int(v) for v in words.reshape(-1)]
+    # tile row major, then channel: the rows of every channel arrive together
+    return [int(v) for v in words.transpose(1, 0, 2).reshape(-1)]
 
 
 def _clamp(v: int, width: int) -> int:
@@ -255,7 +256,7 @@ def _zero_win(p: DpParams) -> dict:
 
 def _zero_flu() -> dict:
     return {"pool": 0, "spacing": 0, "last_qx": 0, "last_qy": 0, "last_ch": 0, "last_gt": 0, "img_base": 0,
-            "tile_row": 0, "ch_size": 0, "w_base": 0, "w_stride": 0}
+            "tile_row": 0, "ch_size": 0, "w_base": 0, "w_stride": 0, "need_off": 0}
 
 
 def _lane_cfg(layer: Layer, *, alpha: int, sum_cols: int, pool: int) -> dict:
@@ -284,7 +285,8 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
     qh, qw = layer.conv_h // 2, layer.conv_w // 2
     hp, wp = layer.in_h + 2 * layer.padding, layer.in_w + 2 * layer.padding
     hp, wp = hp + hp % 2, wp + wp % 2
-    tile_row, ch_size = wp // 2, (hp // 2) * (wp // 2)
+    tr = wp // 2                                     # tile words per tile row and channel
+    ch_size, tile_row = tr, layer.in_ch * tr
     wts = np.asarray(layer.weights) > 0              # (O, C, 3, 3)
     entries = []
     for g in range(groups):
@@ -314,7 +316,8 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
         raise _err(layer, f"an unpooled first layer needs a build with 4 or more columns, this one has {p.cols}")
     flu = {"pool": int(pool), "spacing": max(1 if pool else 4, n_out * planes), "last_qx": qw - 1,
            "last_qy": qh - 1, "last_ch": layer.in_ch - 1, "last_gt": groups - 1, "img_base": 0,
-           "tile_row": tile_row, "ch_size": ch_size, "w_base": 0, "w_stride": layer.in_ch}
+           "tile_row": tile_row, "ch_size": ch_size, "w_base": 0, "w_stride": layer.in_ch,
+           "need_off": (layer.in_ch - 1) * ch_size + tile_row + 1}
     desc = {"first": 1, "win": _zero_win(p), "flu": flu, "lane": _lane_cfg(layer, alpha=0, sum_cols=0, pool=0),
             "wb": wb}
     code = LayerCode(layer=layer, unit="first", desc=desc, in_map=None, out_map=out, weights=entries, params=params)

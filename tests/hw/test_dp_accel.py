@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from binaccel.hw.dp.accel import DpAccelerator, dp_info_words
-from binaccel.sw import dpprog, intref
+from binaccel.sw import dpprog, intref, zoo
 from binaccel.sw.hwif import Op
 from binaccel.sw.hwif.dp import DpParams
 from tests.sw.test_dpprog import NETS, _model
@@ -62,6 +62,22 @@ def test_accelerator_matches_intref(net, idle, backpressure):
             assert np.array_equal(rep["maps"][i], ref[i][k]), layer.name
         assert np.array_equal(rep["logits"], ref[-1][k].reshape(-1))
         assert len(rep["layer_cycles"]) == len(model.layers) and rep["cycles"] >= sum(rep["layer_cycles"])
+
+
+def test_siman_mnist_matches_intref():
+    """A 28x28 image: the first layer's outputs reach the write-back while the image still arrives."""
+    build = {**BUILD, "fm_depth": 2048, "max_dim": 32, "max_steps": 128}
+    model = zoo.untrained_model("siman")
+    prog = dpprog.compile_model(model, DpParams(**build), dump=True)
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (1, 1, 28, 28)).astype(np.uint8)
+    ref = intref.run_model(model, img)
+    got = _stream(DpAccelerator(**build), prog.setup + prog.run_words(img[0]), prog.reply_words(), rng=rng,
+                  idle=0.0, backpressure=0.0)
+    rep = prog.parse_reply(got)
+    for i in range(3):
+        assert np.array_equal(rep["maps"][i], ref[i][0]), model.layers[i].name
+    assert np.array_equal(rep["logits"], ref[-1][0].reshape(-1))
 
 
 def test_info_reply():

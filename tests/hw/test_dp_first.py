@@ -18,14 +18,14 @@ class _Bench(wiring.Component):
     def __init__(self, dut, img, weights):
         self.dut, self.img, self.weights = dut, img, weights
         super().__init__({"start": In(1), "hold": In(1), "busy": Out(1), "cfg": In(dut.cfg.shape()),
-                          "o": Out(dut.o.shape())})
+                          "o": Out(dut.o.shape()), "avail": In(dut.avail.shape())})
 
     def elaborate(self, platform):
         m = Module()
         d = self.dut
         m.submodules.dut = d
         m.d.comb += [d.cfg.eq(self.cfg), d.start.eq(self.start), d.hold.eq(self.hold), self.busy.eq(d.busy),
-                     self.o.eq(d.o)]
+                     self.o.eq(d.o), d.avail.eq(self.avail)]
         extra = d.mem_latency - 1
 
         def port(mem, addr, data):
@@ -54,9 +54,10 @@ def tile_image(x, pad):
     return [int(v) for v in words.reshape(-1)], wp // 2, (hp // 2) * (wp // 2)
 
 
-def _run(dut, cfg, img, weights, *, rng, hold_p):
+def _run(dut, cfg, img, weights, *, rng, hold_p, slow_image=False):
     bench = _Bench(dut, img, weights)
     got = [[] for _ in range(dut.rows)]
+    first_out = []
 
     async def tb(ctx):
         ctx.set(bench.cfg, cfg)
@@ -66,14 +67,19 @@ def _run(dut, cfg, img, weights, *, rng, hold_p):
         cyc = 0
         while ctx.get(bench.busy) or cyc < 3:
             ctx.set(bench.hold, int(rng.random() < hold_p))
+            # the image "arrives" one word every other cycle: the unit waits for the rows it reads
+            ctx.set(bench.avail, min(cyc // 2, len(img)) if slow_image else len(img))
             for r in range(dut.rows):
                 o = ctx.get(bench.o[r])
                 if o.valid:
                     got[r].append((int(o.acc), int(o.tag) & 1))
+                    first_out.append(cyc)
             await ctx.tick()
             cyc += 1
             assert cyc < 50000
     run_sim(bench, tb)
+    if slow_image:  # the first quad waited for the words it reads
+        assert min(first_out) > 2 * (cfg["img_base"] + cfg["need_off"])
     return got
 
 
@@ -85,10 +91,10 @@ def test_first_layer_matches_reference(pool, channels, mem_latency, seed):
     weights = [int(v) for v in rng.integers(0, 1 << (rows * 10), 16, dtype=np.uint64)]
     cfg = {"pool": pool, "spacing": 1 if pool else 4, "last_qx": w // 2 - 1, "last_qy": h // 2 - 1, "last_ch": channels - 1,
            "last_gt": groups - 1, "img_base": 0, "tile_row": tile_row, "ch_size": ch_size, "w_base": 2,
-           "w_stride": channels}
+           "w_stride": channels, "need_off": (channels - 1) * ch_size + tile_row + 1}
     dut = FirstLayerUnit(rows=rows, acc_width=16, tag_width=2, count_w=5, aw=8, w_aw=5, mem_latency=mem_latency)
     want = dpref.first_layer(cfg, img=img, weights=weights, rows=rows)
-    got = _run(dut, cfg, img, weights, rng=rng, hold_p=0.2)
+    got = _run(dut, cfg, img, weights, rng=rng, hold_p=0.2, slow_image=bool(seed % 2))
     assert got == want
     assert len(got[0]) == groups * (h // 2) * (w // 2) * (1 if pool else 4)
 
@@ -109,7 +115,7 @@ def test_first_layer_arithmetic_equals_intref(flip_mix, seed):
     entry = sum(int(wb[r].reshape(-1) @ (1 << np.arange(9))) << (9 * r) for r in range(4))
     entry |= sum(int(layer.flip[r]) << (36 + r) for r in range(4))
     cfg = {"pool": 1, "spacing": 1, "last_qx": 4, "last_qy": 3, "last_ch": 0, "last_gt": 0, "img_base": 0, "tile_row": tile_row,
-           "ch_size": ch_size, "w_base": 0, "w_stride": 1}
+           "ch_size": ch_size, "w_base": 0, "w_stride": 1, "need_off": tile_row + 1}
     res = dpref.first_layer(cfg, img=img, weights=[entry], rows=4)
     for r in range(4):
         neg = int((~wb[r]).sum())

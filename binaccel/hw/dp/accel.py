@@ -7,7 +7,8 @@ Command stream (``i_stream``, 32-bit words; :mod:`binaccel.sw.dpprog` builds it)
            offset-table entries, PARAM: lane parameters, FMAP0/FMAP1: feature-map words of two
            16-bit slots), each entry as ceil(width/32) words, LSW first
     RUN    header (op=2, stats flag, count), number of layers, count image words (tile words of
-           the padded image into bank 0 from address 0); then every layer runs on chip
+           the padded image into bank 0 from address 0, taken while the first layer runs: it
+           waits for the rows it reads); then every layer runs on chip
     INFO   header (op=3): the build parameters come back
     NOP    header 0
 
@@ -251,11 +252,18 @@ class DpAccelerator(wiring.Component):
             t_wp.addr.eq(addr), t_wp.data.eq(entry), t_wp.en.eq(host_we & (op_tgt == DpTarget.TABLE)),
             p_wp.addr.eq(addr), p_wp.data.eq(entry), p_wp.en.eq(host_we & (op_tgt == DpTarget.PARAM)),
         ]
+        img_left = Signal(24)
+        img_have = Signal(p.aw + 1)
+        img_we = Signal()
         for b in range(2):
             host_b = host_we & (op_tgt == (DpTarget.FMAP0 if b == 0 else DpTarget.FMAP1))
+            host_addr = addr
+            if b == 0:  # the image goes to bank 0 while the first layer writes bank 1
+                host_b = host_b | img_we
+                host_addr = Mux(img_we, img_have, addr)
             wb_b = (cfg.out_bank == b) & wb.wr_en
             m.d.comb += [
-                fm_wr[b]["addr"].eq(Mux(host_b, addr, wb.wr_addr[1:])),
+                fm_wr[b]["addr"].eq(Mux(host_b, host_addr, wb.wr_addr[1:])),
                 fm_wr[b]["data"].eq(Mux(host_b, word, Cat(wb.wr_data, wb.wr_data))),
                 fm_wr[b]["en"].eq(Mux(host_b, 0b11, Mux(wb_b, Mux(wb.wr_addr[0], 0b10, 0b01), 0))),
             ]
@@ -279,7 +287,12 @@ class DpAccelerator(wiring.Component):
         cyc_total = Signal(32)
         layer_cycles = Array([Signal(32, name=f"cycles{i}") for i in range(p.max_layers)])
         drain = Signal(range(64))
-        DRAIN = arr.latency + R + C + Lane.latency + 4
+        # after the unit's last step: the array's latency and skews, and the lane (the write-back's
+        # own busy covers the rest); the first-layer unit's busy covers its skew
+        DRAIN = Mux(cfg.first, Lane.latency + 2, arr.latency + R + C + Lane.latency)
+        pf_words = Signal(DW * IO_WIDTH)
+        pf_k = Signal(range(DW + 1))
+        pf_ready = Signal()
         dump_left = Signal(p.aw + 1)
         dump_wait = Signal(range(L + 2))
         start = Signal()
@@ -287,6 +300,9 @@ class DpAccelerator(wiring.Component):
         with m.If(start):
             m.d.sync += [loaded.eq(0), ld_row.eq(0), ld_addr.eq(cfg.prm_base), cur_par.eq(0)]
         unit_busy = Mux(cfg.first, flu.busy, win.busy)
+
+        # (before the FSM: its own assignments to the counter take precedence)
+        m.d.sync += cyc_layer.eq(cyc_layer + 1)
 
         with m.FSM(name="ctl") as fsm:
             with m.State("CMD"):
@@ -335,23 +351,15 @@ class DpAccelerator(wiring.Component):
             with m.State("RUN_N"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), dk.eq(0)]
+                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), dk.eq(0),
+                                 img_left.eq(count), img_have.eq(0)]
                     with m.If((word == 0) | (word > p.max_layers)):
-                        m.d.sync += error.eq(1)
+                        m.d.sync += [error.eq(1), img_left.eq(0)]
                         m.next = "CMD"
-                    with m.Elif(count == 0):
-                        m.next = "LDESC"
                     with m.Else():
-                        m.next = "IMAGE"
-            with m.State("IMAGE"):
-                m.d.comb += ins.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += host_we.eq(1)
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
-                    with m.If(count == 1):
                         m.next = "LDESC"
             with m.State("LDESC"):
-                m.d.comb += [d_rp.addr.eq(dptr)]
+                m.d.comb += d_rp.addr.eq(dptr)
                 with m.If(dk == 0):
                     m.d.sync += cyc_layer.eq(1)
                 with m.Else():
@@ -363,7 +371,7 @@ class DpAccelerator(wiring.Component):
                     m.d.sync += [dptr.eq(dptr + 1), dk.eq(dk + 1)]
             with m.State("START"):
                 m.d.comb += [start.eq(1), logit_out.eq(1)]
-                m.d.sync += drain.eq(DRAIN)
+                m.d.sync += [drain.eq(DRAIN), pf_k.eq(0), pf_ready.eq(0)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += logit_out.eq(1)
@@ -371,7 +379,7 @@ class DpAccelerator(wiring.Component):
                     m.d.sync += drain.eq(DRAIN)
                 with m.Elif(drain != 0):
                     m.d.sync += drain.eq(drain - 1)
-                with m.Elif(~wb.busy):
+                with m.Elif(~wb.busy & (img_left == 0)):
                     m.d.sync += [dump_left.eq(cfg.dump_words), dump_addr.eq(cfg.dump_base[1:])]
                     with m.If(cfg.dump & (cfg.dump_words != 0)):
                         m.d.sync += dump_wait.eq(0)
@@ -400,9 +408,11 @@ class DpAccelerator(wiring.Component):
                             m.next = "STATS"
                         with m.Else():
                             m.next = "CMD"
-                with m.Else():
-                    m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1)]
-                    m.next = "LDESC"
+                with m.Elif(pf_ready):
+                    # the next descriptor is in: start at once
+                    m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1), cfg_words.eq(pf_words),
+                                 cyc_layer.eq(1)]
+                    m.next = "START"
             with m.State("STATS"):
                 m.d.comb += [outs.valid.eq(1),
                              outs.payload.eq(Mux(out_i == n_layers, cyc_total, layer_cycles[out_i]))]
@@ -417,10 +427,27 @@ class DpAccelerator(wiring.Component):
                     with m.If(out_i == len(dp_info_words(p)) - 1):
                         m.next = "CMD"
 
+        # the image words, taken while the first layer already runs (it waits for the rows it reads)
+        in_run = ~fsm.ongoing("CMD") & ~fsm.ongoing("WADDR") & ~fsm.ongoing("WDATA") & ~fsm.ongoing("RUN_N") \
+            & ~fsm.ongoing("INFO")
+        with m.If(in_run & (img_left != 0)):
+            m.d.comb += [ins.ready.eq(1), img_we.eq(take)]
+            with m.If(take):
+                m.d.sync += [img_left.eq(img_left - 1), img_have.eq(img_have + 1)]
+        m.d.comb += flu.avail.eq(Mux(img_left == 0, (1 << len(flu.avail)) - 1, img_have))
+
         with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
                   & ~fsm.ongoing("WDATA")):
             m.d.sync += cyc_total.eq(cyc_total + 1)
-        with m.If(~fsm.ongoing("LDESC") | (dk != 0)):
-            m.d.sync += cyc_layer.eq(cyc_layer + 1)
+        # the prefetch of the next layer's descriptor (dmem words dptr ..), during WAIT and DUMP
+        pf_on = (fsm.ongoing("WAIT") | fsm.ongoing("DUMP")) & (layer != n_layers - 1) & ~pf_ready
+        with m.If(pf_on):
+            m.d.comb += d_rp.addr.eq(dptr)
+            with m.If(pf_k != 0):
+                m.d.sync += pf_words.eq(Cat(pf_words[IO_WIDTH:], d_rp.data))
+            with m.If(pf_k == DW):
+                m.d.sync += pf_ready.eq(1)
+            with m.Else():
+                m.d.sync += [dptr.eq(dptr + 1), pf_k.eq(pf_k + 1)]
         m.d.comb += self.busy.eq(~fsm.ongoing("CMD") | in_fifo.r_rdy | out_fifo.r_rdy)
         return m

@@ -57,7 +57,9 @@ class FirstLayerUnit(wiring.Component):
     value the lane turns back with its offset. With ``cfg.pool`` the quad's largest ``acc`` goes
     out (the smallest where the row's ``dir`` bit, weight entry bit ``9*rows + r`` of channel 0,
     is set: a decreasing output function); otherwise the four positions go out in turn (``dy``
-    major); quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
+    major). A quad starts only when ``avail`` (image words in memory) exceeds the address of
+    the last word it reads (``quad address + need_off``), so the unit runs while the image
+    arrives. Quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
     pooling). Row ``r``'s results are delayed ``r`` cycles, as the array's are. The order is group
     tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
     is the reference.
@@ -79,6 +81,7 @@ class FirstLayerUnit(wiring.Component):
             "cfg": In(self.cfg_layout), "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
             "group": Out(count_w),
             "img_addr": Out(data.ArrayLayout(aw, 4)), "img_data": In(data.ArrayLayout(32, 4)),
+            "avail": In(aw + 1),
             "w_addr": Out(w_aw), "w_data": In(self.w_width),
             "o": Out(data.ArrayLayout(res, rows)),
         })
@@ -91,6 +94,8 @@ class FirstLayerUnit(wiring.Component):
         running = Signal()
         gt, qy, qx, ch = (Signal(len(cfg.last_gt), name=n) for n in ("gt", "qy", "qx", "ch"))
         quad_addr = Signal(len(cfg.img_base))
+        need = Signal(len(cfg.img_base) + 1)       # the last word the current quad reads
+        row_need = Signal(len(cfg.img_base) + 1)
         row_addr = Signal(len(cfg.img_base))
         ch_addr = Signal(len(cfg.img_base))
         w_row = Signal(len(self.w_addr))
@@ -98,7 +103,7 @@ class FirstLayerUnit(wiring.Component):
         since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
         last = ch == cfg.last_ch
         go = Signal()
-        m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & self.hold))
+        m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & (self.hold | (self.avail <= need))))
         m.d.comb += [self.seg_go.eq(go & (ch == 0)), self.group.eq(gt)]
 
         v1, first1, last1, tag1 = Signal(), Signal(), Signal(), Signal(self.tag_width)
@@ -113,13 +118,16 @@ class FirstLayerUnit(wiring.Component):
             with m.Else():
                 m.d.sync += ch.eq(0)
                 with m.If(qx != cfg.last_qx):
-                    m.d.sync += [qx.eq(qx + 1), quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1)]
+                    m.d.sync += [qx.eq(qx + 1), quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1),
+                                 need.eq(need + 1)]
                 with m.Else():
                     m.d.sync += qx.eq(0)
                     with m.If(qy != cfg.last_qy):
                         nxt = row_addr + cfg.tile_row
-                        m.d.sync += [qy.eq(qy + 1), row_addr.eq(nxt), quad_addr.eq(nxt), ch_addr.eq(nxt)]
+                        m.d.sync += [qy.eq(qy + 1), row_addr.eq(nxt), quad_addr.eq(nxt), ch_addr.eq(nxt),
+                                     need.eq(row_need + cfg.tile_row), row_need.eq(row_need + cfg.tile_row)]
                     with m.Else():
+                        m.d.sync += [need.eq(cfg.img_base + cfg.need_off), row_need.eq(cfg.img_base + cfg.need_off)]
                         m.d.sync += [qy.eq(0), row_addr.eq(cfg.img_base), quad_addr.eq(cfg.img_base),
                                      ch_addr.eq(cfg.img_base)]
                         with m.If(gt != cfg.last_gt):
@@ -131,6 +139,7 @@ class FirstLayerUnit(wiring.Component):
         with m.Elif(since != (1 << len(since)) - 1):
             m.d.sync += since.eq(since + 1)
         with m.If(self.start):
+            m.d.sync += [need.eq(cfg.img_base + cfg.need_off), row_need.eq(cfg.img_base + cfg.need_off)]
             m.d.sync += [running.eq(1), gt.eq(0), qy.eq(0), qx.eq(0), ch.eq(0), quad_addr.eq(cfg.img_base),
                          row_addr.eq(cfg.img_base), ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base),
                          since.eq((1 << len(since)) - 1)]

@@ -266,6 +266,7 @@ def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> Struct:
         "pool": 1, "spacing": 5,
         "last_qx": count_w, "last_qy": count_w, "last_ch": count_w, "last_gt": count_w,
         "img_base": aw, "tile_row": aw, "ch_size": aw,   # tile-word addresses (two slots each)
+        "need_off": aw,     # a quad at tile address a reads words up to a + need_off (waits for them)
         "w_base": w_aw, "w_stride": w_aw,
     })
 
