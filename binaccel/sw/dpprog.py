@@ -209,21 +209,22 @@ def _clamp(v: int, width: int) -> int:
 
 
 def _lane_params(layer: Layer, p: DpParams, off: np.ndarray, groups: int) -> list:
-    """Per (group, row): the lane parameters; rows past the layer's channels put out 0."""
+    """Per (group, row): the lane parameters (``z = (v - off) * mul + add``; a sign layer's
+    threshold as ``mul = +-1``); rows past the layer's channels put out 0."""
     out = []
-    big = (1 << (p.off_width - 1)) - 1
+    lo = -(1 << (p.add_bits - 1))
     for g in range(groups):
         for r in range(ROWS):
             o = g * ROWS + r
             if o >= layer.out_ch:
-                out.append({"off": 0, "thr": big, "flip": 0, "mul": 0, "add": 0})
+                out.append({"noff": 0, "mul": 0, "add": lo if layer.out_kind == "sign" else 0})
                 continue
-            prm = {"off": int(off[o]), "thr": 0, "flip": 0, "mul": 0, "add": 0}
+            prm = {"noff": -int(off[o])}
             if layer.out_kind == "sign":
-                prm["thr"] = _clamp(layer.thresh[o], p.off_width)
-                prm["flip"] = int(layer.flip[o])
+                t = _clamp(layer.thresh[o], p.add_bits - 1)
+                prm.update({"mul": -1, "add": t} if layer.flip[o] else {"mul": 1, "add": -t})
             else:
-                prm["mul"], prm["add"] = int(layer.mul[o]), int(layer.add[o])
+                prm.update({"mul": int(layer.mul[o]), "add": int(layer.add[o])})
             out.append(prm)
     return out
 

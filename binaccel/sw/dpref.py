@@ -68,8 +68,8 @@ def xnor_array(steps, *, rows: int, cols: int, word: int, slot: int):
 def lane(results, *, cfg: dict, banks, cols: int) -> list:
     """What :class:`binaccel.hw.dp.lane.Lane` puts out for ``results`` (``(acc, n, tag)`` tuples),
     with ``cfg`` (``kind`` "sign"/"requant"/"logits", ``alpha``, ``sum_cols``, ``pool``,
-    ``shift``, ``out_bits``) and the two parameter ``banks`` (dicts ``off``, ``thr``, ``flip``,
-    ``mul``, ``add``; a result uses bank ``tag & 1``)."""
+    ``shift``, ``out_bits``) and the two parameter ``banks`` (dicts ``noff``, ``mul``, ``add``; a
+    result uses bank ``tag & 1``)."""
     out, group, pooled = [], [], []
     for acc, n, tag in results:
         prm = banks[tag & 1]
@@ -79,14 +79,14 @@ def lane(results, *, cfg: dict, banks, cols: int) -> list:
             if len(group) < cols:
                 continue
             v, group = sum(group), []
-        v -= prm["off"]
+        z = (v + prm["noff"]) * prm["mul"] + prm["add"]
         if cfg["kind"] == "sign":
-            y = int(v <= prm["thr"]) if prm["flip"] else int(v >= prm["thr"])
+            y = int(z >= 0)
         elif cfg["kind"] == "requant":
-            y = min(max((v * prm["mul"] + prm["add"]) >> cfg["shift"], 0), (1 << cfg["out_bits"]) - 1)
+            y = min(max(z >> cfg["shift"], 0), (1 << cfg["out_bits"]) - 1)
         else:
-            y = v * prm["mul"] + prm["add"]
-        if cfg["pool"]:
+            y = z
+        if cfg["pool"] and cfg["kind"] != "logits":
             pooled.append(y)
             if len(pooled) < cols:
                 continue

@@ -119,7 +119,8 @@ def test_first_layer_arithmetic_equals_intref(flip_mix, seed):
     res = dpref.first_layer(cfg, img=img, weights=[entry], rows=4)
     for r in range(4):
         neg = int((~wb[r]).sum())
-        bank = {"off": 255 * neg, "thr": int(layer.thresh[r]), "flip": int(layer.flip[r]), "mul": 1, "add": 0}
+        t, flip = int(layer.thresh[r]), int(layer.flip[r])
+        bank = {"noff": -255 * neg, "mul": -1 if flip else 1, "add": t if flip else -t}
         y = dpref.lane([(a, 0, t) for a, t in res[r]], cfg={"kind": "sign", "alpha": 0, "sum_cols": 0, "pool": 0,
                                                           "shift": 0, "out_bits": 1}, banks=[bank, bank], cols=4)
         assert y == [int(v) for v in want[r].reshape(-1)]

@@ -89,7 +89,7 @@ class DpAccelerator(wiring.Component):
         lanes = []
         for r in range(R):
             lane = Lane(acc_width=p.acc_width, n_width=p.n_width, tag_width=p.tag_width, cols=C,
-                        off_width=p.off_width, thr_width=p.off_width, mul_bits=p.mul_bits, add_bits=p.add_bits,
+                        off_width=p.off_width, mul_bits=p.mul_bits, add_bits=p.add_bits,
                         shift_width=p.shift_width, y_width=p.y_width)
             m.submodules[f"lane{r}"] = lane
             lanes.append(lane)
@@ -179,8 +179,10 @@ class DpAccelerator(wiring.Component):
         loaded = Signal(p.count_w + 1)         # group tiles whose parameters are in the lanes
         ld_row = Signal(range(R + 1))          # next row to request of group `loaded`
         ld_addr = Signal(p.p_aw)
-        cur_par = Signal()                     # tag of the latest result at the last row's lane
-        last_in = lanes[R - 1].i
+        cur_par = Signal()                     # tag of the latest result at row 0's lane
+        # rows see a group's results one cycle apart, row 0 first: the loader writes row r after row r
+        # has seen the previous group's first result, so watching row 0 is enough
+        last_in = lanes[0].i
         with m.If(last_in.valid):
             m.d.sync += cur_par.eq(last_in.tag[0])
         may_load = (loaded <= groups_last) & ((loaded < 2) | (cur_par == ~loaded[0]))
@@ -230,8 +232,13 @@ class DpAccelerator(wiring.Component):
         count = Signal(24)
         addr = Signal(max(p.aw, p.w_aw, p.tbl_aw, p.p_aw, (d_depth - 1).bit_length(), 1))
         sub = Signal(range(max_io + 1))
-        slots = [Signal(IO_WIDTH, name=f"slot{j}") for j in range(max_io)]
-        entry = Cat(*[Mux(sub == j, word, slots[j]) for j in range(max_io)])
+        # the words of an entry shift in; an entry of k words is the last k - 1 plus this one (each
+        # buffer takes its own slice: no multiplexer)
+        slots = [Signal(IO_WIDTH, name=f"slot{j}", reset_less=True) for j in range(max_io - 1)]
+
+        def entry(target):
+            k = io_words[target]
+            return Cat(*slots[len(slots) - (k - 1):], word) if k > 1 else word
         n_sub = Signal(range(max_io + 1))
         with m.Switch(op_tgt):
             for t, k in io_words.items():
@@ -248,9 +255,9 @@ class DpAccelerator(wiring.Component):
         m.d.comb += self.error.eq(error)
         m.d.comb += [
             d_wp.addr.eq(addr), d_wp.data.eq(word), d_wp.en.eq(host_we & (op_tgt == DpTarget.DESC)),
-            w_wp.addr.eq(addr), w_wp.data.eq(entry), w_wp.en.eq(host_we & (op_tgt == DpTarget.WEIGHT)),
-            t_wp.addr.eq(addr), t_wp.data.eq(entry), t_wp.en.eq(host_we & (op_tgt == DpTarget.TABLE)),
-            p_wp.addr.eq(addr), p_wp.data.eq(entry), p_wp.en.eq(host_we & (op_tgt == DpTarget.PARAM)),
+            w_wp.addr.eq(addr), w_wp.data.eq(entry(DpTarget.WEIGHT)), w_wp.en.eq(host_we & (op_tgt == DpTarget.WEIGHT)),
+            t_wp.addr.eq(addr), t_wp.data.eq(entry(DpTarget.TABLE)), t_wp.en.eq(host_we & (op_tgt == DpTarget.TABLE)),
+            p_wp.addr.eq(addr), p_wp.data.eq(entry(DpTarget.PARAM)), p_wp.en.eq(host_we & (op_tgt == DpTarget.PARAM)),
         ]
         img_left = Signal(24)
         img_have = Signal(p.aw + 1)
@@ -338,9 +345,7 @@ class DpAccelerator(wiring.Component):
             with m.State("WDATA"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
-                    for j in range(max_io):
-                        with m.If(sub == j):
-                            m.d.sync += slots[j].eq(word)
+                    m.d.sync += [a.eq(b) for a, b in zip(slots, slots[1:] + [word])]
                     with m.If(last_sub | (op_tgt == DpTarget.DESC)):
                         m.d.comb += host_we.eq(1)
                         m.d.sync += [sub.eq(0), addr.eq(addr + 1), count.eq(count - 1)]

@@ -20,50 +20,51 @@ def lane_cfg_layout(*, shift_width: int) -> data.StructLayout:
     return layout(dpif.lane_cfg_layout(shift_width=shift_width))
 
 
-def lane_param_layout(*, off_width, thr_width, mul_bits, add_bits) -> data.StructLayout:
+def lane_param_layout(*, off_width, mul_bits, add_bits) -> data.StructLayout:
     """Per-output-channel lane parameters (:func:`binaccel.sw.hwif.dp.lane_param_layout`)."""
-    return layout(dpif.lane_param_layout(off_width=off_width, thr_width=thr_width, mul_bits=mul_bits,
-                                         add_bits=add_bits))
+    return layout(dpif.lane_param_layout(off_width=off_width, mul_bits=mul_bits, add_bits=add_bits))
 
 
 class Lane(wiring.Component):
     """Turns the results of one array row into layer outputs, one result per cycle, never stalling.
 
     Parameters (keyword-only): ``acc_width``, ``n_width``, ``tag_width`` (the array's result
-    layout), ``cols`` (group size of ``sum_cols`` and ``pool``), ``off_width``, ``thr_width``,
-    ``mul_bits``, ``add_bits`` (parameter widths), ``shift_width``, ``y_width`` (output width).
+    layout), ``cols`` (group size of ``sum_cols`` and ``pool``), ``off_width``, ``mul_bits``,
+    ``add_bits`` (parameter widths), ``shift_width``, ``y_width`` (output width).
 
     For each valid ``i`` (an array result ``acc``, ``n``, ``tag``), with the parameters of bank
     ``tag[0]``:
 
     * ``v = (acc << cfg.alpha) - n``;
     * with ``cfg.sum_cols``, the ``v`` of each group of ``cols`` consecutive results are summed
-      and only the sum goes on; then ``off`` is subtracted (once per value that goes on);
-    * SIGN: ``y = (v <= thr) if flip else (v >= thr)``; REQUANT: ``y = clip((v*mul + add) >>
-      shift, 0, 2**out_bits - 1)``; LOGITS: ``y = v*mul + add``;
-    * with ``cfg.pool``, the largest ``y`` of each group of ``cols`` consecutive outputs goes on.
+      and only the sum goes on; then ``noff`` is added (once per value that goes on): ``s``;
+    * ``z = s * mul + add``; SIGN: ``y = (z >= 0)`` (a threshold ``t`` is ``mul = 1, add = -t``,
+      and ``s <= t`` is ``mul = -1, add = t``); REQUANT: ``y = clip(z >> shift, 0,
+      2**out_bits - 1)``; LOGITS: ``y = z``;
+    * with ``cfg.pool`` (SIGN, REQUANT), the largest ``y`` of each group of ``cols`` consecutive
+      outputs goes on.
 
     ``o`` carries ``y`` (two's complement in ``y_width`` bits) with ``valid`` for one cycle,
     :attr:`latency` cycles after the result that completes it. The parameter banks are written
-    through ``p_we``/``p_bank``/``p_data`` at any time (the bank not in use). :func:`binaccel.sw.dpref.lane`
-    is the reference.
+    through ``p_we``/``p_bank``/``p_data`` at any time (the bank not in use).
+    :func:`binaccel.sw.dpref.lane` is the reference.
     """
 
-    def __init__(self, *, acc_width, n_width, tag_width, cols, off_width, thr_width, mul_bits, add_bits,
-                 shift_width, y_width):
+    #: Widest map output (bits).
+    MAP_BITS = 8
+
+    def __init__(self, *, acc_width, n_width, tag_width, cols, off_width, mul_bits, add_bits, shift_width, y_width):
         with checking(self):
             for name, v, lo in (("acc_width", acc_width, 2), ("n_width", n_width, 1), ("tag_width", tag_width, 1),
-                                ("cols", cols, 1), ("off_width", off_width, 2), ("thr_width", thr_width, 2),
-                                ("mul_bits", mul_bits, 2), ("add_bits", add_bits, 2), ("shift_width", shift_width, 1),
-                                ("y_width", y_width, 2)):
+                                ("cols", cols, 1), ("off_width", off_width, 2), ("mul_bits", mul_bits, 2),
+                                ("add_bits", add_bits, 2), ("shift_width", shift_width, 1), ("y_width", y_width, 9)):
                 check_int(name, v, lo)
         self.acc_width, self.n_width, self.cols = acc_width, n_width, cols
-        self.v_width = max(acc_width + 1, n_width, off_width) + 2
-        self.s_width = self.v_width + max(cols - 1, 1).bit_length()
+        self.v_width = max(acc_width + 1, n_width) + 2
+        self.s_width = max(self.v_width + max(cols - 1, 1).bit_length(), off_width) + 1
         self.y_width = y_width
         self.mul_bits, self.add_bits = mul_bits, add_bits
-        self.param_layout = lane_param_layout(off_width=off_width, thr_width=thr_width, mul_bits=mul_bits,
-                                              add_bits=add_bits)
+        self.param_layout = lane_param_layout(off_width=off_width, mul_bits=mul_bits, add_bits=add_bits)
         super().__init__({
             "cfg": In(lane_cfg_layout(shift_width=shift_width)),
             "i": In(result_layout(acc_width=acc_width, n_width=n_width, tag_width=tag_width)),
@@ -82,19 +83,18 @@ class Lane(wiring.Component):
             with m.If(self.p_we & (self.p_bank == b)):
                 m.d.sync += banks[b].eq(self.p_data)
 
-        # 1: v = (acc << alpha) - n - off, with the parameters of the result's bank
+        # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
         ok1 = Signal()
         prm1 = Signal(self.param_layout, reset_less=True)
-        prm = Mux(self.i.tag[0], banks[1].as_value(), banks[0].as_value())
         acc = self.i.acc.as_unsigned()
         m.d.sync += [
             ok1.eq(self.i.valid),
             v1.eq(Mux(cfg.alpha, acc << 1, acc) - self.i.n),
-            prm1.eq(prm),
+            prm1.eq(Mux(self.i.tag[0], banks[1].as_value(), banks[0].as_value())),
         ]
 
-        # 2: the sum over a group of `cols` results (or the value itself)
+        # 2: the sum over a group of `cols` results (or the value itself), plus the offset once
         s2 = Signal(signed(self.s_width), reset_less=True)
         ok2 = Signal()
         prm2 = Signal(self.param_layout, reset_less=True)
@@ -103,8 +103,7 @@ class Lane(wiring.Component):
         m.d.sync += ok2.eq(0)
         with m.If(ok1):
             m.d.sync += prm2.eq(prm1)
-            # the offset once per value: at the start of a group, or on every value
-            total = Mux(~cfg.sum_cols | (gi == 0), -prm1.off, gsum) + v1
+            total = Mux(~cfg.sum_cols | (gi == 0), prm1.noff, gsum) + v1
             with m.If(cfg.sum_cols):
                 with m.If(gi == self.cols - 1):
                     m.d.sync += [gi.eq(0), s2.eq(total), ok2.eq(1)]
@@ -113,54 +112,45 @@ class Lane(wiring.Component):
             with m.Else():
                 m.d.sync += [s2.eq(total), ok2.eq(1)]
 
-        # 3: compare (SIGN) or multiply
+        # 3: multiply; 4: add
         prod_w = self.s_width + self.mul_bits
         prod3 = Signal(signed(prod_w), reset_less=True)
-        bit3 = Signal(reset_less=True)
+        add3 = Signal(signed(self.add_bits), reset_less=True)
         ok3 = Signal()
-        prm3 = Signal(self.param_layout, reset_less=True)
-        m.d.sync += [
-            ok3.eq(ok2), prm3.eq(prm2),
-            prod3.eq(s2 * prm2.mul),
-            bit3.eq(Mux(prm2.flip, s2 <= prm2.thr, s2 >= prm2.thr)),
-        ]
-
-        # 4: add
-        y4 = Signal(signed(max(prod_w, self.add_bits) + 1), reset_less=True)
-        bit4 = Signal(reset_less=True)
+        m.d.sync += [ok3.eq(ok2), prod3.eq(s2 * prm2.mul), add3.eq(prm2.add)]
+        z4 = Signal(signed(max(prod_w, self.add_bits) + 1), reset_less=True)
         ok4 = Signal()
-        m.d.sync += [ok4.eq(ok3), bit4.eq(bit3), y4.eq(prod3 + prm3.add)]
+        m.d.sync += [ok4.eq(ok3), z4.eq(prod3 + add3)]
 
-        # 5: the output function
-        y5 = Signal(signed(self.y_width), reset_less=True)
+        # 5: the output function (a map value of up to 8 bits, or the logit)
+        u5 = Signal(self.MAP_BITS, reset_less=True)
+        z5 = Signal(signed(self.y_width), reset_less=True)
         ok5 = Signal()
-        shifted = Signal(signed(len(y4)))
-        m.d.comb += shifted.eq(y4 >> cfg.shift)
-        top = Signal(9)
+        shifted = Signal(signed(len(z4)))
+        m.d.comb += shifted.eq(z4 >> cfg.shift)
+        top = Signal(self.MAP_BITS + 1)
         m.d.comb += top.eq((1 << cfg.out_bits) - 1)
-        m.d.sync += ok5.eq(ok4)
-        with m.Switch(cfg.kind):
-            with m.Case(LaneKind.SIGN):
-                m.d.sync += y5.eq(bit4)
-            with m.Case(LaneKind.REQUANT):
-                m.d.sync += y5.eq(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
-            with m.Default():
-                m.d.sync += y5.eq(y4)
+        m.d.sync += [ok5.eq(ok4), z5.eq(z4)]
+        with m.If(cfg.kind == LaneKind.SIGN):
+            m.d.sync += u5.eq(~z4[-1])
+        with m.Else():
+            m.d.sync += u5.eq(Mux(z4[-1], 0, Mux(shifted > top, top, shifted)))
 
-        # 6: the max over a pooling group (or the output itself)
+        # 6: the largest of a pooling group (or the output itself)
         pi = Signal(range(max(self.cols, 2)))
-        pmax = Signal(signed(self.y_width), reset_less=True)
+        pmax = Signal(self.MAP_BITS, reset_less=True)
         o_v = Signal()
         o_y = Signal(signed(self.y_width), reset_less=True)
         m.d.comb += [self.o.valid.eq(o_v), self.o.y.eq(o_y)]
+        logits = cfg.kind == LaneKind.LOGITS
         m.d.sync += o_v.eq(0)
         with m.If(ok5):
-            with m.If(cfg.pool):
-                best = Mux((pi == 0) | (y5 > pmax), y5, pmax)
+            with m.If(cfg.pool & ~logits):
+                best = Mux((pi == 0) | (u5 > pmax), u5, pmax)
                 with m.If(pi == self.cols - 1):
                     m.d.sync += [pi.eq(0), o_y.eq(best), o_v.eq(1)]
                 with m.Else():
                     m.d.sync += [pi.eq(pi + 1), pmax.eq(best)]
             with m.Else():
-                m.d.sync += [o_y.eq(y5), o_v.eq(1)]
+                m.d.sync += [o_y.eq(Mux(logits, z5, u5)), o_v.eq(1)]
         return m

@@ -70,13 +70,18 @@ class WriteBack(wiring.Component):
                      self.credits.eq(credits)]
         drop = Signal()    # a row past the layer's channels: its reserved entry comes back
         m.d.sync += credits.eq(credits - Mux(self.take, R, 0) + pop + drop)
+        # a logits layer has one output per tile: its rows arrive one per cycle, so the valid one
+        # is the OR of the gated rows (registered before the FIFO)
         any_v = Cat(*[self.i[r].valid for r in range(R)]).any()
-        row_y = self.i[0].y
-        for r in range(1, R):
-            row_y = Mux(self.i[r].valid, self.i[r].y, row_y)
+        row_y = 0
+        for r in range(R):
+            row_y = row_y | Mux(self.i[r].valid, self.i[r].y.as_unsigned(), 0)
+        l_v = Signal()
+        l_y = Signal(self.y_width, reset_less=True)
+        m.d.sync += [l_v.eq(cfg.logits & any_v), l_y.eq(row_y)]
         in_use = (lg != cfg.last_gt) | (lrow <= cfg.rows_last)
-        with m.If(cfg.logits & any_v):
-            m.d.comb += [lf.w_data.eq(row_y), lf.w_en.eq(in_use), drop.eq(~in_use)]
+        with m.If(l_v):
+            m.d.comb += [lf.w_data.eq(l_y), lf.w_en.eq(in_use), drop.eq(~in_use)]
             with m.If(lrow == R - 1):
                 m.d.sync += [lrow.eq(0), lg.eq(lg + 1)]
             with m.Else():
@@ -141,5 +146,5 @@ class WriteBack(wiring.Component):
             with m.Else():
                 m.d.sync += [pb.eq(pb + 1), plane_off.eq(plane_off + cfg.plane_size)]
 
-        m.d.comb += self.busy.eq((wq.w_level != 0) | q_v | Cat(*[self.i[r].valid for r in range(R)]).any())
+        m.d.comb += self.busy.eq((wq.w_level != 0) | q_v | l_v | Cat(*[self.i[r].valid for r in range(R)]).any())
         return m

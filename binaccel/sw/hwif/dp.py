@@ -191,8 +191,7 @@ class DpParams:
 
     @property
     def lane_param_layout(self) -> Struct:
-        return lane_param_layout(off_width=self.off_width, thr_width=self.off_width, mul_bits=self.mul_bits,
-                                 add_bits=self.add_bits)
+        return lane_param_layout(off_width=self.off_width, mul_bits=self.mul_bits, add_bits=self.add_bits)
 
     @property
     def window_cfg_layout(self) -> Struct:
@@ -254,10 +253,11 @@ def lane_cfg_layout(*, shift_width: int) -> Struct:
     })
 
 
-def lane_param_layout(*, off_width, thr_width, mul_bits, add_bits) -> Struct:
-    """Per-output-channel lane parameters."""
-    return Struct({"off": Bits(off_width, signed=True), "thr": Bits(thr_width, signed=True), "flip": 1,
-                   "mul": Bits(mul_bits, signed=True), "add": Bits(add_bits, signed=True)})
+def lane_param_layout(*, off_width, mul_bits, add_bits) -> Struct:
+    """Per-output-channel lane parameters: ``noff`` (added to the sum), ``mul`` and ``add``
+    (``z = s * mul + add``; a sign layer's threshold is folded into them)."""
+    return Struct({"noff": Bits(off_width, signed=True), "mul": Bits(mul_bits, signed=True),
+                   "add": Bits(add_bits, signed=True)})
 
 
 def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> Struct:
