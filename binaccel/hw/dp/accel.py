@@ -25,7 +25,8 @@ start a segment only when the parameters and the logits FIFO allow it.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Elaboratable, Module, Mux, \
+    ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -73,6 +74,17 @@ class DpAccelerator(wiring.Component):
         })
 
     def elaborate(self, platform):
+        # The units run in a domain whose reset is the `sync` reset registered once: the reset
+        # reaches the (few) flip-flops that have one from a register, not through the link's logic.
+        m = Module()
+        m.domains.core = cd = ClockDomain("core", local=True)
+        rst_q = Signal(init=1)
+        m.d.sync += rst_q.eq(0)
+        m.d.comb += [cd.clk.eq(ClockSignal("sync")), cd.rst.eq(rst_q)]
+        m.submodules.core = DomainRenamer("core")(_Core(self))
+        return m
+
+    def _elaborate_core(self, platform):
         m = Module()
         p = self.params
         R, C, L = p.rows, p.cols, p.mem_latency
@@ -213,8 +225,9 @@ class DpAccelerator(wiring.Component):
         ins = stream.Signature(IO_WIDTH).flip().create()
         outs = stream.Signature(IO_WIDTH).create()
         m.d.comb += [
-            in_fifo.w_data.eq(self.i_stream.payload), in_fifo.w_en.eq(self.i_stream.valid),
-            self.i_stream.ready.eq(in_fifo.w_rdy),
+            # (no word is taken while the units are in reset)
+            in_fifo.w_data.eq(self.i_stream.payload), in_fifo.w_en.eq(self.i_stream.valid & ~ResetSignal()),
+            self.i_stream.ready.eq(in_fifo.w_rdy & ~ResetSignal()),
             ins.payload.eq(in_fifo.r_data), ins.valid.eq(in_fifo.r_rdy), in_fifo.r_en.eq(ins.ready),
             out_fifo.w_data.eq(outs.payload), out_fifo.w_en.eq(outs.valid), outs.ready.eq(out_fifo.w_rdy),
             self.o_stream.payload.eq(out_fifo.r_data), self.o_stream.valid.eq(out_fifo.r_rdy),
@@ -456,3 +469,11 @@ class DpAccelerator(wiring.Component):
                 m.d.sync += [dptr.eq(dptr + 1), pf_k.eq(pf_k + 1)]
         m.d.comb += self.busy.eq(~fsm.ongoing("CMD") | in_fifo.r_rdy | out_fifo.r_rdy)
         return m
+
+
+class _Core(Elaboratable):
+    def __init__(self, top):
+        self.top = top
+
+    def elaborate(self, platform):
+        return self.top._elaborate_core(platform)

@@ -10,7 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._util import check_int, checking
-from .pe import XnorPE, result_layout, step_ctl_layout
+from .pe import XnorPE, result_layout, step_ctl_layout, valid_register
 
 __all__ = ["XnorArray", "array_step_layout"]
 
@@ -82,20 +82,21 @@ class XnorArray(wiring.Component):
         for c in range(C):
             a = Signal(self.word, name=f"edge_a{c}", reset_less=True)
             mk = Signal(self.word // self.slot, name=f"edge_m{c}", reset_less=True)
-            k = Signal(ctl_layout, name=f"edge_ctl{c}")
+            kv = Signal(name=f"edge_valid{c}")
+            k = Signal(ctl_layout, name=f"edge_ctl{c}", reset_less=True)
             n_next = Mux(self.i.ctl.first, 0, k.n) + self.i.n[c]
-            m.d.sync += [a.eq(self.i.a[c]), mk.eq(self.i.m[c]),
-                         k.valid.eq(self.i.ctl.valid), k.first.eq(self.i.ctl.first),
-                         k.dbl.eq(self.i.ctl.dbl), k.last.eq(self.i.ctl.last), k.tag.eq(self.i.ctl.tag)]
+            m.d.sync += [a.eq(self.i.a[c]), mk.eq(self.i.m[c]), kv.eq(self.i.ctl.valid),
+                         k.first.eq(self.i.ctl.first), k.dbl.eq(self.i.ctl.dbl), k.last.eq(self.i.ctl.last),
+                         k.tag.eq(self.i.ctl.tag)]
             with m.If(self.i.ctl.valid):
                 m.d.sync += k.n.eq(n_next)
+            k = data.View(ctl_layout, Cat(kv, k.as_value()[1:]))
             # column skew: column c is delayed c cycles
             for d in range(c):
                 a2 = Signal.like(a, name=f"skew_a{c}_{d}", reset_less=True)
                 m2 = Signal.like(mk, name=f"skew_m{c}_{d}", reset_less=True)
-                k2 = Signal.like(k, name=f"skew_ctl{c}_{d}")
-                m.d.sync += [a2.eq(a), m2.eq(mk), k2.eq(k)]
-                a, mk, k = a2, m2, k2
+                m.d.sync += [a2.eq(a), m2.eq(mk)]
+                a, mk, k = a2, m2, valid_register(m, k, f"skew_ctl{c}_{d}")
             col_a.append(a), col_m.append(mk), col_ctl.append(k)
         row_w = []
         for r in range(R):

@@ -106,7 +106,8 @@ class FirstLayerUnit(wiring.Component):
         m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & (self.hold | (self.avail <= need))))
         m.d.comb += [self.seg_go.eq(go & (ch == 0)), self.group.eq(gt)]
 
-        v1, first1, last1, tag1 = Signal(), Signal(), Signal(), Signal(self.tag_width)
+        v1 = Signal()
+        first1, last1, tag1 = Signal(reset_less=True), Signal(reset_less=True), Signal(self.tag_width, reset_less=True)
         m.d.sync += v1.eq(go)
         with m.If(go):
             m.d.sync += [first1.eq(ch == 0), last1.eq(last), tag1.eq(gt[0]),
@@ -148,7 +149,7 @@ class FirstLayerUnit(wiring.Component):
         ctl = [v1, first1, last1, tag1]
         in_flight = [v1]
         for d in range(self.mem_latency):
-            nxt = [Signal.like(s, name=f"mem{d}_{i}") for i, s in enumerate(ctl)]
+            nxt = [Signal.like(s, name=f"mem{d}_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
             m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)]
             ctl = nxt
             in_flight.append(ctl[0])
@@ -170,8 +171,8 @@ class FirstLayerUnit(wiring.Component):
         dirs = self.w_data[R * TAPS:R * TAPS + R]
         dir_q = dirs
         for d in range(regs):
-            nxt = [Signal.like(s, name=f"tree{d}_{i}") for i, s in enumerate(ctl)]
-            dq = Signal(R, name=f"dir_q{d}")
+            nxt = [Signal.like(s, name=f"tree{d}_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
+            dq = Signal(R, name=f"dir_q{d}", reset_less=True)
             m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)] + [dq.eq(dir_q)]
             ctl, dir_q = nxt, dq
             in_flight.append(ctl[0])
@@ -181,10 +182,10 @@ class FirstLayerUnit(wiring.Component):
         W = self.acc_width
         acc = {(r, p): Signal(W, name=f"acc{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
         done = Signal()
-        done_tag = Signal(self.tag_width)
-        dirs_l = Signal(R)
-        fin_dirs = Signal(R)
-        half_dirs = Signal(R)
+        done_tag = Signal(self.tag_width, reset_less=True)
+        dirs_l = Signal(R, reset_less=True)
+        fin_dirs = Signal(R, reset_less=True)
+        half_dirs = Signal(R, reset_less=True)
         fin = {(r, p): Signal(W, name=f"fin{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
         m.d.sync += done.eq(valid & lastc)
         with m.If(valid):
@@ -201,12 +202,12 @@ class FirstLayerUnit(wiring.Component):
 
         # pooled: the best of the four in two compare-select levels; else the four in turn
         out_v = Signal()
-        out_tag = Signal(self.tag_width)
+        out_tag = Signal(self.tag_width, reset_less=True)
         out_acc = [Signal(W, name=f"out{r}", reset_less=True) for r in range(R)]
         pick = {}
         half = {(r, h): Signal(W, name=f"half{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
         half_v = Signal()
-        half_tag = Signal(self.tag_width)
+        half_tag = Signal(self.tag_width, reset_less=True)
         m.d.sync += [half_v.eq(done & cfg.pool), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
         for r in range(R):
             for h in range(2):
@@ -240,7 +241,8 @@ class FirstLayerUnit(wiring.Component):
             v, a, t = out_v, out_acc[r], out_tag
             for d in range(r):
                 v2, a2, t2 = Signal(name=f"sk_v{r}_{d}"), Signal(W, name=f"sk_a{r}_{d}", reset_less=True), Signal(self.tag_width,
-                                                                                              name=f"sk_t{r}_{d}")
+                                                                                              name=f"sk_t{r}_{d}",
+                                                                                              reset_less=True)
                 m.d.sync += [v2.eq(v), a2.eq(a), t2.eq(t)]
                 v, a, t = v2, a2, t2
                 in_flight.append(v)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -126,15 +126,21 @@ class Lane(wiring.Component):
         u5 = Signal(self.MAP_BITS, reset_less=True)
         z5 = Signal(signed(self.y_width), reset_less=True)
         ok5 = Signal()
-        shifted = Signal(signed(len(z4)))
-        m.d.comb += shifted.eq(z4 >> cfg.shift)
-        top = Signal(self.MAP_BITS + 1)
+        # requantization needs only the out_bits bits of z >> shift and whether any bit above them
+        # is set (z >= 0): a bit select and a select of a suffix OR, not a whole barrel shifter
+        Z = len(z4)
+        top = Signal(self.MAP_BITS)
         m.d.comb += top.eq((1 << cfg.out_bits) - 1)
+        sel = z4.as_unsigned().bit_select(cfg.shift, self.MAP_BITS)
+        keep = Signal(range(Z + 64))
+        m.d.comb += keep.eq(cfg.shift + cfg.out_bits)
+        high = Cat(*[z4[i] & (i >= keep) for i in range(Z)])     # the bits at or above shift + out_bits
+        over = high.any()
         m.d.sync += [ok5.eq(ok4), z5.eq(z4)]
         with m.If(cfg.kind == LaneKind.SIGN):
             m.d.sync += u5.eq(~z4[-1])
         with m.Else():
-            m.d.sync += u5.eq(Mux(z4[-1], 0, Mux(shifted > top, top, shifted)))
+            m.d.sync += u5.eq(Mux(z4[-1], 0, Mux(over, top, sel & top)))
 
         # 6: the largest of a pooling group (or the output itself)
         pi = Signal(range(max(self.cols, 2)))

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._util import check_int, checking
 
-__all__ = ["XnorPE", "step_ctl_layout", "result_layout"]
+__all__ = ["XnorPE", "step_ctl_layout", "result_layout", "valid_register"]
+
+
+def valid_register(m, value, name):
+    """``value`` (a layout view or value whose bit 0 is ``valid``) registered in ``m``'s ``sync``
+    domain; only the valid bit has a reset, so that the reset reaches few flip-flops. Returns a
+    view of the same layout (or a value)."""
+    v = Value.cast(value)
+    valid = Signal(name=f"{name}_valid")
+    rest = Signal(len(v) - 1, name=f"{name}_rest", reset_less=True) if len(v) > 1 else None
+    m.d.sync += valid.eq(v[0])
+    if rest is None:
+        return valid
+    m.d.sync += rest.eq(v[1:])
+    out = Cat(valid, rest)
+    shape = getattr(value, "shape", None)
+    return data.View(value.shape(), out) if isinstance(value, data.View) else out
 
 
 def step_ctl_layout(*, n_width: int, tag_width: int) -> data.StructLayout:
@@ -89,8 +105,9 @@ class XnorPE(wiring.Component):
         a_q = Signal(self.word, reset_less=True)
         w_q = Signal(self.word, reset_less=True)
         m_q = Signal(self.slots, reset_less=True)
-        m.d.sync += [a_q.eq(self.a_in), w_q.eq(self.w_in), m_q.eq(self.m_in), self.ctl_out.eq(self.ctl_in)]
-        m.d.comb += [self.a_out.eq(a_q), self.w_out.eq(w_q), self.m_out.eq(m_q)]
+        m.d.sync += [a_q.eq(self.a_in), w_q.eq(self.w_in), m_q.eq(self.m_in)]
+        m.d.comb += [self.a_out.eq(a_q), self.w_out.eq(w_q), self.m_out.eq(m_q),
+                     self.ctl_out.eq(valid_register(m, self.ctl_in, "ctl_fwd"))]
 
         regs = 0                        # pipeline registers passed so far
         mask, ctl = self.m_in, self.ctl_in
@@ -103,9 +120,8 @@ class XnorPE(wiring.Component):
                 m.d.sync += r.eq(v)
                 out.append(r)
             mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True)
-            cq = Signal.like(ctl, name=f"ctl_q{regs}")
-            m.d.sync += [mq.eq(mask), cq.eq(ctl)]
-            mask, ctl = mq, cq
+            m.d.sync += mq.eq(mask)
+            mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}")
             regs += 1
             return out
 

@@ -115,21 +115,23 @@ class WindowGen(wiring.Component):
 
         # the step record, stage by stage
         def rec(name):
+            # only `valid` has a reset
             return {
-                "valid": Signal(name=f"{name}_valid"), "first": Signal(name=f"{name}_first"),
-                "dbl": Signal(name=f"{name}_dbl"), "last": Signal(name=f"{name}_last"),
-                "tag": Signal(self.tag_width, name=f"{name}_tag"), "j2": Signal(self.steps_w + 1, name=f"{name}_j2"),
-                "w_addr": Signal(len(self.w_addr), name=f"{name}_waddr"),
+                "valid": Signal(name=f"{name}_valid"), "first": Signal(name=f"{name}_first", reset_less=True),
+                "dbl": Signal(name=f"{name}_dbl", reset_less=True), "last": Signal(name=f"{name}_last", reset_less=True),
+                "tag": Signal(self.tag_width, name=f"{name}_tag", reset_less=True),
+                "j2": Signal(self.steps_w + 1, name=f"{name}_j2", reset_less=True),
+                "w_addr": Signal(len(self.w_addr), name=f"{name}_waddr", reset_less=True),
             }
 
         def pass_on(dst, src):
             return [dst[k].eq(src[k]) for k in dst]
 
         p1 = rec("p1")
-        p1_plane = Signal(aw)
-        p1_iy = Signal(signed(cw))
-        p1_ix = Signal(signed(cw))
-        p1_tx_last = Signal()
+        p1_plane = Signal(aw, reset_less=True)
+        p1_iy = Signal(signed(cw), reset_less=True)
+        p1_ix = Signal(signed(cw), reset_less=True)
+        p1_tx_last = Signal(reset_less=True)
         m.d.sync += p1["valid"].eq(go)
         with m.If(go):
             m.d.sync += [
@@ -177,7 +179,7 @@ class WindowGen(wiring.Component):
         base2 = [Signal(aw, name=f"p2_base{c}", reset_less=True) for c in range(C)]
         y2 = [Signal(signed(cw + 1), name=f"p2_y{c}", reset_less=True) for c in range(C)]
         x2 = [Signal(signed(cw + 1), name=f"p2_x{c}", reset_less=True) for c in range(C)]
-        ok2 = [Signal(name=f"p2_colok{c}") for c in range(C)]
+        ok2 = [Signal(name=f"p2_colok{c}", reset_less=True) for c in range(C)]
         for c in range(C):
             m.d.sync += [base2[c].eq(p1_plane + cfg.col_off[c]), y2[c].eq(p1_iy + cfg.col_dy[c]),
                          x2[c].eq(p1_ix + cfg.col_dx[c]),
@@ -188,9 +190,9 @@ class WindowGen(wiring.Component):
         m.d.sync += pass_on(p3, p2)
         K = 1 << self.kb
         base3 = [Signal(aw, name=f"p3_base{c}", reset_less=True) for c in range(C)]
-        vy3 = [Signal(K, name=f"p3_vy{c}") for c in range(C)]
-        vx3 = [Signal(K, name=f"p3_vx{c}") for c in range(C)]
-        inr3 = [Signal(2, name=f"p3_inr{c}") for c in range(C)]
+        vy3 = [Signal(K, name=f"p3_vy{c}", reset_less=True) for c in range(C)]
+        vx3 = [Signal(K, name=f"p3_vx{c}", reset_less=True) for c in range(C)]
+        inr3 = [Signal(2, name=f"p3_inr{c}", reset_less=True) for c in range(C)]
         fc = cfg.mode == WinMode.FC
         for c in range(C):
             m.d.sync += base3[c].eq(base2[c])
@@ -203,7 +205,7 @@ class WindowGen(wiring.Component):
                 m.d.sync += inr3[c][s].eq(p2["j2"] + s < cfg.col_lim[c])
         # the table entry, registered once more with one cycle of memory latency
         if L == 1:
-            ent = Signal(self.entry_layout)
+            ent = Signal(self.entry_layout, reset_less=True)
             m.d.sync += ent.eq(self.tbl_data)
         else:
             ent = self.tbl_data
@@ -211,8 +213,8 @@ class WindowGen(wiring.Component):
         # ---- p4: slot addresses and validity ----------------------------------------------------------
         p4 = rec("p4")
         m.d.sync += pass_on(p4, p3)
-        valid4 = [Signal(name=f"p4_valid{i}") for i in range(2 * C)]
-        used4 = [Signal(name=f"p4_used{i}") for i in range(2 * C)]
+        valid4 = [Signal(name=f"p4_valid{i}", reset_less=True) for i in range(2 * C)]
+        used4 = [Signal(name=f"p4_used{i}", reset_less=True) for i in range(2 * C)]
         nbits4 = [Signal(5, name=f"p4_nbits{i}", reset_less=True) for i in range(2 * C)]
         for c in range(C):
             for s in range(2):
@@ -232,8 +234,8 @@ class WindowGen(wiring.Component):
         for d in range(L):
             nxt = rec(f"q{d}")
             m.d.sync += pass_on(nxt, stage)
-            vq = [Signal(name=f"q{d}_valid{i}") for i in range(2 * C)]
-            uq = [Signal(name=f"q{d}_used{i}") for i in range(2 * C)]
+            vq = [Signal(name=f"q{d}_valid{i}", reset_less=True) for i in range(2 * C)]
+            uq = [Signal(name=f"q{d}_used{i}", reset_less=True) for i in range(2 * C)]
             nq = [Signal(5, name=f"q{d}_nbits{i}", reset_less=True) for i in range(2 * C)]
             m.d.sync += [x.eq(y) for x, y in zip(vq + uq + nq, valid_d + used_d + nbits_d)]
             stage, valid_d, used_d, nbits_d = nxt, vq, uq, nq
