@@ -322,7 +322,8 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
     desc = {"first": 1, "win": _zero_win(p), "flu": flu, "lane": _lane_cfg(layer, alpha=0, sum_cols=0, pool=0),
             "wb": wb}
     code = LayerCode(layer=layer, unit="first", desc=desc, in_map=None, out_map=out, weights=entries, params=params)
-    code.ideal_cycles = layer.binary_macs / (ROWS * p.cols * p.word)
+    # the unit's peak: 16 rows x 4 positions x 9 taps of 8-bit products per cycle
+    code.ideal_cycles = layer.binary_macs / (ROWS * 4 * 9)
     return code
 
 
@@ -368,7 +369,7 @@ def _array_layer(layer: Layer, p: DpParams, inp: MapLayout, out: MapLayout | Non
         win = {**_zero_win(p), "mode": int(WinMode.FC), "binary": int(B == 1), "planes_last": B - 1,
                "plane_size": inp.plane_size, "addr0": inp.base + (B - 1) * inp.plane_size, "hin": 1, "win": 1,
                "last_gt": groups - 1, "last_cols": C, "last_step": steps - 1,
-               "spacing": max(C, 1 * planes), "w_stride": steps,
+               "spacing": max(C, planes, ROWS if out is None else 1), "w_stride": steps,
                "col_lim": [min(S, 2 * steps)] + [0] * (C - 1)}
         lane = _lane_cfg(layer, alpha=int(B == 1), sum_cols=1, pool=0)
         wb = _wb(layer, p, out, tiles=(0, 0), outs=1, dx=0, dy=0, out_off=[0], linear=0, last_cols=C)
@@ -502,7 +503,7 @@ def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dum
     w_at = t_at = p_at = 0
     for code in codes:
         code.w_base, code.tbl_base, code.prm_base = w_at, t_at, p_at
-        w_at, t_at, p_at = w_at + len(code.weights), t_at + len(code.table), p_at + len(code.params)
+        w_at, t_at, p_at = w_at + len(code.weights), t_at + len(code.table), p_at + len(code.params) // 2
         if code.unit == "first":
             code.desc["flu"]["w_base"] = code.w_base
         else:
@@ -525,9 +526,10 @@ def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dum
     tall = [tl.pack(e, where="offset table") for c in codes for e in c.table]
     if tall:
         setup += _write(DpTarget.TABLE, 0, tall, tl.size)
-    pl = p.lane_param_layout
-    pall = [pl.pack(e, where=f"layer {c.layer.name!r} lane parameters") for c in codes for e in c.params]
-    setup += _write(DpTarget.PARAM, 0, pall, pl.size)
+    pel = p.param_entry_layout
+    pall = [pel.pack(c.params[i:i + 2], where=f"layer {c.layer.name!r} lane parameters")
+            for c in codes for i in range(0, len(c.params), 2)]
+    setup += _write(DpTarget.PARAM, 0, pall, pel.size)
     usage = {"w_depth": w_at, "t_depth": t_at, "p_depth": p_at, "layers": len(codes),
              "fm_depth": max([c.out_map.slots for c in codes if c.out_map] + [2 * img])}
     return DpProgram(params=p, model=model, layers=codes, setup=setup, pad=model.layers[0].padding, usage=usage)

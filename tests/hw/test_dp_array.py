@@ -84,9 +84,9 @@ def test_array_matches_reference(rows, cols, word, slot, levels, seed, directed)
     got, seen = _run(dut, steps, extra=dut.latency + rows + cols + 2)
     assert got == ref
     assert all(len(row) == 12 * cols for row in got)
-    # timing: the segment ending at edge cycle T leaves row r, column c at T + latency + r + c
+    # timing: the segment ending at edge cycle T leaves every row's column c at T + latency + c
     ends = [t for t, s in enumerate(steps) if s and s["last"]]
-    want = sorted((r, T + dut.latency + r + c) for T in ends for r in range(rows) for c in range(cols))
+    want = sorted((r, T + dut.latency + c) for T in ends for r in range(rows) for c in range(cols))
     assert sorted(seen) == want
     if directed == "agree":   # every bit agrees: p is the number of unmasked bits
         assert all(acc > 0 for row in got for acc, _, _ in row)

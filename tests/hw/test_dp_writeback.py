@@ -37,7 +37,7 @@ def test_writeback_matches_reference(cfg, bits, gap):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        # output k of row r in cycle t_k + r; outputs at least `gap` cycles apart, plus random idle
+        # output k of every row in cycle t_k; outputs at least `gap` cycles apart, plus random idle
         times, t = [], 2
         for _ in outputs:
             times.append(t)
@@ -46,7 +46,7 @@ def test_writeback_matches_reference(cfg, bits, gap):
         reserve = {tk - 1 for tk in times}   # a logits segment reserves its rows before its outputs
         for k, tk in enumerate(times):
             for r in range(R):
-                events.setdefault(tk + r, []).append((r, outputs[k][r]))
+                events.setdefault(tk, []).append((r, outputs[k][r]))
         cyc = 0
         while cyc < t + 3 * R or ctx.get(dut.busy) or ctx.get(dut.l_stream.valid):
             for r in range(R):

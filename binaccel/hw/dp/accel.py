@@ -146,10 +146,11 @@ class DpAccelerator(wiring.Component):
         m.submodules.tmem = tmem = Memory(shape=tl.size, depth=p.t_depth, init=[])
         t_wp = tmem.write_port()
         t_ra, t_rd = read(tmem, "tmem", tl.size)
-        pl = layout(p.lane_param_layout)
+        pl = layout(p.param_entry_layout)
         m.submodules.pmem = pmem = Memory(shape=pl.size, depth=p.p_depth, init=[])
         p_wp = pmem.write_port()
         p_ra, p_rd = read(pmem, "pmem", pl.size)
+        p_rd = data.View(pl, p_rd)
         d_depth = max(p.max_layers * DW, 2)
         m.submodules.dmem = dmem = Memory(shape=IO_WIDTH, depth=d_depth, init=[])
         d_wp, d_rp = dmem.write_port(), dmem.read_port()
@@ -189,29 +190,30 @@ class DpAccelerator(wiring.Component):
         # ---- lane parameters: the next group tile's loaded while the current one runs ------------------
         groups_last = Mux(cfg.first, cfg.flu.last_gt, cfg.win.last_gt)
         loaded = Signal(p.count_w + 1)         # group tiles whose parameters are in the lanes
-        ld_row = Signal(range(R + 1))          # next row to request of group `loaded`
+        H = R // 2                              # parameter entries (row pairs) per group tile
+        ld_row = Signal(range(H + 1))          # next row pair to request of group `loaded`
         ld_addr = Signal(p.p_aw)
         cur_par = Signal()                     # tag of the latest result at row 0's lane
-        # rows see a group's results one cycle apart, row 0 first: the loader writes row r after row r
-        # has seen the previous group's first result, so watching row 0 is enough
+        # all rows see a group's results in the same cycle; the loader writes two rows per cycle
         last_in = lanes[0].i
         with m.If(last_in.valid):
             m.d.sync += cur_par.eq(last_in.tag[0])
         may_load = (loaded <= groups_last) & ((loaded < 2) | (cur_par == ~loaded[0]))
         req = Signal()
-        m.d.comb += req.eq(may_load & (ld_row != R))
+        m.d.comb += req.eq(may_load & (ld_row != H))
         m.d.comb += p_ra.eq(ld_addr)
         # the request's row and bank, `mem_latency` cycles later with the data
         rv, rrow, rbank = req, ld_row, loaded[0]
         for d in range(L):
-            v2, r2, b2 = Signal(name=f"ld_v{d}"), Signal(range(R + 1), name=f"ld_r{d}"), Signal(name=f"ld_b{d}")
+            v2, r2, b2 = Signal(name=f"ld_v{d}"), Signal(range(H + 1), name=f"ld_r{d}"), Signal(name=f"ld_b{d}")
             m.d.sync += [v2.eq(rv), r2.eq(rrow), b2.eq(rbank)]
             rv, rrow, rbank = v2, r2, b2
         for r in range(R):
-            m.d.comb += [lanes[r].p_we.eq(rv & (rrow == r)), lanes[r].p_bank.eq(rbank), lanes[r].p_data.eq(p_rd)]
+            m.d.comb += [lanes[r].p_we.eq(rv & (rrow == r // 2)), lanes[r].p_bank.eq(rbank),
+                         lanes[r].p_data.eq(p_rd[r % 2])]
         with m.If(req):
             m.d.sync += [ld_row.eq(ld_row + 1), ld_addr.eq(ld_addr + 1)]
-        with m.If(rv & (rrow == R - 1)):
+        with m.If(rv & (rrow == H - 1)):
             m.d.sync += [loaded.eq(loaded + 1), ld_row.eq(0)]
         # a group tile starts once its parameters are in; a logits segment once the FIFO can take it
         group_next = Mux(cfg.first, flu.group, win.group)
@@ -307,9 +309,9 @@ class DpAccelerator(wiring.Component):
         cyc_total = Signal(32)
         layer_cycles = Array([Signal(32, name=f"cycles{i}") for i in range(p.max_layers)])
         drain = Signal(range(64))
-        # after the unit's last step: the array's latency and skews, and the lane (the write-back's
-        # own busy covers the rest); the first-layer unit's busy covers its skew
-        DRAIN = Mux(cfg.first, Lane.latency + 2, arr.latency + R + C + Lane.latency)
+        # after the unit's last step: the array's latency and column skew, and the lane (the
+        # write-back's own busy covers the rest)
+        DRAIN = Mux(cfg.first, Lane.latency, arr.latency + C - 1 + Lane.latency)
         pf_words = Signal(DW * IO_WIDTH)
         pf_k = Signal(range(DW + 1))
         pf_ready = Signal()

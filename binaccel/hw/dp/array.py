@@ -38,10 +38,11 @@ class XnorArray(wiring.Component):
     ``i`` (input, sampled every cycle; ``i.ctl.valid == 0`` is a bubble): one operand step. Row
     ``r`` works on weight word ``i.w[r]``, column ``c`` on ``i.a[c]`` under slot mask ``i.m[c]``;
     column ``c`` counts ``N = i.n[c]`` summed over the segment. The arithmetic is that of
-    :func:`binaccel.sw.dpref.xnor_array`.
+    :func:`binaccel.sw.dpref.xnor_array`. Column ``c`` sees a step ``c`` cycles after column 0
+    (weight words move one column per cycle), all rows of a column at once.
 
     ``o[r]`` (output): the results of row ``r``. The results of a segment whose last step was on
-    ``i`` in cycle ``T`` leave row ``r`` in cycles ``T + latency + r + c`` for ``c = 0 .. cols - 1``
+    ``i`` in cycle ``T`` leave every row in cycles ``T + latency + c`` for ``c = 0 .. cols - 1``
     (column order, ``valid`` set, one per cycle). Segment ends must be at least ``cols`` cycles
     apart, so that no row has two results in one cycle. The array never stalls.
     """
@@ -102,10 +103,6 @@ class XnorArray(wiring.Component):
         for r in range(R):
             w = Signal(self.word, name=f"edge_w{r}", reset_less=True)
             m.d.sync += w.eq(self.i.w[r])
-            for d in range(r):  # row skew: row r is delayed r cycles
-                w2 = Signal.like(w, name=f"skew_w{r}_{d}", reset_less=True)
-                m.d.sync += w2.eq(w)
-                w = w2
             row_w.append(w)
 
         pes = [[XnorPE(**self._pe_kw) for _ in range(C)] for _ in range(R)]
@@ -113,11 +110,8 @@ class XnorArray(wiring.Component):
             for c in range(C):
                 pe = pes[r][c]
                 m.submodules[f"pe_{r}_{c}"] = pe
-                if r == 0:
-                    m.d.comb += [pe.a_in.eq(col_a[c]), pe.m_in.eq(col_m[c]), pe.ctl_in.eq(col_ctl[c])]
-                else:
-                    up = pes[r - 1][c]
-                    m.d.comb += [pe.a_in.eq(up.a_out), pe.m_in.eq(up.m_out), pe.ctl_in.eq(up.ctl_out)]
+                # a column's step goes to all its rows at once; weights move one column per cycle
+                m.d.comb += [pe.a_in.eq(col_a[c]), pe.m_in.eq(col_m[c]), pe.ctl_in.eq(col_ctl[c])]
                 m.d.comb += pe.w_in.eq(row_w[r] if c == 0 else pes[r][c - 1].w_out)
             # at most one PE of a row finishes in a cycle: the row's result is the OR of the gated ones
             gated = [Mux(pes[r][c].res.valid, pes[r][c].res.as_value(), 0) for c in range(C)]

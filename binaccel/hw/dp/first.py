@@ -60,7 +60,7 @@ class FirstLayerUnit(wiring.Component):
     major). A quad starts only when ``avail`` (image words in memory) exceeds the address of
     the last word it reads (``quad address + need_off``), so the unit runs while the image
     arrives. Quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
-    pooling). Row ``r``'s results are delayed ``r`` cycles, as the array's are. The order is group
+    pooling). All rows put out their results in the same cycle, as the array's do. The order is group
     tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
     is the reference.
     """
@@ -236,16 +236,8 @@ class FirstLayerUnit(wiring.Component):
                                                                          Mux(idx == 2, held[r, 2], held[r, 3]))))
         in_flight += [serial != 0, out_v]
 
-        # ---- row skew: row r's results r cycles later ----------------------------------------------------
         for r in range(R):
-            v, a, t = out_v, out_acc[r], out_tag
-            for d in range(r):
-                v2, a2, t2 = Signal(name=f"sk_v{r}_{d}"), Signal(W, name=f"sk_a{r}_{d}", reset_less=True), Signal(self.tag_width,
-                                                                                              name=f"sk_t{r}_{d}",
-                                                                                              reset_less=True)
-                m.d.sync += [v2.eq(v), a2.eq(a), t2.eq(t)]
-                v, a, t = v2, a2, t2
-                in_flight.append(v)
-            m.d.comb += [self.o[r].valid.eq(v), self.o[r].acc.eq(a), self.o[r].n.eq(0), self.o[r].tag.eq(t)]
+            m.d.comb += [self.o[r].valid.eq(out_v), self.o[r].acc.eq(out_acc[r]), self.o[r].n.eq(0),
+                         self.o[r].tag.eq(out_tag)]
         m.d.comb += self.busy.eq(running | Cat(*in_flight).any())
         return m

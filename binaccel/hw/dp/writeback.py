@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from binaccel.sw.hwif import dp as dpif
@@ -21,8 +21,8 @@ def wb_cfg_layout(*, cols: int, aw: int, count_w: int) -> data.StructLayout:
 
 
 class WriteBack(wiring.Component):
-    """Collects the lane outputs of ``rows`` rows (row ``r``'s ``r`` cycles after row 0's) and
-    writes them.
+    """Collects the lane outputs of ``rows`` rows (all rows' outputs of a position in the same
+    cycle) and writes them.
 
     Parameters (keyword-only): ``rows`` (16: a group tile is one 16-bit feature-map slot),
     ``cols``, ``y_width``, ``aw``, ``count_w``, ``max_planes`` (largest output width, 1..8),
@@ -35,7 +35,8 @@ class WriteBack(wiring.Component):
 
     ``credits``: logit entries the FIFO can still promise; ``take`` (one cycle, at a logits
     segment's start) reserves ``rows`` of them. The unit never stalls its inputs: the compiler's
-    spacing leaves a tile's writes (outputs x planes) the cycles they need.
+    spacing leaves a tile's writes (outputs x planes, or a logits tile's rows) the cycles they
+    need.
     """
 
     def __init__(self, *, rows, cols, y_width, aw, count_w, max_planes=8, logit_depth=32):
@@ -70,34 +71,26 @@ class WriteBack(wiring.Component):
                      self.credits.eq(credits)]
         drop = Signal()    # a row past the layer's channels: its reserved entry comes back
         m.d.sync += credits.eq(credits - Mux(self.take, R, 0) + pop + drop)
-        # a logits layer has one output per tile: its rows arrive one per cycle, so the valid one
-        # is the OR of the gated rows (registered before the FIFO)
-        any_v = Cat(*[self.i[r].valid for r in range(R)]).any()
-        row_y = 0
-        for r in range(R):
-            row_y = row_y | Mux(self.i[r].valid, self.i[r].y.as_unsigned(), 0)
-        l_v = Signal()
-        l_y = Signal(self.y_width, reset_less=True)
-        m.d.sync += [l_v.eq(cfg.logits & any_v), l_y.eq(row_y)]
+        # a logits layer has one output per tile, all rows in the same cycle: they are held and go
+        # into the FIFO one row per cycle (a logits segment is at least `rows` cycles long)
+        held = Signal(data.ArrayLayout(signed(self.y_width), R), reset_less=True)
+        l_left = Signal(range(R + 1))
+        with m.If(cfg.logits & self.i[0].valid):
+            m.d.sync += [held.eq(Cat(*[self.i[r].y for r in range(R)])), l_left.eq(R)]
+        with m.Elif(l_left != 0):
+            m.d.sync += [l_left.eq(l_left - 1), held.eq(Cat(*[held[r] for r in range(1, R)], held[R - 1]))]
+        l_v = l_left != 0
         in_use = (lg != cfg.last_gt) | (lrow <= cfg.rows_last)
         with m.If(l_v):
-            m.d.comb += [lf.w_data.eq(l_y), lf.w_en.eq(in_use), drop.eq(~in_use)]
+            m.d.comb += [lf.w_data.eq(held[0]), lf.w_en.eq(in_use), drop.eq(~in_use)]
             with m.If(lrow == R - 1):
                 m.d.sync += [lrow.eq(0), lg.eq(lg + 1)]
             with m.Else():
                 m.d.sync += lrow.eq(lrow + 1)
 
-        # ---- maps: deskew the rows, then one slot word per bit plane ---------------------------------
-        aligned, av = [], Signal()
-        for r in range(R):
-            y, v = self.i[r].y[:P], self.i[r].valid
-            for d in range(R - 1 - r):
-                y2, v2 = Signal(P, name=f"dsk_y{r}_{d}", reset_less=True), Signal(name=f"dsk_v{r}_{d}")
-                m.d.sync += [y2.eq(y), v2.eq(v)]
-                y, v = y2, v2
-            aligned.append(y)
-            if r == 0:
-                m.d.comb += av.eq(v)
+        # ---- maps: the rows' outputs of a position arrive together: one slot word per bit plane -------
+        aligned = [self.i[r].y[:P] for r in range(R)]
+        av = self.i[0].valid
         # output counters and the address of each output
         c_i = Signal(range(C))
         tx, ty, gt = (Signal(len(cfg.last_gt), name=n) for n in ("wb_tx", "wb_ty", "wb_gt"))
@@ -131,7 +124,7 @@ class WriteBack(wiring.Component):
                          gbase.eq(cfg.base), lrow.eq(0), lg.eq(0)]
 
         # a small queue of outputs, written one bit plane per cycle
-        m.submodules.wq = wq = SyncFIFOBuffered(width=len(q_addr) + R * P, depth=8)
+        m.submodules.wq = wq = SyncFIFO(width=len(q_addr) + R * P, depth=8)
         m.d.comb += [wq.w_data.eq(Cat(q_addr, q_bits)), wq.w_en.eq(q_v & q_keep)]
         pb = Signal(3)
         head_addr = wq.r_data[:len(q_addr)]

@@ -98,7 +98,8 @@ class DpParams:
     """Build parameters of the pipelined accelerator (:class:`binaccel.hw.dp.accel.DpAccelerator`),
     keyword-only and checked. ``rows`` is 16 (a group tile fills one feature-map slot);
     ``cols`` output positions per tile; ``fm_depth`` slots per feature-map bank; ``w_depth``,
-    ``t_depth``, ``p_depth`` entries of the weight, offset-table and lane-parameter buffers;
+    ``t_depth``, ``p_depth`` entries of the weight, offset-table and lane-parameter buffers (a
+    lane-parameter entry holds two rows);
     ``max_layers``; ``max_dim`` the largest map height or width; ``max_steps`` the most steps a
     segment's bit plane takes; ``acc_width`` the partial's width; ``mul_bits``, ``add_bits`` the
     lane multiplier and addend; ``mem_latency`` the buffers' read latency (2: registered outputs);
@@ -194,6 +195,11 @@ class DpParams:
         return lane_param_layout(off_width=self.off_width, mul_bits=self.mul_bits, add_bits=self.add_bits)
 
     @property
+    def param_entry_layout(self) -> Array:
+        """A PARAM entry: the lane parameters of two rows (``2i``, ``2i + 1``) of a group tile."""
+        return Array(self.lane_param_layout, 2)
+
+    @property
     def window_cfg_layout(self) -> Struct:
         return window_cfg_layout(cols=self.cols, aw=self.aw, cw=self.cw, count_w=self.count_w, steps_w=self.steps_w,
                                  tbl_aw=self.tbl_aw, w_aw=self.w_aw)
@@ -224,7 +230,7 @@ class DpParams:
             "flu": self.first_cfg_layout,
             "lane": self.lane_cfg_layout,
             "wb": self.wb_cfg_layout,
-            "prm_base": self.p_aw,       # lane parameters of group g, row r at prm_base + g*rows + r
+            "prm_base": self.p_aw,       # lane parameters of group g, rows 2i, 2i+1 at prm_base + g*rows/2 + i
             "dump": 1,                   # send the output map (dump_words 32-bit words from dump_base)
             "dump_base": self.aw, "dump_words": self.aw + 1,
         })
@@ -237,7 +243,7 @@ class DpParams:
         """32-bit words of one entry of a WRITE target."""
         width = {DpTarget.DESC: 32, DpTarget.WEIGHT: self.rows * self.word,
                  DpTarget.TABLE: self.table_entry_layout.size, DpTarget.FMAP0: 32, DpTarget.FMAP1: 32,
-                 DpTarget.PARAM: self.lane_param_layout.size}[target]
+                 DpTarget.PARAM: self.param_entry_layout.size}[target]
         return -(-width // 32)
 
 
