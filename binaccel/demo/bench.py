@@ -191,11 +191,14 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         Passed to :func:`binaccel.bench.run_bench` (few repetitions so that the section takes
         about two minutes on 2 cores once the simulation builds are cached).
 
-    Returns the Markdown lines: the synthesis summary and a table per network and board (cycles per
-    image, FPGA time, the fastest CPU runtime and FPGA/CPU best, link and end-to-end time, CPU torch,
-    CPU packed numpy) at batch 1 and 64.
-    Never raises for a missing boards file or a failed synthesis (the lines say so); a wrong
-    accelerator result (logits differing from intref) does raise.
+    Returns
+    -------
+    list
+        The Markdown lines: the synthesis summary and a table per network and board (cycles per
+        image, FPGA time, the fastest CPU runtime and FPGA/CPU best, link and end-to-end time, CPU
+        torch, CPU packed numpy) at batch 1 and 64. Never raises for a missing boards file or a
+        failed synthesis (the lines say so); a wrong accelerator result (logits differing from
+        intref) does raise.
     """
     t0 = time.monotonic()
     lines = []
