@@ -183,8 +183,11 @@ class DpAccelerator(wiring.Component):
         m.d.comb += [w_ra.eq(Mux(cfg.first, flu.w_addr, win.w_addr)), win.w_data.eq(w_rd),
                      flu.w_data.eq(w_rd[:flu.w_width]), t_ra.eq(win.tbl_addr), win.tbl_data.eq(t_rd)]
         for r in range(R):
+            # only one unit runs at a time and the array's results are 0 when not valid: an OR with
+            # the first-layer unit's gated results (no configuration bit fans out to every lane)
+            fo = flu.o[r]
             for f in ("valid", "acc", "n", "tag"):
-                m.d.comb += getattr(lanes[r].i, f).eq(Mux(cfg.first, getattr(flu.o[r], f), getattr(arr.o[r], f)))
+                m.d.comb += getattr(lanes[r].i, f).eq(getattr(arr.o[r], f) | Mux(fo.valid, getattr(fo, f), 0))
             m.d.comb += wb.i[r].eq(lanes[r].o)
 
         # ---- lane parameters: the next group tile's loaded while the current one runs ------------------

@@ -46,7 +46,9 @@ class Lane(wiring.Component):
 
     ``o`` carries ``y`` (two's complement in ``y_width`` bits) with ``valid`` for one cycle,
     :attr:`latency` cycles after the result that completes it. The parameter banks are written
-    through ``p_we``/``p_bank``/``p_data`` at any time (the bank not in use).
+    through ``p_we``/``p_bank``/``p_data`` at any time (the bank not in use); every write also
+    takes ``cfg`` (the layer's configuration must be on ``cfg`` at the layer's first parameter
+    write and stay until its last result).
     :func:`binaccel.sw.dpref.lane` is the reference.
     """
 
@@ -77,11 +79,23 @@ class Lane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
         banks = [Signal(self.param_layout, name=f"bank{b}", reset_less=True) for b in range(2)]
         for b in range(2):
             with m.If(self.p_we & (self.p_bank == b)):
                 m.d.sync += banks[b].eq(self.p_data)
+
+        # the lane's own copy of the layer configuration, and what its hot path derives from it,
+        # taken with every parameter write (a layer's first parameters come before its first result):
+        # no configuration net fans out to all lanes on a timing path
+        Z = max(self.s_width + self.mul_bits, self.add_bits) + 1      # width of z
+        cfg = Signal(self.cfg.shape(), reset_less=True)
+        top = Signal(self.MAP_BITS, reset_less=True)
+        high = Signal(Z, reset_less=True)          # the bits of z at or above shift + out_bits
+        keep = Signal(range(Z + 64))
+        m.d.comb += keep.eq(self.cfg.shift + self.cfg.out_bits)
+        with m.If(self.p_we):
+            m.d.sync += [cfg.eq(self.cfg), top.eq((1 << self.cfg.out_bits) - 1),
+                         high.eq(Cat(*[i >= keep for i in range(Z)]))]
 
         # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
@@ -128,14 +142,9 @@ class Lane(wiring.Component):
         ok5 = Signal()
         # requantization needs only the out_bits bits of z >> shift and whether any bit above them
         # is set (z >= 0): a bit select and a select of a suffix OR, not a whole barrel shifter
-        Z = len(z4)
-        top = Signal(self.MAP_BITS)
-        m.d.comb += top.eq((1 << cfg.out_bits) - 1)
+        assert len(z4) == Z
         sel = z4.as_unsigned().bit_select(cfg.shift, self.MAP_BITS)
-        keep = Signal(range(Z + 64))
-        m.d.comb += keep.eq(cfg.shift + cfg.out_bits)
-        high = Cat(*[z4[i] & (i >= keep) for i in range(Z)])     # the bits at or above shift + out_bits
-        over = high.any()
+        over = (z4.as_unsigned() & high).any()
         m.d.sync += [ok5.eq(ok4), z5.eq(z4)]
         with m.If(cfg.kind == LaneKind.SIGN):
             m.d.sync += u5.eq(~z4[-1])
