@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from binaccel.hw.dp import synth
 from binaccel.hw.dp.accel import DpAccelerator, dp_info_words
 from binaccel.sw import dpprog, intref, zoo
 from binaccel.sw.hwif import Op
@@ -92,3 +93,11 @@ def test_parameters_checked():
         DpAccelerator(cols=9)
     with pytest.raises(ValueError, match="fm_depth"):
         DpAccelerator(fm_depth=1000)
+
+
+def test_synth_command_refuses_bad_parameters(capsys):
+    assert synth.main(["--cols", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cols" in err
+    with pytest.raises(SystemExit):
+        synth.main(["--freq", "-5"])
