@@ -89,13 +89,14 @@ class Lane(wiring.Component):
         # no configuration net fans out to all lanes on a timing path
         Z = max(self.s_width + self.mul_bits, self.add_bits) + 1      # width of z
         cfg = Signal(self.cfg.shape(), reset_less=True)
+        with m.If(self.p_we):
+            m.d.sync += cfg.eq(self.cfg)
+        # derived from the lane's copy in the cycle after (local logic, registered)
         top = Signal(self.MAP_BITS, reset_less=True)
         high = Signal(Z, reset_less=True)          # the bits of z at or above shift + out_bits
         keep = Signal(range(Z + 64))
-        m.d.comb += keep.eq(self.cfg.shift + self.cfg.out_bits)
-        with m.If(self.p_we):
-            m.d.sync += [cfg.eq(self.cfg), top.eq((1 << self.cfg.out_bits) - 1),
-                         high.eq(Cat(*[i >= keep for i in range(Z)]))]
+        m.d.comb += keep.eq(cfg.shift + cfg.out_bits)
+        m.d.sync += [top.eq((1 << cfg.out_bits) - 1), high.eq(Cat(*[i >= keep for i in range(Z)]))]
 
         # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
