@@ -278,7 +278,7 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
                           f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}, "
                           f"{layer.in_bits}-bit inputs")
     if model.input_repeat != 1:
-        raise _err(layer, "repeated input channels (MCN) are not supported by the first-layer unit yet")
+        raise _err(layer, "repeated input channels (MCN inputs): the first-layer unit takes each image channel once")
     pool = layer.pool == 2
     if not pool and (layer.conv_h % 2 or layer.conv_w % 2):
         raise _err(layer, f"an unpooled first layer needs an even output size, got {layer.conv_h}x{layer.conv_w}")
