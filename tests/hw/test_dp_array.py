@@ -43,7 +43,7 @@ def _steps(rng, *, rows, cols, word, slot, n_width, tag_width, segments, directe
 
 
 def _run(dut, steps, *, extra):
-    R, C = dut.rows, dut.cols
+    R = dut.rows
     got = [[] for _ in range(R)]
     seen = []
 

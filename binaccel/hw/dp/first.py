@@ -204,7 +204,6 @@ class FirstLayerUnit(wiring.Component):
         out_v = Signal()
         out_tag = Signal(self.tag_width, reset_less=True)
         out_acc = [Signal(W, name=f"out{r}", reset_less=True) for r in range(R)]
-        pick = {}
         half = {(r, h): Signal(W, name=f"half{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
         half_v = Signal()
         half_tag = Signal(self.tag_width, reset_less=True)

@@ -23,7 +23,6 @@ def valid_register(m, value, name):
         return valid
     m.d.sync += rest.eq(v[1:])
     out = Cat(valid, rest)
-    shape = getattr(value, "shape", None)
     return data.View(value.shape(), out) if isinstance(value, data.View) else out
 
 
