@@ -36,7 +36,8 @@ from .hwif import IO_WIDTH, Op
 from .hwif.dp import SLOT, DpParams, DpTarget, LaneKind, WinMode
 from .intmodel import IntModel, Layer
 
-__all__ = ["DpFitError", "MapLayout", "LayerCode", "DpProgram", "compile_model", "image_words", "execute"]
+__all__ = ["DpFitError", "MapLayout", "LayerCode", "DpProgram", "compile_model", "tile_grid", "tile_words",
+           "image_words", "execute"]
 
 ROWS = 16
 
@@ -184,6 +185,24 @@ def _write(target: int, addr: int, entries, width: int) -> list:
     return words
 
 
+def tile_grid(h: int, w: int, pad: int) -> tuple:
+    """(tile rows, tile columns) of an ``h x w`` image zero-padded by ``pad`` on every side, then
+    to even sizes."""
+    hp, wp = h + 2 * pad, w + 2 * pad
+    return (hp + hp % 2) // 2, (wp + wp % 2) // 2
+
+
+def tile_words(x: np.ndarray, pad: int) -> np.ndarray:
+    """``(C, H, W)`` pixels -> the tile words ``(C, tile rows, tile columns)`` of the padded image:
+    word ``(c, ty, tx)`` holds pixels ``(2ty + dy, 2tx + dx)`` in byte ``2*dy + dx``."""
+    c, h, w = x.shape
+    th, tw = tile_grid(h, w, pad)
+    p = np.zeros((c, 2 * th, 2 * tw), dtype=np.int64)
+    p[:, pad:pad + h, pad:pad + w] = x
+    t = p.reshape(c, th, 2, tw, 2)
+    return t[:, :, 0, :, 0] | (t[:, :, 0, :, 1] << 8) | (t[:, :, 1, :, 0] << 16) | (t[:, :, 1, :, 1] << 24)
+
+
 def image_words(model: IntModel, image: np.ndarray, *, pad: int) -> list:
     """The tile words of one ``uint8`` image (module docstring)."""
     x = np.asarray(image)
@@ -192,15 +211,8 @@ def image_words(model: IntModel, image: np.ndarray, *, pad: int) -> list:
     if tuple(x.shape) != tuple(model.input_shape):
         raise ValueError(f"model {model.name}: expected an image of shape {tuple(model.input_shape)}, "
                          f"got {tuple(x.shape)}")
-    c, h, w = x.shape
-    hp, wp = h + 2 * pad, w + 2 * pad
-    hp, wp = hp + hp % 2, wp + wp % 2
-    p = np.zeros((c, hp, wp), dtype=np.int64)
-    p[:, pad:pad + h, pad:pad + w] = x
-    t = p.reshape(c, hp // 2, 2, wp // 2, 2)
-    words = t[:, :, 0, :, 0] | (t[:, :, 0, :, 1] << 8) | (t[:, :, 1, :, 0] << 16) | (t[:, :, 1, :, 1] << 24)
     # tile row major, then channel: the rows of every channel arrive together
-    return [int(v) for v in words.transpose(1, 0, 2).reshape(-1)]
+    return [int(v) for v in tile_words(x, pad).transpose(1, 0, 2).reshape(-1)]
 
 
 def _clamp(v: int, width: int) -> int:
@@ -284,9 +296,7 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
         raise _err(layer, f"an unpooled first layer needs an even output size, got {layer.conv_h}x{layer.conv_w}")
     groups = -(-layer.out_ch // ROWS)
     qh, qw = layer.conv_h // 2, layer.conv_w // 2
-    hp, wp = layer.in_h + 2 * layer.padding, layer.in_w + 2 * layer.padding
-    hp, wp = hp + hp % 2, wp + wp % 2
-    tr = wp // 2                                     # tile words per tile row and channel
+    _, tr = tile_grid(layer.in_h, layer.in_w, layer.padding)   # tile words per tile row and channel
     ch_size, tile_row = tr, layer.in_ch * tr
     wts = np.asarray(layer.weights) > 0              # (O, C, 3, 3)
     entries = []
@@ -487,8 +497,8 @@ def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dum
         if i == 0:
             code = _first_layer(layer, p, out, model)
             pad = layer.padding
-            hp, wp = layer.in_h + 2 * pad, layer.in_w + 2 * pad
-            img = layer.in_ch * ((hp + hp % 2) // 2) * ((wp + wp % 2) // 2)
+            th, tw = tile_grid(layer.in_h, layer.in_w, pad)
+            img = layer.in_ch * th * tw
             if 2 * img > p.fm_depth:
                 raise _err(layer, f"image of {2 * img} slots, the build's fm_depth is {p.fm_depth}")
         else:

@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from binaccel.hw.dp.first import FirstLayerUnit
-from binaccel.sw import dpref, intref
+from binaccel.sw import dpprog, dpref, intref
 from binaccel.sw.randmodel import random_layer
 from tests.hw.gateware import run_sim
 
@@ -42,16 +42,11 @@ class _Bench(wiring.Component):
 
 
 def tile_image(x, pad):
-    """``(C, H, W)`` uint8 -> tile words of the zero-padded image (``pad`` on the top and left, to
-    an even size), channel after channel; returns (words, tile_row, ch_size)."""
-    c, h, w = x.shape
-    hp, wp = h + 2 * pad, w + 2 * pad
-    hp, wp = hp + hp % 2, wp + wp % 2
-    p = np.zeros((c, hp, wp), dtype=np.int64)
-    p[:, pad:pad + h, pad:pad + w] = x
-    t = p.reshape(c, hp // 2, 2, wp // 2, 2)
-    words = t[:, :, 0, :, 0] | (t[:, :, 0, :, 1] << 8) | (t[:, :, 1, :, 0] << 16) | (t[:, :, 1, :, 1] << 24)
-    return [int(v) for v in words.reshape(-1)], wp // 2, (hp // 2) * (wp // 2)
+    """``(C, H, W)`` uint8 -> tile words of the zero-padded image, channel after channel; returns
+    (words, tile_row, ch_size)."""
+    words = dpprog.tile_words(np.asarray(x), pad)
+    _, th, tw = words.shape
+    return [int(v) for v in words.reshape(-1)], tw, th * tw
 
 
 def _run(dut, cfg, img, weights, *, rng, hold_p, slow_image=False):
