@@ -20,6 +20,17 @@ def run_sim(dut, testbench, *, vcd=None):
         sim.run()
 
 
+def read_port(m, mem, addr, data, *, latency=1):
+    """A read port of ``mem`` in ``m`` addressed by ``addr`` whose data reaches ``data`` ``latency``
+    cycles later (1: the memory's registered read; 2: a further output register)."""
+    rp = mem.read_port()
+    m.d.comb += rp.addr.eq(addr)
+    if latency == 2:
+        m.d.sync += data.eq(rp.data)
+    else:
+        m.d.comb += data.eq(rp.data)
+
+
 def popcount(x) -> np.ndarray:
     return np.bitwise_count(np.asarray(x, dtype=np.uint64)).astype(np.int64)
 

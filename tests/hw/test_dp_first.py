@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from binaccel.hw.dp.first import FirstLayerUnit
 from binaccel.sw import dpprog, dpref, intref
 from binaccel.sw.randmodel import random_layer
-from tests.hw.gateware import run_sim
+from tests.hw.gateware import read_port, run_sim
 
 
 class _Bench(wiring.Component):
@@ -26,12 +26,9 @@ class _Bench(wiring.Component):
         m.submodules.dut = d
         m.d.comb += [d.cfg.eq(self.cfg), d.start.eq(self.start), d.hold.eq(self.hold), self.busy.eq(d.busy),
                      self.o.eq(d.o), d.avail.eq(self.avail)]
-        extra = d.mem_latency - 1
 
         def port(mem, addr, data):
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(addr)
-            (m.d.sync if extra else m.d.comb).__iadd__(data.eq(rp.data))
+            read_port(m, mem, addr, data, latency=d.mem_latency)
 
         m.submodules.img = img = Memory(shape=32, depth=len(self.img), init=self.img)
         for i in range(4):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from binaccel.hw.dp.window import WindowGen
 from binaccel.sw import dpref
 from binaccel.sw.hwif.dp import WinMode
-from tests.hw.gateware import run_sim
+from tests.hw.gateware import read_port, run_sim
 
 AW, CW, KB = 10, 8, 2
 
@@ -31,15 +31,9 @@ class _Bench(wiring.Component):
         m.submodules.gen = g
         m.d.comb += [g.cfg.eq(self.cfg), g.start.eq(self.start), g.hold.eq(self.hold), self.busy.eq(g.busy),
                      self.o.eq(g.o)]
-        extra = g.mem_latency - 1
 
         def port(mem, addr, data):
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(addr)
-            if extra:
-                m.d.sync += data.eq(rp.data)
-            else:
-                m.d.comb += data.eq(rp.data)
+            read_port(m, mem, addr, data, latency=g.mem_latency)
 
         m.submodules.fm = fm = Memory(shape=16, depth=1 << AW, init=self.fm)
         for i in range(2 * g.cols):
