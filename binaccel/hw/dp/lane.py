@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,6 +10,7 @@ from binaccel.sw.hwif import dp as dpif
 
 from .._util import check_int, checking
 from ..params import LaneKind, layout
+from .dsp import RegisteredMul
 from .pe import result_layout
 
 __all__ = ["Lane", "LaneKind", "lane_cfg_layout", "lane_param_layout"]
@@ -75,7 +76,7 @@ class Lane(wiring.Component):
         })
 
     #: Pipeline registers from an input to ``o``.
-    latency = 6
+    latency = 6 + RegisteredMul.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -91,12 +92,18 @@ class Lane(wiring.Component):
         cfg = Signal(self.cfg.shape(), reset_less=True)
         with m.If(self.p_we):
             m.d.sync += cfg.eq(self.cfg)
-        # derived from the lane's copy in the cycle after (local logic, registered)
+        # derived from the lane's copy in the two cycles after (local logic, registered)
         top = Signal(self.MAP_BITS, reset_less=True)
         high = Signal(Z, reset_less=True)          # the bits of z at or above shift + out_bits
-        keep = Signal(range(Z + 64))
-        m.d.comb += keep.eq(cfg.shift + cfg.out_bits)
-        m.d.sync += [top.eq((1 << cfg.out_bits) - 1), high.eq(Cat(*[i >= keep for i in range(Z)]))]
+        keep = Signal(range(Z + 64), reset_less=True)
+        m.d.sync += keep.eq(cfg.shift + cfg.out_bits)
+        m.d.sync += top.eq((1 << cfg.out_bits) - 1)
+        with m.Switch(keep):    # a table of thermometer codes (logic per bit, no comparators)
+            for k in range(Z + 1):
+                with m.Case(k):
+                    m.d.sync += high.eq(((1 << Z) - 1) ^ ((1 << k) - 1))
+            with m.Default():
+                m.d.sync += high.eq(0)
 
         # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
@@ -127,15 +134,27 @@ class Lane(wiring.Component):
             with m.Else():
                 m.d.sync += [s2.eq(total), ok2.eq(1)]
 
-        # 3: multiply; 4: add
+        # 3: multiply, as two products that each fit one DSP multiplier with its own registers (the
+        # low 17 bits of s, unsigned, and the rest, signed); 4: their sum; 5: plus `add`
+        LO = 17
         prod_w = self.s_width + self.mul_bits
-        prod3 = Signal(signed(prod_w), reset_less=True)
-        add3 = Signal(signed(self.add_bits), reset_less=True)
-        ok3 = Signal()
-        m.d.sync += [ok3.eq(ok2), prod3.eq(s2 * prm2.mul), add3.eq(prm2.add)]
+        hi_w = max(self.s_width - LO, 2)
+        m.submodules.mul_lo = mul_lo = RegisteredMul(a_width=LO + 1, b_width=self.mul_bits)
+        m.submodules.mul_hi = mul_hi = RegisteredMul(a_width=hi_w, b_width=self.mul_bits)
+        m.d.comb += [mul_lo.a.eq(Cat(s2[:LO], Const(0, 1)).as_signed()), mul_lo.b.eq(prm2.mul),
+                     mul_hi.a.eq(s2[LO:].as_signed() if self.s_width > LO else 0), mul_hi.b.eq(prm2.mul)]
+        ok3, add3 = ok2, prm2.add
+        for d in range(RegisteredMul.latency):
+            ok_d, add_d = Signal(name=f"ok3_{d}"), Signal(signed(self.add_bits), name=f"add3_{d}", reset_less=True)
+            m.d.sync += [ok_d.eq(ok3), add_d.eq(add3)]
+            ok3, add3 = ok_d, add_d
+        prod4 = Signal(signed(prod_w + 1), reset_less=True)
+        add4 = Signal(signed(self.add_bits), reset_less=True)
+        ok4a = Signal()
+        m.d.sync += [ok4a.eq(ok3), prod4.eq((mul_hi.p << LO) + mul_lo.p), add4.eq(add3)]
         z4 = Signal(signed(max(prod_w, self.add_bits) + 1), reset_less=True)
         ok4 = Signal()
-        m.d.sync += [ok4.eq(ok3), z4.eq(prod3 + add3)]
+        m.d.sync += [ok4.eq(ok4a), z4.eq(prod4 + add4)]
 
         # 5: the output function (a map value of up to 8 bits, or the logit)
         u5 = Signal(self.MAP_BITS, reset_less=True)
@@ -144,13 +163,20 @@ class Lane(wiring.Component):
         # requantization needs only the out_bits bits of z >> shift and whether any bit above them
         # is set (z >= 0): a bit select and a select of a suffix OR, not a whole barrel shifter
         assert len(z4) == Z
-        sel = z4.as_unsigned().bit_select(cfg.shift, self.MAP_BITS)
-        over = (z4.as_unsigned() & high).any()
-        m.d.sync += [ok5.eq(ok4), z5.eq(z4)]
+        # (5a: the selected bits, the overflow and the sign, registered; 5b: the clipped value)
+        sel5 = Signal(self.MAP_BITS, reset_less=True)
+        over5 = Signal(reset_less=True)
+        neg5 = Signal(reset_less=True)
+        z5a = Signal(signed(self.y_width), reset_less=True)
+        ok5a = Signal()
+        m.d.sync += [ok5a.eq(ok4), z5a.eq(z4), neg5.eq(z4[-1]),
+                     sel5.eq(z4.as_unsigned().bit_select(cfg.shift, self.MAP_BITS)),
+                     over5.eq((z4.as_unsigned() & high).any())]
+        m.d.sync += [ok5.eq(ok5a), z5.eq(z5a)]
         with m.If(cfg.kind == LaneKind.SIGN):
-            m.d.sync += u5.eq(~z4[-1])
+            m.d.sync += u5.eq(~neg5)
         with m.Else():
-            m.d.sync += u5.eq(Mux(z4[-1], 0, Mux(over, top, sel & top)))
+            m.d.sync += u5.eq(Mux(neg5, 0, Mux(over5, top, sel5 & top)))
 
         # 6: the largest of a pooling group (or the output itself)
         pi = Signal(range(max(self.cols, 2)))

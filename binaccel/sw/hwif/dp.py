@@ -89,7 +89,7 @@ def _clog2(n: int) -> int:
 
 _DP_LIMITS = {"rows": (16, 16), "cols": (1, 8), "fm_depth": (64, 1 << 20), "w_depth": (2, 1 << 16),
               "t_depth": (2, 1 << 16), "p_depth": (16, 1 << 16), "max_layers": (1, 64), "max_dim": (2, 1024),
-              "max_steps": (1, 1 << 14), "acc_width": (13, 32), "mul_bits": (2, 24), "add_bits": (2, 48),
+              "max_steps": (1, 1 << 14), "acc_width": (13, 26), "mul_bits": (2, 18), "add_bits": (2, 48),
               "mem_latency": (1, 2), "logit_depth": (16, 256)}
 
 
