@@ -60,7 +60,9 @@ def _run(dut, cfg, img, weights, *, rng, hold_p, slow_image=False):
         while ctx.get(bench.busy) or cyc < 3:
             ctx.set(bench.hold, int(rng.random() < hold_p))
             # the image "arrives" one word every other cycle: the unit waits for the rows it reads
-            ctx.set(bench.avail, min(cyc // 2, len(img)) if slow_image else len(img))
+            # (all ones once the whole image is in)
+            whole = not slow_image or cyc // 2 >= len(img)
+            ctx.set(bench.avail, (1 << len(dut.avail)) - 1 if whole else cyc // 2)
             for r in range(dut.rows):
                 o = ctx.get(bench.o[r])
                 if o.valid:

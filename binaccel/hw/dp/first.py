@@ -8,8 +8,9 @@ from amaranth.lib.wiring import In, Out
 
 from binaccel.sw.hwif import dp as dpif
 
-from .._util import check_int, checking
+from .._util import REPLICA, check_int, checking
 from ..params import layout
+from .nest import Predecoded, UpCounter
 from .pe import result_layout
 
 __all__ = ["FirstLayerUnit", "first_cfg_layout"]
@@ -58,8 +59,8 @@ class FirstLayerUnit(wiring.Component):
     out (the smallest where the row's ``dir`` bit, weight entry bit ``9*rows + r`` of channel 0,
     is set: a decreasing output function); otherwise the four positions go out in turn (``dy``
     major). A quad starts only when ``avail`` (image words in memory) exceeds the address of
-    the last word it reads (``quad address + need_off``), so the unit runs while the image
-    arrives. Quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
+    the last word it reads (``quad address + need_off``) by a tile row (``avail`` is all ones once
+    the whole image is in), so the unit runs while the image arrives. Quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
     pooling). All rows put out their results in the same cycle, as the array's do. The order is group
     tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
     is the reference.
@@ -91,59 +92,84 @@ class FirstLayerUnit(wiring.Component):
         cfg, R = self.cfg, self.rows
 
         # ---- counters: one (quad, channel) step per cycle ----------------------------------------------
+        # (as the window generator's: a registered start, registered tests, pre-decoded copies)
+        pre = Predecoded(m, "flu_pre")
+        start = Signal()
+        m.d.sync += start.eq(self.start)
         running = Signal()
-        gt, qy, qx, ch = (Signal(len(cfg.last_gt), name=n) for n in ("gt", "qy", "qx", "ch"))
+        go = Signal()
+        cch = UpCounter(m, "ch", cfg.last_ch, init=start, go=go, pre=pre)
+        cqx = UpCounter(m, "qx", cfg.last_qx, init=start, go=go, cond=cch.last_cond, pre=pre)
+        cqy = UpCounter(m, "qy", cfg.last_qy, init=start, go=go, cond=cqx.last_cond, pre=pre)
+        cgt = UpCounter(m, "gt", cfg.last_gt, init=start, go=go, cond=cqy.last_cond, pre=pre)
+        ch, gt = cch.value, cgt.value
         quad_addr = Signal(len(cfg.img_base))
-        need = Signal(len(cfg.img_base) + 1)       # the last word the current quad reads
+        # `need` is the last word the current quad reads plus one tile row: a quad starts when
+        # `avail` exceeds it, in a registered test one cycle old (the next quad never reads more
+        # than a tile row beyond the current one, and `avail` only grows)
+        need = Signal(len(cfg.img_base) + 1)
         row_need = Signal(len(cfg.img_base) + 1)
+        need0 = pre(cfg.img_base + cfg.need_off + cfg.tile_row, len(need), "need0")
         row_addr = Signal(len(cfg.img_base))
         ch_addr = Signal(len(cfg.img_base))
         w_row = Signal(len(self.w_addr))
-        spacing = cfg.spacing
         since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
-        last = ch == cfg.last_ch
-        go = Signal()
-        m.d.comb += go.eq(running & ~(last & (since < spacing)) & ~((ch == 0) & (self.hold | (self.avail <= need))))
-        m.d.comb += [self.seg_go.eq(go & (ch == 0)), self.group.eq(gt)]
+        spaced = Signal(init=1)
+        sp_m1 = pre(cfg.spacing - 1, len(cfg.spacing), "sp_m1")
+        sp_le1 = pre(cfg.spacing <= 1, 1, "sp_le1")
+        have = Signal()
+        m.d.sync += have.eq(self.avail > need)
+        # a group tile's first quad waits two cycles after the group changed (`grp_wait`), then
+        # for `hold` (registered by the caller for the new group)
+        grp_first = Signal()
+        grp_wait = Signal()
+        age = Signal(range(3))
+        last = cch.at_last
+        stall = ~have | grp_wait | (grp_first & self.hold)
+        m.d.comb += go.eq(running & ~(last & ~spaced) & ~(cch.at_zero & stall))
+        m.d.comb += [self.seg_go.eq(go & cch.at_zero), self.group.eq(gt)]
+        with m.If(start | cqy.wraps):
+            m.d.sync += [grp_first.eq(1), grp_wait.eq(1), age.eq(0)]
+        with m.Else():
+            with m.If(go & cch.at_zero):
+                m.d.sync += grp_first.eq(0)
+            with m.If(age != 2):
+                m.d.sync += age.eq(age + 1)
+            with m.If(age == 1):
+                m.d.sync += grp_wait.eq(0)
 
         v1 = Signal()
         first1, last1, tag1 = Signal(reset_less=True), Signal(reset_less=True), Signal(self.tag_width, reset_less=True)
         m.d.sync += v1.eq(go)
         with m.If(go):
-            m.d.sync += [first1.eq(ch == 0), last1.eq(last), tag1.eq(gt[0]),
+            m.d.sync += [first1.eq(cch.at_zero), last1.eq(last), tag1.eq(gt[0]),
                          self.img_addr[0].eq(ch_addr), self.img_addr[1].eq(ch_addr + 1),
                          self.img_addr[2].eq(ch_addr + cfg.tile_row), self.img_addr[3].eq(ch_addr + cfg.tile_row + 1),
                          self.w_addr.eq(w_row + ch)]
-            with m.If(~last):
-                m.d.sync += [ch.eq(ch + 1), ch_addr.eq(ch_addr + cfg.ch_size)]
-            with m.Else():
-                m.d.sync += ch.eq(0)
-                with m.If(qx != cfg.last_qx):
-                    m.d.sync += [qx.eq(qx + 1), quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1),
-                                 need.eq(need + 1)]
-                with m.Else():
-                    m.d.sync += qx.eq(0)
-                    with m.If(qy != cfg.last_qy):
-                        nxt = row_addr + cfg.tile_row
-                        m.d.sync += [qy.eq(qy + 1), row_addr.eq(nxt), quad_addr.eq(nxt), ch_addr.eq(nxt),
-                                     need.eq(row_need + cfg.tile_row), row_need.eq(row_need + cfg.tile_row)]
-                    with m.Else():
-                        m.d.sync += [need.eq(cfg.img_base + cfg.need_off), row_need.eq(cfg.img_base + cfg.need_off)]
-                        m.d.sync += [qy.eq(0), row_addr.eq(cfg.img_base), quad_addr.eq(cfg.img_base),
-                                     ch_addr.eq(cfg.img_base)]
-                        with m.If(gt != cfg.last_gt):
-                            m.d.sync += [gt.eq(gt + 1), w_row.eq(w_row + cfg.w_stride)]
-                        with m.Else():
-                            m.d.sync += running.eq(0)
+        with m.If(go & ~last):
+            m.d.sync += ch_addr.eq(ch_addr + cfg.ch_size)
+        with m.If(cch.wraps & ~cqx.at_last):
+            m.d.sync += [quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1), need.eq(need + 1)]
+        with m.If(cqx.wraps & ~cqy.at_last):
+            nxt = row_addr + cfg.tile_row
+            m.d.sync += [row_addr.eq(nxt), quad_addr.eq(nxt), ch_addr.eq(nxt),
+                         need.eq(row_need + cfg.tile_row), row_need.eq(row_need + cfg.tile_row)]
+        with m.If(cqy.wraps):
+            m.d.sync += [need.eq(need0), row_need.eq(need0), row_addr.eq(cfg.img_base), quad_addr.eq(cfg.img_base),
+                         ch_addr.eq(cfg.img_base)]
+        with m.If(cqy.wraps & ~cgt.at_last):
+            m.d.sync += w_row.eq(w_row + cfg.w_stride)
+        with m.If(cgt.wraps):
+            m.d.sync += running.eq(0)
         with m.If(go & last):
-            m.d.sync += since.eq(1)
+            m.d.sync += [since.eq(1), spaced.eq(sp_le1)]
         with m.Elif(since != (1 << len(since)) - 1):
-            m.d.sync += since.eq(since + 1)
-        with m.If(self.start):
-            m.d.sync += [need.eq(cfg.img_base + cfg.need_off), row_need.eq(cfg.img_base + cfg.need_off)]
-            m.d.sync += [running.eq(1), gt.eq(0), qy.eq(0), qx.eq(0), ch.eq(0), quad_addr.eq(cfg.img_base),
-                         row_addr.eq(cfg.img_base), ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base),
-                         since.eq((1 << len(since)) - 1)]
+            m.d.sync += [since.eq(since + 1), spaced.eq(spaced | (since == sp_m1))]
+        with m.If(start):
+            m.d.sync += [need.eq(need0), row_need.eq(need0)]
+            m.d.sync += [running.eq(1), quad_addr.eq(cfg.img_base), row_addr.eq(cfg.img_base),
+                         ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1),
+                         spaced.eq(1)]
 
         # ---- wait for the memories --------------------------------------------------------------------
         ctl = [v1, first1, last1, tag1]
@@ -170,13 +196,24 @@ class FirstLayerUnit(wiring.Component):
                 sums[r, p], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{p}")
         dirs = self.w_data[R * TAPS:R * TAPS + R]
         dir_q = dirs
-        for d in range(regs):
+        assert regs >= 1
+        for d in range(regs - 1):
             nxt = [Signal.like(s, name=f"tree{d}_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
             dq = Signal(R, name=f"dir_q{d}", reset_less=True)
             m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)] + [dq.eq(dir_q)]
             ctl, dir_q = nxt, dq
             in_flight.append(ctl[0])
-        valid, first, lastc, tag = ctl
+        # the last tree stage's control: one copy per row (each drives that row's accumulators only)
+        ctl_rows = []
+        for r in range(R):
+            nxt = [Signal.like(s, name=f"tree_ctl{r}_{i}", reset_less=i > 0, attrs=REPLICA) for i, s in enumerate(ctl)]
+            m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)]
+            ctl_rows.append(nxt)
+        dq = Signal(R, name=f"dir_q{regs - 1}", reset_less=True)
+        m.d.sync += dq.eq(dir_q)
+        dir_q = dq
+        valid, first, lastc, tag = ctl_rows[0]
+        in_flight.append(valid)
 
         # ---- accumulate over the channels; the quad's results ---------------------------------------------
         W = self.acc_width
@@ -187,13 +224,22 @@ class FirstLayerUnit(wiring.Component):
         fin_dirs = Signal(R, reset_less=True)
         half_dirs = Signal(R, reset_less=True)
         fin = {(r, p): Signal(W, name=f"fin{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
-        m.d.sync += done.eq(valid & lastc)
+        # (per row: whether the row's output registers take the quad's first position, and whether
+        # they take the pooled result, each a copy)
+        done_unp = [Signal(name=f"done_unp{r}", attrs=REPLICA) for r in range(R)]
+        pool_q = Signal(reset_less=True)
+        m.d.sync += [done.eq(valid & lastc), pool_q.eq(cfg.pool)]
+        for r in range(R):
+            v_r, first_r, last_r, _ = ctl_rows[r]
+            m.d.sync += done_unp[r].eq(v_r & last_r & ~pool_q)
+            with m.If(v_r):
+                for p in range(4):
+                    a = acc[r, p]
+                    nxt = Mux(first_r, 0, a) + sums[r, p]
+                    m.d.sync += a.eq(nxt)
+                    with m.If(last_r):
+                        m.d.sync += fin[r, p].eq(nxt)
         with m.If(valid):
-            for key, a in acc.items():
-                nxt = Mux(first, 0, a) + sums[key]
-                m.d.sync += a.eq(nxt)
-                with m.If(lastc):
-                    m.d.sync += fin[key].eq(nxt)
             with m.If(first):
                 m.d.sync += dirs_l.eq(dir_q)
             with m.If(lastc):
@@ -206,37 +252,37 @@ class FirstLayerUnit(wiring.Component):
         out_acc = [Signal(W, name=f"out{r}", reset_less=True) for r in range(R)]
         half = {(r, h): Signal(W, name=f"half{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
         half_v = Signal()
+        half_rows = [Signal(name=f"half_v{r}", attrs=REPLICA) for r in range(R)]
         half_tag = Signal(self.tag_width, reset_less=True)
-        m.d.sync += [half_v.eq(done & cfg.pool), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
+        m.d.sync += [half_v.eq(done & pool_q), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
+        m.d.sync += [h.eq(done & pool_q) for h in half_rows]
         for r in range(R):
             for h in range(2):
                 a, b = fin[r, 2 * h], fin[r, 2 * h + 1]
                 m.d.sync += half[r, h].eq(Mux((a > b) ^ fin_dirs[r], a, b))
         in_flight.append(half_v)
         serial = Signal(range(4))        # positions still to send of an unpooled quad
-        held = {(r, p): Signal(W, name=f"held{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
+        held = {(r, p): Signal(W, name=f"held{r}_{p}", reset_less=True) for r in range(R) for p in range(3)}
+        # the data registers load every cycle, selected by flip-flops (`half_v`, `done_unp`): no
+        # decoded select fans out to the rows; `out_v` alone says which cycles carry results
+        for r in range(R):
+            a, b = half[r, 0], half[r, 1]
+            m.d.sync += out_acc[r].eq(Mux(half_rows[r], Mux((a > b) ^ half_dirs[r], a, b),
+                                          Mux(done_unp[r], fin[r, 0], held[r, 0])))
+            m.d.sync += [held[r, p].eq(Mux(done_unp[r], fin[r, p + 1], held[r, p + 1])) for p in range(2)]
+            m.d.sync += held[r, 2].eq(fin[r, 3])
         m.d.sync += out_v.eq(0)
         with m.If(half_v):
             m.d.sync += [out_v.eq(1), out_tag.eq(half_tag)]
-            for r in range(R):
-                a, b = half[r, 0], half[r, 1]
-                m.d.sync += out_acc[r].eq(Mux((a > b) ^ half_dirs[r], a, b))
-        with m.If(done & ~cfg.pool):
+        with m.If(done_unp[0]):
+            # the four in turn: the first now, the others from a shift register (no position select)
             m.d.sync += [serial.eq(3), out_tag.eq(done_tag), out_v.eq(1)]
-            for key in held:
-                m.d.sync += held[key].eq(fin[key])
-            for r in range(R):
-                m.d.sync += out_acc[r].eq(fin[r, 0])
         with m.Elif(serial != 0):
-            idx = 4 - serial
             m.d.sync += [serial.eq(serial - 1), out_v.eq(1)]
-            for r in range(R):
-                m.d.sync += out_acc[r].eq(Mux(idx == 0, held[r, 0], Mux(idx == 1, held[r, 1],
-                                                                         Mux(idx == 2, held[r, 2], held[r, 3]))))
         in_flight += [serial != 0, out_v]
 
         for r in range(R):
             m.d.comb += [self.o[r].valid.eq(out_v), self.o[r].acc.eq(out_acc[r]), self.o[r].n.eq(0),
                          self.o[r].tag.eq(out_tag)]
-        m.d.comb += self.busy.eq(running | Cat(*in_flight).any())
+        m.d.comb += self.busy.eq(start | running | Cat(*in_flight).any())
         return m

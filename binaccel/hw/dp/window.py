@@ -11,6 +11,7 @@ from binaccel.sw.hwif import dp as dpif
 from .._util import check_int, checking
 from ..params import WinMode, layout
 from .array import array_step_layout
+from .nest import DownCounter, Predecoded, UpCounter
 
 __all__ = ["WindowGen"]
 
@@ -70,7 +71,7 @@ class WindowGen(wiring.Component):
         self.count_w, self.steps_w = count_w, steps_w
         super().__init__({
             "cfg": In(self.cfg_layout),
-            "start": In(1), "busy": Out(1), "hold": In(1), "seg_go": Out(1),
+            "start": In(1), "busy": Out(1), "hold": In(1), "hold_every": In(1), "seg_go": Out(1),
             "group": Out(count_w),
             "tbl_addr": Out(tbl_aw), "tbl_data": In(self.entry_layout),
             "w_addr": Out(w_aw), "w_data": In(data.ArrayLayout(word, rows)),
@@ -91,28 +92,52 @@ class WindowGen(wiring.Component):
         aw, cw = self.aw, self.cw
 
         # ---- counters: one step per cycle -----------------------------------------------------------
+        # (the counters start from a `start` registered once: the pre-decoded copies of the
+        # configuration they compare against are registers too; every test below is a flip-flop)
+        pre = Predecoded(m, "win_pre")
+        start = Signal()
+        m.d.sync += start.eq(self.start)
         running = Signal()
-        gt = Signal(self.count_w)
-        ty = Signal(self.count_w)
-        tx = Signal(self.count_w)
-        b = Signal(3)
-        j = Signal(self.steps_w)
+        go = Signal()
+        cj = UpCounter(m, "j", cfg.last_step, init=start, go=go, pre=pre)
+        cb = DownCounter(m, "b", cfg.planes_last, init=start, go=go, cond=cj.last_cond, pre=pre)
+        seg_end = cb.wraps
+        ctx = UpCounter(m, "tx", cfg.last_tx, init=start, go=go, cond=cb.last_cond, pre=pre)
+        cty = UpCounter(m, "ty", cfg.last_ty, init=start, go=go, cond=ctx.last_cond, pre=pre)
+        cgt = UpCounter(m, "gt", cfg.last_gt, init=start, go=go, cond=cty.last_cond, pre=pre)
+        j, b, gt = cj.value, cb.value, cgt.value
         tile_addr = Signal(aw)
         row_addr = Signal(aw)
         plane_addr = Signal(aw)
         iy = Signal(signed(cw))
         ix = Signal(signed(cw))
         w_row = Signal(len(self.w_addr))
+
+        seg_last = cj.at_last & cb.at_zero
+        seg_first = cj.at_zero & cb.at_top
+        # segment ends at least `spacing` cycles apart: `since` counts from the last one
         since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
-
-        j_last = j == cfg.last_step
-        b_top = b == cfg.planes_last
-        seg_last = j_last & (b == 0)
-        seg_first = (j == 0) & b_top
-        go = Signal()
-        m.d.comb += go.eq(running & ~(seg_last & (since < cfg.spacing)) & ~(seg_first & self.hold))
+        spaced = Signal(init=1)          # since >= spacing
+        sp_m1 = pre(cfg.spacing - 1, len(cfg.spacing), "sp_m1")
+        sp_le1 = pre(cfg.spacing <= 1, 1, "sp_le1")
+        # `hold` is looked at in a group tile's first segment (every segment with `hold_every`), two
+        # cycles after the group changed or a segment began (the caller registers it)
+        grp_first = Signal()
+        young = Signal()                 # age < 2
+        age = Signal(range(3))
+        check = grp_first | pre(self.hold_every, 1, "hold_every")
+        stall = check & (young | self.hold)
+        m.d.comb += go.eq(running & ~(seg_last & ~spaced) & ~(seg_first & stall))
         m.d.comb += [self.seg_go.eq(go & seg_first), self.group.eq(gt)]
-
+        with m.If(start | cty.wraps):
+            m.d.sync += [grp_first.eq(1), age.eq(0), young.eq(1)]
+        with m.Elif(go & seg_first):
+            m.d.sync += [grp_first.eq(0), age.eq(0), young.eq(1)]
+        with m.Else():
+            with m.If(age != 2):
+                m.d.sync += age.eq(age + 1)
+            with m.If(age == 1):
+                m.d.sync += young.eq(0)
         # the step record, stage by stage
         def rec(name):
             # only `valid` has a reset
@@ -129,78 +154,79 @@ class WindowGen(wiring.Component):
 
         p1 = rec("p1")
         p1_plane = Signal(aw, reset_less=True)
-        p1_iy = Signal(signed(cw), reset_less=True)
-        p1_ix = Signal(signed(cw), reset_less=True)
+        # each column's input coordinates (its own register: each feeds that column's tap tests only)
+        p1_y = [Signal(signed(cw + 1), name=f"p1_y{c}", reset_less=True) for c in range(C)]
+        p1_x = [Signal(signed(cw + 1), name=f"p1_x{c}", reset_less=True) for c in range(C)]
         p1_tx_last = Signal(reset_less=True)
+        tbl_base = pre(cfg.tbl_base, name="tbl_base")
         m.d.sync += p1["valid"].eq(go)
         with m.If(go):
             m.d.sync += [
-                p1["first"].eq(seg_first), p1["dbl"].eq((j == 0) & ~b_top), p1["last"].eq(seg_last),
+                p1["first"].eq(seg_first), p1["dbl"].eq(cj.at_zero & ~cb.at_top), p1["last"].eq(seg_last),
                 p1["tag"].eq(gt[0]), p1["j2"].eq(j << 1), p1["w_addr"].eq(w_row + j),
-                p1_plane.eq(plane_addr), p1_iy.eq(iy), p1_ix.eq(ix), p1_tx_last.eq(tx == cfg.last_tx),
-                self.tbl_addr.eq(cfg.tbl_base + j),
+                p1_plane.eq(plane_addr), p1_tx_last.eq(ctx.at_last),
+                self.tbl_addr.eq(tbl_base + j),
             ]
-            with m.If(~j_last):
-                m.d.sync += j.eq(j + 1)
-            with m.Else():
-                m.d.sync += j.eq(0)
-                with m.If(b != 0):
-                    m.d.sync += [b.eq(b - 1), plane_addr.eq(plane_addr - cfg.plane_size)]
-                with m.Else():
-                    m.d.sync += b.eq(cfg.planes_last)
-                    with m.If(tx != cfg.last_tx):
-                        m.d.sync += [tx.eq(tx + 1), tile_addr.eq(tile_addr + cfg.dx_addr),
-                                     plane_addr.eq(tile_addr + cfg.dx_addr), ix.eq(ix + cfg.dx_pix)]
-                    with m.Else():
-                        m.d.sync += [tx.eq(0), ix.eq(cfg.ix0)]
-                        with m.If(ty != cfg.last_ty):
-                            nxt = row_addr + cfg.dy_addr
-                            m.d.sync += [ty.eq(ty + 1), row_addr.eq(nxt), tile_addr.eq(nxt), plane_addr.eq(nxt),
-                                         iy.eq(iy + cfg.dy_pix)]
-                        with m.Else():
-                            m.d.sync += [ty.eq(0), iy.eq(cfg.iy0), row_addr.eq(cfg.addr0), tile_addr.eq(cfg.addr0),
-                                         plane_addr.eq(cfg.addr0)]
-                            with m.If(gt != cfg.last_gt):
-                                m.d.sync += [gt.eq(gt + 1), w_row.eq(w_row + cfg.w_stride)]
-                            with m.Else():
-                                m.d.sync += running.eq(0)
+        with m.If(go):
+            for c in range(C):
+                m.d.sync += [p1_y[c].eq(iy + cfg.col_dy[c]), p1_x[c].eq(ix + cfg.col_dx[c])]
+        with m.If(cj.wraps & ~cb.at_zero):
+            m.d.sync += plane_addr.eq(plane_addr - cfg.plane_size)
+        with m.If(seg_end & ~ctx.at_last):
+            m.d.sync += [tile_addr.eq(tile_addr + cfg.dx_addr), plane_addr.eq(tile_addr + cfg.dx_addr),
+                         ix.eq(ix + cfg.dx_pix)]
+        with m.If(ctx.wraps):
+            m.d.sync += ix.eq(cfg.ix0)
+        with m.If(ctx.wraps & ~cty.at_last):
+            nxt = row_addr + cfg.dy_addr
+            m.d.sync += [row_addr.eq(nxt), tile_addr.eq(nxt), plane_addr.eq(nxt), iy.eq(iy + cfg.dy_pix)]
+        with m.If(cty.wraps):
+            m.d.sync += [iy.eq(cfg.iy0), row_addr.eq(cfg.addr0), tile_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0)]
+        with m.If(cty.wraps & ~cgt.at_last):
+            m.d.sync += w_row.eq(w_row + cfg.w_stride)
+        with m.If(cgt.wraps):
+            m.d.sync += running.eq(0)
         with m.If(go & seg_last):
-            m.d.sync += since.eq(1)
+            m.d.sync += [since.eq(1), spaced.eq(sp_le1)]
         with m.Elif(since != (1 << len(since)) - 1):
-            m.d.sync += since.eq(since + 1)
-        with m.If(self.start):
-            m.d.sync += [running.eq(1), gt.eq(0), ty.eq(0), tx.eq(0), b.eq(cfg.planes_last), j.eq(0),
-                         tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
-                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1)]
+            m.d.sync += [since.eq(since + 1), spaced.eq(spaced | (since == sp_m1))]
+        with m.If(start):
+            m.d.sync += [running.eq(1), tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
+                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1),
+                         spaced.eq(1)]
 
-        # ---- p2: each column's origin ----------------------------------------------------------------
+        # ---- p2: each column's origin, and which taps lie inside the map --------------------------------
+        # (tap k of column c is inside if 0 <= y + k < hin, y = iy + col_dy[c]: two comparisons of
+        # the column's coordinate against pre-decoded limits, no adder in front of them)
+        K = 1 << self.kb
         p2 = rec("p2")
         m.d.sync += pass_on(p2, p1)
         base2 = [Signal(aw, name=f"p2_base{c}", reset_less=True) for c in range(C)]
-        y2 = [Signal(signed(cw + 1), name=f"p2_y{c}", reset_less=True) for c in range(C)]
-        x2 = [Signal(signed(cw + 1), name=f"p2_x{c}", reset_less=True) for c in range(C)]
+        iny2 = [Signal(K, name=f"p2_iny{c}", reset_less=True) for c in range(C)]
+        inx2 = [Signal(K, name=f"p2_inx{c}", reset_less=True) for c in range(C)]
         ok2 = [Signal(name=f"p2_colok{c}", reset_less=True) for c in range(C)]
+        lw = signed(cw + 2)
+        hin_k = [pre(cfg.hin - k, lw, f"hin{k}") for k in range(K)]
+        win_k = [pre(cfg.win - k, lw, f"win{k}") for k in range(K)]
         for c in range(C):
-            m.d.sync += [base2[c].eq(p1_plane + cfg.col_off[c]), y2[c].eq(p1_iy + cfg.col_dy[c]),
-                         x2[c].eq(p1_ix + cfg.col_dx[c]),
+            m.d.sync += [base2[c].eq(p1_plane + cfg.col_off[c]),
                          ok2[c].eq((cfg.mode != WinMode.LINEAR) | ~p1_tx_last | (c < cfg.last_cols))]
+            for k in range(K):
+                m.d.sync += [iny2[c][k].eq((p1_y[c] >= -k) & (p1_y[c] < hin_k[k])),
+                             inx2[c][k].eq((p1_x[c] >= -k) & (p1_x[c] < win_k[k]))]
 
-        # ---- p3: which taps of each column lie inside the map; the table entry ---------------------------
+        # ---- p3: the valid taps of each column; the table entry --------------------------------------------
         p3 = rec("p3")
         m.d.sync += pass_on(p3, p2)
-        K = 1 << self.kb
         base3 = [Signal(aw, name=f"p3_base{c}", reset_less=True) for c in range(C)]
         vy3 = [Signal(K, name=f"p3_vy{c}", reset_less=True) for c in range(C)]
         vx3 = [Signal(K, name=f"p3_vx{c}", reset_less=True) for c in range(C)]
         inr3 = [Signal(2, name=f"p3_inr{c}", reset_less=True) for c in range(C)]
-        fc = cfg.mode == WinMode.FC
+        fc_q = pre(cfg.mode == WinMode.FC, 1, "fc")
         for c in range(C):
             m.d.sync += base3[c].eq(base2[c])
             for k in range(K):
-                m.d.sync += [
-                    vy3[c][k].eq(ok2[c] & (fc | ((y2[c] + k >= 0) & (y2[c] + k < cfg.hin)))),
-                    vx3[c][k].eq(fc | ((x2[c] + k >= 0) & (x2[c] + k < cfg.win))),
-                ]
+                m.d.sync += [vy3[c][k].eq(ok2[c] & (fc_q | iny2[c][k])), vx3[c][k].eq(fc_q | inx2[c][k])]
             for s in range(2):
                 m.d.sync += inr3[c][s].eq(p2["j2"] + s < cfg.col_lim[c])
         # the table entry, registered once more with one cycle of memory latency
@@ -255,5 +281,5 @@ class WindowGen(wiring.Component):
                 n = n + Mux(cfg.binary & valid_d[i], nbits_d[i], 0)
             m.d.sync += [o.a[c].eq(Cat(*slots)), o.m[c].eq(Cat(*mask)), o.n[c].eq(n)]
 
-        m.d.comb += self.busy.eq(running | Cat(*in_flight).any() | o_valid)
+        m.d.comb += self.busy.eq(start | running | Cat(*in_flight).any() | o_valid)
         return m
