@@ -129,7 +129,8 @@ class DpAccelerator(wiring.Component):
             return rp.addr, q
 
         fm_words = p.fm_depth // 2
-        fm_wr = [dict(addr=Signal(p.aw - 1, name=f"fm{b}_waddr"), data=Signal(32, name=f"fm{b}_wdata"),
+        fm_wr = [dict(addr=Signal(p.aw - 1, name=f"fm{b}_waddr", reset_less=True),
+                      data=Signal(32, name=f"fm{b}_wdata", reset_less=True),
                       en=Signal(2, name=f"fm{b}_wen")) for b in range(2)]
         fm_rd = [[None] * n_rd for _ in range(2)]
         for b in range(2):
@@ -191,7 +192,8 @@ class DpAccelerator(wiring.Component):
             m.d.comb += wb.i[r].eq(lanes[r].o)
 
         # ---- lane parameters: the next group tile's loaded while the current one runs ------------------
-        groups_last = Mux(cfg.first, cfg.flu.last_gt, cfg.win.last_gt)
+        groups_last = Signal.like(cfg.win.last_gt, name="groups_last", reset_less=True)
+        m.d.sync += groups_last.eq(Mux(cfg.first, cfg.flu.last_gt, cfg.win.last_gt))
         loaded = Signal(p.count_w + 1)         # group tiles whose parameters are in the lanes
         H = R // 2                              # parameter entries (row pairs) per group tile
         ld_row = Signal(range(H + 1))          # next row pair to request of group `loaded`
@@ -219,10 +221,13 @@ class DpAccelerator(wiring.Component):
         with m.If(rv & (rrow == H - 1)):
             m.d.sync += [loaded.eq(loaded + 1), ld_row.eq(0)]
         # a group tile starts once its parameters are in; a logits segment once the FIFO can take it
+        # (registered: the units look at it two cycles after the group changes or a segment starts)
         group_next = Mux(cfg.first, flu.group, win.group)
-        hold = (group_next >= loaded) | (cfg.wb.logits & (wb.credits < R))
+        hold = Signal(init=1)
+        m.d.sync += hold.eq((group_next >= loaded) | (cfg.wb.logits & (wb.credits < R)))
         seg_go = Mux(cfg.first, flu.seg_go, win.seg_go)
-        m.d.comb += [win.hold.eq(hold), flu.hold.eq(hold), wb.take.eq(seg_go & cfg.wb.logits)]
+        m.d.comb += [win.hold.eq(hold), flu.hold.eq(hold), win.hold_every.eq(cfg.wb.logits),
+                     wb.take.eq(seg_go & cfg.wb.logits)]
 
         # ---- stream buffers ----------------------------------------------------------------------------
         m.submodules.in_fifo = in_fifo = SyncFIFO(width=IO_WIDTH, depth=2)
@@ -287,7 +292,8 @@ class DpAccelerator(wiring.Component):
                 host_b = host_b | img_we
                 host_addr = Mux(img_we, img_have, addr)
             wb_b = (cfg.out_bank == b) & wb.wr_en
-            m.d.comb += [
+            # (registered once: the write reaches every copy of the bank from flip-flops)
+            m.d.sync += [
                 fm_wr[b]["addr"].eq(Mux(host_b, host_addr, wb.wr_addr[1:])),
                 fm_wr[b]["data"].eq(Mux(host_b, word, Cat(wb.wr_data, wb.wr_data))),
                 fm_wr[b]["en"].eq(Mux(host_b, 0b11, Mux(wb_b, Mux(wb.wr_addr[0], 0b10, 0b01), 0))),
@@ -314,7 +320,8 @@ class DpAccelerator(wiring.Component):
         drain = Signal(range(64))
         # after the unit's last step: the array's latency and column skew, and the lane (the
         # write-back's own busy covers the rest)
-        DRAIN = Mux(cfg.first, Lane.latency, arr.latency + C - 1 + Lane.latency)
+        # (+ 3: the registered busy flags and the registered feature-map write)
+        DRAIN = Mux(cfg.first, Lane.latency + 3, arr.latency + C - 1 + Lane.latency + 3)
         pf_words = Signal(DW * IO_WIDTH)
         pf_k = Signal(range(DW + 1))
         pf_ready = Signal()
@@ -324,7 +331,13 @@ class DpAccelerator(wiring.Component):
         m.d.comb += [win.start.eq(start & ~cfg.first), flu.start.eq(start & cfg.first), wb.start.eq(start)]
         with m.If(start):
             m.d.sync += [loaded.eq(0), ld_row.eq(0), ld_addr.eq(cfg.prm_base), cur_par.eq(0)]
-        unit_busy = Mux(cfg.first, flu.busy, win.busy)
+        unit_busy = Signal()
+        wb_busy = Signal()
+        m.d.sync += [unit_busy.eq(Mux(cfg.first, flu.busy, win.busy)), wb_busy.eq(wb.busy)]
+        img_done = Signal(init=1)  # the RUN's image words are all in
+        img_last = Signal()        # img_left == 1
+        last_layer = Signal()
+        m.d.sync += last_layer.eq(layer == n_layers - 1)
 
         # (before the FSM: its own assignments to the counter take precedence)
         m.d.sync += cyc_layer.eq(cyc_layer + 1)
@@ -375,9 +388,10 @@ class DpAccelerator(wiring.Component):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
                     m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), dk.eq(0),
-                                 img_left.eq(count), img_have.eq(0)]
+                                 img_left.eq(count), img_have.eq(0), img_last.eq(count == 1),
+                                 img_done.eq(count == 0)]
                     with m.If((word == 0) | (word > p.max_layers)):
-                        m.d.sync += [error.eq(1), img_left.eq(0)]
+                        m.d.sync += [error.eq(1), img_left.eq(0), img_done.eq(1)]
                         m.next = "CMD"
                     with m.Else():
                         m.next = "LDESC"
@@ -402,7 +416,7 @@ class DpAccelerator(wiring.Component):
                     m.d.sync += drain.eq(DRAIN)
                 with m.Elif(drain != 0):
                     m.d.sync += drain.eq(drain - 1)
-                with m.Elif(~wb.busy & (img_left == 0)):
+                with m.Elif(~wb_busy & img_done):
                     m.d.sync += [dump_left.eq(cfg.dump_words), dump_addr.eq(cfg.dump_base[1:])]
                     with m.If(cfg.dump & (cfg.dump_words != 0)):
                         m.d.sync += dump_wait.eq(0)
@@ -423,7 +437,7 @@ class DpAccelerator(wiring.Component):
                             m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.comb += logit_out.eq(1)
-                with m.If(layer == n_layers - 1):
+                with m.If(last_layer):
                     # the RUN ends when the last logits are out
                     with m.If(~wb.l_stream.valid & (lk == 0)):
                         m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1), out_i.eq(0)]
@@ -451,19 +465,23 @@ class DpAccelerator(wiring.Component):
                         m.next = "CMD"
 
         # the image words, taken while the first layer already runs (it waits for the rows it reads)
-        in_run = ~fsm.ongoing("CMD") & ~fsm.ongoing("WADDR") & ~fsm.ongoing("WDATA") & ~fsm.ongoing("RUN_N") \
-            & ~fsm.ongoing("INFO")
-        with m.If(in_run & (img_left != 0)):
+        # (`img_done` is low only from a RUN's layer count to its last image word, while the parser
+        # is in the layer states: it alone decides whether a word is an image word)
+        with m.If(~img_done):
             m.d.comb += [ins.ready.eq(1), img_we.eq(take)]
             with m.If(take):
-                m.d.sync += [img_left.eq(img_left - 1), img_have.eq(img_have + 1)]
-        m.d.comb += flu.avail.eq(Mux(img_left == 0, (1 << len(flu.avail)) - 1, img_have))
+                m.d.sync += [img_left.eq(img_left - 1), img_have.eq(img_have + 1), img_last.eq(img_left == 2)]
+                with m.If(img_last):
+                    m.d.sync += img_done.eq(1)
+        avail = Signal(len(flu.avail))
+        m.d.sync += avail.eq(Mux(img_done, (1 << len(flu.avail)) - 1, img_have))
+        m.d.comb += flu.avail.eq(avail)
 
         with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
                   & ~fsm.ongoing("WDATA")):
             m.d.sync += cyc_total.eq(cyc_total + 1)
         # the prefetch of the next layer's descriptor (dmem words dptr ..), during WAIT and DUMP
-        pf_on = (fsm.ongoing("WAIT") | fsm.ongoing("DUMP")) & (layer != n_layers - 1) & ~pf_ready
+        pf_on = (fsm.ongoing("WAIT") | fsm.ongoing("DUMP")) & ~last_layer & ~pf_ready
         with m.If(pf_on):
             m.d.comb += d_rp.addr.eq(dptr)
             with m.If(pf_k != 0):
