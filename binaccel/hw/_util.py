@@ -29,3 +29,9 @@ def checking(component):
     except Exception:
         component._MustUse__silence = True
         raise
+
+
+#: Attributes of a register that is a deliberate copy of another, made so that each copy drives
+#: few loads: the synthesis script keeps such registers apart
+#: (:data:`binaccel.hw.synth.tools.SCRIPT_AFTER_READ`).
+REPLICA = {"replica": 1}

@@ -6,18 +6,20 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._util import check_int, checking
+from .._util import REPLICA, check_int, checking
 
 __all__ = ["XnorPE", "step_ctl_layout", "result_layout", "valid_register"]
 
 
-def valid_register(m, value, name):
+def valid_register(m, value, name, *, replica=False):
     """``value`` (a layout view or value whose bit 0 is ``valid``) registered in ``m``'s ``sync``
     domain; only the valid bit has a reset, so that the reset reaches few flip-flops. Returns a
-    view of the same layout (or a value)."""
+    view of the same layout (or a value). ``replica``: the register is a deliberate copy
+    (:data:`~binaccel.hw._util.REPLICA`)."""
     v = Value.cast(value)
-    valid = Signal(name=f"{name}_valid")
-    rest = Signal(len(v) - 1, name=f"{name}_rest", reset_less=True) if len(v) > 1 else None
+    attrs = REPLICA if replica else {}
+    valid = Signal(name=f"{name}_valid", attrs=attrs)
+    rest = Signal(len(v) - 1, name=f"{name}_rest", reset_less=True, attrs=attrs) if len(v) > 1 else None
     m.d.sync += valid.eq(v[0])
     if rest is None:
         return valid
@@ -118,9 +120,11 @@ class XnorPE(wiring.Component):
                 r = Signal(len(v), name=f"{name}_{i}", reset_less=True)
                 m.d.sync += r.eq(v)
                 out.append(r)
-            mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True)
+            # (the control and mask are the same in every PE of a column: each PE keeps its own
+            # copy, so that none drives the whole column's accumulators)
+            mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True, attrs=REPLICA)
             m.d.sync += mq.eq(mask)
-            mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}")
+            mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}", replica=True)
             regs += 1
             return out
 

@@ -87,7 +87,12 @@ def tool_versions(board):
 #: GetSize(conn.second)'`` (it did for a ULX3S 5x6x32 variant whose fetch unit registered
 #: ``rd_data[c]`` in a skid register). Making those field names private removes the clash; the
 #: wires keep their other names, and no port of a board top ends with ``]``.
-SCRIPT_AFTER_READ = "rename -hide w:*]"
+#:
+#: Then the flip-flops behind signals with the ``replica`` attribute (:data:`binaccel.hw._util.REPLICA`) get
+#: ``keep``: such registers are copies of one value made so that each drives few loads (a column's
+#: control in every PE of the column), and yosys' ``opt_merge`` would otherwise merge them back
+#: into one register with the whole fan-out.
+SCRIPT_AFTER_READ = "rename -hide w:*]; proc; setattr -set keep 1 a:replica %ci1 t:$dff t:$adff %u %i"
 
 
 def _run(argv, cwd, log_path, timeout, niceness):
