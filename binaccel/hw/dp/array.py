@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._util import check_int, checking
+from .._util import REPLICA, check_int, checking
 from .pe import XnorPE, result_layout, step_ctl_layout, valid_register
 
 __all__ = ["XnorArray", "array_step_layout"]
@@ -64,6 +64,9 @@ class XnorArray(wiring.Component):
                                       rows)),
         })
 
+    #: Rows served by one copy of a column's operand register.
+    ROWS_PER_COPY = 4
+
     @property
     def latency(self) -> int:
         """Cycles from a segment's last step on ``i`` to the result of PE ``(0, 0)`` on ``o[0]``."""
@@ -78,26 +81,33 @@ class XnorArray(wiring.Component):
         R, C = self.rows, self.cols
         ctl_layout = step_ctl_layout(n_width=self.n_width, tag_width=self.tag_width)
 
-        # edge register: the step, with each column's count summed over the segment
+        # edge register: the step, with each column's count summed over the segment; column c is
+        # then delayed c cycles (skew). The last register of a column's operand path is held once
+        # per group of ROWS_PER_COPY rows, each copy driving that group's PEs only.
+        copies = -(-R // self.ROWS_PER_COPY)
+
+        def operand_regs(src_a, src_m, name, replicated):
+            n = copies if replicated else 1
+            attrs = REPLICA if replicated else {}
+            ra = [Signal(self.word, name=f"{name}_a_{g}", reset_less=True, attrs=attrs) for g in range(n)]
+            rm = [Signal(self.word // self.slot, name=f"{name}_m_{g}", reset_less=True, attrs=attrs) for g in range(n)]
+            m.d.sync += [x.eq(src_a) for x in ra] + [x.eq(src_m) for x in rm]
+            return ra, rm
+
         col_a, col_m, col_ctl = [], [], []
         for c in range(C):
-            a = Signal(self.word, name=f"edge_a{c}", reset_less=True)
-            mk = Signal(self.word // self.slot, name=f"edge_m{c}", reset_less=True)
             kv = Signal(name=f"edge_valid{c}")
             k = Signal(ctl_layout, name=f"edge_ctl{c}", reset_less=True)
             n_next = Mux(self.i.ctl.first, 0, k.n) + self.i.n[c]
-            m.d.sync += [a.eq(self.i.a[c]), mk.eq(self.i.m[c]), kv.eq(self.i.ctl.valid),
-                         k.first.eq(self.i.ctl.first), k.dbl.eq(self.i.ctl.dbl), k.last.eq(self.i.ctl.last),
-                         k.tag.eq(self.i.ctl.tag)]
+            m.d.sync += [kv.eq(self.i.ctl.valid), k.first.eq(self.i.ctl.first), k.dbl.eq(self.i.ctl.dbl),
+                         k.last.eq(self.i.ctl.last), k.tag.eq(self.i.ctl.tag)]
             with m.If(self.i.ctl.valid):
                 m.d.sync += k.n.eq(n_next)
             k = data.View(ctl_layout, Cat(kv, k.as_value()[1:]))
-            # column skew: column c is delayed c cycles
+            a, mk = operand_regs(self.i.a[c], self.i.m[c], f"edge{c}", replicated=c == 0)
             for d in range(c):
-                a2 = Signal.like(a, name=f"skew_a{c}_{d}", reset_less=True)
-                m2 = Signal.like(mk, name=f"skew_m{c}_{d}", reset_less=True)
-                m.d.sync += [a2.eq(a), m2.eq(mk)]
-                a, mk, k = a2, m2, valid_register(m, k, f"skew_ctl{c}_{d}")
+                a, mk = operand_regs(a[0], mk[0], f"skew{c}_{d}", replicated=d == c - 1)
+                k = valid_register(m, k, f"skew_ctl{c}_{d}")
             col_a.append(a), col_m.append(mk), col_ctl.append(k)
         row_w = []
         for r in range(R):
@@ -111,7 +121,8 @@ class XnorArray(wiring.Component):
                 pe = pes[r][c]
                 m.submodules[f"pe_{r}_{c}"] = pe
                 # a column's step goes to all its rows at once; weights move one column per cycle
-                m.d.comb += [pe.a_in.eq(col_a[c]), pe.m_in.eq(col_m[c]), pe.ctl_in.eq(col_ctl[c])]
+                g = r // self.ROWS_PER_COPY
+                m.d.comb += [pe.a_in.eq(col_a[c][g]), pe.m_in.eq(col_m[c][g]), pe.ctl_in.eq(col_ctl[c])]
                 m.d.comb += pe.w_in.eq(row_w[r] if c == 0 else pes[r][c - 1].w_out)
             # at most one PE of a row finishes in a cycle: the row's result is the OR of the gated ones
             gated = [Mux(pes[r][c].res.valid, pes[r][c].res.as_value(), 0) for c in range(C)]

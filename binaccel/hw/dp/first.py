@@ -246,34 +246,44 @@ class FirstLayerUnit(wiring.Component):
                 m.d.sync += [done_tag.eq(tag), fin_dirs.eq(Mux(first, dir_q, dirs_l))]
         in_flight.append(done)
 
-        # pooled: the best of the four in two compare-select levels; else the four in turn
+        # pooled: the best of the four in two levels, each a registered compare, then a select by
+        # that flip-flop; else the four in turn
         out_v = Signal()
         out_tag = Signal(self.tag_width, reset_less=True)
         out_acc = [Signal(W, name=f"out{r}", reset_less=True) for r in range(R)]
+        pf = {(r, p): Signal(W, name=f"pf{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
+        pc = {(r, h): Signal(name=f"pc{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
         half = {(r, h): Signal(W, name=f"half{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
-        half_v = Signal()
-        half_rows = [Signal(name=f"half_v{r}", attrs=REPLICA) for r in range(R)]
-        half_tag = Signal(self.tag_width, reset_less=True)
-        m.d.sync += [half_v.eq(done & pool_q), half_tag.eq(done_tag), half_dirs.eq(fin_dirs)]
-        m.d.sync += [h.eq(done & pool_q) for h in half_rows]
+        hf = {(r, h): Signal(W, name=f"hf{r}_{h}", reset_less=True) for r in range(R) for h in range(2)}
+        hc = [Signal(name=f"hc{r}", reset_less=True) for r in range(R)]
+        p1_v, half_v = Signal(), Signal()
+        p3_rows = [Signal(name=f"pool_v{r}", attrs=REPLICA) for r in range(R)]
+        p1_tag, half_tag, p3_tag = (Signal(self.tag_width, name=n, reset_less=True)
+                                    for n in ("p1_tag", "half_tag", "p3_tag"))
+        p1_dirs = Signal(R, reset_less=True)
+        m.d.sync += [p1_v.eq(done & pool_q), p1_tag.eq(done_tag), p1_dirs.eq(fin_dirs),
+                     half_v.eq(p1_v), half_tag.eq(p1_tag), half_dirs.eq(p1_dirs),
+                     p3_tag.eq(half_tag)]
+        m.d.sync += [h.eq(half_v) for h in p3_rows]
         for r in range(R):
             for h in range(2):
                 a, b = fin[r, 2 * h], fin[r, 2 * h + 1]
-                m.d.sync += half[r, h].eq(Mux((a > b) ^ fin_dirs[r], a, b))
-        in_flight.append(half_v)
+                m.d.sync += [pf[r, 2 * h].eq(a), pf[r, 2 * h + 1].eq(b), pc[r, h].eq((a > b) ^ fin_dirs[r]),
+                             half[r, h].eq(Mux(pc[r, h], pf[r, 2 * h], pf[r, 2 * h + 1])), hf[r, h].eq(half[r, h])]
+            m.d.sync += hc[r].eq((half[r, 0] > half[r, 1]) ^ half_dirs[r])
+        in_flight += [p1_v, half_v, p3_rows[0]]
         serial = Signal(range(4))        # positions still to send of an unpooled quad
         held = {(r, p): Signal(W, name=f"held{r}_{p}", reset_less=True) for r in range(R) for p in range(3)}
         # the data registers load every cycle, selected by flip-flops (`half_v`, `done_unp`): no
         # decoded select fans out to the rows; `out_v` alone says which cycles carry results
         for r in range(R):
-            a, b = half[r, 0], half[r, 1]
-            m.d.sync += out_acc[r].eq(Mux(half_rows[r], Mux((a > b) ^ half_dirs[r], a, b),
+            m.d.sync += out_acc[r].eq(Mux(p3_rows[r], Mux(hc[r], hf[r, 0], hf[r, 1]),
                                           Mux(done_unp[r], fin[r, 0], held[r, 0])))
             m.d.sync += [held[r, p].eq(Mux(done_unp[r], fin[r, p + 1], held[r, p + 1])) for p in range(2)]
             m.d.sync += held[r, 2].eq(fin[r, 3])
         m.d.sync += out_v.eq(0)
-        with m.If(half_v):
-            m.d.sync += [out_v.eq(1), out_tag.eq(half_tag)]
+        with m.If(p3_rows[0]):
+            m.d.sync += [out_v.eq(1), out_tag.eq(p3_tag)]
         with m.If(done_unp[0]):
             # the four in turn: the first now, the others from a shift register (no position select)
             m.d.sync += [serial.eq(3), out_tag.eq(done_tag), out_v.eq(1)]
