@@ -33,6 +33,7 @@ import numpy as np
 
 from . import dpref
 from .hwif import IO_WIDTH, Op
+from .hwif import dp as dpif
 from .hwif.dp import SLOT, DpParams, DpTarget, LaneKind, WinMode
 from .intmodel import IntModel, Layer
 
@@ -272,11 +273,12 @@ def _zero_flu() -> dict:
             "tile_row": 0, "ch_size": 0, "w_base": 0, "w_stride": 0, "need_off": 0}
 
 
-def _lane_cfg(layer: Layer, *, alpha: int, sum_cols: int, pool: int) -> dict:
+def _lane_cfg(layer: Layer, p: DpParams, *, alpha: int, sum_cols: int, pool: int) -> dict:
     kind = {"sign": LaneKind.SIGN, "requant": LaneKind.REQUANT, "logits": LaneKind.LOGITS}[layer.out_kind]
-    return {"kind": int(kind), "alpha": alpha, "sum_cols": sum_cols, "pool": pool,
-            "shift": int(layer.shift) if layer.out_kind != "sign" else 0,
-            "out_bits": int(layer.out_bits) if layer.out_kind == "requant" else 1}
+    shift = int(layer.shift) if layer.out_kind != "sign" else 0
+    out_bits = int(layer.out_bits) if layer.out_kind == "requant" else 1
+    return {"kind": int(kind), "alpha": alpha, "sum_cols": sum_cols, "pool": pool, "shift": shift,
+            "out_bits": out_bits, **dpif.lane_masks(shift=shift, out_bits=out_bits, z_width=p.z_width)}
 
 
 def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntModel) -> LayerCode:
@@ -329,11 +331,11 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
            "last_qy": qh - 1, "last_ch": layer.in_ch - 1, "last_gt": groups - 1, "img_base": 0,
            "tile_row": tile_row, "ch_size": ch_size, "w_base": 0, "w_stride": layer.in_ch,
            "need_off": (layer.in_ch - 1) * ch_size + tile_row + 1}
-    desc = {"first": 1, "win": _zero_win(p), "flu": flu, "lane": _lane_cfg(layer, alpha=0, sum_cols=0, pool=0),
+    desc = {"first": 1, "win": _zero_win(p), "flu": flu, "lane": _lane_cfg(layer, p, alpha=0, sum_cols=0, pool=0),
             "wb": wb}
     code = LayerCode(layer=layer, unit="first", desc=desc, in_map=None, out_map=out, weights=entries, params=params)
-    # the unit's peak: 16 rows x 4 positions x 9 taps of 8-bit products per cycle
-    code.ideal_cycles = layer.binary_macs / (ROWS * 4 * 9)
+    # the unit's peak: 16 rows x flu_positions positions x 9 taps of 8-bit products per cycle
+    code.ideal_cycles = layer.binary_macs / (ROWS * p.flu_positions * 9)
     return code
 
 
@@ -381,7 +383,7 @@ def _array_layer(layer: Layer, p: DpParams, inp: MapLayout, out: MapLayout | Non
                "last_gt": groups - 1, "last_cols": C, "last_step": steps - 1,
                "spacing": max(C, planes, ROWS if out is None else 1), "w_stride": steps,
                "col_lim": [min(S, 2 * steps)] + [0] * (C - 1)}
-        lane = _lane_cfg(layer, alpha=int(B == 1), sum_cols=1, pool=0)
+        lane = _lane_cfg(layer, p, alpha=int(B == 1), sum_cols=1, pool=0)
         wb = _wb(layer, p, out, tiles=(0, 0), outs=1, dx=0, dy=0, out_off=[0], linear=0, last_cols=C)
 
         def weight_bit(o, i, j):
@@ -435,7 +437,7 @@ def _array_layer(layer: Layer, p: DpParams, inp: MapLayout, out: MapLayout | Non
         win["col_off"] = [((dy * s) * inp.w + dx * s) * K for dy, dx in col]
         win["col_dy"] = [dy * s for dy, _ in col]
         win["col_dx"] = [dx * s for _, dx in col]
-        lane = _lane_cfg(layer, alpha=int(B == 1), sum_cols=0, pool=int(pool))
+        lane = _lane_cfg(layer, p, alpha=int(B == 1), sum_cols=0, pool=int(pool))
 
         def weight_bit(o, i, j):
             if i >= len(order):

@@ -77,8 +77,11 @@ def _run(dut, cfg, img, weights, *, rng, hold_p, slow_image=False):
     return got
 
 
-@pytest.mark.parametrize("pool,channels,mem_latency,seed", [(1, 1, 1, 0), (0, 1, 2, 1), (1, 3, 2, 2), (0, 2, 1, 3)])
-def test_first_layer_matches_reference(pool, channels, mem_latency, seed):
+@pytest.mark.parametrize("pool,channels,mem_latency,positions,seed", [
+    (1, 1, 1, 4, 0), (0, 1, 2, 4, 1), (1, 3, 2, 4, 2), (0, 2, 1, 4, 3),
+    (1, 1, 2, 2, 4), (0, 1, 2, 2, 5), (1, 3, 1, 2, 6), (0, 2, 2, 2, 7), (1, 2, 2, 1, 8), (0, 1, 1, 1, 9),
+])
+def test_first_layer_matches_reference(pool, channels, mem_latency, positions, seed):
     rng = np.random.default_rng(seed)
     rows, groups, h, w = 3, 2, 6, 8
     img, tile_row, ch_size = tile_image(rng.integers(0, 256, (channels, h, w)), 1)
@@ -86,7 +89,8 @@ def test_first_layer_matches_reference(pool, channels, mem_latency, seed):
     cfg = {"pool": pool, "spacing": 1 if pool else 4, "last_qx": w // 2 - 1, "last_qy": h // 2 - 1, "last_ch": channels - 1,
            "last_gt": groups - 1, "img_base": 0, "tile_row": tile_row, "ch_size": ch_size, "w_base": 2,
            "w_stride": channels, "need_off": (channels - 1) * ch_size + tile_row + 1}
-    dut = FirstLayerUnit(rows=rows, acc_width=16, tag_width=2, count_w=5, aw=8, w_aw=5, mem_latency=mem_latency)
+    dut = FirstLayerUnit(rows=rows, acc_width=16, tag_width=2, count_w=5, aw=8, w_aw=5, mem_latency=mem_latency,
+                         positions=positions)
     want = dpref.first_layer(cfg, img=img, weights=weights, rows=rows)
     got = _run(dut, cfg, img, weights, rng=rng, hold_p=0.2, slow_image=bool(seed % 2))
     assert got == want

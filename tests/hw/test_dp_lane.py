@@ -6,6 +6,7 @@ import pytest
 from binaccel.hw.dp.lane import Lane
 from binaccel.hw.params import LaneKind
 from binaccel.sw import dpref
+from binaccel.sw.hwif import dp as dpif
 from tests.hw.gateware import run_sim
 
 KW = dict(acc_width=14, n_width=10, tag_width=2, off_width=12, mul_bits=12, add_bits=20,
@@ -44,7 +45,8 @@ def test_lane_matches_reference(kind, alpha, sum_cols, pool, cols, seed):
     got = []
 
     async def tb(ctx):
-        ctx.set(dut.cfg, {**cfg, "kind": KINDS[kind]})
+        masks = dpif.lane_masks(shift=cfg["shift"], out_bits=cfg["out_bits"], z_width=dut.z_width)
+        ctx.set(dut.cfg, {**cfg, "kind": KINDS[kind], **masks})
         for b in range(2):
             ctx.set(dut.p_we, 1), ctx.set(dut.p_bank, b), ctx.set(dut.p_data, banks[b])
             await ctx.tick()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,8 +66,12 @@ class FirstLayerUnit(wiring.Component):
     is the reference.
     """
 
-    def __init__(self, *, rows, acc_width, tag_width, count_w, aw, w_aw, mem_latency=1, levels_per_stage=2):
+    def __init__(self, *, rows, acc_width, tag_width, count_w, aw, w_aw, mem_latency=1, levels_per_stage=2,
+                 positions=4):
         with checking(self):
+            check_int("positions", positions, 1, 4)
+            if positions not in (1, 2, 4):
+                raise ValueError(f"positions must be 1, 2 or 4, got {positions}")
             for name, v, lo, hi in (("rows", rows, 1, None), ("acc_width", acc_width, 13, None),
                                     ("tag_width", tag_width, 1, None), ("count_w", count_w, 1, 24),
                                     ("aw", aw, 1, 32), ("w_aw", w_aw, 1, 24), ("mem_latency", mem_latency, 1, 2),
@@ -75,6 +79,7 @@ class FirstLayerUnit(wiring.Component):
                 check_int(name, v, lo, hi)
         self.rows, self.acc_width, self.tag_width = rows, acc_width, tag_width
         self.mem_latency, self.levels_per_stage = mem_latency, levels_per_stage
+        self.positions = positions
         self.cfg_layout = first_cfg_layout(count_w=count_w, aw=aw, w_aw=w_aw)
         self.w_width = rows * (TAPS + 1)
         res = result_layout(acc_width=acc_width, n_width=1, tag_width=tag_width)
@@ -98,8 +103,12 @@ class FirstLayerUnit(wiring.Component):
         m.d.sync += start.eq(self.start)
         running = Signal()
         go = Signal()
+        P = self.positions
+        H = 4 // P                    # parts of a quad, each its P positions over all channels
         cch = UpCounter(m, "ch", cfg.last_ch, init=start, go=go, pre=pre)
-        cqx = UpCounter(m, "qx", cfg.last_qx, init=start, go=go, cond=cch.last_cond, pre=pre)
+        cpt = UpCounter(m, "part", Const(H - 1, max(H - 1, 1).bit_length()), init=start, go=go,
+                        cond=cch.last_cond, pre=pre)
+        cqx = UpCounter(m, "qx", cfg.last_qx, init=start, go=go, cond=cpt.last_cond, pre=pre)
         cqy = UpCounter(m, "qy", cfg.last_qy, init=start, go=go, cond=cqx.last_cond, pre=pre)
         cgt = UpCounter(m, "gt", cfg.last_gt, init=start, go=go, cond=cqy.last_cond, pre=pre)
         ch, gt = cch.value, cgt.value
@@ -124,14 +133,15 @@ class FirstLayerUnit(wiring.Component):
         grp_first = Signal()
         grp_wait = Signal()
         age = Signal(range(3))
-        last = cch.at_last
+        last = cpt.last_cond          # the quad's last step
+        quad_first = cch.at_zero & cpt.at_zero
         stall = ~have | grp_wait | (grp_first & self.hold)
-        m.d.comb += go.eq(running & ~(last & ~spaced) & ~(cch.at_zero & stall))
-        m.d.comb += [self.seg_go.eq(go & cch.at_zero), self.group.eq(gt)]
+        m.d.comb += go.eq(running & ~(last & ~spaced) & ~(quad_first & stall))
+        m.d.comb += [self.seg_go.eq(go & quad_first), self.group.eq(gt)]
         with m.If(start | cqy.wraps):
             m.d.sync += [grp_first.eq(1), grp_wait.eq(1), age.eq(0)]
         with m.Else():
-            with m.If(go & cch.at_zero):
+            with m.If(go & quad_first):
                 m.d.sync += grp_first.eq(0)
             with m.If(age != 2):
                 m.d.sync += age.eq(age + 1)
@@ -140,15 +150,19 @@ class FirstLayerUnit(wiring.Component):
 
         v1 = Signal()
         first1, last1, tag1 = Signal(reset_less=True), Signal(reset_less=True), Signal(self.tag_width, reset_less=True)
+        part1 = Signal(len(cpt.value), reset_less=True)
         m.d.sync += v1.eq(go)
         with m.If(go):
-            m.d.sync += [first1.eq(cch.at_zero), last1.eq(last), tag1.eq(gt[0]),
+            # (`first`/`last`: the part's first and last channel)
+            m.d.sync += [first1.eq(cch.at_zero), last1.eq(cch.at_last), tag1.eq(gt[0]), part1.eq(cpt.value),
                          self.img_addr[0].eq(ch_addr), self.img_addr[1].eq(ch_addr + 1),
                          self.img_addr[2].eq(ch_addr + cfg.tile_row), self.img_addr[3].eq(ch_addr + cfg.tile_row + 1),
                          self.w_addr.eq(w_row + ch)]
-        with m.If(go & ~last):
+        with m.If(go & ~cch.at_last):
             m.d.sync += ch_addr.eq(ch_addr + cfg.ch_size)
-        with m.If(cch.wraps & ~cqx.at_last):
+        with m.If(cch.wraps & ~cpt.at_last):      # the quad's next part: its channels again
+            m.d.sync += ch_addr.eq(quad_addr)
+        with m.If(cpt.wraps & ~cqx.at_last):
             m.d.sync += [quad_addr.eq(quad_addr + 1), ch_addr.eq(quad_addr + 1), need.eq(need + 1)]
         with m.If(cqx.wraps & ~cqy.at_last):
             nxt = row_addr + cfg.tile_row
@@ -172,7 +186,7 @@ class FirstLayerUnit(wiring.Component):
                          spaced.eq(1)]
 
         # ---- wait for the memories --------------------------------------------------------------------
-        ctl = [v1, first1, last1, tag1]
+        ctl = [v1, first1, last1, tag1, part1]
         in_flight = [v1]
         for d in range(self.mem_latency):
             nxt = [Signal.like(s, name=f"mem{d}_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
@@ -180,21 +194,39 @@ class FirstLayerUnit(wiring.Component):
             ctl = nxt
             in_flight.append(ctl[0])
 
-        # ---- 9-term sums: one tree per row and position -------------------------------------------------
+        # ---- the part's pixels, registered (shared by the rows) -----------------------------------------
         def pixel(by, bx):
             word = self.img_data[2 * (by // 2) + (bx // 2)]
             byte = 2 * (by % 2) + (bx % 2)
             return word[PIX * byte:PIX * (byte + 1)]
 
+        part_ctl = ctl[4]
+        taps = {}                     # (slot j, ky, kx): the pixel of position part * P + j
+        for j in range(P):
+            for ky in range(3):
+                for kx in range(3):
+                    t = Signal(PIX, name=f"tap{j}_{ky}{kx}", reset_less=True)
+                    choices = [pixel((h * P + j) // 2 + ky, (h * P + j) % 2 + kx) for h in range(H)]
+                    sel = choices[0]
+                    for h in range(1, H):
+                        sel = Mux(part_ctl == h, choices[h], sel)
+                    m.d.sync += t.eq(sel)
+                    taps[j, ky, kx] = t
+        w_q = Signal(self.w_width, reset_less=True)
+        m.d.sync += w_q.eq(self.w_data)
+        nxt = [Signal.like(s, name=f"taps_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
+        m.d.sync += [a.eq(b) for a, b in zip(nxt, ctl)]
+        ctl = nxt
+        in_flight.append(ctl[0])
+
+        # ---- 9-term sums: one tree per row and position of the part -------------------------------------
         sums, regs = {}, 0
         for r in range(R):
-            wbits = self.w_data[r * TAPS:(r + 1) * TAPS]
-            for p in range(4):
-                dy, dx = p // 2, p % 2
-                terms = [pixel(dy + ky, dx + kx) ^ Mux(wbits[3 * ky + kx], 0, 0xFF)
-                         for ky in range(3) for kx in range(3)]
-                sums[r, p], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{p}")
-        dirs = self.w_data[R * TAPS:R * TAPS + R]
+            wbits = w_q[r * TAPS:(r + 1) * TAPS]
+            for j in range(P):
+                terms = [taps[j, ky, kx] ^ Mux(wbits[3 * ky + kx], 0, 0xFF) for ky in range(3) for kx in range(3)]
+                sums[r, j], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{j}")
+        dirs = w_q[R * TAPS:R * TAPS + R]
         dir_q = dirs
         assert regs >= 1
         for d in range(regs - 1):
@@ -212,12 +244,12 @@ class FirstLayerUnit(wiring.Component):
         dq = Signal(R, name=f"dir_q{regs - 1}", reset_less=True)
         m.d.sync += dq.eq(dir_q)
         dir_q = dq
-        valid, first, lastc, tag = ctl_rows[0]
+        valid, first, lastc, tag, part = ctl_rows[0]
         in_flight.append(valid)
 
         # ---- accumulate over the channels; the quad's results ---------------------------------------------
         W = self.acc_width
-        acc = {(r, p): Signal(W, name=f"acc{r}_{p}", reset_less=True) for r in range(R) for p in range(4)}
+        acc = {(r, j): Signal(W, name=f"acc{r}_{j}", reset_less=True) for r in range(R) for j in range(P)}
         done = Signal()
         done_tag = Signal(self.tag_width, reset_less=True)
         dirs_l = Signal(R, reset_less=True)
@@ -228,21 +260,23 @@ class FirstLayerUnit(wiring.Component):
         # they take the pooled result, each a copy)
         done_unp = [Signal(name=f"done_unp{r}", attrs=REPLICA) for r in range(R)]
         pool_q = Signal(reset_less=True)
-        m.d.sync += [done.eq(valid & lastc), pool_q.eq(cfg.pool)]
+        quad_last = lastc & (part == H - 1)
+        m.d.sync += [done.eq(valid & quad_last), pool_q.eq(cfg.pool)]
         for r in range(R):
-            v_r, first_r, last_r, _ = ctl_rows[r]
-            m.d.sync += done_unp[r].eq(v_r & last_r & ~pool_q)
+            v_r, first_r, last_r, _, part_r = ctl_rows[r]
+            m.d.sync += done_unp[r].eq(v_r & last_r & (part_r == H - 1) & ~pool_q)
             with m.If(v_r):
-                for p in range(4):
-                    a = acc[r, p]
-                    nxt = Mux(first_r, 0, a) + sums[r, p]
+                for j in range(P):
+                    a = acc[r, j]
+                    nxt = Mux(first_r, 0, a) + sums[r, j]
                     m.d.sync += a.eq(nxt)
-                    with m.If(last_r):
-                        m.d.sync += fin[r, p].eq(nxt)
+                    for h in range(H):
+                        with m.If(last_r & (part_r == h)):
+                            m.d.sync += fin[r, h * P + j].eq(nxt)
         with m.If(valid):
             with m.If(first):
                 m.d.sync += dirs_l.eq(dir_q)
-            with m.If(lastc):
+            with m.If(quad_last):
                 m.d.sync += [done_tag.eq(tag), fin_dirs.eq(Mux(first, dir_q, dirs_l))]
         in_flight.append(done)
 

@@ -16,9 +16,9 @@ from .pe import result_layout
 __all__ = ["Lane", "LaneKind", "lane_cfg_layout", "lane_param_layout"]
 
 
-def lane_cfg_layout(*, shift_width: int) -> data.StructLayout:
+def lane_cfg_layout(*, shift_width: int, z_width: int) -> data.StructLayout:
     """Per-layer lane configuration (:func:`binaccel.sw.hwif.dp.lane_cfg_layout`)."""
-    return layout(dpif.lane_cfg_layout(shift_width=shift_width))
+    return layout(dpif.lane_cfg_layout(shift_width=shift_width, z_width=z_width))
 
 
 def lane_param_layout(*, off_width, mul_bits, add_bits) -> data.StructLayout:
@@ -65,11 +65,14 @@ class Lane(wiring.Component):
         self.acc_width, self.n_width, self.cols = acc_width, n_width, cols
         self.v_width = max(acc_width + 1, n_width) + 2
         self.s_width = max(self.v_width + max(cols - 1, 1).bit_length(), off_width) + 1
+        self.z_width = dpif.lane_z_width(acc_width=acc_width, n_width=n_width, cols=cols, off_width=off_width,
+                                         mul_bits=mul_bits, add_bits=add_bits)
+        assert self.z_width == max(self.s_width + mul_bits, add_bits) + 1
         self.y_width = y_width
         self.mul_bits, self.add_bits = mul_bits, add_bits
         self.param_layout = lane_param_layout(off_width=off_width, mul_bits=mul_bits, add_bits=add_bits)
         super().__init__({
-            "cfg": In(lane_cfg_layout(shift_width=shift_width)),
+            "cfg": In(lane_cfg_layout(shift_width=shift_width, z_width=self.z_width)),
             "i": In(result_layout(acc_width=acc_width, n_width=n_width, tag_width=tag_width)),
             "p_we": In(1), "p_bank": In(1), "p_data": In(self.param_layout),
             "o": Out(data.StructLayout({"valid": 1, "y": signed(y_width)})),
@@ -85,25 +88,14 @@ class Lane(wiring.Component):
             with m.If(self.p_we & (self.p_bank == b)):
                 m.d.sync += banks[b].eq(self.p_data)
 
-        # the lane's own copy of the layer configuration, and what its hot path derives from it,
-        # taken with every parameter write (a layer's first parameters come before its first result):
-        # no configuration net fans out to all lanes on a timing path
-        Z = max(self.s_width + self.mul_bits, self.add_bits) + 1      # width of z
+        # the lane's own copy of the layer configuration, taken with every parameter write (a
+        # layer's first parameters come before its first result): no configuration net fans out
+        # to all lanes on a timing path
+        Z = self.z_width
         cfg = Signal(self.cfg.shape(), reset_less=True)
         with m.If(self.p_we):
             m.d.sync += cfg.eq(self.cfg)
-        # derived from the lane's copy in the two cycles after (local logic, registered)
-        top = Signal(self.MAP_BITS, reset_less=True)
-        high = Signal(Z, reset_less=True)          # the bits of z at or above shift + out_bits
-        keep = Signal(range(Z + 64), reset_less=True)
-        m.d.sync += keep.eq(cfg.shift + cfg.out_bits)
-        m.d.sync += top.eq((1 << cfg.out_bits) - 1)
-        with m.Switch(keep):    # a table of thermometer codes (logic per bit, no comparators)
-            for k in range(Z + 1):
-                with m.Case(k):
-                    m.d.sync += high.eq(((1 << Z) - 1) ^ ((1 << k) - 1))
-            with m.Default():
-                m.d.sync += high.eq(0)
+        top, high = cfg.top, cfg.high
 
         # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
@@ -161,18 +153,22 @@ class Lane(wiring.Component):
         z5 = Signal(signed(self.y_width), reset_less=True)
         ok5 = Signal()
         # requantization needs only the out_bits bits of z >> shift and whether any bit above them
-        # is set (z >= 0): a bit select and a select of a suffix OR, not a whole barrel shifter
+        # is set (z >= 0): bit selects and an AND-OR with the pre-decoded mask, not a barrel shifter
         assert len(z4) == Z
-        # (5a: the selected bits, the overflow and the sign, registered; 5b: the clipped value)
-        sel5 = Signal(self.MAP_BITS, reset_less=True)
+        # (5a: the bytes of z from 8 * (shift // 8) on, the overflow and the sign, registered; 5b:
+        # the bits from shift % 8 on, clipped: two small multiplexers, not one barrel shifter)
+        W2 = 2 * self.MAP_BITS
+        zpad = Cat(z4.as_unsigned(), Const(0, max((1 << len(cfg.shift)) + W2 - Z, 1)))   # (z >> shift for any shift)
+        coarse5 = Signal(W2, reset_less=True)
         over5 = Signal(reset_less=True)
         neg5 = Signal(reset_less=True)
         z5a = Signal(signed(self.y_width), reset_less=True)
         ok5a = Signal()
         m.d.sync += [ok5a.eq(ok4), z5a.eq(z4), neg5.eq(z4[-1]),
-                     sel5.eq(z4.as_unsigned().bit_select(cfg.shift, self.MAP_BITS)),
+                     coarse5.eq(zpad.bit_select(Cat(Const(0, 3), cfg.shift[3:]), W2)),
                      over5.eq((z4.as_unsigned() & high).any())]
         m.d.sync += [ok5.eq(ok5a), z5.eq(z5a)]
+        sel5 = coarse5.bit_select(cfg.shift[:3], self.MAP_BITS)
         with m.If(cfg.kind == LaneKind.SIGN):
             m.d.sync += u5.eq(~neg5)
         with m.Else():

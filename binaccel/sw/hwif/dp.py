@@ -90,7 +90,7 @@ def _clog2(n: int) -> int:
 _DP_LIMITS = {"rows": (16, 16), "cols": (1, 8), "fm_depth": (64, 1 << 20), "w_depth": (2, 1 << 16),
               "t_depth": (2, 1 << 16), "p_depth": (16, 1 << 16), "max_layers": (1, 64), "max_dim": (2, 1024),
               "max_steps": (1, 1 << 14), "acc_width": (13, 26), "mul_bits": (2, 18), "add_bits": (2, 48),
-              "mem_latency": (1, 2), "logit_depth": (16, 256)}
+              "mem_latency": (1, 2), "logit_depth": (16, 256), "flu_positions": (1, 4)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +103,9 @@ class DpParams:
     ``max_layers``; ``max_dim`` the largest map height or width; ``max_steps`` the most steps a
     segment's bit plane takes; ``acc_width`` the partial's width; ``mul_bits``, ``add_bits`` the
     lane multiplier and addend; ``mem_latency`` the buffers' read latency (2: registered outputs);
-    ``logit_depth`` the logits FIFO."""
+    ``logit_depth`` the logits FIFO; ``flu_positions`` the output positions the first-layer
+    unit computes per cycle (1, 2 or 4: a 2x2 quad takes ``4 / flu_positions`` cycles per
+    input channel)."""
 
     rows: int = 16
     cols: int = 4
@@ -119,6 +121,7 @@ class DpParams:
     add_bits: int = 32
     mem_latency: int = 2
     logit_depth: int = 32
+    flu_positions: int = 2
 
     def __post_init__(self):
         for name, (lo, hi) in _DP_LIMITS.items():
@@ -127,6 +130,8 @@ class DpParams:
                 raise TypeError(f"DpParams parameter {name} must be an int, got {v!r}")
             if not lo <= v <= hi:
                 raise ValueError(f"DpParams parameter {name} must be in {lo}..{hi}, got {v}")
+        if self.flu_positions not in (1, 2, 4):
+            raise ValueError(f"DpParams parameter flu_positions must be 1, 2 or 4, got {self.flu_positions}")
         if self.fm_depth & (self.fm_depth - 1):
             raise ValueError(f"DpParams parameter fm_depth must be a power of two, got {self.fm_depth}")
 
@@ -213,8 +218,13 @@ class DpParams:
         return wb_cfg_layout(cols=self.cols, aw=self.aw, count_w=self.count_w)
 
     @property
+    def z_width(self) -> int:
+        return lane_z_width(acc_width=self.acc_width, n_width=self.n_width, cols=self.cols, off_width=self.off_width,
+                            mul_bits=self.mul_bits, add_bits=self.add_bits)
+
+    @property
     def lane_cfg_layout(self) -> Struct:
-        return lane_cfg_layout(shift_width=self.shift_width)
+        return lane_cfg_layout(shift_width=self.shift_width, z_width=self.z_width)
 
     @property
     def table_entry_layout(self) -> Array:
@@ -247,8 +257,8 @@ class DpParams:
         return -(-width // 32)
 
 
-def lane_cfg_layout(*, shift_width: int) -> Struct:
-    """Per-layer configuration of the output lanes."""
+def lane_cfg_layout(*, shift_width: int, z_width: int) -> Struct:
+    """Per-layer configuration of the output lanes (``z_width``: :func:`lane_z_width`)."""
     return Struct({
         "kind": Enum(LaneKind, 2),
         "alpha": 1,         # v = (acc << alpha) - n - off: 1 for binary inputs, 0 for bit planes and pixels
@@ -256,7 +266,25 @@ def lane_cfg_layout(*, shift_width: int) -> Struct:
         "pool": 1,          # max over each group of `cols` consecutive outputs (a 2x2 pooling quad)
         "shift": shift_width,
         "out_bits": 4,
+        "top": 8,           # REQUANT: 2**out_bits - 1
+        "high": z_width,    # REQUANT: the bits of z at or above shift + out_bits (any set: clipped)
     })
+
+
+def lane_z_width(*, acc_width: int, n_width: int, cols: int, off_width: int, mul_bits: int, add_bits: int) -> int:
+    """Width of a lane's ``z = s * mul + add`` (two's complement), for results of ``acc_width`` and
+    counts of ``n_width`` bits summed over up to ``cols`` columns with an offset of ``off_width``."""
+    v_width = max(acc_width + 1, n_width) + 2
+    s_width = max(v_width + max(cols - 1, 1).bit_length(), off_width) + 1
+    return max(s_width + mul_bits, add_bits) + 1
+
+
+def lane_masks(*, shift: int, out_bits: int, z_width: int) -> dict:
+    """The pre-decoded ``top`` and ``high`` lane fields of a requantization by ``shift`` to
+    ``out_bits`` bits."""
+    keep = shift + out_bits
+    high = ((1 << z_width) - 1) ^ ((1 << keep) - 1) if keep < z_width else 0
+    return {"top": (1 << out_bits) - 1, "high": high}
 
 
 def lane_param_layout(*, off_width, mul_bits, add_bits) -> Struct:
