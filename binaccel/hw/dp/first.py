@@ -92,6 +92,9 @@ class FirstLayerUnit(wiring.Component):
             "o": Out(data.ArrayLayout(res, rows)),
         })
 
+    #: Rows served by one copy of a pixel register.
+    ROWS_PER_COPY = 4
+
     def elaborate(self, platform):
         m = Module()
         cfg, R = self.cfg, self.rows
@@ -201,17 +204,20 @@ class FirstLayerUnit(wiring.Component):
             return word[PIX * byte:PIX * (byte + 1)]
 
         part_ctl = ctl[4]
-        taps = {}                     # (slot j, ky, kx): the pixel of position part * P + j
+        # (slot j, ky, kx, copy): the pixel of position part * P + j, one copy per ROWS_PER_COPY rows
+        copies = -(-R // self.ROWS_PER_COPY)
+        taps = {}
         for j in range(P):
             for ky in range(3):
                 for kx in range(3):
-                    t = Signal(PIX, name=f"tap{j}_{ky}{kx}", reset_less=True)
                     choices = [pixel((h * P + j) // 2 + ky, (h * P + j) % 2 + kx) for h in range(H)]
                     sel = choices[0]
                     for h in range(1, H):
                         sel = Mux(part_ctl == h, choices[h], sel)
-                    m.d.sync += t.eq(sel)
-                    taps[j, ky, kx] = t
+                    for g in range(copies):
+                        t = Signal(PIX, name=f"tap{j}_{ky}{kx}_{g}", reset_less=True, attrs=REPLICA)
+                        m.d.sync += t.eq(sel)
+                        taps[j, ky, kx, g] = t
         w_q = Signal(self.w_width, reset_less=True)
         m.d.sync += w_q.eq(self.w_data)
         nxt = [Signal.like(s, name=f"taps_{i}", reset_less=i > 0) for i, s in enumerate(ctl)]
@@ -224,7 +230,8 @@ class FirstLayerUnit(wiring.Component):
         for r in range(R):
             wbits = w_q[r * TAPS:(r + 1) * TAPS]
             for j in range(P):
-                terms = [taps[j, ky, kx] ^ Mux(wbits[3 * ky + kx], 0, 0xFF) for ky in range(3) for kx in range(3)]
+                g = r // self.ROWS_PER_COPY
+                terms = [taps[j, ky, kx, g] ^ Mux(wbits[3 * ky + kx], 0, 0xFF) for ky in range(3) for kx in range(3)]
                 sums[r, j], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{j}")
         dirs = w_q[R * TAPS:R * TAPS + R]
         dir_q = dirs

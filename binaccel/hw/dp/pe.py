@@ -11,21 +11,29 @@ from .._util import REPLICA, check_int, checking
 __all__ = ["XnorPE", "step_ctl_layout", "result_layout", "valid_register"]
 
 
-def valid_register(m, value, name, *, replica=False):
+def valid_register(m, value, name, *, replica=0):
     """``value`` (a layout view or value whose bit 0 is ``valid``) registered in ``m``'s ``sync``
     domain; only the valid bit has a reset, so that the reset reaches few flip-flops. Returns a
-    view of the same layout (or a value). ``replica``: the register is a deliberate copy
-    (:data:`~binaccel.hw._util.REPLICA`)."""
+    view of the same layout (or a value). ``replica``: the register's first ``replica`` bits are a
+    deliberate copy (:data:`~binaccel.hw._util.REPLICA`)."""
     v = Value.cast(value)
-    attrs = REPLICA if replica else {}
-    valid = Signal(name=f"{name}_valid", attrs=attrs)
-    rest = Signal(len(v) - 1, name=f"{name}_rest", reset_less=True, attrs=attrs) if len(v) > 1 else None
+    valid = Signal(name=f"{name}_valid", attrs=REPLICA if replica else {})
     m.d.sync += valid.eq(v[0])
-    if rest is None:
+    parts = [valid]
+    for lo, hi, attrs, suffix in ((1, max(replica, 1), REPLICA, "hot"), (max(replica, 1), len(v), {}, "rest")):
+        if hi > lo:
+            r = Signal(hi - lo, name=f"{name}_{suffix}", reset_less=True, attrs=attrs)
+            m.d.sync += r.eq(v[lo:hi])
+            parts.append(r)
+    if len(v) == 1:
         return valid
-    m.d.sync += rest.eq(v[1:])
-    out = Cat(valid, rest)
+    out = Cat(*parts)
     return data.View(value.shape(), out) if isinstance(value, data.View) else out
+
+
+#: The control bits of a step that steer a PE's accumulator (``valid``, ``first``, ``dbl``,
+#: ``last``: the first fields of :func:`step_ctl_layout`).
+HOT_CTL_BITS = 4
 
 
 def step_ctl_layout(*, n_width: int, tag_width: int) -> data.StructLayout:
@@ -124,7 +132,8 @@ class XnorPE(wiring.Component):
             # copy, so that none drives the whole column's accumulators)
             mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True, attrs=REPLICA)
             m.d.sync += mq.eq(mask)
-            mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}", replica=True)
+            # (valid, first, dbl, last: copies; the count and the tag only go out with the result)
+            mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}", replica=HOT_CTL_BITS)
             regs += 1
             return out
 

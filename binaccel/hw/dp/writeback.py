@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from binaccel.sw.hwif import dp as dpif
 
-from .._util import check_int, checking
+from .._util import REPLICA, check_int, checking
 from ..params import layout
 
 __all__ = ["WriteBack", "wb_cfg_layout"]
@@ -73,12 +73,19 @@ class WriteBack(wiring.Component):
         m.d.sync += credits.eq(credits - Mux(self.take, R, 0) + pop + drop)
         # a logits layer has one output per tile, all rows in the same cycle: they are held and go
         # into the FIFO one row per cycle (a logits segment is at least `rows` cycles long)
+        # (the rows' values are registered with one load flag per row, then shift every cycle: no
+        # decoded select drives all rows' bits)
         held = Signal(data.ArrayLayout(signed(self.y_width), R), reset_less=True)
         l_left = Signal(range(R + 1))
-        with m.If(cfg.logits & self.i[0].valid):
-            m.d.sync += [held.eq(Cat(*[self.i[r].y for r in range(R)])), l_left.eq(R)]
+        ly = [Signal(signed(self.y_width), name=f"wb_ly{r}", reset_less=True) for r in range(R)]
+        lload = [Signal(name=f"wb_lload{r}", attrs=REPLICA) for r in range(R)]
+        for r in range(R):
+            m.d.sync += [ly[r].eq(self.i[r].y), lload[r].eq(cfg.logits & self.i[0].valid),
+                         held[r].eq(Mux(lload[r], ly[r], held[min(r + 1, R - 1)]))]
+        with m.If(lload[0]):
+            m.d.sync += l_left.eq(R)
         with m.Elif(l_left != 0):
-            m.d.sync += [l_left.eq(l_left - 1), held.eq(Cat(*[held[r] for r in range(1, R)], held[R - 1]))]
+            m.d.sync += l_left.eq(l_left - 1)
         l_v = l_left != 0
         in_use = (lg != cfg.last_gt) | (lrow <= cfg.rows_last)
         with m.If(l_v):
@@ -139,5 +146,5 @@ class WriteBack(wiring.Component):
             with m.Else():
                 m.d.sync += [pb.eq(pb + 1), plane_off.eq(plane_off + cfg.plane_size)]
 
-        m.d.comb += self.busy.eq((wq.w_level != 0) | q_v | l_v | Cat(*[self.i[r].valid for r in range(R)]).any())
+        m.d.comb += self.busy.eq((wq.w_level != 0) | q_v | l_v | lload[0] | Cat(*[self.i[r].valid for r in range(R)]).any())
         return m
