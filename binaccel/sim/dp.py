@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from binaccel.hw.dp.accel import DpAccelerator
+from binaccel.hw.dp.synth import ULX3S_BUILD
 from binaccel.sw import dpprog, intref, modelfile, zoo
 from binaccel.sw.atomic import write_text_atomic
 from binaccel.sw.data import load_mnist
@@ -36,9 +37,9 @@ from .fastpath import FastSim
 
 __all__ = ["ULX3S_PARAMS", "DpRun", "dp_build", "run_model", "main"]
 
-#: The ULX3S build: 16 x 4 PEs of 32 bits (2,048 binary MACs per cycle), buffers for MNIST networks.
-ULX3S_PARAMS = dict(cols=4, fm_depth=2048, w_depth=512, t_depth=256, p_depth=256, max_dim=32, max_steps=128,
-                    mem_latency=2)
+#: The ULX3S build (:data:`binaccel.hw.dp.synth.ULX3S_BUILD`): 16 x 4 PEs of 32 bits (2,048 binary
+#: MACs per cycle), buffers for MNIST networks.
+ULX3S_PARAMS = dict(ULX3S_BUILD)
 
 _BUILDS: dict = {}
 

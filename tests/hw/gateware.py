@@ -4,7 +4,7 @@ tests/sim/test_engine_link.py)."""
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Value
+from amaranth.hdl import Signal, Value
 from amaranth.sim import Simulator
 
 
@@ -22,10 +22,16 @@ def run_sim(dut, testbench, *, vcd=None):
 
 def read_port(m, mem, addr, data, *, latency=1):
     """A read port of ``mem`` in ``m`` addressed by ``addr`` whose data reaches ``data`` ``latency``
-    cycles later (1: the memory's registered read; 2: a further output register)."""
+    cycles later (1: the memory's registered read; 2: a further output register; 3: and an address
+    register)."""
     rp = mem.read_port()
-    m.d.comb += rp.addr.eq(addr)
-    if latency == 2:
+    if latency == 3:
+        a_q = Signal.like(rp.addr)
+        m.d.sync += a_q.eq(addr)
+        m.d.comb += rp.addr.eq(a_q)
+    else:
+        m.d.comb += rp.addr.eq(addr)
+    if latency >= 2:
         m.d.sync += data.eq(rp.data)
     else:
         m.d.comb += data.eq(rp.data)

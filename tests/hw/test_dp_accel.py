@@ -43,20 +43,23 @@ def _stream(dut, words, n_out, *, rng, idle, backpressure, max_cycles=400000):
     return got
 
 
-@pytest.mark.parametrize("net,idle,backpressure", [("binary", 0.0, 0.0), ("multibit", 0.3, 0.5),
-                                                   ("requant_pool", 0.5, 0.3)])
-def test_accelerator_matches_intref(net, idle, backpressure):
+@pytest.mark.parametrize("net,idle,backpressure,extra", [
+    ("binary", 0.0, 0.0, {}), ("multibit", 0.3, 0.5, {}), ("requant_pool", 0.5, 0.3, {}),
+    ("binary", 0.2, 0.2, {"mem_latency": 3, "flu_positions": 4}), ("requant_pool", 0.0, 0.0, {"flu_positions": 1}),
+])
+def test_accelerator_matches_intref(net, idle, backpressure, extra):
     rng = np.random.default_rng(len(net))
     specs, shape = NETS[net]
     model = _model(rng, specs, in_shape=shape, name=net)
-    prog = dpprog.compile_model(model, DpParams(**BUILD), dump=True)
+    build = {**BUILD, **extra}
+    prog = dpprog.compile_model(model, DpParams(**build), dump=True)
     images = rng.integers(0, 256, (2, *shape)).astype(np.uint8)
     ref = intref.run_model(model, images)
     words = list(prog.setup)
     for img in images:
         words += prog.run_words(img)
     n = prog.reply_words()
-    got = _stream(DpAccelerator(**BUILD), words, 2 * n, rng=rng, idle=idle, backpressure=backpressure)
+    got = _stream(DpAccelerator(**build), words, 2 * n, rng=rng, idle=idle, backpressure=backpressure)
     for k in range(2):
         rep = prog.parse_reply(got[k * n:(k + 1) * n])
         for i, layer in enumerate(model.layers[:-1]):

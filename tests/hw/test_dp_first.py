@@ -79,7 +79,7 @@ def _run(dut, cfg, img, weights, *, rng, hold_p, slow_image=False):
 
 @pytest.mark.parametrize("pool,channels,mem_latency,positions,seed", [
     (1, 1, 1, 4, 0), (0, 1, 2, 4, 1), (1, 3, 2, 4, 2), (0, 2, 1, 4, 3),
-    (1, 1, 2, 2, 4), (0, 1, 2, 2, 5), (1, 3, 1, 2, 6), (0, 2, 2, 2, 7), (1, 2, 2, 1, 8), (0, 1, 1, 1, 9),
+    (1, 1, 2, 2, 4), (0, 1, 2, 2, 5), (1, 3, 1, 2, 6), (0, 2, 2, 2, 7), (1, 2, 2, 1, 8), (0, 1, 1, 1, 9), (1, 1, 3, 2, 10), (0, 2, 3, 2, 11),
 ])
 def test_first_layer_matches_reference(pool, channels, mem_latency, positions, seed):
     rng = np.random.default_rng(seed)

@@ -18,7 +18,8 @@ AW, CW, KB = 10, 8, 2
 
 class _Bench(wiring.Component):
     """The generator with its feature-map (one read port per column and slot), table and weight
-    memories (``mem_latency`` cycles: a registered read, and with 2 a further output register)."""
+    memories (``mem_latency`` cycles: a registered read, with 2 a further output register, with 3
+    also an address register)."""
 
     def __init__(self, gen, fm, table, weights):
         self.gen, self.fm, self.table, self.weights = gen, fm, table, weights
@@ -144,7 +145,7 @@ def _run(gen, cfg, fm, table, weights, *, rng, hold_p):
     return got, lasts
 
 
-@pytest.mark.parametrize("mem_latency", [1, 2])
+@pytest.mark.parametrize("mem_latency", [1, 2, 3])
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_window_conv_matches_reference(case, mem_latency):
     rng = np.random.default_rng(case * 7 + mem_latency)
@@ -185,4 +186,4 @@ def test_window_parameters_checked():
                   word=64)
     with pytest.raises(ValueError, match="mem_latency"):
         WindowGen(rows=1, cols=1, n_width=4, tag_width=1, aw=8, cw=8, count_w=4, steps_w=4, tbl_aw=4, w_aw=4,
-                  mem_latency=3)
+                  mem_latency=4)

@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from binaccel.sw.hwif import IO_WIDTH, MAGIC, Op
 from binaccel.sw.hwif.dp import DpParams, DpTarget
 
-from .._util import checking
+from .._util import REPLICA, checking
 from ..params import layout
 from .array import XnorArray
 from .first import FirstLayerUnit
@@ -121,13 +121,21 @@ class DpAccelerator(wiring.Component):
 
         # ---- buffers ----------------------------------------------------------------------------------
         def read(mem, name, width):
-            """A read port with ``mem_latency`` cycles (a further output register for 2)."""
+            """A read port with ``mem_latency`` cycles: the memory's registered read, a further
+            output register for 2, and an address register of its own (each copy of a bank has
+            one) for 3."""
             rp = mem.read_port()
             if L == 1:
                 return rp.addr, rp.data
-            q = Signal(width, name=f"{name}_q")
+            q = Signal(width, name=f"{name}_q", reset_less=True)
             m.d.sync += q.eq(rp.data)
-            return rp.addr, q
+            if L == 2:
+                return rp.addr, q
+            a = Signal.like(rp.addr, name=f"{name}_ra")
+            a_q = Signal.like(rp.addr, name=f"{name}_ra_q", reset_less=True, attrs=REPLICA)
+            m.d.sync += a_q.eq(a)
+            m.d.comb += rp.addr.eq(a_q)
+            return a, q
 
         fm_words = p.fm_depth // 2
         fm_wr = [dict(addr=Signal(p.aw - 1, name=f"fm{b}_waddr", reset_less=True),
@@ -223,9 +231,15 @@ class DpAccelerator(wiring.Component):
             m.d.sync += [loaded.eq(loaded + 1), ld_row.eq(0)]
         # a group tile starts once its parameters are in; a logits segment once the FIFO can take it
         # (registered: the units look at it two cycles after the group changes or a segment starts)
+        # Group 0 does not wait: its parameters load from the layer's start (both banks are free
+        # then) and are in before its first result reaches the lanes (checked here, from the
+        # latencies).
         group_next = Mux(cfg.first, flu.group, win.group)
         hold = Signal(init=1)
-        m.d.sync += hold.eq((group_next >= loaded) | (cfg.wb.logits & (wb.credits < R)))
+        m.d.sync += hold.eq(((group_next != 0) & (group_next >= loaded)) | (cfg.wb.logits & (wb.credits < R)))
+        load_cycles = 1 + H + L                       # from `start` to the last row pair's write
+        first_result = 2 + 2 + min(flu.min_latency, win.latency + arr.latency)   # start, init, age wait
+        assert load_cycles < first_result, (load_cycles, first_result)
         seg_go = Mux(cfg.first, flu.seg_go, win.seg_go)
         m.d.comb += [win.hold.eq(hold), flu.hold.eq(hold), win.hold_every.eq(cfg.wb.logits),
                      wb.take.eq(seg_go & cfg.wb.logits)]

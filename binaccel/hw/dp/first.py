@@ -24,6 +24,16 @@ def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> data.StructLayout:
     return layout(dpif.first_cfg_layout(count_w=count_w, aw=aw, w_aw=w_aw))
 
 
+def _tree_levels_registered(n, every):
+    """The levels after which :func:`_tree` of ``n`` values registers."""
+    out, k = [], 0
+    while n > 1:
+        n, k = (n + 1) // 2, k + 1
+        if k % every == 0 or n == 1:
+            out.append(k)
+    return out
+
+
 def _tree(m, values, every, name):
     """A balanced adder tree over ``values``, registered after every ``every`` levels and at the
     end; returns (sum, registers on the way)."""
@@ -46,7 +56,7 @@ class FirstLayerUnit(wiring.Component):
 
     Parameters (keyword-only): ``rows`` (output channels per group tile), ``acc_width``,
     ``tag_width`` (the results' layout, as the array's, ``n`` always 0), ``count_w``, ``aw``,
-    ``w_aw`` (:func:`first_cfg_layout`), ``mem_latency`` (1 or 2), ``levels_per_stage``.
+    ``w_aw`` (:func:`first_cfg_layout`), ``mem_latency`` (1 to 3), ``levels_per_stage``.
 
     The image lies in memory as tile words: a word holds the 2x2 pixels ``(2ty + dy, 2tx + dx)``
     of the zero-padded image in byte ``2*dy + dx``; channels follow each other ``ch_size`` words
@@ -74,7 +84,7 @@ class FirstLayerUnit(wiring.Component):
                 raise ValueError(f"positions must be 1, 2 or 4, got {positions}")
             for name, v, lo, hi in (("rows", rows, 1, None), ("acc_width", acc_width, 13, None),
                                     ("tag_width", tag_width, 1, None), ("count_w", count_w, 1, 24),
-                                    ("aw", aw, 1, 32), ("w_aw", w_aw, 1, 24), ("mem_latency", mem_latency, 1, 2),
+                                    ("aw", aw, 1, 32), ("w_aw", w_aw, 1, 24), ("mem_latency", mem_latency, 1, 3),
                                     ("levels_per_stage", levels_per_stage, 1, None)):
                 check_int(name, v, lo, hi)
         self.rows, self.acc_width, self.tag_width = rows, acc_width, tag_width
@@ -94,6 +104,13 @@ class FirstLayerUnit(wiring.Component):
 
     #: Rows served by one copy of a pixel register.
     ROWS_PER_COPY = 4
+
+    @property
+    def min_latency(self) -> int:
+        """Fewest cycles from a quad's first step leaving the counters to a result on ``o``."""
+        regs = max(len(_tree_levels_registered(TAPS, self.levels_per_stage)), 1)
+        # v1, memory, part pixels, tree stages, accumulate, done, output register
+        return 1 + self.mem_latency + 1 + regs + 1 + 1 + 1
 
     def elaborate(self, platform):
         m = Module()

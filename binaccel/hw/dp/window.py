@@ -58,7 +58,7 @@ class WindowGen(wiring.Component):
                                     ("tag_width", tag_width, 1, None), ("aw", aw, 1, 32), ("cw", cw, 2, 24),
                                     ("count_w", count_w, 1, 24), ("steps_w", steps_w, 1, 24),
                                     ("tbl_aw", tbl_aw, 1, 24), ("w_aw", w_aw, 1, 24), ("kb", kb, 1, 4),
-                                    ("mem_latency", mem_latency, 1, 2)):
+                                    ("mem_latency", mem_latency, 1, 3)):
                 check_int(name, v, lo, hi)
             if word != 2 * SLOT:
                 raise ValueError(f"word must be {2 * SLOT} (two {SLOT}-bit slots), got {word}")
@@ -84,7 +84,7 @@ class WindowGen(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step leaving the counters to the step on ``o``."""
-        return 5 + self.mem_latency
+        return 5 + self.mem_latency + max(self.mem_latency - 2, 0)
 
     def elaborate(self, platform):
         m = Module()
@@ -229,12 +229,23 @@ class WindowGen(wiring.Component):
                 m.d.sync += [vy3[c][k].eq(ok2[c] & (fc_q | iny2[c][k])), vx3[c][k].eq(fc_q | inx2[c][k])]
             for s in range(2):
                 m.d.sync += inr3[c][s].eq(p2["j2"] + s < cfg.col_lim[c])
-        # the table entry, registered once more with one cycle of memory latency
+        # the table entry, registered once more with one cycle of memory latency; with three, p3
+        # waits a cycle for it
         if L == 1:
             ent = Signal(self.entry_layout, reset_less=True)
             m.d.sync += ent.eq(self.tbl_data)
         else:
             ent = self.tbl_data
+        p3_valids = [p3["valid"]]
+        for d in range(L - 2):
+            p3x = rec(f"p3x{d}")
+            m.d.sync += pass_on(p3x, p3)
+            regs = [[Signal.like(x, name=f"p3x{d}_{x.name}") for x in group] for group in (base3, vy3, vx3, inr3)]
+            for dst, src in zip(regs, (base3, vy3, vx3, inr3)):
+                m.d.sync += [a.eq(b) for a, b in zip(dst, src)]
+            p3 = p3x
+            p3_valids.append(p3["valid"])
+            base3, vy3, vx3, inr3 = regs
 
         # ---- p4: slot addresses and validity ----------------------------------------------------------
         p4 = rec("p4")
@@ -256,7 +267,7 @@ class WindowGen(wiring.Component):
 
         # ---- wait for the memories, then the step -------------------------------------------------------
         stage, valid_d, used_d, nbits_d = p4, valid4, used4, nbits4
-        in_flight = [p1["valid"], p2["valid"], p3["valid"], p4["valid"]]
+        in_flight = [p1["valid"], p2["valid"], *p3_valids, p4["valid"]]
         for d in range(L):
             nxt = rec(f"q{d}")
             m.d.sync += pass_on(nxt, stage)

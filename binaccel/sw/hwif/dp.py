@@ -90,7 +90,7 @@ def _clog2(n: int) -> int:
 _DP_LIMITS = {"rows": (16, 16), "cols": (1, 8), "fm_depth": (64, 1 << 20), "w_depth": (2, 1 << 16),
               "t_depth": (2, 1 << 16), "p_depth": (16, 1 << 16), "max_layers": (1, 64), "max_dim": (2, 1024),
               "max_steps": (1, 1 << 14), "acc_width": (13, 26), "mul_bits": (2, 18), "add_bits": (2, 48),
-              "mem_latency": (1, 2), "logit_depth": (16, 256), "flu_positions": (1, 4)}
+              "mem_latency": (1, 3), "logit_depth": (16, 256), "flu_positions": (1, 4)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +102,7 @@ class DpParams:
     lane-parameter entry holds two rows);
     ``max_layers``; ``max_dim`` the largest map height or width; ``max_steps`` the most steps a
     segment's bit plane takes; ``acc_width`` the partial's width; ``mul_bits``, ``add_bits`` the
-    lane multiplier and addend; ``mem_latency`` the buffers' read latency (2: registered outputs);
+    lane multiplier and addend; ``mem_latency`` the buffers' read latency (2: registered outputs; 3: also registered addresses);
     ``logit_depth`` the logits FIFO; ``flu_positions`` the output positions the first-layer
     unit computes per cycle (1, 2 or 4: a 2x2 quad takes ``4 / flu_positions`` cycles per
     input channel)."""
