@@ -293,6 +293,9 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
                           f"{layer.in_bits}-bit inputs")
     if model.input_repeat != 1:
         raise _err(layer, "repeated input channels (MCN inputs): the first-layer unit takes each image channel once")
+    if layer.in_ch > p.flu_max_ch:
+        raise _err(layer, f"{layer.in_ch} input channels: the first-layer unit of this build takes at most "
+                          f"{p.flu_max_ch} (flu_max_ch)")
     pool = layer.pool == 2
     if not pool and (layer.conv_h % 2 or layer.conv_w % 2):
         raise _err(layer, f"an unpooled first layer needs an even output size, got {layer.conv_h}x{layer.conv_w}")

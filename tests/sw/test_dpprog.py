@@ -75,6 +75,11 @@ def test_refusals_name_the_layer():
         dpprog.compile_model(zoo.untrained_model("siman"), DpParams(max_dim=16))
     with pytest.raises(dpprog.DpFitError, match="fm_depth"):
         dpprog.compile_model(zoo.untrained_model("siman"), DpParams(fm_depth=256))
+    rng = np.random.default_rng(0)
+    wide = _model(rng, [("conv", 16, 3, 1, 1, 1, "sign", 1), ("fc", 10, 1, 1, 0, 1, "logits", 1)], in_shape=(6, 8, 8),
+                  name="wide")
+    with pytest.raises(dpprog.DpFitError, match="layer 'l0'.*6 input channels.*at most 4"):
+        dpprog.compile_model(wide, DpParams())
 
 
 def test_image_words_pack_tiles():

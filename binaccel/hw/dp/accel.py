@@ -96,7 +96,7 @@ class DpAccelerator(wiring.Component):
                                            w_aw=p.w_aw, mem_latency=L)
         m.submodules.arr = arr = XnorArray(rows=R, cols=C, word=p.word, slot=16, acc_width=p.acc_width,
                                            n_width=p.n_width, tag_width=p.tag_width)
-        m.submodules.flu = flu = FirstLayerUnit(rows=R, acc_width=p.acc_width, tag_width=p.tag_width,
+        m.submodules.flu = flu = FirstLayerUnit(rows=R, acc_width=p.flu_acc_width, tag_width=p.tag_width,
                                                 count_w=p.count_w, aw=p.aw, w_aw=p.w_aw, mem_latency=L,
                                                 positions=p.flu_positions)
         lanes = []

@@ -90,7 +90,7 @@ def _clog2(n: int) -> int:
 _DP_LIMITS = {"rows": (16, 16), "cols": (1, 8), "fm_depth": (64, 1 << 20), "w_depth": (2, 1 << 16),
               "t_depth": (2, 1 << 16), "p_depth": (16, 1 << 16), "max_layers": (1, 64), "max_dim": (2, 1024),
               "max_steps": (1, 1 << 14), "acc_width": (13, 26), "mul_bits": (2, 18), "add_bits": (2, 48),
-              "mem_latency": (1, 3), "logit_depth": (16, 256), "flu_positions": (1, 4)}
+              "mem_latency": (1, 3), "logit_depth": (16, 256), "flu_positions": (1, 4), "flu_max_ch": (1, 64)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +105,8 @@ class DpParams:
     lane multiplier and addend; ``mem_latency`` the buffers' read latency (2: registered outputs; 3: also registered addresses);
     ``logit_depth`` the logits FIFO; ``flu_positions`` the output positions the first-layer
     unit computes per cycle (1, 2 or 4: a 2x2 quad takes ``4 / flu_positions`` cycles per
-    input channel)."""
+    input channel); ``flu_max_ch`` the most input channels of a first layer (its sums are
+    ``flu_acc_width`` bits)."""
 
     rows: int = 16
     cols: int = 4
@@ -122,6 +123,7 @@ class DpParams:
     mem_latency: int = 2
     logit_depth: int = 32
     flu_positions: int = 2
+    flu_max_ch: int = 4
 
     def __post_init__(self):
         for name, (lo, hi) in _DP_LIMITS.items():
@@ -178,6 +180,11 @@ class DpParams:
     @property
     def n_width(self) -> int:
         return _uw(self.max_steps * 8 * self.word)
+
+    @property
+    def flu_acc_width(self) -> int:
+        """Width of a first-layer sum: 9 taps x 255 x the input channels (at least 13 bits)."""
+        return max((9 * 255 * self.flu_max_ch).bit_length(), 13)
 
     @property
     def off_width(self) -> int:
