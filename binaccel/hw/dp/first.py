@@ -10,7 +10,7 @@ from binaccel.sw.hwif import dp as dpif
 
 from .._util import REPLICA, check_int, checking
 from ..params import layout
-from .nest import Predecoded, UpCounter
+from .nest import Flag, Predecoded, UpCounter, mux_next
 from .pe import result_layout
 
 __all__ = ["FirstLayerUnit", "first_cfg_layout"]
@@ -69,11 +69,12 @@ class FirstLayerUnit(wiring.Component):
     out (the smallest where the row's ``dir`` bit, weight entry bit ``9*rows + r`` of channel 0,
     is set: a decreasing output function); otherwise the four positions go out in turn (``dy``
     major). A quad starts only when ``avail`` (image words in memory) exceeds the address of
-    the last word it reads (``quad address + need_off``) by a tile row (``avail`` is all ones once
-    the whole image is in), so the unit runs while the image arrives. Quads' last channels are at least ``cfg.spacing`` cycles apart (4 or more without
-    pooling). All rows put out their results in the same cycle, as the array's do. The order is group
-    tile, quad row, quad, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer`
-    is the reference.
+    the last word it reads (``quad address + need_off``) by a tile row and one (``avail`` is all
+    ones once the whole image is in), so the unit runs while the image arrives. Quads' last
+    channels are at least ``cfg.spacing`` cycles apart (4 or more without pooling). All rows put
+    out their results in the same cycle, as the array's do. The order is group tile, quad row,
+    quad, part, channel; ``tag[0]`` is ``g & 1``. :func:`binaccel.sw.dpref.first_layer` is the
+    reference.
     """
 
     def __init__(self, *, rows, acc_width, tag_width, count_w, aw, w_aw, mem_latency=1, levels_per_stage=2,
@@ -121,8 +122,8 @@ class FirstLayerUnit(wiring.Component):
         pre = Predecoded(m, "flu_pre")
         start = Signal()
         m.d.sync += start.eq(self.start)
-        running = Signal()
-        go = Signal()
+        running = Flag(m, "running")
+        go = Signal()                 # registered, decided a cycle ahead (as the window generator's)
         P = self.positions
         H = 4 // P                    # parts of a quad, each its P positions over all channels
         cch = UpCounter(m, "ch", cfg.last_ch, init=start, go=go, pre=pre)
@@ -133,40 +134,44 @@ class FirstLayerUnit(wiring.Component):
         cgt = UpCounter(m, "gt", cfg.last_gt, init=start, go=go, cond=cqy.last_cond, pre=pre)
         ch, gt = cch.value, cgt.value
         quad_addr = Signal(len(cfg.img_base))
-        # `need` is the last word the current quad reads plus one tile row: a quad starts when
-        # `avail` exceeds it, in a registered test one cycle old (the next quad never reads more
-        # than a tile row beyond the current one, and `avail` only grows)
+        # `need` is the last word the current quad reads plus a tile row and one: a quad starts when
+        # `avail` exceeds it, in a registered test two cycles old by the quad's first step (in two
+        # quad starts the last word read grows by at most a tile row and one, and `avail` only grows)
         need = Signal(len(cfg.img_base) + 1)
         row_need = Signal(len(cfg.img_base) + 1)
-        need0 = pre(cfg.img_base + cfg.need_off + cfg.tile_row, len(need), "need0")
+        need0 = pre(cfg.img_base + cfg.need_off + cfg.tile_row + 1, len(need), "need0")
         row_addr = Signal(len(cfg.img_base))
         ch_addr = Signal(len(cfg.img_base))
         w_row = Signal(len(self.w_addr))
         since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
-        spaced = Signal(init=1)
+        spaced = Flag(m, "spaced", init=1)
         sp_m1 = pre(cfg.spacing - 1, len(cfg.spacing), "sp_m1")
         sp_le1 = pre(cfg.spacing <= 1, 1, "sp_le1")
         have = Signal()
         m.d.sync += have.eq(self.avail > need)
-        # a group tile's first quad waits two cycles after the group changed (`grp_wait`), then
-        # for `hold` (registered by the caller for the new group)
-        grp_first = Signal()
-        grp_wait = Signal()
+        # a group tile's first quad starts three cycles or more after the group changed
+        # (`grp_wait`), then waits for `hold` (registered by the caller for the new group)
+        grp_first = Flag(m, "grp_first")
+        grp_wait = Flag(m, "grp_wait")
         age = Signal(range(3))
         last = cpt.last_cond          # the quad's last step
         quad_first = cch.at_zero & cpt.at_zero
-        stall = ~have | grp_wait | (grp_first & self.hold)
-        m.d.comb += go.eq(running & ~(last & ~spaced) & ~(quad_first & stall))
         m.d.comb += [self.seg_go.eq(go & quad_first), self.group.eq(gt)]
-        with m.If(start | cqy.wraps):
-            m.d.sync += [grp_first.eq(1), grp_wait.eq(1), age.eq(0)]
-        with m.Else():
-            with m.If(go & quad_first):
-                m.d.sync += grp_first.eq(0)
-            with m.If(age != 2):
-                m.d.sync += age.eq(age + 1)
-            with m.If(age == 1):
-                m.d.sync += grp_wait.eq(0)
+        regroup = start | cqy.wraps
+        m.d.comb += [mux_next(grp_first, [(regroup, 1), (go & quad_first, 0)]),
+                     mux_next(grp_wait, [(regroup, 1), (age == 1, 0)]),
+                     mux_next(running, [(start, 1), (cgt.wraps, 0)]),
+                     mux_next(spaced, [(start, 1), (go & last, sp_le1),
+                                       (since != (1 << len(since)) - 1, spaced.value | (since == sp_m1))])]
+        with m.If(regroup):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != 2):
+            m.d.sync += age.eq(age + 1)
+        last_n = cpt.at_last_next & cch.at_last_next
+        quad_first_n = cch.at_zero_next & cpt.at_zero_next
+        stall_n = ~have | grp_wait.next | (grp_first.next & self.hold)
+        m.d.sync += go.eq(running.next & ~(last_n & ~spaced.next) & ~(quad_first_n & stall_n))
+        running, spaced = running.value, spaced.value
 
         v1 = Signal()
         first1, last1, tag1 = Signal(reset_less=True), Signal(reset_less=True), Signal(self.tag_width, reset_less=True)
@@ -193,17 +198,14 @@ class FirstLayerUnit(wiring.Component):
                          ch_addr.eq(cfg.img_base)]
         with m.If(cqy.wraps & ~cgt.at_last):
             m.d.sync += w_row.eq(w_row + cfg.w_stride)
-        with m.If(cgt.wraps):
-            m.d.sync += running.eq(0)
         with m.If(go & last):
-            m.d.sync += [since.eq(1), spaced.eq(sp_le1)]
+            m.d.sync += since.eq(1)
         with m.Elif(since != (1 << len(since)) - 1):
-            m.d.sync += [since.eq(since + 1), spaced.eq(spaced | (since == sp_m1))]
+            m.d.sync += since.eq(since + 1)
         with m.If(start):
             m.d.sync += [need.eq(need0), row_need.eq(need0)]
-            m.d.sync += [running.eq(1), quad_addr.eq(cfg.img_base), row_addr.eq(cfg.img_base),
-                         ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1),
-                         spaced.eq(1)]
+            m.d.sync += [quad_addr.eq(cfg.img_base), row_addr.eq(cfg.img_base),
+                         ch_addr.eq(cfg.img_base), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1)]
 
         # ---- wait for the memories --------------------------------------------------------------------
         ctl = [v1, first1, last1, tag1, part1]

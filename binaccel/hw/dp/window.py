@@ -11,7 +11,7 @@ from binaccel.sw.hwif import dp as dpif
 from .._util import check_int, checking
 from ..params import WinMode, layout
 from .array import array_step_layout
-from .nest import DownCounter, Predecoded, UpCounter
+from .nest import DownCounter, Flag, Predecoded, UpCounter, mux_next
 
 __all__ = ["WindowGen"]
 
@@ -97,7 +97,9 @@ class WindowGen(wiring.Component):
         pre = Predecoded(m, "win_pre")
         start = Signal()
         m.d.sync += start.eq(self.start)
-        running = Signal()
+        running = Flag(m, "running")
+        # `go` (the counters step this cycle) is a register: decided a cycle ahead from the next
+        # values of the tests, so the decision and its fan-out to the counters take a cycle each
         go = Signal()
         cj = UpCounter(m, "j", cfg.last_step, init=start, go=go, pre=pre)
         cb = DownCounter(m, "b", cfg.planes_last, init=start, go=go, cond=cj.last_cond, pre=pre)
@@ -117,27 +119,33 @@ class WindowGen(wiring.Component):
         seg_first = cj.at_zero & cb.at_top
         # segment ends at least `spacing` cycles apart: `since` counts from the last one
         since = Signal(len(cfg.spacing), init=(1 << len(cfg.spacing)) - 1)
-        spaced = Signal(init=1)          # since >= spacing
+        spaced = Flag(m, "spaced", init=1)          # since >= spacing
         sp_m1 = pre(cfg.spacing - 1, len(cfg.spacing), "sp_m1")
         sp_le1 = pre(cfg.spacing <= 1, 1, "sp_le1")
-        # `hold` is looked at in a group tile's first segment (every segment with `hold_every`), two
-        # cycles after the group changed or a segment began (the caller registers it)
-        grp_first = Signal()
-        young = Signal()                 # age < 2
+        # `hold` is looked at in a group tile's first segment (every segment with `hold_every`), for
+        # a segment that starts three cycles or more after the group changed or a segment began (the
+        # caller registers it, and `go` is decided a cycle ahead)
+        grp_first = Flag(m, "grp_first")
+        young = Flag(m, "young")                    # age < 2
         age = Signal(range(3))
-        check = grp_first | pre(self.hold_every, 1, "hold_every")
-        stall = check & (young | self.hold)
-        m.d.comb += go.eq(running & ~(seg_last & ~spaced) & ~(seg_first & stall))
-        m.d.comb += [self.seg_go.eq(go & seg_first), self.group.eq(gt)]
-        with m.If(start | cty.wraps):
-            m.d.sync += [grp_first.eq(1), age.eq(0), young.eq(1)]
-        with m.Elif(go & seg_first):
-            m.d.sync += [grp_first.eq(0), age.eq(0), young.eq(1)]
-        with m.Else():
-            with m.If(age != 2):
-                m.d.sync += age.eq(age + 1)
-            with m.If(age == 1):
-                m.d.sync += young.eq(0)
+        hold_every = pre(self.hold_every, 1, "hold_every")
+        seg_go = go & seg_first
+        m.d.comb += [self.seg_go.eq(seg_go), self.group.eq(gt)]
+        regroup = start | cty.wraps
+        m.d.comb += [mux_next(grp_first, [(regroup, 1), (seg_go, 0)]),
+                     mux_next(young, [(regroup | seg_go, 1), (age == 1, 0)]),
+                     mux_next(running, [(start, 1), (cgt.wraps, 0)]),
+                     mux_next(spaced, [(start, 1), (go & seg_last, sp_le1),
+                                       (since != (1 << len(since)) - 1, spaced.value | (since == sp_m1))])]
+        with m.If(regroup | seg_go):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != 2):
+            m.d.sync += age.eq(age + 1)
+        seg_last_n = cj.at_last_next & cb.at_zero_next
+        seg_first_n = cj.at_zero_next & cb.at_top_next
+        stall_n = (grp_first.next | hold_every) & (young.next | self.hold)
+        m.d.sync += go.eq(running.next & ~(seg_last_n & ~spaced.next) & ~(seg_first_n & stall_n))
+        running, spaced = running.value, spaced.value
         # the step record, stage by stage
         def rec(name):
             # only `valid` has a reset
@@ -184,16 +192,13 @@ class WindowGen(wiring.Component):
             m.d.sync += [iy.eq(cfg.iy0), row_addr.eq(cfg.addr0), tile_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0)]
         with m.If(cty.wraps & ~cgt.at_last):
             m.d.sync += w_row.eq(w_row + cfg.w_stride)
-        with m.If(cgt.wraps):
-            m.d.sync += running.eq(0)
         with m.If(go & seg_last):
-            m.d.sync += [since.eq(1), spaced.eq(sp_le1)]
+            m.d.sync += since.eq(1)
         with m.Elif(since != (1 << len(since)) - 1):
-            m.d.sync += [since.eq(since + 1), spaced.eq(spaced | (since == sp_m1))]
+            m.d.sync += since.eq(since + 1)
         with m.If(start):
-            m.d.sync += [running.eq(1), tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
-                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1),
-                         spaced.eq(1)]
+            m.d.sync += [tile_addr.eq(cfg.addr0), row_addr.eq(cfg.addr0), plane_addr.eq(cfg.addr0),
+                         iy.eq(cfg.iy0), ix.eq(cfg.ix0), w_row.eq(cfg.w_base), since.eq((1 << len(since)) - 1)]
 
         # ---- p2: each column's origin, and which taps lie inside the map --------------------------------
         # (tap k of column c is inside if 0 <= y + k < hin, y = iy + col_dy[c]: two comparisons of
