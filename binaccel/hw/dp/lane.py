@@ -79,7 +79,7 @@ class Lane(wiring.Component):
         })
 
     #: Pipeline registers from an input to ``o``.
-    latency = 6 + RegisteredMul.latency
+    latency = 7 + RegisteredMul.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -97,15 +97,20 @@ class Lane(wiring.Component):
             m.d.sync += cfg.eq(self.cfg)
         top, high = cfg.top, cfg.high
 
+        # 0: the result, registered where it enters the lane
+        i_valid = Signal()
+        i_q = Signal(self.i.shape(), reset_less=True)
+        m.d.sync += [i_valid.eq(self.i.valid), i_q.eq(self.i)]
+
         # 1: v = (acc << alpha) - n, with the parameters of the result's bank
         v1 = Signal(signed(self.v_width), reset_less=True)
         ok1 = Signal()
         prm1 = Signal(self.param_layout, reset_less=True)
-        acc = self.i.acc.as_unsigned()
+        acc = i_q.acc.as_unsigned()
         m.d.sync += [
-            ok1.eq(self.i.valid),
-            v1.eq(Mux(cfg.alpha, acc << 1, acc) - self.i.n),
-            prm1.eq(Mux(self.i.tag[0], banks[1].as_value(), banks[0].as_value())),
+            ok1.eq(i_valid),
+            v1.eq(Mux(cfg.alpha, acc << 1, acc) - i_q.n),
+            prm1.eq(Mux(i_q.tag[0], banks[1].as_value(), banks[0].as_value())),
         ]
 
         # 2: the sum over a group of `cols` results (or the value itself), plus the offset once
