@@ -40,3 +40,29 @@ def test_link_bytes_are_the_run_command_and_reply():
     assert link["payload_bytes_out"] == 4 * prog.reply_words(stats=False)
     assert link["host_to_device_bytes"] > link["payload_bytes_in"]
     assert 0 < link["link_s_per_image"] < 0.01
+
+
+def test_close_timing_rebuilds_below_the_fmax(tmp_path, monkeypatch):
+    from binaccel.hw.dp import synth as dpsynth
+
+    def report(mhz, fmax, out):
+        out.mkdir(parents=True, exist_ok=True)
+        return {"fits": True, "status": "ok", "clk_hz": mhz * 1e6, "out_dir": str(out), "plan_sha256": f"p{mhz:g}",
+                "accel_clock": {"fmax_mhz": fmax, "met": fmax >= mhz}, "files": {"bitstream": str(out / "top.bit")}}
+
+    asked = []
+
+    def fake_synth(board, freq_mhz, params=None, *, seed=1, timeout=None):
+        asked.append(freq_mhz)
+        # the first rebuild misses again (its own fmax lower), the second meets
+        fmax = 70.0 if len(asked) == 1 else freq_mhz + 1
+        return report(freq_mhz, fmax, tmp_path / f"dp-{freq_mhz:g}")
+
+    monkeypatch.setattr(dpsynth, "synth_dp", fake_synth)
+    first = report(125, 80.0, tmp_path / "dp-125")
+    out = dpsynth.close_timing_dp("ulx3s", first, log=lambda *a: None)
+    assert len(asked) == 2 and asked[0] <= 0.97 * 80 and asked[1] <= 0.97 * 70
+    assert out["met"] and out["clock_mhz"] == round(asked[1], 4) and out["bitstream"].endswith("top.bit")
+    assert [a["met"] for a in out["attempts"]] == [False, False, True]
+    saved = json.loads((tmp_path / "dp-125" / "closure.json").read_text())
+    assert saved["clock_mhz"] == out["clock_mhz"]
