@@ -3,6 +3,7 @@ the logits equal the integer reference, under random idle input and output backp
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from binaccel.hw.dp import synth
@@ -104,3 +105,60 @@ def test_synth_command_refuses_bad_parameters(capsys):
     assert err.count("\n") == 1 and "cols" in err
     with pytest.raises(SystemExit):
         synth.main(["--freq", "-5"])
+
+
+def test_reset_mid_layer_then_clean_rerun():
+    """A reset in the middle of a RUN (the first layer running, the image half in) leaves no state
+    that changes a rerun: the program written again and the image run again give exact results."""
+    rng = np.random.default_rng(5)
+    specs, shape = NETS["binary"]
+    model = _model(rng, specs, in_shape=shape, name="binary")
+    prog = dpprog.compile_model(model, DpParams(**BUILD), dump=True)
+    img = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
+    ref = intref.run_model(model, img)
+    run = prog.run_words(img[0])
+    n = prog.reply_words()
+
+    rst = Signal()
+    top = Module()
+    dut = DpAccelerator(**BUILD)
+    top.submodules.dut = ResetInserter({"sync": rst})(dut)
+    got = []
+
+    async def tb(ctx):
+        async def send(words, *, stop_after=None):
+            for k, w in enumerate(words):
+                if stop_after is not None and k == stop_after:
+                    return
+                ctx.set(dut.i_stream.valid, 1)
+                ctx.set(dut.i_stream.payload, w)
+                await ctx.tick().until(dut.i_stream.ready)
+            ctx.set(dut.i_stream.valid, 0)
+
+        ctx.set(dut.o_stream.ready, 1)
+        await send(prog.setup)
+        await send(run, stop_after=len(run) // 2)     # half the image: the first layer has started
+        ctx.set(dut.i_stream.valid, 0)
+        for _ in range(20):
+            await ctx.tick()
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        for _ in range(4):
+            await ctx.tick()
+        await send(prog.setup + run)
+        for _ in range(200000):
+            if ctx.get(dut.o_stream.valid):
+                got.append(ctx.get(dut.o_stream.payload))
+                if len(got) == n:
+                    return
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    rep = prog.parse_reply(got)
+    for i, layer in enumerate(model.layers[:-1]):
+        assert np.array_equal(rep["maps"][i], ref[i][0]), layer.name
+    assert np.array_equal(rep["logits"], ref[-1][0].reshape(-1))
