@@ -120,14 +120,16 @@ class Lane(wiring.Component):
         gi = Signal(range(max(self.cols, 2)))
         gsum = Signal(signed(self.s_width), reset_less=True)
         m.d.sync += ok2.eq(0)
+        g_first = Signal(init=1)       # gi == 0, a register (it selects the addend)
+        g_last = Signal(init=self.cols == 1)   # gi == cols - 1
         with m.If(ok1):
             m.d.sync += prm2.eq(prm1)
-            total = Mux(~cfg.sum_cols | (gi == 0), prm1.noff, gsum) + v1
+            total = Mux(~cfg.sum_cols | g_first, prm1.noff, gsum) + v1
             with m.If(cfg.sum_cols):
-                with m.If(gi == self.cols - 1):
-                    m.d.sync += [gi.eq(0), s2.eq(total), ok2.eq(1)]
+                with m.If(g_last):
+                    m.d.sync += [gi.eq(0), g_first.eq(1), g_last.eq(self.cols == 1), s2.eq(total), ok2.eq(1)]
                 with m.Else():
-                    m.d.sync += [gi.eq(gi + 1), gsum.eq(total)]
+                    m.d.sync += [gi.eq(gi + 1), g_first.eq(0), g_last.eq(gi == self.cols - 2), gsum.eq(total)]
             with m.Else():
                 m.d.sync += [s2.eq(total), ok2.eq(1)]
 
