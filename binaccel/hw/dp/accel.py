@@ -98,7 +98,7 @@ class DpAccelerator(wiring.Component):
                                            n_width=p.n_width, tag_width=p.tag_width)
         m.submodules.flu = flu = FirstLayerUnit(rows=R, acc_width=p.flu_acc_width, tag_width=p.tag_width,
                                                 count_w=p.count_w, aw=p.aw, w_aw=p.w_aw, mem_latency=L,
-                                                positions=p.flu_positions)
+                                                positions=p.flu_positions, levels_per_stage=1)
         lanes = []
         for r in range(R):
             lane = Lane(acc_width=p.acc_width, n_width=p.n_width, tag_width=p.tag_width, cols=C,
