@@ -120,15 +120,17 @@ class DpAccelerator(wiring.Component):
             m.d.comb += lane.cfg.eq(cfg.lane)
 
         # ---- buffers ----------------------------------------------------------------------------------
-        def read(mem, name, width):
+        def read(mem, name, width, copies=1):
             """A read port with ``mem_latency`` cycles: the memory's registered read, a further
-            output register for 2, and an address register of its own (each copy of a bank has
-            one) for 3."""
+            output register for 2 (one per consumer with ``copies``: a list is returned), and an
+            address register of its own (each copy of a bank has one) for 3."""
             rp = mem.read_port()
             if L == 1:
-                return rp.addr, rp.data
-            q = Signal(width, name=f"{name}_q", reset_less=True)
-            m.d.sync += q.eq(rp.data)
+                return rp.addr, (rp.data if copies == 1 else [rp.data] * copies)
+            qs = [Signal(width, name=f"{name}_q{k}", reset_less=True, attrs=REPLICA if copies > 1 else {})
+                  for k in range(copies)]
+            m.d.sync += [q.eq(rp.data) for q in qs]
+            q = qs[0] if copies == 1 else qs
             if L == 2:
                 return rp.addr, q
             a = Signal.like(rp.addr, name=f"{name}_ra")
@@ -142,16 +144,24 @@ class DpAccelerator(wiring.Component):
                       data=Signal(32, name=f"fm{b}_wdata", reset_less=True),
                       en=Signal(2, name=f"fm{b}_wen")) for b in range(2)]
         fm_rd = [[None] * n_rd for _ in range(2)]
+        fm_flu = [[None] * 4 for _ in range(2)]
         for b in range(2):
             for k in range(n_rd):
                 mem = Memory(shape=32, depth=fm_words, init=[])
                 m.submodules[f"fm{b}_{k}"] = mem
                 wp = mem.write_port(granularity=16)
                 m.d.comb += [wp.addr.eq(fm_wr[b]["addr"]), wp.data.eq(fm_wr[b]["data"]), wp.en.eq(fm_wr[b]["en"])]
-                fm_rd[b][k] = read(mem, f"fm{b}_{k}", 32)
+                # (copies 0..3 also feed the first-layer unit: a second output register for it)
+                if k < 4:
+                    addr_k, (win_q, flu_q) = read(mem, f"fm{b}_{k}", 32, copies=2)
+                    fm_rd[b][k] = (addr_k, win_q)
+                    fm_flu[b][k] = flu_q
+                else:
+                    fm_rd[b][k] = read(mem, f"fm{b}_{k}", 32)
         m.submodules.wmem = wmem = Memory(shape=R * p.word, depth=p.w_depth, init=[])
         w_wp = wmem.write_port()
-        w_ra, w_rd = read(wmem, "wmem", R * p.word)
+        # (the first-layer unit and the window generator sit apart: each has its own output register)
+        w_ra, (w_rd, w_rd_flu) = read(wmem, "wmem", R * p.word, copies=2)
         tl = layout(p.table_entry_layout)
         m.submodules.tmem = tmem = Memory(shape=tl.size, depth=p.t_depth, init=[])
         t_wp = tmem.write_port()
@@ -189,9 +199,9 @@ class DpAccelerator(wiring.Component):
             word = Mux(cfg.in_bank, fm_rd[1][k][1], fm_rd[0][k][1])
             m.d.comb += win.rd_data[k].eq(Mux(half, word[16:], word[:16]))
         for k in range(4):
-            m.d.comb += flu.img_data[k].eq(Mux(cfg.in_bank, fm_rd[1][k][1], fm_rd[0][k][1]))
+            m.d.comb += flu.img_data[k].eq(Mux(cfg.in_bank, fm_flu[1][k], fm_flu[0][k]))
         m.d.comb += [w_ra.eq(Mux(cfg.first, flu.w_addr, win.w_addr)), win.w_data.eq(w_rd),
-                     flu.w_data.eq(w_rd[:flu.w_width]), t_ra.eq(win.tbl_addr), win.tbl_data.eq(t_rd)]
+                     flu.w_data.eq(w_rd_flu[:flu.w_width]), t_ra.eq(win.tbl_addr), win.tbl_data.eq(t_rd)]
         for r in range(R):
             # only one unit runs at a time and the array's results are 0 when not valid: an OR with
             # the first-layer unit's gated results (no configuration bit fans out to every lane)
