@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binaccel.hw.dp.synth import ULX3S_BUILD
+from binaccel.hw.dp.synth import ULX3S_BUILD, plan_sha256_dp
 from binaccel.sim.dp import run_model
 from binaccel.sw import dpprog, zoo
 from binaccel.sw.atomic import write_json_atomic, write_text_atomic
@@ -107,6 +107,9 @@ def run_dp_bench(args, log=print) -> dict:
     data = load_mnist()
     images = data.x_test[:args.images]
     bit = bitstream("ulx3s")
+    if bit:
+        # the bitstream is this checkout's gateware when its build plan is the one made now
+        bit["gateware_current"] = bit["plan_sha256"] == plan_sha256_dp("ulx3s", bit["clock_mhz"])
     board = {"board": "ulx3s", "design": "dp+uart", "params": params.as_dict(),
              "macs_per_cycle": params.rows * params.cols * params.word,
              "bitstream": bit, "bitstream_mhz": bit["clock_mhz"] if bit else None}
@@ -155,7 +158,9 @@ def render_markdown(res: dict) -> str:
         lines += [f"Bitstream meeting timing: {bb['clock_mhz']:g} MHz (fmax {bb['fmax_mhz']} MHz), "
                   f"{bb['luts']} LUT4 of {bb['luts_total']} ({b.get('luts_per_mac', 0):.1f} per binary MAC at "
                   f"{b['macs_per_cycle']} MACs/cycle), {bb['ffs']} FF, {bb['brams']} DP16KD, {bb['dsps']} MULT18; "
-                  f"plan {str(bb['plan_sha256'])[:8]}.", ""]
+                  f"plan {str(bb['plan_sha256'])[:8]}"
+                  f"{'' if bb.get('gateware_current', True) else ' (made from other gateware than this checkout)'}.",
+                  ""]
     else:
         lines += [f"No bitstream meeting timing: {b['note']}", ""]
     lines += ["| network | exact | cycles/image | util. binary conv | util. network | FPGA us/image | "

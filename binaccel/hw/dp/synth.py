@@ -29,11 +29,11 @@ from binaccel.sw.hwif.dp import DpParams
 from ..boards import BoardTop
 from binaccel.sw.atomic import write_json_atomic
 
-from ..synth import SynthesisError, report_markdown, synth_root, synthesize
+from ..synth import SynthesisError, build_plan, plan_digest, report_markdown, synth_root, synthesize
 from ..sweep.closure import CLOSURE_MARGIN, closure_clock
 from .board import LinkedDpAccelerator
 
-__all__ = ["ULX3S_BUILD", "synth_dp", "close_timing_dp", "main"]
+__all__ = ["ULX3S_BUILD", "synth_dp", "plan_sha256_dp", "close_timing_dp", "main"]
 
 #: The ULX3S build: 16 x 4 PEs of 32 bits, buffers for MNIST networks, registered buffer addresses,
 #: a first-layer unit of 2 positions per cycle.
@@ -41,11 +41,22 @@ ULX3S_BUILD = dict(cols=4, fm_depth=2048, w_depth=512, t_depth=256, p_depth=256,
                    mem_latency=3, flu_positions=2)
 
 
+def _top(board, freq_mhz, p):
+    return BoardTop(lambda: LinkedDpAccelerator(**p.as_dict()), board=board, clk_mhz=freq_mhz)
+
+
+def plan_sha256_dp(board: str, freq_mhz: float, params: dict | None = None) -> str:
+    """The build-plan digest this checkout makes for the board design of ``params`` at
+    ``freq_mhz`` (what a report's ``plan_sha256`` is compared with; elaborates the design)."""
+    p = DpParams(**(params or ULX3S_BUILD))
+    return plan_digest(build_plan(_top(board, freq_mhz, p), board=board, freq_mhz=freq_mhz).files)
+
+
 def synth_dp(board: str, freq_mhz: float, params: dict | None = None, *, seed: int = 1, timeout=None) -> dict:
     """Synthesize the board design of ``params`` (default :data:`ULX3S_BUILD`) at ``freq_mhz``;
     returns the report."""
     p = DpParams(**(params or ULX3S_BUILD))
-    top = BoardTop(lambda: LinkedDpAccelerator(**p.as_dict()), board=board, clk_mhz=freq_mhz)
+    top = _top(board, freq_mhz, p)
     out = synth_root(board, f"dp-{p.cols}c-{freq_mhz:g}")
     desc = (f"pipelined accelerator 16x{p.cols}x32 ({16 * p.cols * 32} binary MACs/cycle) + frame link + UART + "
             f"PLL at {freq_mhz:g} MHz")
