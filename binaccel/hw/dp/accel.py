@@ -247,7 +247,7 @@ class DpAccelerator(wiring.Component):
         group_next = Mux(cfg.first, flu.group, win.group)
         hold = Signal(init=1)
         m.d.sync += hold.eq(((group_next != 0) & (group_next >= loaded)) | (cfg.wb.logits & (wb.credits < R)))
-        load_cycles = 1 + H + L                       # from `start` to the last row pair's write
+        load_cycles = 1 + H + L + 1                   # from `start` to the last row pair's write (in the lane)
         first_result = 2 + 2 + min(flu.min_latency, win.latency + arr.latency)   # start, init, age wait
         assert load_cycles < first_result, (load_cycles, first_result)
         seg_go = Mux(cfg.first, flu.seg_go, win.seg_go)

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from binaccel.sw.hwif import dp as dpif
 
-from .._util import check_int, checking
+from .._util import REPLICA, check_int, checking
 from ..params import LaneKind, layout
 from .dsp import RegisteredMul
 from .pe import result_layout
@@ -83,17 +83,22 @@ class Lane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # the parameter write, registered where it enters the lane (each lane its own copy)
+        p_we = Signal()
+        p_bank = Signal(reset_less=True, attrs=REPLICA)
+        p_data = Signal(self.param_layout, reset_less=True, attrs=REPLICA)
+        m.d.sync += [p_we.eq(self.p_we), p_bank.eq(self.p_bank), p_data.eq(self.p_data)]
         banks = [Signal(self.param_layout, name=f"bank{b}", reset_less=True) for b in range(2)]
         for b in range(2):
-            with m.If(self.p_we & (self.p_bank == b)):
-                m.d.sync += banks[b].eq(self.p_data)
+            with m.If(p_we & (p_bank == b)):
+                m.d.sync += banks[b].eq(p_data)
 
         # the lane's own copy of the layer configuration, taken with every parameter write (a
         # layer's first parameters come before its first result): no configuration net fans out
         # to all lanes on a timing path
         Z = self.z_width
         cfg = Signal(self.cfg.shape(), reset_less=True)
-        with m.If(self.p_we):
+        with m.If(p_we):
             m.d.sync += cfg.eq(self.cfg)
         top, high = cfg.top, cfg.high
 
