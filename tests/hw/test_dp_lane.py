@@ -68,3 +68,42 @@ def test_lane_matches_reference(kind, alpha, sum_cols, pool, cols, seed):
     assert len(got) == n_res // (cols if sum_cols else 1) // (cols if pooled else 1)
     if kind == "sign":
         assert 0 < sum(got) < len(got)
+
+
+def test_registered_mul_is_one_registered_dsp_on_ecp5():
+    """On ECP5 the lane's multiplier is a MULT18X18D with its input and output registers (the
+    simulators run the same two registers around a ``*``)."""
+    from amaranth.back import rtlil
+
+    from binaccel.hw.dp.dsp import RegisteredMul
+
+    text = rtlil.convert(RegisteredMul(a_width=18, b_width=16), platform=type("P", (), {"family": "ecp5"})())
+    assert "MULT18X18D" in text
+    for param in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
+        assert f'parameter \\{param} "CLK0"' in text
+    assert 'parameter \\REG_PIPELINE_CLK "NONE"' in text
+    assert "MULT18X18D" not in rtlil.convert(RegisteredMul(a_width=18, b_width=16))
+
+
+def test_registered_mul_products_and_latency():
+    from binaccel.hw.dp.dsp import RegisteredMul
+
+    dut = RegisteredMul(a_width=18, b_width=16)
+    rng = np.random.default_rng(4)
+    pairs = [(-(1 << 17), -(1 << 15)), ((1 << 17) - 1, (1 << 15) - 1), (-(1 << 17), (1 << 15) - 1), (0, -1)]
+    pairs += [(int(a), int(b)) for a, b in zip(rng.integers(-(1 << 17), 1 << 17, 40),
+                                               rng.integers(-(1 << 15), 1 << 15, 40))]
+    got = []
+
+    async def tb(ctx):
+        for k in range(len(pairs) + RegisteredMul.latency):
+            if k < len(pairs):
+                ctx.set(dut.a, pairs[k][0]), ctx.set(dut.b, pairs[k][1])
+            await ctx.tick()
+            if k + 1 >= RegisteredMul.latency:
+                got.append(ctx.get(dut.p))
+
+    run_sim(dut, tb)
+    assert got[:len(pairs)] == [a * b for a, b in pairs]
+    with pytest.raises(ValueError, match="a_width"):
+        RegisteredMul(a_width=19, b_width=16)
