@@ -240,7 +240,8 @@ class DpAccelerator(wiring.Component):
         with m.If(rv & (rrow == H - 1)):
             m.d.sync += [loaded.eq(loaded + 1), ld_row.eq(0)]
         # a group tile starts once its parameters are in; a logits segment once the FIFO can take it
-        # (registered: the units look at it two cycles after the group changes or a segment starts)
+        # (registered: a unit looks at it for a segment that starts three or more cycles after the
+        # group changed or a segment started)
         # Group 0 does not wait: its parameters load from the layer's start (both banks are free
         # then) and are in before its first result reaches the lanes (checked here, from the
         # latencies).
