@@ -38,16 +38,14 @@ from binaccel.sw import dpprog, zoo
 from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 from binaccel.sw.data import load_mnist
 from binaccel.sw.hwif.dp import DpParams
-from binaccel.sw.link import DEFAULT_BAUD, FrameKind
+from binaccel.sw.link import DEFAULT_BAUD
 from binaccel.sw.paths import build_dir
 
 from .cpu import cpu_timings
-from .linktime import link_figures
+from .linktime import dp_link
 from .networks import MNIST_BENCH_MODELS, mnist_models
 
-__all__ = ["bitstream", "dp_link", "run_dp_bench", "main"]
-
-_WORD_BYTES = 4
+__all__ = ["bitstream", "run_dp_bench", "main"]
 
 
 def bitstream(board: str = "ulx3s", params: dict | None = None, *, root=None) -> dict | None:
@@ -80,15 +78,6 @@ def bitstream(board: str = "ulx3s", params: dict | None = None, *, root=None) ->
         if best is None or entry["clock_mhz"] > best["clock_mhz"]:
             best = entry
     return best
-
-
-def dp_link(prog: dpprog.DpProgram, model, baud: int) -> dict:
-    """Link figures of one image: the RUN command (an IMAGE transfer) in, the logits (a RESULT
-    transfer) out, framed as the link frames them."""
-    img = np.zeros(model.input_shape, dtype=np.uint8)
-    ins = [(FrameKind.IMAGE, len(prog.run_words(img, stats=False)) * _WORD_BYTES)]
-    outs = [(FrameKind.RESULT, prog.reply_words(stats=False) * _WORD_BYTES)]
-    return {"design": "dp", **link_figures(ins, outs, baud)}
 
 
 def _models(args, log):

@@ -2,7 +2,8 @@
 
 The bytes come from the real encoders: the accelerator's RUN command of an image
 (:meth:`binaccel.sw.program.Program.transfers`: the IMAGE transfer, and the streamed WEIGHTS
-transfer when the network streams weights) or, for the engine behind the link, every layer run's
+transfer when the network streams weights), the pipelined accelerator's RUN command
+(:meth:`binaccel.sw.dpprog.DpProgram.run_words`) or, for the engine behind the link, every layer run's
 input beats (:func:`binaccel.sw.enginehost.layer_run`), framed by :func:`binaccel.sw.link.split_frames`
 (10 bytes of framing per frame of at most 256 payload bytes); the results come back framed the
 same way as RESULT transfers, one per image (the accelerator's logits, no cycle counters) or per
@@ -33,7 +34,7 @@ from binaccel.sw import program as prog
 from binaccel.sw.hwif import IO_WIDTH, STATUS_SIZE
 from binaccel.sw.link import OVERHEAD, FrameKind, line_seconds, split_frames
 
-__all__ = ["framed_bytes", "link_figures", "accel_link", "engine_link"]
+__all__ = ["framed_bytes", "link_figures", "accel_link", "dp_link", "engine_link"]
 
 _WORD_BYTES = IO_WIDTH // 8
 
@@ -67,6 +68,16 @@ def accel_link(model, params, baud: int) -> dict:
     outs = [(FrameKind.RESULT, pr.out_words_per_image * _WORD_BYTES)]
     return {"design": "accel+uart", **link_figures(ins, outs, baud),
             "setup_bytes": sum(framed_bytes(k, n * _WORD_BYTES) for k, n in pr.setup_sections)}
+
+
+def dp_link(prog, model, baud: int) -> dict:
+    """Link figures of one image on the pipelined accelerator (``prog``: its
+    :class:`binaccel.sw.dpprog.DpProgram`): the RUN command (an IMAGE transfer) in, the logits (a
+    RESULT transfer) out."""
+    img = np.zeros(model.input_shape, dtype=np.uint8)
+    ins = [(FrameKind.IMAGE, len(prog.run_words(img, stats=False)) * _WORD_BYTES)]
+    outs = [(FrameKind.RESULT, prog.reply_words(stats=False) * _WORD_BYTES)]
+    return {"design": "dp", **link_figures(ins, outs, baud)}
 
 
 def engine_link(model, images, params, baud: int) -> dict:

@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from binaccel.bench import dp as dpbench
+from binaccel.bench import linktime
 from binaccel.hw.dp.synth import ULX3S_BUILD
 from binaccel.sw import dpprog, zoo
 from binaccel.sw.hwif.dp import DpParams
@@ -34,7 +35,7 @@ def test_bitstream_is_the_fastest_met_build_of_the_same_parameters(tmp_path):
 def test_link_bytes_are_the_run_command_and_reply():
     model = zoo.untrained_model("siman")
     prog = dpprog.compile_model(model, DpParams(**ULX3S_BUILD))
-    link = dpbench.dp_link(prog, model, 3_000_000)
+    link = linktime.dp_link(prog, model, 3_000_000)
     img = np.zeros(model.input_shape, dtype=np.uint8)
     assert link["payload_bytes_in"] == 4 * len(prog.run_words(img, stats=False))
     assert link["payload_bytes_out"] == 4 * prog.reply_words(stats=False)

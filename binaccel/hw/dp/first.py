@@ -37,11 +37,12 @@ def _tree_levels_registered(n, every):
 def _tree(m, values, every, name):
     """A balanced adder tree over ``values``, registered after every ``every`` levels and at the
     end; returns (sum, registers on the way)."""
+    stops = _tree_levels_registered(len(values), every)
     level, regs, k = list(values), 0, 0
     while len(level) > 1:
         level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
         k += 1
-        if k % every == 0 or len(level) == 1:
+        if k in stops:
             out = []
             for i, v in enumerate(level):
                 r = Signal(len(v), name=f"{name}_l{k}_{i}", reset_less=True)

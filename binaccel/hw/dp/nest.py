@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Mux, Signal
 
-__all__ = ["UpCounter", "DownCounter", "Predecoded", "Flag"]
+__all__ = ["UpCounter", "DownCounter", "Predecoded", "Flag", "mux_next"]
 
 
 class Predecoded:

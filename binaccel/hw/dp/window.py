@@ -107,7 +107,7 @@ class WindowGen(wiring.Component):
         ctx = UpCounter(m, "tx", cfg.last_tx, init=start, go=go, cond=cb.last_cond, pre=pre)
         cty = UpCounter(m, "ty", cfg.last_ty, init=start, go=go, cond=ctx.last_cond, pre=pre)
         cgt = UpCounter(m, "gt", cfg.last_gt, init=start, go=go, cond=cty.last_cond, pre=pre)
-        j, b, gt = cj.value, cb.value, cgt.value
+        j, gt = cj.value, cgt.value
         tile_addr = Signal(aw)
         row_addr = Signal(aw)
         plane_addr = Signal(aw)
