@@ -39,9 +39,11 @@ Public API::
 Modules: :mod:`.presets` (board presets, designs, parameter checks), :mod:`.designs` (design
 factories), :mod:`.plan` (inputs hash, build-plan digest, whether a record is current),
 :mod:`.point` (one point's synthesis and its summary), :mod:`.search` (the largest array),
-:mod:`.closure` (timing closure), :mod:`.records` (``boards.json``). Every name is importable from
-this package; the submodules call :func:`synth_point` and :func:`plan_hash` through it, so that a
-replacement here (a test's stand-in) is the one they use. Outputs go under the build folder
+:mod:`.closure` (timing closure), :mod:`.records` (``boards.json``), :mod:`.dp` (the pipelined
+accelerator's board points; imported on its own, ``from binaccel.hw.sweep import dp``, because it
+imports :mod:`binaccel.hw.dp.synth`, which imports this package). Every other name is importable
+from this package; the submodules call :func:`synth_point` and :func:`plan_hash` through it, so
+that a replacement here (a test's stand-in) is the one they use. Outputs go under the build folder
 (:func:`binaccel.sw.paths.build_dir`): points in ``synth/`` (:func:`synth_root`), the board records
 in ``bench/boards.json`` (:func:`boards_json_path`).
 
@@ -79,8 +81,8 @@ from .plan import _NOT_GATEWARE, _record_design, _record_freq, gateware_current,
 from .point import _off_target, _pnr_options, _point_dir, board_summary, design_kind, synth_engine, synth_point, synth_root
 from .closure import CLOSURE_MARGIN, bitstream_clock_mhz, close_timing, closure_cell, closure_clock
 from .search import largest_array
-from .records import (SECTIONS, _n, _point_kind, _result_kind, boards_json_path, boards_markdown,
-                      load_boards_json, section_of, update_boards_json, write_boards_json)
+from .records import (ALL_SECTIONS, DP_SECTION, PIPELINED, SECTIONS, _n, _point_kind, _result_kind, boards_json_path,
+                      boards_markdown, load_boards_json, section_of, update_boards_json, write_boards_json)
 
 __all__ = [
     "MNIST_PARAMS", "MNIST_PLAIN_PARAMS", "PE_STAGES", "BOARD_BASE", "ACCEL_BASE", "TARGET_MHZ", "DEFAULT_START",
@@ -89,5 +91,5 @@ __all__ = [
     "full_params", "base_params", "update_boards_json", "inputs_hash", "design_kind", "boards_json_path", "synth_root",
     "SECTIONS", "section_of", "linked_engine_design", "DESIGN_OF_KIND", "start_point",
     "closure_clock", "close_timing", "CLOSURE_MARGIN", "bitstream_clock_mhz", "closure_cell", "same_params",
-    "plan_hash", "gateware_current", "boards_markdown",
+    "plan_hash", "gateware_current", "boards_markdown", "PIPELINED", "DP_SECTION", "ALL_SECTIONS",
 ]
