@@ -10,6 +10,7 @@ from binaccel.sw.hwif import dp as dpif
 
 from .._util import REPLICA, check_int, checking
 from ..params import layout
+from .carry import Term, fused_add
 from .nest import Flag, Predecoded, UpCounter, mux_next
 from .pe import result_layout
 
@@ -34,22 +35,48 @@ def _tree_levels_registered(n, every):
     return out
 
 
-def _tree(m, values, every, name):
-    """A balanced adder tree over ``values``, registered after every ``every`` levels and at the
-    end; returns (sum, registers on the way)."""
-    stops = _tree_levels_registered(len(values), every)
-    level, regs, k = list(values), 0, 0
+def _tree(m, platform, pixels, negs, every, name):
+    """A balanced adder tree over the terms ``pixels[i] ^ (0xFF if negs[i] else 0)``, registered
+    after every ``every`` levels and at the end; returns (sum, registers on the way). A term's
+    XOR lies in the carry cells of the addition that first takes it (:func:`.carry.fused_add`),
+    so a term passed on unadded is registered as its pixel and its bit."""
+    stops = _tree_levels_registered(len(pixels), every)
+    # an element: ("raw", pixel, neg) or ("sum", value)
+    level, regs, k = [("raw", x, n) for x, n in zip(pixels, negs)], 0, 0
+
+    def term(e):
+        return Term(e[1], e[2], "xor") if e[0] == "raw" else Term(e[1])
+
     while len(level) > 1:
-        level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        nxt = []
+        for i in range(0, len(level), 2):
+            if i + 1 == len(level):
+                nxt.append(level[i])
+                continue
+            a, b = level[i], level[i + 1]
+            if a[0] == "sum" and b[0] == "sum":
+                nxt.append(("sum", a[1] + b[1]))
+            else:
+                if a[0] == "raw" and b[0] == "sum":
+                    a, b = b, a            # (the plain operand in the first place)
+                nxt.append(("sum", fused_add(m, platform, term(a), term(b), name=f"{name}_a{k}_{i}")))
+        level = nxt
         k += 1
         if k in stops:
             out = []
-            for i, v in enumerate(level):
-                r = Signal(len(v), name=f"{name}_l{k}_{i}", reset_less=True)
-                m.d.sync += r.eq(v)
-                out.append(r)
+            for i, e in enumerate(level):
+                if e[0] == "raw":
+                    x = Signal(len(e[1]), name=f"{name}_l{k}_{i}x", reset_less=True)
+                    n = Signal(name=f"{name}_l{k}_{i}n", reset_less=True)
+                    m.d.sync += [x.eq(e[1]), n.eq(e[2])]
+                    out.append(("raw", x, n))
+                else:
+                    r = Signal(len(e[1]), name=f"{name}_l{k}_{i}", reset_less=True)
+                    m.d.sync += r.eq(e[1])
+                    out.append(("sum", r))
             level, regs = out, regs + 1
-    return level[0], regs
+    assert level[0][0] == "sum"
+    return level[0][1], regs
 
 
 class FirstLayerUnit(wiring.Component):
@@ -251,8 +278,9 @@ class FirstLayerUnit(wiring.Component):
             wbits = w_q[r * TAPS:(r + 1) * TAPS]
             for j in range(P):
                 g = r // self.ROWS_PER_COPY
-                terms = [taps[j, ky, kx, g] ^ Mux(wbits[3 * ky + kx], 0, 0xFF) for ky in range(3) for kx in range(3)]
-                sums[r, j], regs = _tree(m, terms, self.levels_per_stage, f"t{r}_{j}")
+                pixels = [taps[j, ky, kx, g] for ky in range(3) for kx in range(3)]
+                negs = [~wbits[3 * ky + kx] for ky in range(3) for kx in range(3)]
+                sums[r, j], regs = _tree(m, platform, pixels, negs, self.levels_per_stage, f"t{r}_{j}")
         dirs = w_q[R * TAPS:R * TAPS + R]
         dir_q = dirs
         assert regs >= 1
@@ -295,7 +323,8 @@ class FirstLayerUnit(wiring.Component):
             with m.If(v_r):
                 for j in range(P):
                     a = acc[r, j]
-                    nxt = Mux(first_r, 0, a) + sums[r, j]
+                    # (the clear at a part's first channel in the carry cells)
+                    nxt = fused_add(m, platform, Term(sums[r, j]), Term(a, first_r, "andnot"), name=f"acc{r}_{j}")
                     m.d.sync += a.eq(nxt)
                     for h in range(H):
                         with m.If(last_r & (part_r == h)):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._util import REPLICA, check_int, checking
+from .carry import Term, fused_add
 
 __all__ = ["XnorPE", "step_ctl_layout", "result_layout", "valid_register"]
 
@@ -121,8 +122,10 @@ class XnorPE(wiring.Component):
         regs = 0                        # pipeline registers passed so far
         mask, ctl = self.m_in, self.ctl_in
 
+        prev_ctl = ctl                  # the control one stage before `ctl`
+
         def register(values, name):
-            nonlocal regs, mask, ctl
+            nonlocal regs, mask, ctl, prev_ctl
             out = []
             for i, v in enumerate(values):
                 r = Signal(len(v), name=f"{name}_{i}", reset_less=True)
@@ -133,6 +136,7 @@ class XnorPE(wiring.Component):
             mq = Signal.like(mask, name=f"mask_q{regs}", reset_less=True, attrs=REPLICA)
             m.d.sync += mq.eq(mask)
             # (valid, first, dbl, last: copies; the count and the tag only go out with the result)
+            prev_ctl = ctl
             mask, ctl = mq, valid_register(m, ctl, f"ctl_q{regs}", replica=HOT_CTL_BITS)
             regs += 1
             return out
@@ -166,11 +170,15 @@ class XnorPE(wiring.Component):
         p = level[0]
         assert regs == self.stages, (regs, self.stages)
 
+        # the partial is cleared (the flip-flops' synchronous reset) while a segment's first step
+        # is one stage before it, so that step adds to 0; the doubling select lies in the carry cells
         acc = Signal(self.acc_width, reset_less=True)
-        base = Mux(ctl.first, 0, Mux(ctl.dbl, acc << 1, acc))
         acc_next = Signal(self.acc_width)
-        m.d.comb += acc_next.eq(base + p)
-        with m.If(ctl.valid):
+        m.d.comb += acc_next.eq(fused_add(m, platform, Term(p),
+                                          Term(acc, ctl.dbl, "mux", alt=Cat(Const(0, 1), acc[:-1])), name="acc"))
+        with m.If(prev_ctl.valid & prev_ctl.first):
+            m.d.sync += acc.eq(0)
+        with m.Elif(ctl.valid):
             m.d.sync += acc.eq(acc_next)
         res_v = Signal()
         res_acc = Signal(self.acc_width, reset_less=True)
