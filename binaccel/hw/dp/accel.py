@@ -112,9 +112,18 @@ class DpAccelerator(wiring.Component):
 
         # ---- configuration --------------------------------------------------------------------------
         DW = p.desc_words
-        cfg_words = Signal(DW * IO_WIDTH)
+        # the next descriptor, read ahead (the first layer's in LDESC, the next layer's while one runs)
+        pf_words = Signal(DW * IO_WIDTH, reset_less=True)
+        cfg_words = Signal(DW * IO_WIDTH, reset_less=True)
         cfg = Signal(layout(p.desc_layout))
         m.d.comb += cfg.eq(cfg_words[:p.desc_layout.size])
+        # the descriptor register loads from the prefetch buffer in the LOAD state, enabled by
+        # flip-flops set on the way into it, one per 64 bits (no decoded state drives its enables)
+        cfg_ce = [Signal(name=f"cfg_ce{k}", attrs=REPLICA) for k in range(-(-DW * IO_WIDTH // 64))]
+        m.d.sync += [c.eq(0) for c in cfg_ce]
+        for k, c in enumerate(cfg_ce):
+            with m.If(c):
+                m.d.sync += cfg_words[64 * k:64 * (k + 1)].eq(pf_words[64 * k:64 * (k + 1)])
         m.d.comb += [win.cfg.eq(cfg.win), flu.cfg.eq(cfg.flu), wb.cfg.eq(cfg.wb)]
         for lane in lanes:
             m.d.comb += lane.cfg.eq(cfg.lane)
@@ -299,7 +308,6 @@ class DpAccelerator(wiring.Component):
         n_layers = Signal(range(p.max_layers + 1))
         layer = Signal(range(p.max_layers + 1))
         dptr = Signal(range(d_depth + 1))
-        dk = Signal(range(DW + 1))
         error = Signal()
         m.d.comb += self.error.eq(error)
         m.d.comb += [
@@ -348,7 +356,6 @@ class DpAccelerator(wiring.Component):
         # write-back's own busy covers the rest)
         # (+ 3: the registered busy flags and the registered feature-map write)
         DRAIN = Mux(cfg.first, Lane.latency + 3, arr.latency + C - 1 + Lane.latency + 3)
-        pf_words = Signal(DW * IO_WIDTH)
         pf_k = Signal(range(DW + 1))
         pf_ready = Signal()
         dump_left = Signal(p.aw + 1)
@@ -413,7 +420,8 @@ class DpAccelerator(wiring.Component):
             with m.State("RUN_N"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), dk.eq(0),
+                    m.d.sync += [n_layers.eq(word), addr.eq(0), layer.eq(0), dptr.eq(0), pf_k.eq(0), pf_ready.eq(0),
+                                 cyc_layer.eq(1),
                                  img_left.eq(count), img_have.eq(0), img_last.eq(count == 1),
                                  img_done.eq(count == 0)]
                     with m.If((word == 0) | (word > p.max_layers)):
@@ -422,16 +430,12 @@ class DpAccelerator(wiring.Component):
                     with m.Else():
                         m.next = "LDESC"
             with m.State("LDESC"):
-                m.d.comb += d_rp.addr.eq(dptr)
-                with m.If(dk == 0):
-                    m.d.sync += cyc_layer.eq(1)
-                with m.Else():
-                    m.d.sync += cfg_words.eq(Cat(cfg_words[IO_WIDTH:], d_rp.data))
-                with m.If(dk == DW):
-                    m.d.sync += dk.eq(0)
-                    m.next = "START"
-                with m.Else():
-                    m.d.sync += [dptr.eq(dptr + 1), dk.eq(dk + 1)]
+                # the first layer's descriptor through the prefetch
+                with m.If(pf_ready):
+                    m.d.sync += [c.eq(1) for c in cfg_ce]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.next = "START"
             with m.State("START"):
                 m.d.comb += [start.eq(1), logit_out.eq(1)]
                 m.d.sync += [drain.eq(DRAIN), pf_k.eq(0), pf_ready.eq(0)]
@@ -472,10 +476,10 @@ class DpAccelerator(wiring.Component):
                         with m.Else():
                             m.next = "CMD"
                 with m.Elif(pf_ready):
-                    # the next descriptor is in: start at once
-                    m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1), cfg_words.eq(pf_words),
-                                 cyc_layer.eq(1)]
-                    m.next = "START"
+                    # the next descriptor is in: load it, then start
+                    m.d.sync += [layer_cycles[layer].eq(cyc_layer), layer.eq(layer + 1),
+                                 cyc_layer.eq(1)] + [c.eq(1) for c in cfg_ce]
+                    m.next = "LOAD"
             with m.State("STATS"):
                 m.d.comb += [outs.valid.eq(1),
                              outs.payload.eq(Mux(out_i == n_layers, cyc_total, layer_cycles[out_i]))]
@@ -506,12 +510,21 @@ class DpAccelerator(wiring.Component):
         with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
                   & ~fsm.ongoing("WDATA")):
             m.d.sync += cyc_total.eq(cyc_total + 1)
-        # the prefetch of the next layer's descriptor (dmem words dptr ..), during WAIT and DUMP
-        pf_on = (fsm.ongoing("WAIT") | fsm.ongoing("DUMP")) & ~last_layer & ~pf_ready
+        # the prefetch of a descriptor (dmem words dptr ..): the first layer's in LDESC, the next
+        # layer's during WAIT, DUMP and NEXT; a word shifts in the cycle after its address, by a
+        # flip-flop enable (copies, one per 64 bits)
+        pf_on = (fsm.ongoing("LDESC") | ((fsm.ongoing("WAIT") | fsm.ongoing("DUMP") | fsm.ongoing("NEXT"))
+                                          & ~last_layer)) & ~pf_ready
+        pf_issue = Signal()
+        m.d.comb += pf_issue.eq(pf_on & (pf_k != DW))
+        pf_shift = [Signal(name=f"pf_shift{k}", attrs=REPLICA) for k in range(len(cfg_ce))]
+        m.d.sync += [c.eq(pf_issue) for c in pf_shift]
+        for k, c in enumerate(pf_shift):
+            nxt = Cat(pf_words[IO_WIDTH:], d_rp.data)
+            with m.If(c):
+                m.d.sync += pf_words[64 * k:64 * (k + 1)].eq(nxt[64 * k:64 * (k + 1)])
         with m.If(pf_on):
             m.d.comb += d_rp.addr.eq(dptr)
-            with m.If(pf_k != 0):
-                m.d.sync += pf_words.eq(Cat(pf_words[IO_WIDTH:], d_rp.data))
             with m.If(pf_k == DW):
                 m.d.sync += pf_ready.eq(1)
             with m.Else():
