@@ -7,9 +7,11 @@
     binaccel synth --board ulx3s --search                               # largest array that fits
     binaccel synth --board ulx3s --rows 5 --cols 6 --word 32 --close-timing   # + a bitstream that meets its clock
     binaccel synth --search                                             # both boards -> bench/boards.json
+    binaccel synth --board ulx3s --design dp --freq 66.6667 --update-boards   # the pipelined accelerator
 
 The search's results (and ``--update-boards`` of a single point) go into ``bench/boards.json`` of
-the build folder (:func:`binaccel.bench.boards_json_path`).
+the build folder (:func:`binaccel.bench.boards_json_path`); the pipelined accelerator's builds
+(``--design dp``) into its ``dp_boards`` section.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import json
 import sys
 from pathlib import Path
 
+from binaccel import records
 from binaccel.bench import boards_json_path
 from binaccel.hw import sweep
+from binaccel.hw.dp import synth as dpsynth
+from binaccel.hw.sweep import dp as sweepdp
 from binaccel.hw.synth import SynthesisError, report_markdown
 from binaccel.sw.hwif import AccelParams, EngineParams
 from binaccel.commands.argtypes import nonneg_int, positive_float, positive_int
@@ -53,6 +58,12 @@ def _design(args):
 
 def _cmd_synth(args) -> int:
     design = _design(args)
+    if design == "dp":
+        return _cmd_synth_dp(args)
+    if getattr(args, "no_build", False):
+        print("binaccel synth: error: --no-build is for --design dp (the other designs reuse a current report "
+              "unless --force)", file=sys.stderr)
+        return 2
     boards = [args.board] if args.board else list(sweep.TARGET_MHZ)
     margin = getattr(args, "closure_margin", sweep.CLOSURE_MARGIN)
     if not 0 < margin <= 1:
@@ -112,6 +123,125 @@ def _cmd_synth(args) -> int:
         else:
             print(f"{board} ({res['design']}): no point fitted")
     return 0
+
+
+#: The summary fields ``binaccel synth --design dp`` prints.
+_DP_SUMMARY_KEYS = ("board", "design", "datapath", "params", "array", "macs_per_cycle", "fits", "status", "fmax_mhz",
+                    "target_mhz", "met", "freq_mhz", "clock_mhz", "timing_met", "luts", "luts_total", "ffs", "brams",
+                    "dsps", "seed", "plan_sha256", "report", "reused", "closure")
+
+
+def _dp_option_error(args):
+    """Why the options of ``args`` do not make a ``--design dp`` run, or None."""
+    if args.search:
+        return ("--search is not supported with --design dp: the pipelined accelerator has one board build "
+                "(binaccel.hw.dp.synth.ULX3S_BUILD; --cols changes its columns)")
+    if not args.board:
+        return "--board is required with --design dp"
+    if args.board != "ulx3s":
+        return (f"--design dp: the pipelined accelerator's board build is the ULX3S's (ULX3S_BUILD); "
+                f"it is not built for {args.board}")
+    given = [n for n in AccelParams.names() if n != "cols" and getattr(args, n, None) is not None]
+    if given:
+        return (f"--{given[0].replace('_', '-')} is not a parameter of --design dp (16 rows of 32-bit PEs and "
+                f"the ULX3S build's buffers; only --cols may change)")
+    if args.closure_margin != sweep.CLOSURE_MARGIN:
+        return (f"--closure-margin is not supported with --design dp (its timing closure rebuilds at "
+                f"{sweep.CLOSURE_MARGIN:g} x fmax)")
+    if getattr(args, "no_build", False) and args.force:
+        return "--no-build and --force contradict each other (--force rebuilds, --no-build never builds)"
+    return None
+
+
+def _cmd_synth_dp(args) -> int:
+    """``binaccel synth --design dp``: the pipelined accelerator's board build (:mod:`binaccel.hw.dp.synth`),
+    its report reused when it is this checkout's build plan, the timing closure, the summary and,
+    with ``--update-boards``, its points in the ``dp_boards`` section of the boards file."""
+    why = _dp_option_error(args)
+    if why is None:
+        try:
+            params = sweepdp.dp_params(args.cols)
+        except (TypeError, ValueError) as exc:
+            why = str(exc)
+    if why is not None:
+        print(f"binaccel synth: error: {why}", file=sys.stderr)
+        return 2
+    board, seed, no_build = args.board, args.seed, getattr(args, "no_build", False)
+    freq = float(args.freq) if args.freq is not None else sweep.TARGET_MHZ[board]
+    report, reused = None, False
+    if not args.force:
+        report, said = sweepdp.current_dp_report(board, freq, params, seed=seed)
+        reused = report is not None
+        print(f"[synth] {board} dp 16x{params['cols']}x32 at {freq:g} MHz: {said}"
+              + ("" if reused or no_build else "; building"))
+    if report is None:
+        if no_build:
+            print(f"binaccel synth: error: --no-build: {sweepdp.dp_point_dir(board, freq, params) / 'report.json'} "
+                  f"is not a report of this checkout's build ({said}); run without --no-build to build it",
+                  file=sys.stderr)
+            return 2
+        try:
+            report = dpsynth.synth_dp(board, freq, params, seed=seed, timeout=args.timeout)
+        except SynthesisError as exc:
+            print(report_markdown(exc.report), end="")
+            print(f"binaccel synth: error: {exc}", file=sys.stderr)
+            return 1
+    print(report_markdown(report), end="")
+    try:
+        summary = {**sweepdp.dp_summary(report), "reused": reused}
+    except ValueError as exc:
+        print(f"binaccel synth: error: {exc}", file=sys.stderr)
+        return 2
+    points = [{k: v for k, v in summary.items() if k != "reused"}]
+    if args.close_timing and summary["fits"]:
+        closure = None if args.force else sweepdp.current_dp_closure(report, board, params, seed=seed)
+        if closure is not None:
+            print(f"[synth] reusing the timing closure {Path(report['out_dir']) / 'closure.json'}: its builds are "
+                  f"this checkout's")
+        elif no_build and not summary["timing_met"]:
+            print("binaccel synth: error: --no-build: the build misses its clock and no timing closure of this "
+                  "checkout's builds is recorded next to it; run without --no-build to close timing", file=sys.stderr)
+            return 2
+        else:
+            try:
+                closure = dpsynth.close_timing_dp(board, report, params, seed=seed, timeout=args.timeout)
+            except (ValueError, SynthesisError) as exc:
+                print(f"binaccel synth: error: the timing-closure build failed: {exc}", file=sys.stderr)
+                return 1
+        summary["closure"] = closure
+        summary["clock_mhz"] = sweep.bitstream_clock_mhz(summary)
+        points += sweepdp.closure_points(closure)
+        print(_closure_text(closure))
+    print(json.dumps({k: summary[k] for k in _DP_SUMMARY_KEYS if k in summary}, indent=1))
+    if args.update_boards:
+        try:
+            _update_dp_boards(board, points)
+        except ValueError as exc:
+            print(f"binaccel synth: error: {exc}", file=sys.stderr)
+            return 2
+    return 0 if summary["fits"] and (not args.close_timing or summary["closure"]["met"]) else 1
+
+
+def _update_dp_boards(board, points):
+    """Put dp ``points`` into the ``dp_boards`` section of :func:`binaccel.bench.boards_json_path`,
+    each replacing a point of the same build; the other sections stay as they are. Without a boards
+    file, it starts from the curated record (:func:`binaccel.records.boards_doc`), so that the bench
+    keeps the record's other boards and designs."""
+    path = boards_json_path()
+    if not path.exists():
+        doc = records.boards_doc(records.load_record())
+        sweep.write_boards_json(doc["boards"], path, engine_results=doc["engine_boards"],
+                                link_results=doc["engine_link_boards"], dp_results=doc.get(sweep.DP_SECTION))
+        print(f"[synth] {path} did not exist: started it from the curated record {records.RECORD_LABEL}")
+    try:
+        doc = sweep.load_boards_json(path)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (--update-boards keeps the other sections of the boards file: fix or remove it)") \
+            from None
+    old = (doc.get(sweep.DP_SECTION, {}).get(board) or {}).get("points") or []
+    kept = [p for p in old if not any(sweepdp.same_dp_point(p, q) for q in points)]
+    print(f"[synth] updated {sweep.update_boards_json(board, sweepdp.dp_result(board, kept + points), path)} "
+          f"({sweep.DP_SECTION}.{board})")
 
 
 def _closure_text(c) -> str:
@@ -226,14 +356,19 @@ def register(subparsers) -> None:
                               description="Synthesize, place and route a design for a board and make its "
                                           "bitstream: --design accel (default) = LinkedAccelerator (whole-network "
                                           "accelerator behind the UART frame link) in BoardTop (PLL, reset, UART); "
+                                          "--design dp = the pipelined accelerator (LinkedDpAccelerator, the ULX3S "
+                                          "build) in the same board top, recorded in the dp_boards section of "
+                                          "bench/boards.json with --update-boards (the bench's ULX3S design once it "
+                                          "has a bitstream that meets its clock); "
                                           "--design engine-link = the layer engine behind the same link, the host "
                                           "doing im2col and pooling (the board design where the accelerator does "
                                           "not fit); --design engine = the layer engine alone in a PortHarness "
                                           "(earlier figures). With --search, find the largest array that fits (few points, "
                                           "sequential) and record it in bench/boards.json of the build folder.")
     s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None)
-    s.add_argument("--design", choices=list(sweep.DESIGNS), default="accel",
-                   help="accel (default): accelerator + UART link + PLL; engine-link: the layer engine + UART "
+    s.add_argument("--design", choices=[*sweep.DESIGNS, "dp"], default="accel",
+                   help="accel (default): accelerator + UART link + PLL; dp: the pipelined accelerator + UART link + "
+                        "PLL (ULX3S; --cols only, no --search); engine-link: the layer engine + UART "
                         "link + PLL, the host doing im2col/pooling; engine: bare engine in a PortHarness")
     s.add_argument("--search", action="store_true", help="search the largest fitting array (all boards "
                                                          "unless --board)")
@@ -244,20 +379,24 @@ def register(subparsers) -> None:
                    help="seconds per tool run; a run that takes longer is recorded as status timeout "
                         "(default in --search: 900 iCEBreaker, 1800 ULX3S for the accelerator)")
     s.add_argument("--force", action="store_true", help="re-run points whose report exists")
+    s.add_argument("--no-build", action="store_true",
+                   help="--design dp: never run the tools; use the report (and timing closure) in the build folder "
+                        "of this clock, refused when it is missing or not this checkout's build plan")
     s.add_argument("--max-points", type=positive_int, default=8, help="syntheses per board in --search (default 8)")
     s.add_argument("--update-boards", action="store_true",
-                   help="add this single point to bench/boards.json of the build folder")
+                   help="add this single point to bench/boards.json of the build folder (--design dp: its builds "
+                        "to the dp_boards section; a missing file starts from the curated record)")
     s.add_argument("--close-timing", action="store_true",
                    help="if the build misses its clock, place and route it again with the PLL at the fastest "
                         "clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
-                        "in <point>_f<MHz>/ (with --search: for each board's largest array); a rebuild whose "
-                        "routing runs out of --timeout counts as a miss at its clock")
+                        "in <point>_f<MHz>/ (with --search: for each board's largest array; --design dp: in "
+                        "dp-<cols>c-<MHz>/); a rebuild whose routing runs out of --timeout counts as a miss at its clock")
     s.add_argument("--closure-margin", type=positive_float, default=sweep.CLOSURE_MARGIN, metavar="F",
                    help=f"--close-timing rebuilds at the fastest clock at or below F x fmax (default "
                         f"{sweep.CLOSURE_MARGIN:g}; lower it when the router does not converge that close to the fmax)")
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
-                else "engine parameter")
+                else "engine parameter (--design dp: --cols only, 1..8)" if name == "cols" else "engine parameter")
         s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive_int, default=None, metavar="N",
                        help=f"{what} {name} (default: the board's base, binaccel.hw.sweep.presets ACCEL_BASE / BOARD_BASE; "
                             f"rows/cols/word: the search's starting point)")

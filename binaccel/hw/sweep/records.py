@@ -113,10 +113,11 @@ def boards_markdown(results: dict, engine_results: dict | None = None, link_resu
             if not res.get("points"):
                 lines.append(f"| {board} | {_result_kind(res)} | - | | no point synthesized | | | | | | | | |")
             for p in res["points"]:
+                # (points of the curated record's boards_doc that did not fit keep only array, status, LUTs, seed)
                 a = p["array"]
-                best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p["report"]) else ""
-                fmax = "-" if p["fmax_mhz"] is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
-                                                           else f"({p['fmax_mhz']:.1f} before routing)")
+                best = " **(largest)**" if res.get("best") is p or (res.get("best") and res["best"]["report"] == p.get("report")) else ""
+                fmax = "-" if p.get("fmax_mhz") is None else (f"{p['fmax_mhz']:.1f}" if p["fits"]
+                                                               else f"({p['fmax_mhz']:.1f} before routing)")
                 fits = "yes" if p["fits"] else f"no ({p['status']})"
                 if not p["fits"] and p.get("error"):
                     why = p["error"]
@@ -125,10 +126,13 @@ def boards_markdown(results: dict, engine_results: dict | None = None, link_resu
                     why = why.replace("|", "/")
                     fits += f": {why[:90]}{'...' if len(why) > 90 else ''}"
                 kind = p.get("design") if p.get("design") in DESIGN_KIND.values() else _result_kind(res)
+                macs = p.get("macs_per_cycle", a["rows"] * a["cols"] * a["word"])
+                target = p.get("target_mhz", res.get("target_mhz"))
                 lines.append(f"| {board} | {kind} | {a['rows']}x{a['cols']}x{a['word']}{best} | "
-                             f"{p['macs_per_cycle']} | {fits} | {_n(p['luts'])}/{_n(p['luts_total'])} | {_n(p['ffs'])} | "
-                             f"{_n(p['brams'])} | {_n(p['dsps'])}/{_n(p['dsps_total'])} | {fmax} | {p['target_mhz']:g} | "
-                             f"{'yes' if p['met'] else 'no'} | {closure_cell(p)} |")
+                             f"{macs} | {fits} | {_n(p.get('luts'))}/{_n(p.get('luts_total'))} | {_n(p.get('ffs'))} | "
+                             f"{_n(p.get('brams'))} | {_n(p.get('dsps'))}/{_n(p.get('dsps_total'))} | {fmax} | "
+                             f"{'-' if target is None else f'{target:g}'} | "
+                             f"{'yes' if p.get('met') else 'no'} | {closure_cell(p)} |")
             if res.get("points") and not res.get("best"):
                 lines.append(f"| {board} | {_result_kind(res)} | **no array fits** | | | | | | | | | | |")
         lines.append("")
