@@ -1,8 +1,10 @@
 """The board figures the bench uses: per board, the synthesized build it runs and its fmax.
 
-From ``bench/boards.json`` of the build folder (written by ``binaccel synth --search``, see
-:mod:`binaccel.hw.sweep`), or, where the build folder has none, from the curated record of the last
-search (:mod:`binaccel.records`, ``binaccel/measured.json``).
+From ``bench/boards.json`` of the build folder (written by ``binaccel synth --search`` and
+``binaccel synth ... --update-boards``, see :mod:`binaccel.hw.sweep`), or, where the build folder
+has none, from the curated record of the last search (:mod:`binaccel.records`,
+``binaccel/measured.json``). A board with a timing-met build of the pipelined accelerator
+(section ``dp_boards``, :mod:`binaccel.hw.sweep.dp`) runs that design.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import os
 from pathlib import Path
 
 from binaccel import records
-from binaccel.hw.sweep import _result_kind, gateware_current, inputs_hash, load_boards_json
+from binaccel.hw.sweep import (DP_SECTION, PIPELINED, _result_kind, bitstream_clock_mhz, gateware_current, inputs_hash,
+                               load_boards_json)
+from binaccel.hw.sweep import dp as sweepdp
 from binaccel.sw.paths import build_dir
 
 __all__ = ["boards_json_path", "shown_path", "parse_array", "load_boards", "stale_note"]
@@ -43,7 +47,11 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     (:func:`binaccel.records.load_record`, its ``best`` points). Every board's summary has
     ``source``: the file it came from (:data:`binaccel.records.RECORD_LABEL` for the record).
 
-    Per board, the largest fitting point of the board design (accelerator + UART link + PLL,
+    Per board, the pipelined accelerator's point (section ``dp_boards``: ``design`` "accel+uart",
+    ``datapath`` "pipelined", ``bitstream_mhz`` the clock of its timing-met bitstream,
+    ``gateware_current`` whether its ``plan_sha256`` is the one this checkout makes for its clock and
+    parameters) when it has a timing-met bitstream and ``arrays`` names no other array for the
+    board; else the largest fitting point of the board design (accelerator + UART link + PLL,
     ``design`` "accel+uart"), or the fitting point whose array ``arrays[board]`` names
     (``(rows, cols, word)``; ValueError listing the fitting arrays if there is none). With
     ``fallback`` (default), a board that no accelerator build fits gets its other board design,
@@ -56,14 +64,30 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
     else:
         doc, label = load_boards_json(source), shown_path(source)
     arrays = dict(arrays or {})
-    unknown = sorted(set(arrays) - set(doc["boards"]))
+    dp = dict(doc.get(DP_SECTION) or {})
+    unknown = sorted(set(arrays) - set(doc["boards"]) - set(dp))
     if unknown:
         raise ValueError(f"{label}: field 'boards.{unknown[0]}': no synthesis results for that board "
-                         f"(boards: {', '.join(sorted(doc['boards'])) or 'none'})")
+                         f"(boards: {', '.join(sorted(set(doc['boards']) | set(dp))) or 'none'})")
     out = {}
+    for name, res in dp.items():
+        best = res.get("best") if isinstance(res, dict) else None
+        if not best or bitstream_clock_mhz(best) is None:
+            continue
+        a = best["array"]
+        if name in arrays and arrays[name] != (a["rows"], a["cols"], a["word"]):
+            if name not in doc["boards"]:
+                w = arrays[name]
+                raise ValueError(f"{label}: field '{DP_SECTION}.{name}.best.array': the pipelined accelerator's "
+                                 f"build is {a['rows']}x{a['cols']}x{a['word']}, not {w[0]}x{w[1]}x{w[2]}, and the "
+                                 f"board has no other synthesis results")
+            continue
+        out[name] = {**best, "design": "accel+uart", "datapath": PIPELINED, "bitstream_mhz": bitstream_clock_mhz(best)}
     engine = dict(doc.get("engine_boards") or {})
     linked = dict(doc.get("engine_link_boards") or {})
     for name, res in doc["boards"].items():
+        if name in out:
+            continue
         if _result_kind(res) == "engine":
             engine.setdefault(name, res)
             continue
@@ -99,7 +123,11 @@ def load_boards(path=None, *, fallback=True, arrays=None) -> dict:
                 out[name] = {**res["best"], "design": design, "fallback": f"{why}: {what}"}
     for v in out.values():
         v["source"] = label
-        v["gateware_current"] = gateware_current(v)
+        if v.get("datapath") == PIPELINED:
+            v["checkout_plan_sha256"] = sweepdp.checkout_plan_dp(v)
+            v["gateware_current"] = bool(v.get("plan_sha256")) and v["plan_sha256"] == v["checkout_plan_sha256"]
+        else:
+            v["gateware_current"] = gateware_current(v)
     return out
 
 
@@ -110,6 +138,15 @@ def stale_note(name: str, board: dict):
     if board.get("gateware_current", True):
         return None
     a = board["array"]
+    if board.get("datapath") == PIPELINED:
+        mine = board.get("checkout_plan_sha256")
+        plan = (f"its build plan differs (plan_sha256 {board['plan_sha256'][:12]}, this checkout "
+                f"{mine[:12] if mine else 'unknown'} at {board.get('freq_mhz')} MHz)" if board.get("plan_sha256")
+                else "it has no build plan digest (plan_sha256) to compare")
+        return (f"{name} {a['rows']}x{a['cols']}x{a['word']} (pipelined accelerator): the synthesis record in "
+                f"{board.get('source')} was made from other gateware or tools than this checkout's: {plan}, so its "
+                f"fmax and resources may not describe the current design; `{sweepdp.dp_command(board)} "
+                f"--update-boards` measures it again")
     design = {"engine": "--design engine ", "engine+uart": "--design engine-link "}.get(board.get("design"), "")
     plan = (f"and its build plan differs (plan_sha256 {board['plan_sha256'][:12]})" if board.get("plan_sha256")
             else "and it has no build plan digest (plan_sha256) to compare")

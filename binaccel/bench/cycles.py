@@ -1,7 +1,10 @@
 """The bench's FPGA side: cycles per image of a network on a board's build.
 
-Three sources, named in the bench's JSON per network and board (``cycles_source``):
+Four sources, named in the bench's JSON per network and board (``cycles_source``):
 
+* the pipelined accelerator simulation (:func:`dp_cycles`: ``binaccel.sim.dp``, Verilator fast
+  path, one RUN per image, the hardware's own cycle counters), for a board whose design is the
+  pipelined accelerator;
 * the whole-network accelerator simulation (:func:`accel_cycles`: ``binaccel.sim.top``, Verilator
   fast transport, the hardware's own cycle counters), for a board that runs the accelerator;
 * the simulation of the board's engine build on each batch (:func:`engine_sim_cycles`:
@@ -22,21 +25,25 @@ import numpy as np
 
 from binaccel.hw.perf import ideal_cycles, layer_perf
 from binaccel.hw.sweep import params_for_models
+from binaccel.sim import dp as simdp   # the module: run_model looked up there (tests replace it)
 from binaccel.sim import top
 from binaccel.sim.layer import run_layers
 from binaccel.sw import intref, program
 from binaccel.sw.hwif import AccelParams, EngineParams
+from binaccel.sw.hwif.dp import DpParams
 from binaccel.sw.intmodel import IntModel
 
-__all__ = ["MODEL_SOURCE", "ACCEL_SOURCE", "ENGINE_SIM_SOURCE", "SOURCE_LABEL", "accel_params_for",
-           "pe_stages_of", "accel_cycles", "engine_sim_cycles", "network_cycles"]
+__all__ = ["MODEL_SOURCE", "ACCEL_SOURCE", "ENGINE_SIM_SOURCE", "DP_SOURCE", "SOURCE_LABEL", "accel_params_for",
+           "pe_stages_of", "accel_cycles", "engine_sim_cycles", "dp_cycles", "network_cycles"]
 
 MODEL_SOURCE = "engine cycle model (binaccel.hw.perf.layer_cycles, exact vs the Verilator engine simulation)"
 ACCEL_SOURCE = "accelerator simulation (binaccel.sim.top.run_model, Verilator fast transport, hardware cycle counters)"
 ENGINE_SIM_SOURCE = ("engine simulation (binaccel.sim.layer fast backend: the board's engine build, every layer run "
                      "on the batch, outputs checked against intref)")
+DP_SOURCE = ("pipelined accelerator simulation (binaccel.sim.dp.run_model, Verilator fast path, the accelerator's "
+             "own cycle counters; one RUN per image, the image load included; logits checked against intref)")
 #: Short names of the cycle sources in the tables.
-SOURCE_LABEL = {ACCEL_SOURCE: "sim", ENGINE_SIM_SOURCE: "engine sim", MODEL_SOURCE: "model"}
+SOURCE_LABEL = {ACCEL_SOURCE: "sim", ENGINE_SIM_SOURCE: "engine sim", MODEL_SOURCE: "model", DP_SOURCE: "dp sim"}
 
 
 def accel_params_for(models, array: dict, *, images: int = 64, skip_errors: bool = False, pe_stages: int = 1):
@@ -111,6 +118,32 @@ def accel_cycles(model: IntModel, images: np.ndarray, params) -> dict:
     return {"cycles_per_image": float(dec["image_cycles"].mean()), "throughput_cycles_per_image": thr,
             "layers": layers, "images": int(n), "sim_wall_s": float(wall), "params": params.as_dict(),
             "total_cycles": int(total), "logits_exact": True}
+
+
+def dp_cycles(model: IntModel, images: np.ndarray, params) -> dict:
+    """Cycles per image of ``model`` on the simulated pipelined accelerator build ``params`` (a
+    DpParams or its dict; :func:`binaccel.sim.dp.run_model`: one RUN per image on the Verilator
+    fast path, the hardware's own cycle counters), every image's logits compared with intref as
+    whole vectors: AssertionError naming the model when any differs. Returns the run's record
+    (``exact``, ``cycles_per_image``, ``utilisation``, ``utilisation_binary_conv``, ``layers``,
+    ...) with ``ideal_cycles_per_image`` and ``sim_wall_s``. The network must compile for the
+    build (:class:`binaccel.sw.dpprog.DpFitError` otherwise)."""
+    p = params if isinstance(params, DpParams) else DpParams(**params)
+    images = np.asarray(images, dtype=np.uint8)
+    t0 = time.perf_counter()
+    run = simdp.run_model(model, images, params=p)
+    wall = time.perf_counter() - t0
+    rec = dict(run.record)
+    exact = rec["exact"]
+    if exact["checked"] != len(images):
+        raise AssertionError(f"{model.name}: the pipelined accelerator simulation checked {exact['checked']} of "
+                             f"{len(images)} images")
+    if exact["matched"] != exact["checked"]:
+        raise AssertionError(f"{model.name}: pipelined accelerator logits of {exact['checked'] - exact['matched']} "
+                             f"of {exact['checked']} images differ from intref")
+    rec["ideal_cycles_per_image"] = float(sum(x["ideal_cycles"] for x in rec["layers"]))
+    rec["sim_wall_s"] = float(wall)
+    return rec
 
 
 def engine_sim_cycles(model: IntModel, images: np.ndarray, params) -> dict:

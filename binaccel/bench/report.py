@@ -48,7 +48,10 @@ def boards_table(boards: dict) -> list:
     for name, b in boards.items():
         a = b["array"]
         met = b.get("met", (b.get("fmax_mhz") or 0) >= (b.get("target_mhz") or float("inf")))
-        lines.append(f"| {name} | {b.get('design') or '-'} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
+        design = b.get("design") or "-"
+        if b.get("datapath"):
+            design += f" ({b['datapath']})"
+        lines.append(f"| {name} | {design} | {a['rows']}x{a['cols']}x{a['word']} | {b['fmax_mhz']} "
                      f"({b.get('target_mhz')}, {'yes' if met else 'no'}) | {closure_cell(b)} | "
                      f"{b['luts']}/{b['luts_total']} | {b['ffs']} | {b['brams']} | {b.get('dsps')}/{b.get('dsps_total')} |")
     for name, b in boards.items():
@@ -65,10 +68,16 @@ def boards_table(boards: dict) -> list:
     return lines
 
 
+def _figures(per) -> bool:
+    """Whether a network's entry for a board has figures (not a network the board's build cannot run)."""
+    return bool(per.get("batch"))
+
+
 def render_markdown(result: dict) -> str:
     lines = ["# binaccel bench: FPGA vs CPU", "",
-             f"- cycles: {result['cycles_source']} (per row: `sim` = accelerator simulation, `engine sim` = "
-             f"simulation of the board's engine build, `model` = engine cycle model)",
+             f"- cycles: {result['cycles_source']} (per row: `dp sim` = pipelined accelerator simulation, `sim` = "
+             f"accelerator simulation, `engine sim` = simulation of the board's engine build, `model` = engine "
+             f"cycle model)",
              f"- CPU: {result['machine']['processor']}, {result['machine']['cpus']} cores, torch "
              f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), onnxruntime "
              f"{result['machine'].get('onnxruntime', '-')} (1 and {result['machine'].get('onnxruntime_threads', '-')} "
@@ -96,9 +105,12 @@ def render_markdown(result: dict) -> str:
         if "skipped" in e:
             lines.append(f"| {net} | - | - | skipped: {e['skipped']} | | | | | | | | | |")
             continue
-        shown = False
         for bname in result["boards"]:
             if bname not in e:
+                continue
+            if not _figures(e[bname]):
+                why = e[bname].get("does_not_run") or e[bname].get("error") or "no figures"
+                lines.append(f"| {net} | {bname} | - | does not run: {why.replace('|', '/')} | | | | | | | | | |")
                 continue
             for n in batches:
                 r = e[bname]["batch"][str(n)]
@@ -110,21 +122,23 @@ def render_markdown(result: dict) -> str:
                     f"{_fmt_s(r.get('link_s_per_image'))} @ {_fmt_baud(r.get('baud'))} | "
                     f"{_fmt_s(r.get('end_to_end_s_per_image'))} | {_fmt_r(r.get('ratio_end_to_end_over_cpu_best'))} | "
                     f"{'yes' if e[bname]['build_supports'] else 'no'} |")
-            if not shown:   # the CPU figures are the same for every board: once per network
-                for n in batches:
-                    r = e[bname]["batch"][str(n)]
-                    cpu_lines.append(
-                        f"| {net} | {n} | {_fmt_s(r['cpu_torch_s_per_image'])} | "
-                        f"{_fmt_s(r.get('cpu_onnxruntime_t1_s_per_image'))} | "
-                        f"{_fmt_s(r.get('cpu_onnxruntime_tall_s_per_image'))} | {_fmt_s(r['cpu_brevitas_s_per_image'])} | "
-                        f"{_fmt_s(r['cpu_packed_s_per_image'])} | {r.get('cpu_best_runtime', '-')} |")
-                shown = True
+        for n in batches:   # the CPU figures are the same for every board: once per network
+            c = (e.get("cpu") or {}).get(str(n))
+            if not c:
+                continue
+
+            def s_of(key, c=c):
+                return _fmt_s((c.get(key) or {}).get("s_per_image"))
+
+            cpu_lines.append(f"| {net} | {n} | {s_of('torch_float')} | {s_of('onnxruntime_t1')} | "
+                             f"{s_of('onnxruntime_tall')} | {s_of('brevitas')} | {s_of('packed')} | "
+                             f"{(c.get('best') or {}).get('runtime', '-')} |")
     lines += cpu_lines
     lines += ["", "## Ratios against each CPU runtime", "",
               "| network | board | batch | FPGA/torch | FPGA/Brevitas | FPGA/packed |", "|---|---|---:|---:|---:|---:|"]
     for net, e in result["networks"].items():
         for bname in result["boards"]:
-            if "skipped" in e or bname not in e:
+            if "skipped" in e or bname not in e or not _figures(e[bname]):
                 continue
             for n in batches:
                 r = e[bname]["batch"][str(n)]
@@ -154,6 +168,11 @@ def make_plots(result: dict, out_dir) -> list:
     for bname in result["boards"]:
         fig, axes = plt.subplots(len(nets), 1, figsize=(10, 2.6 * len(nets)), squeeze=False)
         for ax, (net, e) in zip(axes[:, 0], nets.items()):
+            if bname not in e or not _figures(e[bname]):
+                ax.set_title(f"{net} on {bname}: {(e.get(bname) or {}).get('does_not_run', 'no figures')}"[:120],
+                             fontsize=8)
+                ax.axis("off")
+                continue
             layers = e[bname]["batch"][b0]["layers"]
             x = np.arange(len(layers))
             ax.bar(x - 0.2, [l["cycles"] for l in layers], 0.4, label="cycles")
@@ -177,7 +196,8 @@ def make_plots(result: dict, out_dir) -> list:
         i = 0
         for bname in boards:
             for key, label in (("ratio_fpga_over_cpu_best", "FPGA"), ("ratio_end_to_end_over_cpu_best", "end to end")):
-                vals = [1.0 / r if (r := nets[m][bname]["batch"][str(n)].get(key)) else np.nan for m in names]
+                vals = [1.0 / r if (r := ((nets[m].get(bname) or {}).get("batch") or {}).get(str(n), {}).get(key))
+                        else np.nan for m in names]
                 ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, label=f"{bname} {label} vs CPU best")
                 i += 1
         ax.axhline(1.0, color="k", lw=0.8)

@@ -1,14 +1,18 @@
 """The bench run: FPGA cycles and time per image against CPU runtime, per network and board.
 
 For each network (the trained MNIST models, and the paper-scale CIFAR shapes of
-:mod:`binaccel.sw.netzoo`) and each board (the largest array of the board design -- accelerator +
-UART link + PLL -- that fits it and its fmax; where no accelerator build fits, the engine + UART
-link design, the host doing im2col and pooling, or else the engine-only figures; see
-:func:`binaccel.bench.boards.load_boards`):
+:mod:`binaccel.sw.netzoo`) and each board (its board design: the pipelined accelerator where it has
+a timing-met bitstream, else the largest array of the accelerator + UART link + PLL that fits it
+and its fmax; where no accelerator build fits, the engine + UART link design, the host doing
+im2col and pooling, or else the engine-only figures; see :func:`binaccel.bench.boards.load_boards`):
 
-* **FPGA**: cycles per image (:mod:`binaccel.bench.cycles`: the accelerator simulation, the
-  simulation of the board's engine build, or the engine's exact cycle model; the JSON says which,
-  ``cycles_source``), time per image = cycles / fmax, utilisation = ideal cycles / cycles.
+* **FPGA**: cycles per image (:mod:`binaccel.bench.cycles`: the pipelined accelerator's
+  simulation, the accelerator simulation, the simulation of the board's engine build, or the
+  engine's exact cycle model; the JSON says which, ``cycles_source``), time per image = cycles /
+  fmax, utilisation = ideal cycles / cycles. On the pipelined accelerator a network its compiler
+  refuses (:class:`binaccel.sw.dpprog.DpFitError`, e.g. MCN) gets ``does_not_run`` with the reason
+  and no figures; the others are simulated on ``accel_images`` images and their logits checked
+  against intref (a difference raises).
 * **CPU**, measured in the same run on this machine (:mod:`binaccel.bench.cpu`): float PyTorch,
   the same float model exported to ONNX and run by onnxruntime (1 thread and all threads),
   Brevitas and the bit-packed numpy path; ``cpu_best_*`` is the fastest deployable one, and
@@ -32,20 +36,21 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from binaccel.hw.sweep import bitstream_clock_mhz, params_for_models
-from binaccel.sw import netzoo
+from binaccel.hw.sweep import PIPELINED, bitstream_clock_mhz, params_for_models
+from binaccel.sw import dpprog, netzoo
 from binaccel.sw.atomic import write_json_atomic, write_text_atomic
 from binaccel.sw.data import load_mnist
 from binaccel.sw.hwif import EngineParams
+from binaccel.sw.hwif.dp import DpParams
 from binaccel.sw.link import DEFAULT_BAUD
 from binaccel.sw.paths import build_dir
 from binaccel.sw.train import load_checkpoint
 
 from .boards import load_boards
 from .cpu import check_packed, cpu_timings
-from .linktime import accel_link, engine_link
-from .cycles import (ACCEL_SOURCE, ENGINE_SIM_SOURCE, MODEL_SOURCE, SOURCE_LABEL, accel_cycles, accel_params_for,
-                     engine_sim_cycles, network_cycles, pe_stages_of)
+from .linktime import accel_link, dp_link, engine_link
+from .cycles import (ACCEL_SOURCE, DP_SOURCE, ENGINE_SIM_SOURCE, MODEL_SOURCE, SOURCE_LABEL, accel_cycles,
+                     accel_params_for, dp_cycles, engine_sim_cycles, network_cycles, pe_stages_of)
 from .networks import MNIST_BENCH_MODELS, load_model_files, mnist_models
 from .report import make_plots, render_markdown
 
@@ -193,6 +198,21 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                                                         "seed", "report", "design", "fallback",
                                                         "inputs_sha256", "plan_sha256", "gateware_current",
                                                         "closure")}
+        result["boards"][bname]["bitstream_mhz"] = bitstream_clock_mhz(b)
+        if b.get("datapath") == PIPELINED:
+            result["boards"][bname].update(datapath=PIPELINED, freq_mhz=b.get("freq_mhz"),
+                                           macs_per_cycle=b.get("macs_per_cycle"),
+                                           checkout_plan_sha256=b.get("checkout_plan_sha256"))
+    if any(b.get("datapath") == PIPELINED for b in boards.values()):
+        result["notes"].append(
+            "A board whose design is the pipelined accelerator (boards.<b>.datapath \"pipelined\", binaccel.hw.dp: "
+            "the whole network on chip behind the UART link): its cycles are the simulation's (cycles_source: "
+            "binaccel.sim.dp, one RUN per image, the image load included) on accel_images images whose logits are "
+            "checked against intref (exact: checked, matched); the design runs one image per RUN and has no batching, "
+            "so batch 64 is 64 RUNs and its cycles per image equal batch 1's (the CPU figures are those of each "
+            "batch); fpga_bitstream_s_per_image is at its timing-met bitstream's clock (boards.<b>.bitstream_mhz), "
+            "fpga_s_per_image at that build's fmax; a network its compiler refuses (binaccel.sw.dpprog.DpFitError) "
+            "has does_not_run and no figures.")
     images_cache = {}
     for net_name, info in nets.items():
         model = info["model"]
@@ -235,6 +255,11 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                           ort_threads=ort_threads)
         entry["cpu"] = cpu
         for bname, b in boards.items():
+            if b.get("datapath") == PIPELINED:
+                k = accel_images if info["family"] != "paper" else max(2, accel_images // 2)
+                entry[bname] = _dp_board_entry(bname, model, info["family"], images, k, b, cpu, batches,
+                                               result["boards"][bname]["baud"], rng, log)
+                continue
             per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "batch": {}, "engine_model": {}}
             bp = b.get("params") or {}
             per["build_supports"] = all(need[k] <= bp.get(k, 0) for k in need) if bp else None
@@ -312,12 +337,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     "layers": layers,
                 }
             head = per["batch"][str(batches[0])]
-            for key in ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
-                        "cpu_packed_s_per_image", "utilisation", "cycles_per_image", "ratio_fpga_over_torch",
-                        "ratio_fpga_over_packed", "ratio_fpga_over_brevitas", "cpu_onnxruntime_t1_s_per_image",
-                        "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image", "cpu_best_runtime",
-                        "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
-                        "ratio_end_to_end_over_cpu_best"):
+            for key in _HEAD_KEYS:
                 per[key] = head[key]
             per["headline_batch"] = batches[0]
             entry[bname] = per
@@ -336,6 +356,97 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         result["plots"] = make_plots(result, out_dir)
         write_json_atomic(out_dir / "bench.json", result)
     return result
+
+
+#: Per-board keys of a network's entry that repeat its headline batch's figures.
+_HEAD_KEYS = ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per_image", "cpu_brevitas_s_per_image",
+              "cpu_packed_s_per_image", "utilisation", "cycles_per_image", "ratio_fpga_over_torch",
+              "ratio_fpga_over_packed", "ratio_fpga_over_brevitas", "cpu_onnxruntime_t1_s_per_image",
+              "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image", "cpu_best_runtime",
+              "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
+              "ratio_end_to_end_over_cpu_best")
+
+
+def _dp_images(family: str, images: np.ndarray, k: int, shape, rng) -> np.ndarray:
+    """``k`` images for the pipelined accelerator's simulation: the bench's own first ``k`` when it
+    has that many, else (``--accel-images`` above the largest batch) more of the same kind: MNIST test
+    digits, or random pixels."""
+    if k <= len(images):
+        return images[:k]
+    if family == "mnist":
+        more = load_mnist().x_test[:k].astype(np.uint8)
+    else:
+        more = rng.integers(0, 256, size=(k, *shape), dtype=np.int64).astype(np.uint8)
+    return more[:, None] if more.ndim == 3 else more
+
+
+def _dp_board_entry(bname: str, model, family: str, images, k: int, b: dict, cpu: dict, batches, baud: int,
+                    rng, log) -> dict:
+    """A network's entry for a board whose design is the pipelined accelerator: ``does_not_run``
+    (the compiler's one-line reason) when the build cannot run it; else the simulation of ``k``
+    images (:func:`binaccel.bench.cycles.dp_cycles`, logits checked against intref), the link
+    figures of one image's RUN command and reply (:func:`binaccel.bench.linktime.dp_link`), and per
+    batch the same cycles per image (one RUN per image) against that batch's CPU figures."""
+    params = DpParams(**b["params"])
+    bit_mhz = bitstream_clock_mhz(b)
+    per = {"array": b["array"], "fmax_mhz": b["fmax_mhz"], "bitstream_mhz": bit_mhz, "datapath": PIPELINED,
+           "batch": {}}
+    try:
+        prog = dpprog.compile_model(model, params)
+    except dpprog.DpFitError as exc:
+        reason = " ".join(str(exc).split())
+        per.update(does_not_run=reason, build_supports=False, batch={})
+        log(f"[bench]   {bname}: does not run on the pipelined accelerator: {reason}")
+        return per
+    per["build_supports"] = True
+    imgs = _dp_images(family, images, k, tuple(model.input_shape), rng)
+    log(f"[bench]   {bname}: pipelined accelerator simulation of {len(imgs)} image(s), build 16x{params.cols}x32 ...")
+    sim = dp_cycles(model, imgs, params)       # raises AssertionError on a logit that differs from intref
+    per["cycles_source"] = DP_SOURCE
+    per["exact"] = dict(sim["exact"])
+    per["dp_sim"] = {key: sim.get(key) for key in ("images", "cycles_per_image", "utilisation",
+                                                     "utilisation_binary_conv", "ideal_cycles_per_image",
+                                                     "sim_wall_s", "params", "source")}
+    link = dp_link(prog, model, baud)
+    per["link"] = link
+    cpi = float(sim["cycles_per_image"])
+    for n in batches:
+        c = cpu[str(n)]
+        best = c["best"]["s_per_image"]
+        fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
+        bit_s = cpi / (bit_mhz * 1e6) if bit_mhz else None
+        link_s = link["link_s_per_image"]
+        per["batch"][str(n)] = {
+            "cycles_per_image": cpi, "ideal_cycles_per_image": sim["ideal_cycles_per_image"],
+            "utilisation": float(sim["utilisation"]), "utilisation_binary_conv": sim.get("utilisation_binary_conv"),
+            "runs": n, "exact": dict(sim["exact"]),
+            "fpga_s_per_image": fpga_s, "fpga_bitstream_s_per_image": bit_s,
+            "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
+            "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
+            "cpu_packed_s_per_image": c["packed"]["s_per_image"],
+            "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
+            "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
+            "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
+            "cpu_onnxruntime_t1_s_per_image": c["onnxruntime_t1"]["s_per_image"],
+            "cpu_onnxruntime_tall_s_per_image": c["onnxruntime_tall"]["s_per_image"],
+            "cpu_onnxruntime_tall_threads": c["onnxruntime_tall"]["threads"],
+            "cpu_best_s_per_image": best, "cpu_best_runtime": c["best"]["runtime"],
+            "ratio_fpga_over_cpu_best": fpga_s / best if fpga_s else None,
+            "baud": baud, "link_s_per_image": link_s,
+            "end_to_end_s_per_image": link_s + bit_s if bit_s is not None else None,
+            "ratio_end_to_end_over_cpu_best": (link_s + bit_s) / best if bit_s is not None else None,
+            "layers": sim["layers"],
+        }
+    head = per["batch"][str(batches[0])]
+    for key in _HEAD_KEYS:
+        per[key] = head[key]
+    per["headline_batch"] = batches[0]
+    clock = "no timing-met bitstream" if bit_mhz is None else f"{bit_mhz:g} MHz (bitstream)"
+    log(f"[bench]   {bname} 16x{params.cols}x32 pipelined at {clock}, fmax {b['fmax_mhz']} MHz: "
+        f"{cpi:.0f} cycles/img, {sim['exact']['matched']}/{sim['exact']['checked']} exact, util "
+        f"{100 * sim['utilisation']:.1f}%, FPGA/CPU best ({head['cpu_best_runtime']}) "
+        + ("-" if head["ratio_fpga_over_cpu_best"] is None else f"{head['ratio_fpga_over_cpu_best']:.3g}"))
+    return per
 
 
 def _link(per: dict, model, images, b: dict, need: dict, baud: int, accel_build, log):

@@ -3,10 +3,14 @@
 ::
 
     binaccel bench                                 # board figures: bench/boards.json, else the curated record
+    binaccel bench --accel-images 64               # more images simulated (and checked) per network
     binaccel bench --array ulx3s=5x6x32            # a fitting build other than the largest
     binaccel bench --synth                         # re-runs the board search first
 
-Writes ``bench.json``, ``bench.md`` and the plots into ``bench`` of the build folder (``--out``).
+A board with a timing-met build of the pipelined accelerator (``dp_boards`` of the boards file or
+the record, ``binaccel synth --design dp --update-boards``) runs that design; see
+:func:`binaccel.bench.load_boards`. Writes ``bench.json``, ``bench.md`` and the plots into ``bench``
+of the build folder (``--out``).
 """
 
 from __future__ import annotations
@@ -59,11 +63,17 @@ def _cmd_bench(args) -> int:
         for board in result["boards"]:
             if board in e:
                 r = e[board]
-                e2e = r.get("end_to_end_s_per_image")
-                print(f"  {net:16s} {board:10s} FPGA {r['fpga_s_per_image'] * 1e3:9.3f} ms/img  "
-                      f"FPGA/CPU best {r['ratio_fpga_over_cpu_best']:8.3g} ({r['cpu_best_runtime']})  "
+                if r.get("does_not_run"):
+                    print(f"  {net:16s} {board:10s} does not run: {r['does_not_run']}")
+                    continue
+                e2e, fpga, ratio = r.get("end_to_end_s_per_image"), r.get("fpga_s_per_image"), \
+                    r.get("ratio_fpga_over_cpu_best")
+                exact = r.get("exact")
+                print(f"  {net:16s} {board:10s} FPGA {'-' if fpga is None else f'{fpga * 1e3:9.3f} ms/img'}  "
+                      f"FPGA/CPU best {'-' if ratio is None else f'{ratio:8.3g}'} ({r['cpu_best_runtime']})  "
                       f"end to end {'-' if e2e is None else f'{e2e * 1e3:9.3f} ms/img'}  "
-                      f"util {100 * r['utilisation']:5.1f}%")
+                      f"util {100 * r['utilisation']:5.1f}%"
+                      + (f"  exact {exact['matched']}/{exact['checked']}" if exact else ""))
     return 0
 
 
@@ -87,7 +97,8 @@ def register(subparsers) -> None:
     b.add_argument("--cycles", choices=list(bench.CYCLES), default="accel",
                    help="cycle source: accel (default) = the simulations (the whole-network accelerator, "
                         "binaccel.sim.top, or for a board running the engine behind the link its engine build), "
-                        "model = engine cycle model (hw/perf.py)")
+                        "model = engine cycle model (hw/perf.py); a board running the pipelined accelerator is "
+                        "always simulated (binaccel.sim.dp)")
     b.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
     b.add_argument("--ort-threads", type=positive_int, default=None,
@@ -97,5 +108,6 @@ def register(subparsers) -> None:
                    help=f"host link bit rate for the link and end-to-end figures (default {DEFAULT_BAUD}, the "
                         f"board tops' default; 115200 for the boards' other rate)")
     b.add_argument("--accel-images", type=positive_int, default=4,
-                   help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4)")
+                   help="images simulated per MNIST network (half, at least 2, for paper-scale ones; default 4), "
+                        "their logits checked against the integer reference")
     b.set_defaults(func=_cmd_bench)

@@ -241,12 +241,14 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
         if "skipped" in e:
             bnets[net] = {"skipped": e["skipped"]}
             continue
-        bnets[net] = {b: {**{k: e[b].get(k) for k in keep},
-                          "batch": {n: {k: v for k, v in r.items() if k != "layers"} for n, r in e[b]["batch"].items()}}
+        bnets[net] = {b: ({"does_not_run": e[b]["does_not_run"]} if e[b].get("does_not_run") else
+                          {**{k: e[b].get(k) for k in keep},
+                           "batch": {n: {k: v for k, v in r.items() if k != "layers"}
+                                     for n, r in e[b]["batch"].items()}})
                       for b in res["boards"] if b in e}
     summary["bench"] = {"boards": {b: {k: v.get(k) for k in ("fmax_mhz", "luts", "luts_total", "ffs", "brams", "dsps",
-                                                           "array", "design", "fallback", "target_mhz", "met",
-                                                           "gateware_current")}
+                                                           "array", "design", "datapath", "bitstream_mhz",
+                                                           "fallback", "target_mhz", "met", "gateware_current")}
                                    for b, v in res["boards"].items()},
                         "networks": bnets, "out_dir": str(out_dir), "bench_json": str(Path(out_dir) / "bench.json"),
                         "cycles_source": res["cycles_source"], "reps": reps, "missing_model_files": missing,
@@ -276,6 +278,9 @@ def bench_section(summary: dict, *, model_files: dict, out_dir: str, log=print, 
             continue
         for b in res["boards"]:
             if b not in e:
+                continue
+            if e[b].get("does_not_run"):
+                lines.append(f"| {net} | {b} | - | does not run: {e[b]['does_not_run']} | | | | | | | | |")
                 continue
             src = bench.SOURCE_LABEL.get(e[b]["cycles_source"], "model")
             for n in batches:
