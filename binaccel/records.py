@@ -8,6 +8,11 @@ timing-met bitstream (the timing closure), the tool versions, the build-plan dig
 (``plan_sha256``) and the ``binaccel synth`` command that builds it again. A design that no point
 fits keeps the arrays that were tried.
 
+The record also keeps, per board, the best build of the pipelined accelerator (``dp_boards``: the
+boards file's section of the same name, :mod:`binaccel.hw.sweep.dp`): a timing-met build if there is
+one, the one at the largest clock, with its area, fmax, clock, seed, tool versions, build-plan
+digest and command.
+
 The bench and the demo read the record where the build folder has no ``bench/boards.json``
 (:func:`boards_doc` turns it into that file's layout). ``binaccel records --update`` makes a new
 record from a search's ``boards.json`` (:func:`record_from_boards`); ``binaccel records --markdown``
@@ -20,8 +25,9 @@ import importlib.resources
 import json
 from pathlib import Path
 
-from binaccel.hw.sweep import (CLOSURE_MARGIN, DESIGN_OF_KIND, SECTIONS, TARGET_MHZ, base_params,
-                               bitstream_clock_mhz, full_params)
+from binaccel.hw.sweep import (CLOSURE_MARGIN, DESIGN_OF_KIND, DP_SECTION, PIPELINED, SECTIONS, TARGET_MHZ,
+                               base_params, bitstream_clock_mhz, full_params)
+from binaccel.hw.sweep import dp as sweepdp
 from binaccel.sw.atomic import write_json_atomic
 
 __all__ = ["RECORD_LABEL", "FORMAT", "record_path", "load_record", "write_record", "record_from_boards",
@@ -42,6 +48,12 @@ _POINT_FIELDS = ("board", "device", "design", "factory", "array", "params", "fit
                  "dsps", "dsps_total", "macs_per_cycle", "seed", "tools", "inputs_sha256", "plan_sha256", "report",
                  "closure")
 _TRIED_FIELDS = ("array", "status", "luts", "luts_total", "seed")
+
+# the fields of a dp board point (binaccel.hw.sweep.dp.dp_summary) that the record keeps
+_DP_POINT_FIELDS = ("board", "device", "design", "datapath", "array", "params", "fits", "status", "fmax_mhz",
+                    "target_mhz", "met", "freq_mhz", "clock_mhz", "timing_met", "luts", "luts_total", "ffs", "brams",
+                    "dsps", "dsps_total", "macs_per_cycle", "seed", "tools", "plan_sha256", "report", "closure")
+_DP_TRIED_FIELDS = ("array", "status", "freq_mhz", "fmax_mhz", "luts", "luts_total", "seed")
 
 
 def record_path():
@@ -72,6 +84,18 @@ def load_record(path=None) -> dict:
             for key in keys:
                 if key not in entry:
                     raise ValueError(f"{where}.{key}' missing")
+    dp = doc.setdefault(DP_SECTION, {})
+    if not isinstance(dp, dict):
+        raise ValueError(f"{path}: field '{DP_SECTION}': expected an object")
+    for board, entry in dp.items():
+        where = f"{path}: field '{DP_SECTION}.{board}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}': expected an object")
+        keys = (("fits", "array", "params", "fmax_mhz", "freq_mhz", "luts", "luts_total", "ffs", "brams", "command")
+                if entry.get("fits") else ("fits", "tried", "command"))
+        for key in keys:
+            if key not in entry:
+                raise ValueError(f"{where}.{key}' missing")
     return doc
 
 
@@ -127,10 +151,26 @@ def _no_fit_entry(board: str, kind: str, res: dict) -> dict:
                                 + (["--design", design] if design != "accel" else []) + ["--search"])}
 
 
+def _dp_entry(board: str, res: dict) -> dict:
+    """The record's entry of a ``dp_boards`` result: its best point (:func:`binaccel.hw.sweep.dp.best_dp_point`
+    of its points), or the builds tried when none fits."""
+    best = sweepdp.best_dp_point(res.get("points") or [])
+    if best is None:
+        return {"board": board, "design": "accel+uart", "datapath": PIPELINED, "fits": False,
+                "target_mhz": res.get("target_mhz", TARGET_MHZ.get(board)),
+                "tried": [{k: p.get(k) for k in _DP_TRIED_FIELDS} for p in res.get("points") or []],
+                "command": sweepdp.dp_command({"board": board})}
+    entry = {k: best.get(k) for k in _DP_POINT_FIELDS}
+    entry["bitstream_clock_mhz"] = bitstream_clock_mhz(best)
+    entry["command"] = sweepdp.dp_command(best)
+    return entry
+
+
 def record_from_boards(doc: dict, *, source: str = "boards.json") -> dict:
     """The record of a boards file's content (:func:`binaccel.hw.sweep.load_boards_json`): per board
-    and design its ``best`` point, or the arrays tried when none fits. ``source``: what the record
-    says it was made from."""
+    and design its ``best`` point, or the arrays tried when none fits; per board of ``dp_boards``,
+    its best pipelined-accelerator build (:func:`_dp_entry`). ``source``: what the record says it
+    was made from."""
     boards: dict = {}
     for kind in DESIGN_ORDER:
         for board, res in (doc.get(SECTIONS[kind]) or {}).items():
@@ -140,18 +180,21 @@ def record_from_boards(doc: dict, *, source: str = "boards.json") -> dict:
             entry = _point_entry(best, kind) if best else _no_fit_entry(board, kind, res)
             boards.setdefault(board, {})[kind] = entry
     boards = {b: boards[b] for b in sorted(boards)}
+    dp = {board: _dp_entry(board, res) for board, res in sorted((doc.get(DP_SECTION) or {}).items())
+          if isinstance(res, dict) and res.get("points")}
     return {"format": FORMAT, "version": 1,
-            "about": "the best point per board and design of the board search (binaccel synth --search); "
+            "about": "the best point per board and design of the board search (binaccel synth --search) and the "
+                     "best build of the pipelined accelerator per board (dp_boards, binaccel synth --design dp); "
                      "written by binaccel records --update",
-            "source": {"file": source, "created": doc.get("created")}, "boards": boards}
+            "source": {"file": source, "created": doc.get("created")}, "boards": boards, DP_SECTION: dp}
 
 
 def boards_doc(record: dict) -> dict:
     """The record in the layout of ``boards.json`` (:func:`binaccel.hw.sweep.load_boards_json`):
-    per section and board a result whose ``best`` and only point is the record's point (``best``
-    None and the tried arrays as points when none fits)."""
+    per section and board (``dp_boards`` included) a result whose ``best`` and only point is the
+    record's point (``best`` None and the tried arrays as points when none fits)."""
     doc = {"format": "binaccel-boards", "version": 1, "created": (record.get("source") or {}).get("created"),
-           **{section: {} for section in SECTIONS.values()}}
+           **{section: {} for section in SECTIONS.values()}, DP_SECTION: {}}
     for board, designs in record["boards"].items():
         for kind, entry in designs.items():
             if entry.get("fits"):
@@ -164,6 +207,15 @@ def boards_doc(record: dict) -> dict:
                 res = {"board": board, "design": kind, "target_mhz": entry.get("target_mhz"), "best": None,
                        "met": False, "points": points}
             doc[SECTIONS[kind]][board] = res
+    for board, entry in (record.get(DP_SECTION) or {}).items():
+        if entry.get("fits"):
+            point = {k: v for k, v in entry.items()
+                     if k not in ("command", "bitstream_clock_mhz") and not (k == "closure" and v is None)}
+            points = [point]
+        else:
+            points = [{**p, "board": board, "design": "accel+uart", "datapath": PIPELINED, "fits": False}
+                      for p in entry.get("tried") or []]
+        doc[DP_SECTION][board] = sweepdp.dp_result(board, points)
     return doc
 
 
@@ -204,6 +256,32 @@ def render_markdown(record: dict) -> str:
                          f"{plan} | `{e['command']}` |")
             for tool, version in (e.get("tools") or {}).items():
                 tools.setdefault(tool, set()).add(str(version))
+    dp = record.get(DP_SECTION) or {}
+    dp_lines = []
+    if dp:
+        dp_lines += ["", "The pipelined accelerator (`binaccel synth --design dp`, `binaccel.hw.dp`; the bench's "
+                     "design of a board where it has a timing-met bitstream): the best build per board, one that "
+                     "meets its clock if there is one, then the one at the largest clock. *clock* is the clock it "
+                     "was built for; *bitstream* the clock of its timing-met bitstream.", "",
+                     "| board | design | array | fits | LUT | FF | BRAM | DSP | fmax MHz | clock MHz | bitstream MHz | "
+                     "plan | command |",
+                     "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+        for board, e in dp.items():
+            if not e.get("fits"):
+                tried = ", ".join(f"{_mhz(p.get('freq_mhz'))} MHz ({p['status']})" for p in e.get("tried") or [])
+                dp_lines.append(f"| {board} | accel+uart, pipelined | none fits (tried {tried or '-'}) | no | | | | | | "
+                                f"| | | `{e['command']}` |")
+                continue
+            a = e["array"]
+            plan = f"`{e['plan_sha256'][:12]}`" if e.get("plan_sha256") else "-"
+            dp_lines.append(f"| {board} | accel+uart, pipelined | {a['rows']}x{a['cols']}x{a['word']} | yes | "
+                            f"{e['luts']}/{e['luts_total']} | {e['ffs']} | {e['brams']} | "
+                            f"{'-' if e.get('dsps') is None else e['dsps']}/"
+                            f"{'-' if e.get('dsps_total') is None else e['dsps_total']} | "
+                            f"{_mhz(e['fmax_mhz'])} | {_mhz(e.get('freq_mhz'))} | {_mhz(e.get('bitstream_clock_mhz'))} | "
+                            f"{plan} | `{e['command']}` |")
+            for tool, version in (e.get("tools") or {}).items():
+                tools.setdefault(tool, set()).add(str(version))
     lines += ["", "Build parameters of each point (defaults filled in):", ""]
     for board, designs in record["boards"].items():
         for kind in DESIGN_ORDER:
@@ -211,6 +289,13 @@ def render_markdown(record: dict) -> str:
             if e and e.get("fits"):
                 params = ", ".join(f"{k} {v}" for k, v in e["params"].items())
                 lines.append(f"- {board}, {kind} (seed {e.get('seed')}): {params}")
+    lines += dp_lines
+    if any(e.get("fits") for e in dp.values()):
+        lines += ["", "Build parameters of each pipelined-accelerator build (defaults filled in):", ""]
+        for board, e in dp.items():
+            if e.get("fits"):
+                params = ", ".join(f"{k} {v}" for k, v in e["params"].items())
+                lines.append(f"- {board}, accel+uart pipelined (seed {e.get('seed')}): {params}")
     if tools:
         lines += ["", "Tools:", ""] + [f"- {tool}: {'; '.join(sorted(v))}" for tool, v in tools.items()]
     return "\n".join(lines) + "\n"
