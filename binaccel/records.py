@@ -163,6 +163,8 @@ def _dp_entry(board: str, res: dict) -> dict:
     entry = {k: best.get(k) for k in _DP_POINT_FIELDS}
     entry["bitstream_clock_mhz"] = bitstream_clock_mhz(best)
     entry["command"] = sweepdp.dp_command(best)
+    # what the command cannot give: the point's parameters where this checkout's board build differs
+    entry["params_beyond_command"] = sweepdp.params_beyond_command(best)
     return entry
 
 
@@ -210,7 +212,8 @@ def boards_doc(record: dict) -> dict:
     for board, entry in (record.get(DP_SECTION) or {}).items():
         if entry.get("fits"):
             point = {k: v for k, v in entry.items()
-                     if k not in ("command", "bitstream_clock_mhz") and not (k == "closure" and v is None)}
+                     if k not in ("command", "bitstream_clock_mhz", "params_beyond_command")
+                     and not (k == "closure" and v is None)}
             points = [point]
         else:
             points = [{**p, "board": board, "design": "accel+uart", "datapath": PIPELINED, "fits": False}
@@ -289,6 +292,13 @@ def render_markdown(record: dict) -> str:
             if e and e.get("fits"):
                 params = ", ".join(f"{k} {v}" for k, v in e["params"].items())
                 lines.append(f"- {board}, {kind} (seed {e.get('seed')}): {params}")
+    for board, e in dp.items():
+        beyond = e.get("params_beyond_command") or {}
+        if e.get("fits") and beyond:
+            now = ", ".join(f"{k} {v}" for k, v in sweepdp.dp_params(e["params"]["cols"]).items() if k in beyond)
+            dp_lines += ["", f"{board}: the command builds this checkout's board build, which differs from the "
+                             f"recorded one in " + ", ".join(f"{k} (recorded {v})" for k, v in beyond.items())
+                             + f" ({now} now)."]
     lines += dp_lines
     if any(e.get("fits") for e in dp.values()):
         lines += ["", "Build parameters of each pipelined-accelerator build (defaults filled in):", ""]

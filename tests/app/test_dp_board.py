@@ -436,3 +436,20 @@ def test_record_without_a_fitting_dp_build_lists_the_builds_tried(tmp_path):
     assert e["fits"] is False and e["tried"][0]["freq_mhz"] == 90.0 and e["tried"][0]["status"] == "no_fit"
     assert "none fits (tried 90 MHz (no_fit))" in records.render_markdown(record)
     assert records.boards_doc(record)["dp_boards"]["ulx3s"]["best"] is None
+
+
+def test_record_says_which_parameters_its_command_does_not_rebuild(tmp_path):
+    """A build made before the board build changed: its command builds this checkout's board build,
+    and the record and its page name the parameters that differ."""
+    now = sweepdp.dp_params()
+    other = 1 if now["flu_positions"] != 1 else 2
+    rep = _report(tmp_path / "dp-4c-60", mhz=60, fmax=61.0, plan="p")
+    rep["params"] = {**now, "flu_positions": other}
+    record = records.record_from_boards({"boards": {}, "dp_boards": {
+        "ulx3s": sweepdp.dp_result("ulx3s", [sweepdp.dp_summary(rep)])}})
+    e = record["dp_boards"]["ulx3s"]
+    assert e["params_beyond_command"] == {"flu_positions": other} and e["params"]["flu_positions"] == other
+    assert (f"the command builds this checkout's board build, which differs from the recorded one in "
+            f"flu_positions (recorded {other}) (flu_positions {now['flu_positions']} now)") in records.render_markdown(record)
+    assert "params_beyond_command" not in records.boards_doc(record)["dp_boards"]["ulx3s"]["best"]
+    assert sweepdp.params_beyond_command(sweepdp.dp_summary(_report(tmp_path / "b", mhz=60, fmax=61.0, plan="p"))) == {}

@@ -33,7 +33,7 @@ from .records import PIPELINED
 
 __all__ = ["DP_DESCRIPTION", "dp_params", "dp_point_dir", "dp_summary", "current_dp_report", "current_dp_closure",
            "checkout_plan_dp", "dp_gateware_current", "same_dp_point", "best_dp_point", "dp_result",
-           "closure_points", "dp_command"]
+           "closure_points", "dp_command", "params_beyond_command"]
 
 #: What the dp board design is (boards.json results and the synth summary).
 DP_DESCRIPTION = ("pipelined accelerator + UART link + PLL: LinkedDpAccelerator (the pipelined DpAccelerator behind "
@@ -221,8 +221,21 @@ def dp_result(board: str, points) -> dict:
             "points": points}
 
 
+def params_beyond_command(point: dict) -> dict:
+    """The parameters of a dp point that :func:`dp_command` cannot give (``{name: recorded value}``):
+    where the point differs from this checkout's board build (:func:`dp_params` of its columns),
+    e.g. a build made before :data:`~binaccel.hw.dp.synth.ULX3S_BUILD` changed."""
+    try:
+        recorded = DpParams(**(point.get("params") or {})).as_dict()
+    except (TypeError, ValueError):
+        return dict(point.get("params") or {})
+    now = dp_params(recorded["cols"])
+    return {k: v for k, v in recorded.items() if now.get(k) != v}
+
+
 def dp_command(point: dict) -> str:
-    """The ``binaccel synth`` command that builds a dp point again (its clock, columns and seed)."""
+    """The ``binaccel synth`` command that builds a dp point again (its clock, columns and seed; its
+    other parameters are this checkout's board build, :func:`params_beyond_command`)."""
     args = ["binaccel", "synth", "--board", point["board"], "--design", "dp"]
     if point.get("freq_mhz") is not None:
         args += ["--freq", f"{point['freq_mhz']:g}"]
