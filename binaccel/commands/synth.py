@@ -176,9 +176,8 @@ def _cmd_synth_dp(args) -> int:
               + ("" if reused or no_build else "; building"))
     if report is None:
         if no_build:
-            print(f"binaccel synth: error: --no-build: {sweepdp.dp_point_dir(board, freq, params) / 'report.json'} "
-                  f"is not a report of this checkout's build ({said}); run without --no-build to build it",
-                  file=sys.stderr)
+            print(f"binaccel synth: error: --no-build: no report of this checkout's build to use: {said}; "
+                  f"run without --no-build to build it", file=sys.stderr)
             return 2
         try:
             report = dpsynth.synth_dp(board, freq, params, seed=seed, timeout=args.timeout)

@@ -117,12 +117,14 @@ def current_dp_report(board: str, freq_mhz: float, params: dict, *, seed: int = 
     rep = _read(path)
     if not isinstance(rep, dict):
         return None, f"{path} is not readable JSON"
+    want = DpParams(**params).as_dict()
     try:
-        same = DpParams(**(rep.get("params") or {})).as_dict() == DpParams(**params).as_dict()
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        return None, f"{path} is of other build parameters"
+        got = DpParams(**(rep.get("params") or {})).as_dict()
+    except (TypeError, ValueError) as exc:
+        return None, f"{path}: field 'params': not a pipelined accelerator build ({exc})"
+    if got != want:
+        diff = ", ".join(f"{k} {got[k]} (this build {want[k]})" for k in want if got[k] != want[k])
+        return None, f"{path} is of other build parameters: {diff}"
     if rep.get("seed") != seed:
         return None, f"{path} is of seed {rep.get('seed')}, not {seed}"
     if rep.get("status") not in _REUSABLE:
