@@ -10,10 +10,19 @@ from binaccel.sw.hwif import dp as dpif
 
 from .._util import REPLICA, check_int, checking
 from ..params import LaneKind, layout
+from .carry import Term, fused_add
 from .dsp import RegisteredMul
 from .pe import result_layout
 
 __all__ = ["Lane", "LaneKind", "lane_cfg_layout", "lane_param_layout"]
+
+
+def _sext(value, width):
+    """The signed ``value`` sign-extended to ``width`` bits (as an unsigned value)."""
+    v = value.as_signed() if hasattr(value, "as_signed") else value
+    if len(v) >= width:
+        return v.as_unsigned()[:width]
+    return Cat(v, v[-1].replicate(width - len(v)))
 
 
 def lane_cfg_layout(*, shift_width: int, z_width: int) -> data.StructLayout:
@@ -112,9 +121,14 @@ class Lane(wiring.Component):
         ok1 = Signal()
         prm1 = Signal(self.param_layout, reset_less=True)
         acc = i_q.acc.as_unsigned()
+        # (the alpha select and the complement of n in the carry cells)
+        VW = self.v_width
+        acc_w = Cat(acc, Const(0, VW - len(acc)))
+        dbl = Cat(Const(0, 1), acc, Const(0, VW - len(acc) - 1))
         m.d.sync += [
             ok1.eq(i_valid),
-            v1.eq(Mux(cfg.alpha, acc << 1, acc) - i_q.n),
+            v1.eq(fused_add(m, platform, Term(i_q.n, gate="not"), Term(acc_w, cfg.alpha, "mux", alt=dbl),
+                            name="v1", carry_in=1)[:VW]),
             prm1.eq(Mux(i_q.tag[0], banks[1].as_value(), banks[0].as_value())),
         ]
 
@@ -129,7 +143,12 @@ class Lane(wiring.Component):
         g_last = Signal(init=self.cols == 1)   # gi == cols - 1
         with m.If(ok1):
             m.d.sync += prm2.eq(prm1)
-            total = Mux(~cfg.sum_cols | g_first, prm1.noff, gsum) + v1
+            # (the addend's select in the carry cells; both addends sign-extended to s_width)
+            SW = self.s_width
+            add_sel = ~cfg.sum_cols | g_first
+            total = fused_add(m, platform, Term(_sext(v1, SW)),
+                              Term(_sext(gsum, SW), add_sel, "mux", alt=_sext(prm1.noff, SW)),
+                              name="total")[:SW].as_signed()
             with m.If(cfg.sum_cols):
                 with m.If(g_last):
                     m.d.sync += [gi.eq(0), g_first.eq(1), g_last.eq(self.cols == 1), s2.eq(total), ok2.eq(1)]
