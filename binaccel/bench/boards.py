@@ -140,13 +140,14 @@ def stale_note(name: str, board: dict):
     a = board["array"]
     if board.get("datapath") == PIPELINED:
         mine = board.get("checkout_plan_sha256")
+        command = sweepdp.dp_command({**board, "board": name})
         plan = (f"its build plan differs (plan_sha256 {board['plan_sha256'][:12]}, this checkout "
                 f"{mine[:12] if mine else 'unknown'} at {board.get('freq_mhz')} MHz)" if board.get("plan_sha256")
                 else "it has no build plan digest (plan_sha256) to compare")
         return (f"{name} {a['rows']}x{a['cols']}x{a['word']} (pipelined accelerator): the synthesis record in "
                 f"{board.get('source')} was made from other gateware or tools than this checkout's: {plan}, so its "
-                f"fmax and resources may not describe the current design; `{sweepdp.dp_command(board)} "
-                f"--update-boards` measures it again")
+                f"fmax and resources may not describe the current design; `{command} --update-boards` measures it "
+                f"again")
     design = {"engine": "--design engine ", "engine+uart": "--design engine-link "}.get(board.get("design"), "")
     plan = (f"and its build plan differs (plan_sha256 {board['plan_sha256'][:12]})" if board.get("plan_sha256")
             else "and it has no build plan digest (plan_sha256) to compare")

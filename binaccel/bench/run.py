@@ -197,7 +197,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                                                         "dsps_total", "array", "target_mhz", "met", "params",
                                                         "seed", "report", "design", "fallback",
                                                         "inputs_sha256", "plan_sha256", "gateware_current",
-                                                        "closure")}
+                                                        "closure", "timing_met", "clock_mhz")}
         result["boards"][bname]["bitstream_mhz"] = bitstream_clock_mhz(b)
         if b.get("datapath") == PIPELINED:
             result["boards"][bname].update(datapath=PIPELINED, freq_mhz=b.get("freq_mhz"),
