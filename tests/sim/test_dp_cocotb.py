@@ -44,7 +44,6 @@ from binaccel.sw import dpprog, intref, zoo
 from binaccel.sw.data import load_mnist
 from binaccel.sw.hwif import Op
 from binaccel.sw.hwif.dp import DpParams, DpTarget
-from binaccel.sw.hwif.layouts import FieldRangeError
 from binaccel.sw.intmodel import IntModel
 from binaccel.sw.randmodel import random_layer, random_model
 from tests.sw.test_dpprog import NETS as DPPROG_NETS
@@ -381,11 +380,8 @@ def test_mcn_refused_before_simulating(mode):
     assert str(exc.value).startswith(f"layer 'conv2': mode '{mode}': ") and "\n" not in str(exc.value)
 
 
-@pytest.mark.xfail(raises=FieldRangeError, strict=True,
-                   reason="an unpooled layer with 8-bit outputs needs a segment spacing of cols x 8 = 32, the "
-                          "descriptor's 'spacing' field has 5 bits; the compiler raises FieldRangeError, not a "
-                          "DpFitError naming the limit")
 def test_unpooled_layer_with_8bit_outputs():
+    """An unpooled layer with 8-bit outputs on 4 columns: segments 4 x 8 = 32 cycles apart."""
     model = _model(np.random.default_rng(2), [("conv", 16, 3, 1, 1, 1, "sign", 1),
                                               ("conv", 8, 3, 1, 1, 1, "requant", 8),
                                               ("fc", 4, 1, 1, 0, 1, "logits", 1)], in_shape=(1, 6, 6), name="u8")

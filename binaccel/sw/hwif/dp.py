@@ -45,7 +45,7 @@ def window_cfg_layout(*, cols: int, aw: int, cw: int, count_w: int, steps_w: int
         "last_tx": count_w, "last_ty": count_w, "last_gt": count_w,
         "last_cols": cols.bit_length(),  # LINEAR: columns in use in a row's last tile
         "last_step": steps_w,            # steps per bit plane - 1
-        "spacing": 5,                    # cycles between segment ends (>= cols, and >= the writes of a tile)
+        "spacing": 7,                    # cycles between segment ends (>= cols, and >= the writes of a tile: up to 8 x 8)
         "tbl_base": tbl_aw,              # the layer's first offset-table entry
         "w_base": w_aw, "w_stride": w_aw,  # weights of group tile g start at w_base + g * w_stride
         "col_off": Array(aw, cols),      # per column: address of its position's origin from the tile's
@@ -304,7 +304,7 @@ def lane_param_layout(*, off_width, mul_bits, add_bits) -> Struct:
 def first_cfg_layout(*, count_w: int, aw: int, w_aw: int) -> Struct:
     """Per-layer configuration of the first-layer unit (pre-decoded by the compiler)."""
     return Struct({
-        "pool": 1, "spacing": 5,
+        "pool": 1, "spacing": 7,
         "last_qx": count_w, "last_qy": count_w, "last_ch": count_w, "last_gt": count_w,
         "img_base": aw, "tile_row": aw, "ch_size": aw,   # tile-word addresses (two slots each)
         "need_off": aw,     # a quad at tile address a reads words up to a + need_off (waits for them)
