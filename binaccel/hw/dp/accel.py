@@ -290,13 +290,21 @@ class DpAccelerator(wiring.Component):
         count = Signal(24)
         addr = Signal(max(p.aw, p.w_aw, p.tbl_aw, p.p_aw, (d_depth - 1).bit_length(), 1))
         sub = Signal(range(max_io + 1))
-        # the words of an entry shift in; an entry of k words is the last k - 1 plus this one (each
-        # buffer takes its own slice: no multiplexer)
-        slots = [Signal(IO_WIDTH, name=f"slot{j}", reset_less=True) for j in range(max_io - 1)]
+        # the words of an entry shift in, a cycle after the parser took them, under flip-flop enables
+        # (one per two slots); two cycles after its last word an entry of k words is the last k
+        # (each buffer takes its own slice: no multiplexer)
+        slots = [Signal(IO_WIDTH, name=f"slot{j}", reset_less=True) for j in range(max_io)]
+        sh_word = Signal(IO_WIDTH, name="sh_word", reset_less=True)
+        sh_en = [Signal(name=f"sh_en{k}", attrs=REPLICA) for k in range(-(-max_io // 2))]
+        shift = Signal()
+        m.d.sync += [sh_word.eq(word)] + [e.eq(shift) for e in sh_en]
+        nxt_slots = slots[1:] + [sh_word]
+        for j in range(max_io):
+            with m.If(sh_en[j // 2]):
+                m.d.sync += slots[j].eq(nxt_slots[j])
 
         def entry(target):
-            k = io_words[target]
-            return Cat(*slots[len(slots) - (k - 1):], word) if k > 1 else word
+            return Cat(*slots[len(slots) - io_words[target]:])
         n_sub = Signal(range(max_io + 1))
         with m.Switch(op_tgt):
             for t, k in io_words.items():
@@ -310,26 +318,38 @@ class DpAccelerator(wiring.Component):
         dptr = Signal(range(d_depth + 1))
         error = Signal()
         m.d.comb += self.error.eq(error)
-        m.d.comb += [
-            d_wp.addr.eq(addr), d_wp.data.eq(word), d_wp.en.eq(host_we & (op_tgt == DpTarget.DESC)),
-            w_wp.addr.eq(addr), w_wp.data.eq(entry(DpTarget.WEIGHT)), w_wp.en.eq(host_we & (op_tgt == DpTarget.WEIGHT)),
-            t_wp.addr.eq(addr), t_wp.data.eq(entry(DpTarget.TABLE)), t_wp.en.eq(host_we & (op_tgt == DpTarget.TABLE)),
-            p_wp.addr.eq(addr), p_wp.data.eq(entry(DpTarget.PARAM)), p_wp.en.eq(host_we & (op_tgt == DpTarget.PARAM)),
-        ]
         img_left = Signal(24)
         img_have = Signal(p.aw + 1)
         img_we = Signal()
+        # host writes reach the buffers from flip-flops, two cycles after the parser took the word
+        # (with the entry's slots; no decoded parser state drives a buffer's write port)
+        def delayed(value, name, *, reset_less):
+            q1 = Signal.like(value, name=f"{name}_d1", reset_less=reset_less)
+            q2 = Signal.like(value, name=f"{name}_d2", reset_less=reset_less)
+            m.d.sync += [q1.eq(value), q2.eq(q1)]
+            return q2
+        hq_en = {t: delayed(host_we & (op_tgt == t), f"hq_en{t}", reset_less=False) for t in io_words}
+        hq_addr = delayed(addr, "hq_addr", reset_less=True)
+        hq_word = delayed(word, "hq_word", reset_less=True)
+        hq_img = delayed(img_we, "hq_img", reset_less=False)
+        hq_img_addr = delayed(img_have, "hq_img_addr", reset_less=True)
+        m.d.comb += [
+            d_wp.addr.eq(hq_addr), d_wp.data.eq(entry(DpTarget.DESC)), d_wp.en.eq(hq_en[DpTarget.DESC]),
+            w_wp.addr.eq(hq_addr), w_wp.data.eq(entry(DpTarget.WEIGHT)), w_wp.en.eq(hq_en[DpTarget.WEIGHT]),
+            t_wp.addr.eq(hq_addr), t_wp.data.eq(entry(DpTarget.TABLE)), t_wp.en.eq(hq_en[DpTarget.TABLE]),
+            p_wp.addr.eq(hq_addr), p_wp.data.eq(entry(DpTarget.PARAM)), p_wp.en.eq(hq_en[DpTarget.PARAM]),
+        ]
         for b in range(2):
-            host_b = host_we & (op_tgt == (DpTarget.FMAP0 if b == 0 else DpTarget.FMAP1))
-            host_addr = addr
+            host_b = hq_en[DpTarget.FMAP0 if b == 0 else DpTarget.FMAP1]
+            host_addr = hq_addr
             if b == 0:  # the image goes to bank 0 while the first layer writes bank 1
-                host_b = host_b | img_we
-                host_addr = Mux(img_we, img_have, addr)
+                host_b = host_b | hq_img
+                host_addr = Mux(hq_img, hq_img_addr, hq_addr)
             wb_b = (cfg.out_bank == b) & wb.wr_en
             # (registered once: the write reaches every copy of the bank from flip-flops)
             m.d.sync += [
                 fm_wr[b]["addr"].eq(Mux(host_b, host_addr, wb.wr_addr[1:])),
-                fm_wr[b]["data"].eq(Mux(host_b, word, Cat(wb.wr_data, wb.wr_data))),
+                fm_wr[b]["data"].eq(Mux(host_b, hq_word, Cat(wb.wr_data, wb.wr_data))),
                 fm_wr[b]["en"].eq(Mux(host_b, 0b11, Mux(wb_b, Mux(wb.wr_addr[0], 0b10, 0b01), 0))),
             ]
 
@@ -409,7 +429,7 @@ class DpAccelerator(wiring.Component):
             with m.State("WDATA"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [a.eq(b) for a, b in zip(slots, slots[1:] + [word])]
+                    m.d.comb += shift.eq(1)
                     with m.If(last_sub | (op_tgt == DpTarget.DESC)):
                         m.d.comb += host_we.eq(1)
                         m.d.sync += [sub.eq(0), addr.eq(addr + 1), count.eq(count - 1)]
@@ -503,8 +523,11 @@ class DpAccelerator(wiring.Component):
                 m.d.sync += [img_left.eq(img_left - 1), img_have.eq(img_have + 1), img_last.eq(img_left == 2)]
                 with m.If(img_last):
                     m.d.sync += img_done.eq(1)
+        # (three registers: an image word reaches its bank three cycles after it was taken)
+        avail_q = [Signal(len(flu.avail), name=f"avail_q{k}") for k in range(2)]
         avail = Signal(len(flu.avail))
-        m.d.sync += avail.eq(Mux(img_done, (1 << len(flu.avail)) - 1, img_have))
+        m.d.sync += [avail_q[0].eq(Mux(img_done, (1 << len(flu.avail)) - 1, img_have)), avail_q[1].eq(avail_q[0]),
+                     avail.eq(avail_q[1])]
         m.d.comb += flu.avail.eq(avail)
 
         with m.If(~fsm.ongoing("CMD") & ~fsm.ongoing("STATS") & ~fsm.ongoing("INFO") & ~fsm.ongoing("WADDR")
