@@ -35,10 +35,11 @@ from .board import LinkedDpAccelerator
 
 __all__ = ["ULX3S_BUILD", "synth_dp", "plan_sha256_dp", "close_timing_dp", "main"]
 
-#: The ULX3S build: 16 x 4 PEs of 32 bits, buffers for MNIST networks, registered buffer addresses,
-#: a first-layer unit of 4 positions per cycle.
-ULX3S_BUILD = dict(cols=4, fm_depth=2048, w_depth=512, t_depth=256, p_depth=256, max_dim=32, max_steps=128,
-                   mem_latency=3, flu_positions=4)
+#: The ULX3S build: 16 x 4 PEs of 32 bits, buffers for the MNIST networks and the ResNet-20 shape
+#: on CIFAR-10 images (24 layers, 1,024 weight entries), registered buffer addresses, a first-layer
+#: unit of 4 positions per cycle.
+ULX3S_BUILD = dict(cols=4, fm_depth=2048, w_depth=1024, t_depth=512, p_depth=512, max_dim=32, max_steps=128,
+                   max_layers=24, mem_latency=3, flu_positions=4)
 
 
 def _top(board, freq_mhz, p):
