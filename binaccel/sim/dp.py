@@ -38,7 +38,7 @@ from .fastpath import FastSim
 __all__ = ["ULX3S_PARAMS", "DpRun", "dp_build", "run_model", "main"]
 
 #: The ULX3S build (:data:`binaccel.hw.dp.synth.ULX3S_BUILD`): 16 x 4 PEs of 32 bits (2,048 binary
-#: MACs per cycle), buffers for MNIST networks.
+#: MACs per cycle), buffers for the MNIST networks and the ResNet-20 shape.
 ULX3S_PARAMS = dict(ULX3S_BUILD)
 
 _BUILDS: dict = {}
