@@ -17,7 +17,7 @@ untrained zoo networks, labelled so) on the ULX3S build of
   onnxruntime (1 and all threads), Brevitas, the packed numpy path, batch 1 and 64;
   ``ratio_fpga_over_cpu_best`` is FPGA time over the fastest of them.
 
-Networks the build cannot run (MCN: not in this datapath) are listed with the compiler's reason.
+Networks the build cannot run (full M-Filter MCN: not in this datapath) are listed with the compiler's reason.
 Writes ``dp.json``, ``dp.md`` and ``dp_speed.png`` to ``--out`` (default ``bench/dp`` of the build
 folder), whole or not at all.
 """

@@ -37,7 +37,7 @@ from .hwif import dp as dpif
 from .hwif.dp import SLOT, DpParams, DpTarget, LaneKind, WinMode
 from .intmodel import IntModel, Layer
 
-__all__ = ["DpFitError", "MapLayout", "LayerCode", "DpProgram", "compile_model", "tile_grid", "tile_words",
+__all__ = ["DpFitError", "MapLayout", "LayerCode", "DpProgram", "compile_model", "plain_equivalent", "tile_grid", "tile_words",
            "image_words", "execute"]
 
 ROWS = 16
@@ -291,8 +291,10 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
         raise _err(layer, f"the first-layer unit needs kernel 3, stride 1, padding 0 or 1 and 8-bit pixels; got "
                           f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}, "
                           f"{layer.in_bits}-bit inputs")
-    if model.input_repeat != 1:
-        raise _err(layer, "repeated input channels (MCN inputs): the first-layer unit takes each image channel once")
+    rep_k = model.input_repeat
+    if rep_k != 1 and layer.in_ch != rep_k:
+        raise _err(layer, f"{layer.in_ch // rep_k} image channels each repeated {rep_k} times: the first-layer "
+                          "unit repeats the channel of a one-channel image only")
     if layer.in_ch > p.flu_max_ch:
         raise _err(layer, f"{layer.in_ch} input channels: the first-layer unit of this build takes at most "
                           f"{p.flu_max_ch} (flu_max_ch)")
@@ -302,7 +304,9 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
     groups = -(-layer.out_ch // ROWS)
     qh, qw = layer.conv_h // 2, layer.conv_w // 2
     _, tr = tile_grid(layer.in_h, layer.in_w, layer.padding)   # tile words per tile row and channel
-    ch_size, tile_row = tr, layer.in_ch * tr
+    # (a repeated image channel is read once per repeat: no stride between the repeats)
+    img_ch = layer.in_ch // rep_k
+    ch_size, tile_row = (tr if rep_k == 1 else 0), img_ch * tr
     wts = np.asarray(layer.weights) > 0              # (O, C, 3, 3)
     entries = []
     for g in range(groups):
@@ -333,7 +337,7 @@ def _first_layer(layer: Layer, p: DpParams, out: MapLayout | None, model: IntMod
     flu = {"pool": int(pool), "spacing": max(1 if pool else 4, n_out * planes), "last_qx": qw - 1,
            "last_qy": qh - 1, "last_ch": layer.in_ch - 1, "last_gt": groups - 1, "img_base": 0,
            "tile_row": tile_row, "ch_size": ch_size, "w_base": 0, "w_stride": layer.in_ch,
-           "need_off": (layer.in_ch - 1) * ch_size + tile_row + 1}
+           "need_off": (img_ch - 1) * ch_size + tile_row + 1}
     desc = {"first": 1, "win": _zero_win(p), "flu": flu, "lane": _lane_cfg(layer, p, alpha=0, sum_cols=0, pool=0),
             "wb": wb}
     code = LayerCode(layer=layer, unit="first", desc=desc, in_map=None, out_map=out, weights=entries, params=params)
@@ -481,12 +485,59 @@ def _array_layer(layer: Layer, p: DpParams, inp: MapLayout, out: MapLayout | Non
     return code
 
 
+def _mcn1_as_plain(layer: Layer) -> Layer:
+    """The plain layer equal to an MCNs-1 layer: output channel ``g*K + j`` is ``M[j]`` times the
+    plain accumulator of weight group ``g``, so it is that group's filter with ``M[j]`` folded into
+    its output function (a sign threshold divided by ``M[j]``, rounded towards the side that keeps
+    the comparison; ``mul`` times ``M[j]``; for ``M[j] = 0`` a threshold beyond every accumulator,
+    giving the constant)."""
+    K = layer.planes
+    M = np.asarray(layer.mfilter, dtype=np.int64)
+    j = np.arange(layer.out_ch) % K
+    m_o = M[j]
+    weights = np.repeat(np.asarray(layer.weights), K, axis=0)
+    new = Layer(name=layer.name, kind=layer.kind, mode="plain", in_ch=layer.in_ch, in_h=layer.in_h,
+                in_w=layer.in_w, out_ch=layer.out_ch, kernel=layer.kernel, stride=layer.stride,
+                padding=layer.padding, in_bits=layer.in_bits, w_bits=layer.w_bits, weights=weights,
+                out_kind=layer.out_kind, shift=layer.shift, out_bits=layer.out_bits, pool=layer.pool)
+    if layer.out_kind == "sign":
+        t = np.asarray(layer.thresh, dtype=np.int64)
+        flip = np.asarray(layer.flip, dtype=np.int64)
+        big = new.acc_bound() + 1
+        safe = np.maximum(m_o, 1)
+        up = -((-t) // safe)            # acc >= ceil(t / M)  <=>  M * acc >= t
+        down = t // safe                # acc <= floor(t / M) <=>  M * acc <= t
+        const = np.where(flip == 0, 0 >= t, 0 <= t)     # M = 0: the bit is a constant
+        always = np.where(flip == 0, -big, big)
+        never = np.where(flip == 0, big, -big)
+        new.thresh = np.where(m_o > 0, np.where(flip == 0, up, down), np.where(const, always, never))
+        new.flip = flip.copy()
+    else:
+        new.mul = np.asarray(layer.mul, dtype=np.int64) * m_o
+        new.add = np.asarray(layer.add, dtype=np.int64).copy()
+    new.validate()
+    return new
+
+
+def plain_equivalent(model: IntModel) -> IntModel:
+    """``model`` with each MCNs-1 layer replaced by its plain equivalent (:func:`_mcn1_as_plain`;
+    the same outputs for every input); ``model`` itself when it has none. Full M-Filter (``mcn``)
+    layers are left as they are."""
+    if not any(l.mode == "mcn1" for l in model.layers):
+        return model
+    layers = [(_mcn1_as_plain(l) if l.mode == "mcn1" else l) for l in model.layers]
+    return IntModel(name=model.name, input_shape=model.input_shape, layers=layers, classes=model.classes,
+                    input_repeat=model.input_repeat, meta=model.meta)
+
+
 def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dump: bool = False) -> DpProgram:
     """Compile ``model`` for a build (:class:`DpParams`, a dict of them, or the defaults).
     ``dump``: every hidden layer's output map comes back with each RUN. Raises
     :class:`DpFitError` for a network the build cannot run."""
     p = params if isinstance(params, DpParams) else DpParams(**(params or {}))
     model.validate()
+    given = model
+    model = plain_equivalent(model)
     if len(model.layers) > p.max_layers:
         raise DpFitError(f"model {model.name!r}: {len(model.layers)} layers, the build's max_layers is {p.max_layers}")
     if model.layers[-1].out_kind != "logits" or model.layers[-1].kind != "fc":
@@ -503,11 +554,13 @@ def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dum
             code = _first_layer(layer, p, out, model)
             pad = layer.padding
             th, tw = tile_grid(layer.in_h, layer.in_w, pad)
-            img = layer.in_ch * th * tw
+            img = (layer.in_ch // model.input_repeat) * th * tw
             if 2 * img > p.fm_depth:
                 raise _err(layer, f"image of {2 * img} slots, the build's fm_depth is {p.fm_depth}")
         else:
             code = _array_layer(layer, p, inp, out)
+        # (an MCNs-1 layer runs as its plain equivalent: its ideal counts the layer's own MACs)
+        code.ideal_cycles *= given.layers[i].binary_macs / layer.binary_macs
         code.desc.update({"in_bank": i % 2, "out_bank": (i + 1) % 2})
         code.desc["dump"] = int(dump and out is not None)
         code.desc["dump_base"] = 0

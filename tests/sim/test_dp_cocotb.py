@@ -360,10 +360,21 @@ def test_info_reply():
 # What the compiler refuses
 
 
-@pytest.mark.parametrize("mode", ["mcn", "mcn1"])
+def test_mcn1_runs_as_its_plain_equivalent():
+    """MCNs-1 layers (one scalar per plane) run as their plain equivalents
+    (:func:`binaccel.sw.dpprog.plain_equivalent`), the first layer reading the repeated image
+    channel once per repeat: every map and the logits exact."""
+    model = random_model(np.random.default_rng(0), mode="mcn1", planes=2)
+    assert model.input_repeat == 2 and {l.mode for l in model.layers[:-1]} == {"mcn1"}
+    images = images_for(model, 2, 21)
+    run = dp_cocotb.run_model(model, images, params=BUILD, seed=21, idle=0.3, backpressure=0.3)
+    assert_exact(run, model, images)
+
+
+@pytest.mark.parametrize("mode", ["mcn"])
 def test_mcn_refused_before_simulating(mode):
-    """MCN layers: a DpFitError with a one-line message naming the layer, raised by the compiler
-    (no build, no simulation), for an MCN first layer and an MCN hidden layer."""
+    """Full M-Filter MCN layers: a DpFitError with a one-line message naming the layer, raised by
+    the compiler (no build, no simulation), for an MCN first layer and an MCN hidden layer."""
     with pytest.raises(dpprog.DpFitError) as exc:
         dp_cocotb.run_model(random_model(np.random.default_rng(0), mode=mode, planes=2),
                             np.zeros((1, 1, 12, 12), np.uint8), params=BUILD)

@@ -55,7 +55,7 @@ def test_program_equals_intref(net):
         assert np.array_equal(logits, ref[-1][i].reshape(-1))
 
 
-@pytest.mark.parametrize("name", ["siman", "sign"])
+@pytest.mark.parametrize("name", ["siman", "sign", "mcn1"])
 def test_zoo_program_equals_intref(name):
     model = zoo.untrained_model(name)
     prog = dpprog.compile_model(model)
@@ -68,9 +68,46 @@ def test_zoo_program_equals_intref(name):
             assert np.array_equal(got.reshape(want[i].shape), want[i])
 
 
+def _mcn1_variant(seed):
+    """The zoo's MCNs-1 network with random scalars (0 included) and random sign thresholds of both
+    directions, so that every case of the plain rewrite occurs."""
+    rng = np.random.default_rng(seed)
+    model = zoo.untrained_model("mcn1")
+    for layer in model.layers:
+        if layer.mode == "mcn1":
+            layer.mfilter = rng.integers(0, 6, layer.mfilter.shape)
+            layer.mfilter[rng.integers(0, len(layer.mfilter))] = 0
+            if layer.out_kind == "sign":
+                layer.thresh = rng.integers(-60, 60, layer.out_ch)
+                layer.flip = rng.integers(0, 2, layer.out_ch)
+    return model
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mcn1_plain_equivalent_equals_intref(seed):
+    """An MCNs-1 layer runs as a plain layer with each group's filter once per plane and the
+    plane's scalar folded into the output function: every layer's whole output equal."""
+    model = _mcn1_variant(seed)
+    plain = dpprog.plain_equivalent(model)
+    assert [l.mode for l in plain.layers] == ["plain"] * len(model.layers)
+    images = np.random.default_rng(seed).integers(0, 256, (20, 1, 28, 28)).astype(np.uint8)
+    for got, want in zip(intref.run_model(plain, images), intref.run_model(model, images)):
+        assert np.array_equal(got, want)
+    prog = dpprog.compile_model(model)
+    logits, _ = dpprog.execute(prog, images[0])
+    assert np.array_equal(logits, intref.run_model(model, images[:1])[-1][0].reshape(-1))
+    # the ideal cycles count the MCNs-1 layers' own MACs, not the plain rewrite's K times as many
+    first = prog.layers[0]
+    assert first.ideal_cycles == model.layers[0].binary_macs / (16 * DpParams().flu_positions * 9)
+
+
 def test_refusals_name_the_layer():
-    with pytest.raises(dpprog.DpFitError, match="layer 'conv1'.*mode 'mcn'|layer 'conv1'.*repeated"):
+    with pytest.raises(dpprog.DpFitError, match="layer 'conv1'.*mode 'mcn'"):
         dpprog.compile_model(zoo.untrained_model("mcn"))
+    rgb = zoo.untrained_model("mcn1")
+    rgb.input_shape, rgb.input_repeat = (2, 28, 28), 2   # two image channels, each twice
+    with pytest.raises(dpprog.DpFitError, match="layer 'conv1'.*2 image channels each repeated 2 times"):
+        dpprog.compile_model(rgb)
     with pytest.raises(dpprog.DpFitError, match="max_dim"):
         dpprog.compile_model(zoo.untrained_model("siman"), DpParams(max_dim=16))
     with pytest.raises(dpprog.DpFitError, match="fm_depth"):
