@@ -587,7 +587,8 @@ def compile_model(model: IntModel, params: DpParams | dict | None = None, *, dum
     for code in codes:
         v = dl.pack(code.desc, where=f"layer {code.layer.name!r}", what="descriptor field")
         desc_words += [(v >> (32 * j)) & 0xFFFFFFFF for j in range(p.desc_words)]
-    setup += [Op.WRITE | (DpTarget.DESC << 4) | (len(codes) << 8), 0] + desc_words
+    # (the address and count in words: desc_words per layer)
+    setup += [Op.WRITE | (DpTarget.DESC << 4) | (len(desc_words) << 8), 0] + desc_words
     wall = [e for c in codes for e in c.weights]
     setup += _write(DpTarget.WEIGHT, 0, wall, ROWS * p.word)
     tl = p.table_entry_layout

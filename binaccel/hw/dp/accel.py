@@ -420,9 +420,8 @@ class DpAccelerator(wiring.Component):
             with m.State("WADDR"):
                 m.d.comb += ins.ready.eq(1)
                 with m.If(take):
+                    # (every target's address and count are in entries; a descriptor entry is a word)
                     m.d.sync += addr.eq(word)
-                    with m.If(op_tgt == DpTarget.DESC):
-                        m.d.sync += [addr.eq(word[:len(addr)] * DW), count.eq(count * DW)]
                     m.next = "WDATA"
                     with m.If(count == 0):
                         m.next = "CMD"
