@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,8 +23,8 @@ from .atomic import write_bytes_atomic, write_json_atomic
 from .data import Split
 from .models import BinNet, NetConfig, build
 
-__all__ = ["TrainConfig", "train", "evaluate", "save_checkpoint", "load_checkpoint", "CheckpointError",
-           "write_json_atomic"]
+__all__ = ["TrainConfig", "train", "evaluate", "save_checkpoint", "load_checkpoint", "is_checkpoint",
+           "CheckpointError", "write_json_atomic"]
 
 
 class CheckpointError(ValueError):
@@ -158,21 +159,62 @@ def save_checkpoint(model: BinNet, path, *, extra=None) -> None:
 
 
 def load_checkpoint(path) -> BinNet:
+    """Read the checkpoint at ``path`` (:func:`save_checkpoint`); every defect (missing, not a
+    checkpoint, truncated, another program's, a config or weights that do not build the network)
+    raises :class:`CheckpointError` naming ``path`` and the field."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file (.pt)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+        # torch's messages run to several sentences: the first says what is wrong
+        why = (str(e).strip().split(". ")[0] or type(e).__name__).rstrip(".")
+        raise CheckpointError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(blob, dict) or blob.get("format") != "binaccel-checkpoint":
         raise CheckpointError(f"{path}: field 'format': expected 'binaccel-checkpoint'")
     if blob.get("version") != 1:
         raise CheckpointError(f"{path}: field 'version': expected 1, got {blob.get('version')!r}")
-    model = build(NetConfig(**blob["config"]))
+    config, state = blob.get("config"), blob.get("state_dict")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: field 'config': expected the network's configuration (a dict), "
+                              f"got {type(config).__name__}")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: field 'state_dict': expected the network's weights (a dict), "
+                              f"got {type(state).__name__}")
+    try:
+        model = build(NetConfig(**config))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: field 'config': {e}") from None
     model.eval()
     # Brevitas quantizers carry stored bits: load them too.
-    model.load_state_dict(blob["state_dict"])
+    mine = model.state_dict()
+    missing = [k for k in mine if k not in state]
+    unexpected = [k for k in state if k not in mine]
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} (first {missing[0]!r})"] if missing else []) + \
+                ([f"unexpected {len(unexpected)} (first {unexpected[0]!r})"] if unexpected else [])
+        raise CheckpointError(f"{path}: field 'state_dict': the weights are not those of its config's "
+                              f"{config.get('arch')!r} network: {', '.join(parts)}")
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(mine[k].shape):
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise CheckpointError(f"{path}: field 'state_dict.{k}': expected a tensor of shape "
+                                  f"{tuple(mine[k].shape)}, got {got}")
+    model.load_state_dict(state)
     model.eval()
     return model
+
+
+def is_checkpoint(path) -> bool:
+    """Whether ``path`` looks like a checkpoint :func:`save_checkpoint` wrote (a torch archive whose
+    record says ``binaccel-checkpoint``), without loading it."""
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as z:
+            pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            return bool(pkl) and b"binaccel-checkpoint" in z.read(pkl[0])
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
 
