@@ -35,8 +35,8 @@ from .intmodel import IntModel, Layer, ModelFormatError
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "HEADER_FIELDS", "RECORD_FIELDS", "BLOBS", "KIND_CODES", "MODE_CODES",
-    "OUT_KIND_CODES", "HEADER_SIZE", "RECORD_SIZE", "save", "load", "dumps", "loads", "pack_binary_weights",
-    "unpack_binary_weights",
+    "OUT_KIND_CODES", "HEADER_SIZE", "RECORD_SIZE", "save", "load", "dumps", "loads", "is_model_file",
+    "pack_binary_weights", "unpack_binary_weights",
 ]
 
 MAGIC = b"BINACCEL"
@@ -396,6 +396,15 @@ def load(path) -> IntModel:
     with open(path, "rb") as fh:
         data = fh.read()
     return loads(data, path=path)
+
+
+def is_model_file(path) -> bool:
+    """Whether the file at ``path`` starts with the model file's magic (without reading the rest)."""
+    try:
+        with open(os.fspath(path), "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def _decode_enum(codes: dict, value: int, field: str, path) -> str:

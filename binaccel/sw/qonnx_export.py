@@ -26,6 +26,8 @@ a conv layer whose accumulator bound does not fit float32 is refused (:class:`Qo
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -37,8 +39,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 from .atomic import write_bytes_atomic
 from .intmodel import IntModel, Layer
 
-__all__ = ["QonnxExportError", "QONNX_DOMAIN", "FLOAT_EXACT", "to_qonnx", "save_qonnx", "layer_outputs",
-           "bits_of_output", "execute", "with_batch"]
+__all__ = ["QonnxExportError", "QONNX_DOMAIN", "FLOAT_EXACT", "to_qonnx", "save_qonnx", "is_binaccel_graph",
+           "layer_outputs", "bits_of_output", "execute", "with_batch"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 FLOAT_EXACT = 1 << 24  # every integer of smaller magnitude is exact in float32
@@ -215,6 +217,14 @@ def to_qonnx(model: IntModel, *, batch: int = 1, opset: int = 13) -> onnx.ModelP
         proto.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(proto)
     return proto
+
+
+def is_binaccel_graph(path) -> bool:
+    """Whether ``path`` is an ONNX graph that binaccel wrote (producer ``binaccel``)."""
+    try:
+        return onnx.load(os.fspath(path), load_external_data=False).producer_name == "binaccel"
+    except Exception:  # noqa: BLE001 - anything unreadable is not binaccel's graph
+        return False
 
 
 def save_qonnx(model: IntModel, path, *, batch: int = 1) -> None:
