@@ -17,10 +17,16 @@ The *float* model (``model(x)``) and the *integer* model differ only by those fi
 the accuracy change is reported by :func:`accuracy_report`. :func:`int_forward` runs the Brevitas
 model's own quantized weights through torch with the folded integer post-processing; it is the
 "Brevitas model read as integers" that the numpy reference must equal for every layer and image.
+
+The model file's ``meta`` records what the integers were folded from: ``arch``, ``act_bits``,
+``planes``, ``first``, ``last`` of the network's configuration and ``weights_sha256``, the digest of
+its weights (:func:`weights_sha256`), by which a checkpoint and a model file are matched
+(:func:`binaccel.sw.pipeline.check_pair`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -32,10 +38,23 @@ from .intmodel import IntModel, Layer, ModelFormatError
 from .models import BinNet, MCConv2d, _is_binary
 from .quant import mfilter_fixed_point
 
-__all__ = ["fold", "int_forward", "brevitas_int_weights", "MUL_BITS", "ADD_BITS"]
+__all__ = ["fold", "int_forward", "brevitas_int_weights", "weights_sha256", "MUL_BITS", "ADD_BITS"]
 
 MUL_BITS = 16  # signed width of requant / logit multipliers
 ADD_BITS = 32  # signed width of requant / logit offsets (the accelerator's default ``add_bits``)
+
+
+def weights_sha256(model: BinNet) -> str:
+    """SHA-256 of the network's state (every parameter and buffer: name, dtype, shape and bytes, in
+    name order): equal for a model and the same model saved and loaded again. The binary weight
+    quantizers store their bits at their first call in eval mode (:mod:`binaccel.sw.quant`), so
+    :func:`fold` takes it before it runs them, as a checkpoint has it."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def _bn_affine(bn) -> tuple:
@@ -131,6 +150,7 @@ def fold(model: BinNet, *, name: str | None = None, m_bits: int = 8, calib: np.n
     ``calib``: uint8 images used only by the full-precision model to choose its uint8 activation scales.
     """
     model.eval()
+    digest = weights_sha256(model)  # before the quantizers' first eval call stores their bits
     cfg = model.cfg
     if cfg.arch != "fp" and (cfg.first == "fp" or cfg.last == "fp"):
         raise ModelFormatError("layers[conv1]" if cfg.first == "fp" else "layers[fc]",
@@ -196,7 +216,7 @@ def fold(model: BinNet, *, name: str | None = None, m_bits: int = 8, calib: np.n
                mul=fc_mul, add=fc_add)
     layers.append(fc)
     meta = {"arch": cfg.arch, "act_bits": cfg.act_bits, "planes": cfg.planes, "first": cfg.first,
-            "last": cfg.last, "logit_shift": shift}
+            "last": cfg.last, "logit_shift": shift, "weights_sha256": digest}
     im = IntModel(name=name or cfg.arch, input_shape=tuple(cfg.input_shape), layers=layers,
                   input_repeat=cfg.input_repeat, classes=cfg.classes, meta=meta)
     im.validate()

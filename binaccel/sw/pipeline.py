@@ -9,13 +9,19 @@ import numpy as np
 
 from . import intref, modelfile
 from .data import Split
-from .fold import fold, int_forward
+from .fold import fold, int_forward, weights_sha256
+from .intmodel import IntModel
 from .models import BinNet
 from .qonnx_export import bits_of_output, execute, layer_outputs, save_qonnx
 from .train import evaluate, save_checkpoint, train
 from .zoo import configs
 
-__all__ = ["train_named", "export_model", "check_export", "check_qonnx", "accuracy_of_logits"]
+__all__ = ["train_named", "export_model", "check_pair", "PairError", "check_export", "check_qonnx",
+           "accuracy_of_logits"]
+
+
+class PairError(ValueError):
+    """A model file that was not exported from the checkpoint it is checked against."""
 
 
 def train_named(name: str, data: Split, *, out_dir: str, epochs=None, seed=0, progress=True, **overrides) -> dict:
@@ -43,14 +49,46 @@ def accuracy_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(logits).reshape(len(labels), -1).argmax(1) == labels).mean())
 
 
-def check_export(model: BinNet, model_path: str, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+def check_pair(model: BinNet, im: IntModel, *, checkpoint="the checkpoint", model_file="the model file") -> None:
+    """Raise :class:`PairError` unless the integer model ``im`` (read from ``model_file``) was folded
+    from the network ``model`` (read from ``checkpoint``), before anything is computed: the same input
+    shape, input repeat, classes, architecture (the ``meta`` of :func:`binaccel.sw.fold.fold`), layer
+    count and conv widths and, when the model file records it, the same weights (``weights_sha256``).
+    A model file without that meta (imported from QONNX, say) is matched on its shapes only."""
+    cfg = model.cfg
+    what = f"{model_file} was not exported from {checkpoint}"
+    pairs = [("input_shape", tuple(im.input_shape), tuple(cfg.input_shape)),
+             ("input_repeat", im.input_repeat, cfg.input_repeat),
+             ("classes", im.classes, cfg.classes)]
+    meta = im.meta if isinstance(im.meta, dict) else {}
+    pairs += [(f"meta.{k}", meta[k], getattr(cfg, k)) for k in ("arch", "act_bits", "planes", "first", "last")
+              if k in meta]
+    pairs.append(("layer count", len(im.layers), len(cfg.widths) + 1))
+    for field, mine, theirs in pairs:
+        if mine != theirs:
+            raise PairError(f"{what}: field '{field}': the model file has {mine!r}, the checkpoint {theirs!r}")
+    for layer, width in zip(im.layers, cfg.widths):
+        if layer.out_ch != width:
+            raise PairError(f"{what}: field 'layers[{layer.name}].out_ch': the model file has {layer.out_ch}, "
+                            f"the checkpoint {width}")
+    digest = meta.get("weights_sha256")
+    if digest is not None and digest != weights_sha256(model):
+        raise PairError(f"{what}: field 'meta.weights_sha256': the model file was folded from other weights of "
+                        f"the same network (export it again from this checkpoint)")
+
+
+def check_export(model: BinNet, model_path: str, images: np.ndarray, labels: np.ndarray | None = None, *,
+                 checkpoint="the checkpoint") -> dict:
     """Run the exported file through the numpy reference and the Brevitas model's integer forward;
     compare every layer's whole output tensor, image by image.
 
     Returns ``{"checked", "matched", "layers": {name: mismatching images}, "predictions_equal",
     "int_test_accuracy", "ref_seconds"}``; ``matched`` counts images whose every layer matched.
+    A model file that was not folded from ``model`` (:func:`check_pair`; ``checkpoint`` names it in
+    the message) is refused before anything runs.
     """
     im = modelfile.load(model_path)
+    check_pair(model, im, checkpoint=checkpoint, model_file=model_path)
     t0 = time.time()
     ref = intref.run_model(im, images)
     ref_s = time.time() - t0
