@@ -8,18 +8,50 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 from binaccel import __version__
-from binaccel.commands import bench, demo, models, records, run, synth, verilog
-from binaccel.commands import qonnx as qonnx_import
-from binaccel.sw.paths import ENV_VAR, set_build_dir
 
 __all__ = ["main", "build_parser", "DEBUG_ENV"]
 
 #: Environment variable that makes the command show tracebacks (as ``--debug``).
 DEBUG_ENV = "BINACCEL_DEBUG"
+
+
+def _debug_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _exit_interrupted(signum, frame):
+    print("binaccel: interrupted", file=sys.stderr)
+    raise SystemExit(130)
+
+
+@contextlib.contextmanager
+def _interrupt_exits():
+    """A Ctrl-C inside is an interrupt of the command (status 130, no traceback), not a
+    KeyboardInterrupt; for the seconds the commands' libraries (torch, Brevitas, Amaranth) take to
+    load, before :func:`main` runs. Nothing changes under ``BINACCEL_DEBUG``, outside the main
+    thread, or where another handler is installed."""
+    mine = (threading.current_thread() is threading.main_thread() and not _debug_env()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if mine:
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        yield
+    finally:
+        if mine:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+with _interrupt_exits():
+    from binaccel.commands import bench, demo, models, records, run, synth, verilog
+    from binaccel.commands import qonnx as qonnx_import
+    from binaccel.sw.paths import ENV_VAR, set_build_dir
 
 #: The subcommand modules, in the order of ``binaccel --help``.
 COMMANDS = (demo, models, verilog, synth, bench, run, records, qonnx_import)
@@ -66,9 +98,12 @@ def main(argv=None):
     """Run the ``binaccel`` command; returns its exit status. An input error is one line on stderr
     (status 2), an interrupt status 130, any other failure one line naming its kind (status 1);
     ``--debug`` or ``BINACCEL_DEBUG=1`` re-raises instead."""
-    args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or _debug_env()
     if args.build_dir is not None:
+        if os.path.exists(args.build_dir) and not os.path.isdir(args.build_dir):
+            parser.error(f"argument --build-dir: {args.build_dir}: is a file, expected a folder")
         set_build_dir(args.build_dir)
     try:
         return args.func(args)
