@@ -31,13 +31,16 @@ from binaccel.hw.sweep import dp as sweepdp
 from binaccel.sw.atomic import write_json_atomic
 
 __all__ = ["RECORD_LABEL", "FORMAT", "record_path", "load_record", "write_record", "record_from_boards",
-           "boards_doc", "synth_command", "render_markdown"]
+           "boards_doc", "synth_command", "render_markdown", "is_record", "is_results_page", "RESULTS_TITLE"]
 
 #: How the bench and the demo name the record as the source of board figures.
 RECORD_LABEL = "binaccel/measured.json"
 
 #: The record's ``format`` field.
 FORMAT = "binaccel-measured"
+
+#: The first line of the results page (:func:`render_markdown`).
+RESULTS_TITLE = "# Measured synthesis results"
 
 #: Board designs in the order of the record and its tables.
 DESIGN_ORDER = ("accel+uart", "engine+uart", "engine")
@@ -97,6 +100,25 @@ def load_record(path=None) -> dict:
             if key not in entry:
                 raise ValueError(f"{where}.{key}' missing")
     return doc
+
+
+def is_record(path) -> bool:
+    """Whether ``path`` is a JSON file of this format (a record :func:`write_record` wrote)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def is_results_page(path) -> bool:
+    """Whether ``path`` starts as the results page :func:`render_markdown` writes."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(RESULTS_TITLE) + 1).decode(errors="replace").startswith(RESULTS_TITLE)
+    except OSError:
+        return False
 
 
 def write_record(record: dict, path) -> Path:
@@ -229,7 +251,7 @@ def _mhz(v):
 def render_markdown(record: dict) -> str:
     """The results page: per board and design the point, area, fmax, target, the clock of the
     timing-met bitstream, the build-plan digest and the command that builds it; then the tools."""
-    lines = ["# Measured synthesis results", "",
+    lines = [RESULTS_TITLE, "",
              "The best point per board and board design of the board search (`binaccel synth --search`), "
              f"from the curated record `{RECORD_LABEL}`. *fmax* is nextpnr's estimate for the build at its "
              "target clock; *bitstream* is the clock of the build that meets timing (`--close-timing`). "

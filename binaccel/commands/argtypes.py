@@ -1,12 +1,15 @@
-"""Argument types for the ``binaccel`` command line: numbers checked when the command line is
-parsed, so that a bad value is a usage error (one line, exit status 2) before any work starts."""
+"""Argument types for the ``binaccel`` command line: numbers and folders checked when the command
+line is parsed, so that a bad value is a usage error (one line, exit status 2) before any work
+starts."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "probability"]
+__all__ = ["positive_int", "nonneg_int", "int_range", "positive_float", "nonneg_float", "probability", "fraction",
+           "threads", "positive_threads", "usable_cores", "existing_dir"]
 
 
 def _number(kind, text: str):
@@ -45,3 +48,55 @@ def probability(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
     return value
+
+
+def int_range(low: int, high: int):
+    """A parser of integers in ``low..high``."""
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text!r}")
+        return value
+    return parse
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    value = _number(float, text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _threads(low: int):
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        cores = usable_cores()
+        if not low <= value <= cores:
+            raise argparse.ArgumentTypeError(f"expected a thread count in {low}..{cores} (the cores this machine "
+                                             f"lets binaccel use), got {text!r}")
+        return value
+    return parse
+
+
+#: A thread count from 0 (the library's default) to the usable cores.
+threads = _threads(0)
+#: A thread count from 1 to the usable cores.
+positive_threads = _threads(1)
+
+
+def existing_dir(text: str) -> str:
+    """A folder that exists."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: is a file, expected a folder")
+    return text

@@ -22,13 +22,29 @@ from binaccel import bench, records
 from binaccel.hw import sweep
 
 from .synth import search
-from binaccel.commands.argtypes import nonneg_int, positive_int
+from binaccel.commands.argtypes import nonneg_int, positive_int, positive_threads
+from binaccel.sw import netzoo
 from binaccel.sw.link import DEFAULT_BAUD
+from binaccel.sw.outputs import check_output_dir
 
-__all__ = ["register"]
+__all__ = ["register", "network_list"]
+
+#: The names ``--networks`` takes: the MNIST models (with or without ``mnist_``) and the paper-scale networks.
+NETWORKS = (*(f"mnist_{m}" for m in bench.MNIST_BENCH_MODELS), *bench.MNIST_BENCH_MODELS, *netzoo.names())
+
+
+def network_list(text: str) -> list:
+    """``--networks``: a comma-separated list of :data:`NETWORKS`."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in NETWORKS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(NETWORKS)}, got {text!r}")
+    return names
 
 
 def _cmd_bench(args) -> int:
+    out = args.out or bench.bench_dir()
+    check_output_dir(out)
     path = bench.boards_json_path()
     try:
         arrays = dict(bench.parse_array(a) for a in args.array or ())
@@ -52,8 +68,7 @@ def _cmd_bench(args) -> int:
         note = bench.stale_note(name, b)
         if note:
             print(f"[bench] warning: {note}")
-    networks = args.networks.split(",") if args.networks else None
-    out = args.out or bench.bench_dir()
+    networks = args.networks
     result = bench.run_bench(out_dir=out, boards=boards, networks=networks, reps=args.reps,
                              warmup=args.warmup, train=not args.no_train, plots=not args.no_plots,
                              cycles=args.cycles, accel_images=args.accel_images, threads=args.threads,
@@ -87,21 +102,21 @@ def register(subparsers) -> None:
     b.add_argument("--array", action="append", default=None, metavar="BOARD=RxCxW",
                    help="bench this fitting build of the board's synthesis results instead of the largest, "
                         "e.g. --array ulx3s=4x4x32 (repeatable, one per board)")
-    b.add_argument("--networks", default=None, help="comma-separated subset (mnist_siman, ..., resnet20_siman, "
-                                                    "vgg_small, mcn_wrn22)")
+    b.add_argument("--networks", type=network_list, default=None,
+                   help=f"comma-separated subset of {', '.join(NETWORKS)} (default: all)")
     b.add_argument("--out", default=None, help="output folder (default: bench in the build folder)")
     b.add_argument("--reps", type=positive_int, default=5, help="timed repetitions (median; default 5)")
-    b.add_argument("--warmup", type=nonneg_int, default=2)
+    b.add_argument("--warmup", type=nonneg_int, default=2, help="untimed runs before the timed ones (default 2)")
     b.add_argument("--no-train", action="store_true", help="do not train MNIST models when none are found")
-    b.add_argument("--no-plots", action="store_true")
+    b.add_argument("--no-plots", action="store_true", help="no plots")
     b.add_argument("--cycles", choices=list(bench.CYCLES), default="accel",
                    help="cycle source: accel (default) = the simulations (the whole-network accelerator, "
                         "binaccel.sim.top, or for a board running the engine behind the link its engine build), "
                         "model = engine cycle model (hw/perf.py); a board running the pipelined accelerator is "
                         "always simulated (binaccel.sim.dp)")
-    b.add_argument("--threads", type=positive_int, default=1,
+    b.add_argument("--threads", type=positive_threads, default=1,
                    help="torch threads for the CPU timings (default 1; the numpy packed path is single-threaded)")
-    b.add_argument("--ort-threads", type=positive_int, default=None,
+    b.add_argument("--ort-threads", type=positive_threads, default=None,
                    help="intra-op threads of the second onnxruntime timing (default: all, os.cpu_count(); "
                         "the first has 1)")
     b.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD,

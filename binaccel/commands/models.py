@@ -8,37 +8,65 @@ import os
 from binaccel.sw import modelfile, pipeline
 from binaccel.sw.data import load
 from binaccel.sw.fold import fold
-from binaccel.sw.qonnx_export import QonnxExportError, save_qonnx
+from binaccel.sw.outputs import check_output_dir, check_output_file
+from binaccel.sw.qonnx_export import QonnxExportError, is_binaccel_graph, save_qonnx
 from binaccel.sw.paths import build_dir
-from binaccel.sw.train import load_checkpoint
+from binaccel.sw.train import is_checkpoint, load_checkpoint
 from binaccel.sw.zoo import MODELS
-from binaccel.commands.argtypes import nonneg_int, positive_float, positive_int
+from binaccel.commands.argtypes import existing_dir, int_range, nonneg_int, positive_float, positive_int, threads
 
-__all__ = ["register", "add_data_arguments", "load_data"]
+__all__ = ["register", "add_data_arguments", "check_data_arguments", "load_data", "select_test_images",
+           "add_force_argument"]
 
 
-def load_data(args, prog="binaccel"):
-    """The data set ``--data`` / ``--data-dir`` name."""
-    if args.data == "cifar10":
-        if not args.data_dir:
-            raise SystemExit(f"{prog}: --data cifar10 needs --data-dir (the extracted cifar-10-batches-py folder)")
-        return load("cifar10", root=args.data_dir)
-    if args.data_dir:
+def check_data_arguments(args) -> None:
+    """``--data`` and ``--data-dir`` agree (a ValueError naming the option otherwise); called before
+    any work, also by the commands that read the data only for some models."""
+    if args.data == "cifar10" and not args.data_dir:
+        raise ValueError("--data cifar10 needs --data-dir (the extracted cifar-10-batches-py folder)")
+    if args.data != "cifar10" and args.data_dir:
         raise ValueError(f"--data-dir {args.data_dir}: only --data cifar10 reads a folder; --data {args.data} is "
                          f"embedded")
+
+
+def load_data(args):
+    """The data set ``--data`` / ``--data-dir`` name."""
+    check_data_arguments(args)
+    if args.data == "cifar10":
+        return load("cifar10", root=args.data_dir)
     return load(args.data)
 
 
 def add_data_arguments(p, what):
     p.add_argument("--data", default="mnist", choices=["mnist", "digits", "cifar10"], help=f"{what} (default: mnist)")
-    p.add_argument("--data-dir", default=None, help="folder of the CIFAR-10 python batch files")
+    p.add_argument("--data-dir", default=None, type=existing_dir, metavar="DIR",
+                   help="folder of the CIFAR-10 python batch files, for --data cifar10 (default: none)")
+
+
+def add_force_argument(p, what):
+    p.add_argument("--force", action="store_true",
+                   help=f"replace {what} even when the file there is not binaccel's own output")
+
+
+def select_test_images(args, data, shape, source):
+    """The first ``--images`` test images and labels of ``data``, after checking that the split has
+    that many and that their shape is ``shape``, the input of the model read from ``source``."""
+    if tuple(data.x_test.shape[1:]) != tuple(shape):
+        raise ValueError(f"{source}: the model takes images of shape {tuple(shape)}; --data {data.name} images are "
+                         f"{tuple(data.x_test.shape[1:])}")
+    n = len(data.x_test)
+    if args.images is not None and args.images > n:
+        raise ValueError(f"--images {args.images}: the {data.name} test split has {n} images")
+    n = n if args.images is None else args.images
+    return data.x_test[:n], data.y_test[:n]
 
 
 def _cmd_train(args):
+    check_data_arguments(args)
     out = args.out or str(build_dir("models"))
-    os.makedirs(out, exist_ok=True)
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise PermissionError(13, "the output folder is not writable", out)
+    check_output_dir(out, what="checkpoint folder")  # before training; the checkpoint's writer creates it
+    path = os.path.join(out, f"{args.model}.pt")
+    check_output_file(path, own=is_checkpoint, what="binaccel checkpoint", force=args.force)
     data = load_data(args)
     r = pipeline.train_named(args.model, data, out_dir=out, epochs=args.epochs, seed=args.seed,
                              progress=not args.no_progress, optimizer=args.optimizer, lr=args.lr,
@@ -47,6 +75,8 @@ def _cmd_train(args):
 
 
 _SUFFIX = {"bnm": ".bnm", "qonnx": ".onnx"}
+_OWN = {"bnm": (modelfile.is_model_file, "binaccel model file"),
+        "qonnx": (is_binaccel_graph, "QONNX graph written by binaccel")}
 
 
 def _cmd_export(args):
@@ -54,13 +84,19 @@ def _cmd_export(args):
     out = args.out or os.path.splitext(src)[0] + _SUFFIX[args.format]
     if args.model_file and args.format != "qonnx":
         raise ValueError(f"{src}: a model file is already the bnm format; expected --format qonnx")
-    if os.path.abspath(out) == os.path.abspath(src):
-        raise ValueError(f"{out}: the output would overwrite the input")
+    check_data_arguments(args)
+    own, what = _OWN[args.format]
+    check_output_file(out, inputs=[src], own=own, what=what, force=args.force)
     if args.model_file:
         im = modelfile.load(src)
     else:
         model = load_checkpoint(src)
-        calib = load_data(args).x_train[:500] if model.cfg.arch == "fp" else None
+        calib = None
+        if model.cfg.arch == "fp":
+            calib = load_data(args).x_train[:500]
+            if tuple(calib.shape[1:]) != tuple(model.cfg.input_shape):
+                raise ValueError(f"{src}: the model takes images of shape {tuple(model.cfg.input_shape)}; "
+                                 f"--data {args.data} images (its calibration) are {tuple(calib.shape[1:])}")
         name = args.name or os.path.splitext(os.path.basename(src))[0]
         if args.format == "bnm":
             im = pipeline.export_model(model, out, name=name, calib=calib, m_bits=args.m_bits)
@@ -75,10 +111,12 @@ def _cmd_export(args):
 
 
 def _cmd_check(args):
+    check_data_arguments(args)
     model = load_checkpoint(args.checkpoint)
-    data = load_data(args)
-    n = len(data.x_test) if args.images is None else min(args.images, len(data.x_test))
-    r = pipeline.check_export(model, args.model_file, data.x_test[:n], data.y_test[:n])
+    im = modelfile.load(args.model_file)
+    pipeline.check_pair(model, im, checkpoint=args.checkpoint, model_file=args.model_file)
+    x, y = select_test_images(args, load_data(args), im.input_shape, args.model_file)
+    r = pipeline.check_export(model, args.model_file, x, y, checkpoint=args.checkpoint)
     print(json.dumps(r, indent=2))
     if r["matched"] != r["checked"]:
         raise SystemExit(1)
@@ -96,15 +134,19 @@ def _cmd_info(args):
 def register(sub) -> None:
     """Add ``train``, ``export``, ``check`` and ``info`` to an argparse ``subparsers`` object."""
     t = sub.add_parser("train", help="train one named model")
-    t.add_argument("--model", required=True, choices=list(MODELS))
+    t.add_argument("--model", required=True, choices=list(MODELS), help="the model to train (required)")
     add_data_arguments(t, "training data")
-    t.add_argument("--epochs", type=positive_int, default=None)
-    t.add_argument("--seed", type=nonneg_int, default=0)
+    t.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help="epochs (default 15)")
+    t.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default=None, help="default: adam")
-    t.add_argument("--threads", type=nonneg_int, default=None, help="torch threads (default 1; 0: torch default)")
+    t.add_argument("--threads", type=threads, default=None, metavar="N",
+                   help="torch threads, at most the usable cores (default 1; 0: torch default)")
     t.add_argument("--lr", type=positive_float, default=None, help="initial learning rate (default: 0.002 for adam)")
-    t.add_argument("--out", default=None, help="checkpoint folder (default: models in the build folder)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--out", default=None, metavar="DIR",
+                   help="checkpoint folder, <model>.pt in it (default: models in the build folder)")
+    add_force_argument(t, "<model>.pt")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("export", help="fold a checkpoint and write the integer model file, or its QONNX graph")
@@ -115,20 +157,23 @@ def register(sub) -> None:
                    help="bnm: the binaccel model file (default); qonnx: an ONNX graph with qonnx's quantizers "
                         "that computes exactly what the integer reference computes")
     e.add_argument("--batch", type=positive_int, default=1, help="images per inference fixed in the QONNX graph (default 1)")
-    e.add_argument("--out", default=None, help="output file (default: the input's name with .bnm or .onnx)")
-    e.add_argument("--name", default=None)
-    e.add_argument("--m-bits", type=positive_int, default=8, help="fixed-point width of MCN M-Filters")
+    e.add_argument("--out", default=None, help="output file (default: the input's name with .bnm or .onnx); never "
+                                              "the input")
+    add_force_argument(e, "--out")
+    e.add_argument("--name", default=None, help="model name (default: the checkpoint's file name)")
+    e.add_argument("--m-bits", type=int_range(1, 16), default=8, metavar="N",
+                   help="fixed-point width of MCN M-Filters, 1..16 (default 8)")
     add_data_arguments(e, "calibration images of the full-precision model")
     e.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("check", help="numpy reference vs Brevitas model on the MNIST test split, every layer")
-    c.add_argument("--checkpoint", required=True)
-    c.add_argument("--model-file", required=True)
+    c.add_argument("--checkpoint", required=True, help="the training checkpoint (.pt, required)")
+    c.add_argument("--model-file", required=True, help="the model file exported from it (.bnm, required)")
     c.add_argument("--images", type=positive_int, default=None, metavar="N",
-                   help="the first N test images (default: all of the split)")
+                   help="the first N test images, at most the split's (default: all of the split)")
     add_data_arguments(c, "the test split to check on")
     c.set_defaults(func=_cmd_check)
 
     i = sub.add_parser("info", help="print the layer table of a model file")
-    i.add_argument("model_file")
+    i.add_argument("model_file", help="a model file (.bnm)")
     i.set_defaults(func=_cmd_info)

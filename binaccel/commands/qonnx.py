@@ -7,7 +7,10 @@ import os
 from fractions import Fraction
 
 from binaccel.sw import modelfile
+from binaccel.sw.outputs import check_output_file
 from binaccel.sw.qonnx_import import import_qonnx
+
+from .models import add_force_argument
 
 __all__ = ["register"]
 
@@ -26,8 +29,7 @@ def _scale(text: str) -> float:
 def _cmd_import(args):
     src = args.qonnx
     out = args.out or os.path.splitext(src)[0] + ".bnm"
-    if os.path.abspath(out) == os.path.abspath(src):
-        raise ValueError(f"{out}: the output would overwrite the input")
+    check_output_file(out, inputs=[src], own=modelfile.is_model_file, what="binaccel model file", force=args.force)
     im = import_qonnx(src, input_scale=args.input_scale)  # QonnxImportError: one line naming the file
     if args.name:
         im.name = args.name
@@ -41,6 +43,7 @@ def register(sub) -> None:
     p = sub.add_parser("import", help="compile a QONNX graph (binarized, e.g. Brevitas bnn_pynq) to a model file")
     p.add_argument("--qonnx", required=True, metavar="F.onnx", help="the QONNX graph")
     p.add_argument("--out", default=None, metavar="F.bnm", help="model file to write (default: F.bnm next to F.onnx)")
+    add_force_argument(p, "--out")
     p.add_argument("--input-scale", type=_scale, default=None, metavar="S",
                    help="the graph input is pixels * S for uint8 pixels (default: 1 for binaccel's own graphs, "
                         "else 1/255)")

@@ -22,21 +22,33 @@ from binaccel import records
 from binaccel.bench import boards_json_path, shown_path
 from binaccel.hw.sweep import load_boards_json
 from binaccel.sw.atomic import write_text_atomic
+from binaccel.sw.outputs import check_output_file
 from binaccel.sw.paths import build_dir
+
+from .models import add_force_argument
 
 __all__ = ["register"]
 
 
 def _cmd_records(args) -> int:
+    """The outputs are checked before anything is read; a missing input goes to the command's
+    one-line error (``binaccel: error: FILE: No such file or directory``)."""
+    source = (args.source or boards_json_path()) if args.update else None
+    out = (args.out or build_dir("records", "measured.json")) if args.update else None
+    inputs = [source, args.record]
+    if out is not None:
+        check_output_file(out, inputs=inputs, own=records.is_record, what="binaccel record", force=args.force)
+    if args.markdown:
+        check_output_file(args.markdown, inputs=[*inputs, out], own=records.is_results_page,
+                          what="results page written by binaccel records", force=args.force)
     try:
         if args.update:
-            source = args.source or boards_json_path()
             record = records.record_from_boards(load_boards_json(source), source=shown_path(source))
-            out = records.write_record(record, args.out or build_dir("records", "measured.json"))
+            out = records.write_record(record, out)
             print(f"[records] wrote {out} from {source}")
         else:
             record = records.load_record(args.record)
-    except (FileNotFoundError, ValueError) as exc:
+    except ValueError as exc:
         print(f"binaccel records: error: {exc}", file=sys.stderr)
         return 2
     if args.markdown:
@@ -66,5 +78,6 @@ def register(subparsers) -> None:
     r.add_argument("--record", default=None, metavar="FILE",
                    help="the record to show or render without --update (default: the installed one)")
     r.add_argument("--markdown", default=None, metavar="FILE",
-                   help="write the results page (Markdown tables of the record) to FILE")
+                   help="write the results page (Markdown tables of the record) to FILE (default: none)")
+    add_force_argument(r, "--out or --markdown")
     r.set_defaults(func=_cmd_records)

@@ -15,21 +15,65 @@ import numpy as np
 from tqdm import tqdm
 
 from binaccel.sim import engine_link, layer, top
-from binaccel.sw import intref, modelfile
+from binaccel.sw import intref, modelfile, pack, pipeline
+from binaccel.sw import program as prog
 from binaccel.sw.atomic import write_json_atomic
 from binaccel.sw.fold import int_forward
+from binaccel.sw.outputs import check_output_file
 from binaccel.sw.train import load_checkpoint
 
 from .argtypes import nonneg_int, positive_int, probability
-from .models import add_data_arguments, load_data
+from .models import add_data_arguments, add_force_argument, check_data_arguments, load_data, select_test_images
 
-__all__ = ["register", "run_accelerator", "run_engine_design"]
+__all__ = ["register", "run_accelerator", "run_engine_design", "check_accelerator_fit", "check_engine_fit",
+           "is_run_record"]
+
+
+def check_accelerator_fit(im, model_file, params=None) -> None:
+    """Raise :class:`~binaccel.sw.program.FitError` naming ``model_file`` unless its network fits the
+    accelerator build ``params`` (default: the default build), before any simulation."""
+    try:
+        prog.check_fit(im, params)
+    except prog.FitError as exc:
+        raise prog.FitError(f"{os.fspath(model_file)}: does not fit the accelerator build: {exc}") from None
+
+
+def check_engine_fit(im, model_file, params) -> None:
+    """Raise ValueError naming ``model_file`` unless the engine build ``params`` runs every layer."""
+    for lay in im.layers:
+        try:
+            pack.check_layer(lay, params)
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(model_file)}: does not run on the engine build "
+                             f"{params.rows}x{params.cols}x{params.word}: {exc}") from None
+
+
+def _checkpoint_for(im, model_file, checkpoint):
+    """The checkpoint's network, checked to be the one ``model_file`` was exported from (None without one)."""
+    if checkpoint is None:
+        return None
+    model = load_checkpoint(checkpoint)
+    pipeline.check_pair(model, im, checkpoint=os.fspath(checkpoint), model_file=os.fspath(model_file))
+    return model
+
+
+def is_run_record(path) -> bool:
+    """Whether ``path`` holds the JSON figures ``binaccel run --json`` writes."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"model", "model_file", "transport", "checked", "matched"} <= doc.keys()
 
 
 def run_accelerator(model_file, images, labels=None, *, transport="fast", checkpoint=None, batch=None,
                     idle=0.0, backpressure=0.0, seed=0, progress=True, params=None) -> dict:
-    """Run ``images`` through the accelerator; return the figures (JSON-ready dict)."""
+    """Run ``images`` through the accelerator; return the figures (JSON-ready dict). A network that
+    does not fit the build, or a ``checkpoint`` it was not exported from, is refused before the run."""
     im = modelfile.load(model_file)
+    check_accelerator_fit(im, model_file, params)
+    model = _checkpoint_for(im, model_file, checkpoint)
     n = len(images)
     batch = batch or {"fast": n, "cocotb": 4, "uart": 25}.get(transport, 4)
     logits, image_cycles, layer_cycles, wall, sim_cycles, line_bytes, events = [], [], [], 0.0, 0, 0, []
@@ -68,15 +112,14 @@ def run_accelerator(model_file, images, labels=None, *, transport="fast", checkp
     out["utilisation"] = ideal / out["cycles_per_image"] if out["cycles_per_image"] else 0.0
     if labels is not None:
         out["test_accuracy"] = float((logits.argmax(1) == labels).mean())
-    _check_brevitas(out, im, images, logits, matched, checkpoint)
+    _check_brevitas(out, im, images, logits, matched, model)
     return out
 
 
-def _check_brevitas(out, im, images, logits, matched, checkpoint):
-    """With a checkpoint: ``matched_brevitas`` and ``matched`` (both references) in ``out``."""
-    if checkpoint is None:
+def _check_brevitas(out, im, images, logits, matched, model):
+    """With a checkpoint's network: ``matched_brevitas`` and ``matched`` (both references) in ``out``."""
+    if model is None:
         return
-    model = load_checkpoint(checkpoint)
     brev = int_forward(model, im, images)[-1].reshape(len(images), -1)
     out["matched_brevitas"] = int((logits == brev).all(axis=1).sum())
     out["matched"] = int((matched & (logits == brev).all(axis=1)).sum())
@@ -98,6 +141,8 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
     im = modelfile.load(model_file)
     if params is None:
         params = engine_link.board_params()
+    check_engine_fit(im, model_file, params)
+    model = _checkpoint_for(im, model_file, checkpoint)
     n = len(images)
     batch = batch or {"fast": 64, "cocotb": 4, "uart": 1}[transport]
     logits, layer_cycles = [], []
@@ -133,23 +178,33 @@ def run_engine_design(model_file, images, labels=None, *, transport="fast", chec
     }
     if labels is not None:
         out["test_accuracy"] = float((logits.argmax(1) == labels).mean())
-    _check_brevitas(out, im, images, logits, matched, checkpoint)
+    _check_brevitas(out, im, images, logits, matched, model)
     return out
 
 
 def _cmd_run(args):
-    data = load_data(args, prog="binaccel run")
-    n = min(args.images, len(data.x_test)) if args.images else len(data.x_test)
+    """Every input checked before the simulation starts: the options, the ``--json`` output, the
+    model file, its fit on the build, the checkpoint's pairing and the images' shape and count."""
+    if args.design == "engine-link" and (args.idle or args.backpressure):
+        raise ValueError("--idle/--backpressure apply to the accelerator design (--design accel)")
+    check_data_arguments(args)
+    if args.json:
+        check_output_file(args.json, inputs=[args.model, args.checkpoint], own=is_run_record,
+                          what="JSON record of binaccel run", force=args.force)
+    im = modelfile.load(args.model)
     if args.design == "engine-link":
-        if args.idle or args.backpressure:
-            raise SystemExit("binaccel run: --idle/--backpressure apply to the accelerator design")
-        r = run_engine_design(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
-                              checkpoint=args.checkpoint, batch=args.batch, seed=args.seed,
-                              progress=not args.no_progress)
+        check_engine_fit(im, args.model, engine_link.board_params())
     else:
-        r = run_accelerator(args.model, data.x_test[:n], data.y_test[:n], transport=args.transport,
-                            checkpoint=args.checkpoint, batch=args.batch, idle=args.idle,
-                            backpressure=args.backpressure, seed=args.seed, progress=not args.no_progress)
+        check_accelerator_fit(im, args.model)
+    _checkpoint_for(im, args.model, args.checkpoint)
+    x, y = select_test_images(args, load_data(args), im.input_shape, args.model)
+    if args.design == "engine-link":
+        r = run_engine_design(args.model, x, y, transport=args.transport, checkpoint=args.checkpoint,
+                              batch=args.batch, seed=args.seed, progress=not args.no_progress)
+    else:
+        r = run_accelerator(args.model, x, y, transport=args.transport, checkpoint=args.checkpoint,
+                            batch=args.batch, idle=args.idle, backpressure=args.backpressure, seed=args.seed,
+                            progress=not args.no_progress)
     text = json.dumps(r, indent=2)
     if args.json:
         write_json_atomic(args.json, r)
@@ -163,21 +218,27 @@ def _cmd_run(args):
 def register(sub) -> None:
     """Add ``run`` to an argparse ``subparsers`` object."""
     p = sub.add_parser("run", help="run a model file on the simulated accelerator, checked image by image")
-    p.add_argument("--model", required=True, help="model file written by binaccel export (.bnm)")
-    p.add_argument("--checkpoint", default=None, help="also compare with this Brevitas checkpoint")
+    p.add_argument("--model", required=True, help="model file written by binaccel export (.bnm, required)")
+    p.add_argument("--checkpoint", default=None, help="also compare with this Brevitas checkpoint, the one the "
+                                                      "model file was exported from (default: none)")
     p.add_argument("--design", choices=["accel", "engine-link"], default="accel",
                    help="accel (default): the whole-network accelerator; engine-link: the iCEBreaker's board design, "
                         "the layer engine (2x2x32) behind the UART link with the host packing each layer")
     p.add_argument("--transport", choices=["fast", "cocotb", "uart"], default="fast",
-                   help="fast: compiled Verilator model (whole data sets); cocotb: word streams from Python; "
+                   help="fast (default): compiled Verilator model (whole data sets); cocotb: word streams from Python; "
                         "uart: the board's UART link simulated bit by bit (slow: ~3 s per image)")
     p.add_argument("--batch", type=positive_int, default=None, help="images per simulation run (default: all for fast, "
                    "4 for cocotb, 25 for uart)")
-    p.add_argument("--images", type=positive_int, default=None, help="first N test images (default: all)")
+    p.add_argument("--images", type=positive_int, default=None, metavar="N",
+                   help="first N test images, at most the split's (default: all)")
     add_data_arguments(p, "the test split to run")
-    p.add_argument("--idle", type=probability, default=0.0, help="probability of an idle input cycle")
-    p.add_argument("--backpressure", type=probability, default=0.0, help="probability of output backpressure")
-    p.add_argument("--seed", type=nonneg_int, default=0)
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--idle", type=probability, default=0.0, metavar="P",
+                   help="probability of an idle input cycle, in [0, 1) (default 0)")
+    p.add_argument("--backpressure", type=probability, default=0.0, metavar="P",
+                   help="probability of output backpressure, in [0, 1) (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the idle/backpressure schedules (default 0)")
+    p.add_argument("--json", default=None, metavar="F.json", help="also write the figures to this JSON file "
+                                                                  "(default: none)")
+    add_force_argument(p, "--json")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)

@@ -27,7 +27,7 @@ from binaccel.hw.dp import synth as dpsynth
 from binaccel.hw.sweep import dp as sweepdp
 from binaccel.hw.synth import SynthesisError, report_markdown
 from binaccel.sw.hwif import AccelParams, EngineParams
-from binaccel.commands.argtypes import nonneg_int, positive_float, positive_int
+from binaccel.commands.argtypes import fraction, nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "search"]
 
@@ -364,7 +364,8 @@ def register(subparsers) -> None:
                                           "not fit); --design engine = the layer engine alone in a PortHarness "
                                           "(earlier figures). With --search, find the largest array that fits (few points, "
                                           "sequential) and record it in bench/boards.json of the build folder.")
-    s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None)
+    s.add_argument("--board", choices=["icebreaker", "ulx3s"], default=None,
+                   help="the board (required unless --search, which takes both by default)")
     s.add_argument("--design", choices=[*sweep.DESIGNS, "dp"], default="accel",
                    help="accel (default): accelerator + UART link + PLL; dp: the pipelined accelerator + UART link + "
                         "PLL (ULX3S; --cols only, no --search); engine-link: the layer engine + UART "
@@ -390,8 +391,8 @@ def register(subparsers) -> None:
                         "clock at or below --closure-margin x its fmax (twice at most): a bitstream that meets timing, "
                         "in <point>_f<MHz>/ (with --search: for each board's largest array; --design dp: in "
                         "dp-<cols>c-<MHz>/); a rebuild whose routing runs out of --timeout counts as a miss at its clock")
-    s.add_argument("--closure-margin", type=positive_float, default=sweep.CLOSURE_MARGIN, metavar="F",
-                   help=f"--close-timing rebuilds at the fastest clock at or below F x fmax (default "
+    s.add_argument("--closure-margin", type=fraction, default=sweep.CLOSURE_MARGIN, metavar="F",
+                   help=f"--close-timing rebuilds at the fastest clock at or below F x fmax, F in (0, 1] (default "
                         f"{sweep.CLOSURE_MARGIN:g}; lower it when the router does not converge that close to the fmax)")
     for name in AccelParams.names():
         what = ("accelerator buffer parameter (--design accel only)" if name in _ACCEL_ONLY
