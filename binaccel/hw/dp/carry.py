@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Const, Instance, Mux, Signal, Value
 
 __all__ = ["Term", "fused_add"]
 
-# operand gates: name -> (function of two input bits, whether it is 0 at (0, 0))
+# operand gates: name -> the bit as a function of its two inputs
 _GATES = {
     "pass": lambda x, y: x,
     "not": lambda x, y: 1 - x,
