@@ -310,7 +310,6 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
                 bit_mhz = bitstream_clock_mhz(b)
                 c = cpu[str(n)]
-                best = c["best"]["s_per_image"]
                 bit_s = cpi / (bit_mhz * 1e6) if bit_mhz else None
                 link_s = link["link_s_per_image"] if link else None
                 per["batch"][str(n)] = {
@@ -318,22 +317,7 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                     "utilisation": ideal_img / cpi if cpi else 0.0, "fpga_s_per_image": fpga_s,
                     # at the clock of the bitstream that meets timing (None: none recorded)
                     "fpga_bitstream_s_per_image": bit_s,
-                    "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
-                    "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
-                    "cpu_packed_s_per_image": c["packed"]["s_per_image"],
-                    "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
-                    "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
-                    "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
-                    "cpu_onnxruntime_t1_s_per_image": c["onnxruntime_t1"]["s_per_image"],
-                    "cpu_onnxruntime_tall_s_per_image": c["onnxruntime_tall"]["s_per_image"],
-                    "cpu_onnxruntime_tall_threads": c["onnxruntime_tall"]["threads"],
-                    "cpu_best_s_per_image": best, "cpu_best_runtime": c["best"]["runtime"],
-                    "ratio_fpga_over_cpu_best": fpga_s / best if fpga_s else None,
-                    "baud": result["boards"][bname]["baud"],
-                    "link_s_per_image": link_s,
-                    "end_to_end_s_per_image": link_s + bit_s if link_s is not None and bit_s is not None else None,
-                    "ratio_end_to_end_over_cpu_best": ((link_s + bit_s) / best
-                                                       if link_s is not None and bit_s is not None else None),
+                    **_time_fields(c, fpga_s, bit_s, link_s, result["boards"][bname]["baud"]),
                     "layers": layers,
                 }
             head = per["batch"][str(batches[0])]
@@ -365,6 +349,30 @@ _HEAD_KEYS = ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per
               "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image", "cpu_best_runtime",
               "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
               "ratio_end_to_end_over_cpu_best")
+
+
+def _time_fields(c: dict, fpga_s, bit_s, link_s, baud: int) -> dict:
+    """The CPU, ratio and link fields of a batch entry: ``c`` the CPU timings of that batch,
+    ``fpga_s``/``bit_s`` the FPGA time at the fmax / the bitstream's clock, ``link_s`` the link
+    time (None where there is none)."""
+    best = c["best"]["s_per_image"]
+    e2e = link_s + bit_s if link_s is not None and bit_s is not None else None
+    return {
+        "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
+        "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
+        "cpu_packed_s_per_image": c["packed"]["s_per_image"],
+        "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
+        "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
+        "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
+        "cpu_onnxruntime_t1_s_per_image": c["onnxruntime_t1"]["s_per_image"],
+        "cpu_onnxruntime_tall_s_per_image": c["onnxruntime_tall"]["s_per_image"],
+        "cpu_onnxruntime_tall_threads": c["onnxruntime_tall"]["threads"],
+        "cpu_best_s_per_image": best, "cpu_best_runtime": c["best"]["runtime"],
+        "ratio_fpga_over_cpu_best": fpga_s / best if fpga_s else None,
+        "baud": baud, "link_s_per_image": link_s,
+        "end_to_end_s_per_image": e2e,
+        "ratio_end_to_end_over_cpu_best": e2e / best if e2e is not None else None,
+    }
 
 
 def _dp_images(family: str, images: np.ndarray, k: int, shape, rng) -> np.ndarray:
@@ -412,7 +420,6 @@ def _dp_board_entry(bname: str, model, family: str, images, k: int, b: dict, cpu
     cpi = float(sim["cycles_per_image"])
     for n in batches:
         c = cpu[str(n)]
-        best = c["best"]["s_per_image"]
         fpga_s = cpi / (b["fmax_mhz"] * 1e6) if b.get("fmax_mhz") else None
         bit_s = cpi / (bit_mhz * 1e6) if bit_mhz else None
         link_s = link["link_s_per_image"]
@@ -421,20 +428,7 @@ def _dp_board_entry(bname: str, model, family: str, images, k: int, b: dict, cpu
             "utilisation": float(sim["utilisation"]), "utilisation_binary_conv": sim.get("utilisation_binary_conv"),
             "runs": n, "exact": dict(sim["exact"]),
             "fpga_s_per_image": fpga_s, "fpga_bitstream_s_per_image": bit_s,
-            "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
-            "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
-            "cpu_packed_s_per_image": c["packed"]["s_per_image"],
-            "ratio_fpga_over_torch": fpga_s / c["torch_float"]["s_per_image"] if fpga_s else None,
-            "ratio_fpga_over_brevitas": fpga_s / c["brevitas"]["s_per_image"] if fpga_s else None,
-            "ratio_fpga_over_packed": fpga_s / c["packed"]["s_per_image"] if fpga_s else None,
-            "cpu_onnxruntime_t1_s_per_image": c["onnxruntime_t1"]["s_per_image"],
-            "cpu_onnxruntime_tall_s_per_image": c["onnxruntime_tall"]["s_per_image"],
-            "cpu_onnxruntime_tall_threads": c["onnxruntime_tall"]["threads"],
-            "cpu_best_s_per_image": best, "cpu_best_runtime": c["best"]["runtime"],
-            "ratio_fpga_over_cpu_best": fpga_s / best if fpga_s else None,
-            "baud": baud, "link_s_per_image": link_s,
-            "end_to_end_s_per_image": link_s + bit_s if bit_s is not None else None,
-            "ratio_end_to_end_over_cpu_best": (link_s + bit_s) / best if bit_s is not None else None,
+            **_time_fields(c, fpga_s, bit_s, link_s, baud),
             "layers": sim["layers"],
         }
     head = per["batch"][str(batches[0])]
