@@ -9,7 +9,7 @@ import math
 import os
 
 __all__ = ["positive_int", "nonneg_int", "int_range", "positive_float", "nonneg_float", "probability", "fraction",
-           "threads", "positive_threads", "usable_cores", "existing_dir"]
+           "threads", "positive_threads", "usable_cores", "existing_dir", "name_list"]
 
 
 def _number(kind, text: str):
@@ -57,6 +57,19 @@ def int_range(low: int, high: int):
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text!r}")
         return value
+    return parse
+
+
+def name_list(choices):
+    """A parser of a comma-separated, non-empty list of names out of ``choices``."""
+    choices = tuple(choices)
+
+    def parse(text: str) -> list:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return names
     return parse
 
 

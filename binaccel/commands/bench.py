@@ -22,7 +22,7 @@ from binaccel import bench, records
 from binaccel.hw import sweep
 
 from .synth import search
-from binaccel.commands.argtypes import nonneg_int, positive_int, positive_threads
+from binaccel.commands.argtypes import name_list, nonneg_int, positive_int, positive_threads
 from binaccel.sw import netzoo
 from binaccel.sw.link import DEFAULT_BAUD
 from binaccel.sw.outputs import check_output_dir
@@ -33,13 +33,8 @@ __all__ = ["register", "network_list"]
 NETWORKS = (*(f"mnist_{m}" for m in bench.MNIST_BENCH_MODELS), *bench.MNIST_BENCH_MODELS, *netzoo.names())
 
 
-def network_list(text: str) -> list:
-    """``--networks``: a comma-separated list of :data:`NETWORKS`."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in NETWORKS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(NETWORKS)}, got {text!r}")
-    return names
+#: ``--networks``: a comma-separated list of :data:`NETWORKS`.
+network_list = name_list(NETWORKS)
 
 
 def _cmd_bench(args) -> int:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 
 from binaccel.demo import DEFAULT_MODELS, run_demo
 from binaccel.sw.outputs import check_output_dir
 from binaccel.sw.paths import build_dir
 from binaccel.sw.zoo import MODELS
-from binaccel.commands.argtypes import nonneg_float, nonneg_int, positive_int
+from binaccel.commands.argtypes import name_list, nonneg_float, nonneg_int, positive_int
 
 __all__ = ["register", "model_list"]
 
 
-def model_list(text: str) -> list:
-    """``--models``: a comma-separated list of the named models of :data:`binaccel.sw.zoo.MODELS`."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in MODELS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(MODELS)}, got {text!r}")
-    return names
+#: ``--models``: a comma-separated list of the named models of :data:`binaccel.sw.zoo.MODELS`.
+model_list = name_list(MODELS)
 
 
 def _cmd_demo(args):
