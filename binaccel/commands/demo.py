@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from binaccel.demo import DEFAULT_MODELS, run_demo
 from binaccel.sw.outputs import check_output_dir
 from binaccel.sw.paths import build_dir
