@@ -60,6 +60,8 @@ def _run(dut, steps, *, extra):
                 if o.valid:
                     got[r].append((int(o.acc), int(o.n), int(o.tag)))
                     seen.append((r, cyc))
+                else:           # a row's result is the OR of its PEs': theirs are 0 when not valid
+                    assert (int(o.acc), int(o.n), int(o.tag)) == (0, 0, 0), (r, cyc)
             await ctx.tick()
 
     run_sim(dut, tb)

@@ -124,8 +124,9 @@ class XnorArray(wiring.Component):
                 g = r // self.ROWS_PER_COPY
                 m.d.comb += [pe.a_in.eq(col_a[c][g]), pe.m_in.eq(col_m[c][g]), pe.ctl_in.eq(col_ctl[c])]
                 m.d.comb += pe.w_in.eq(row_w[r] if c == 0 else pes[r][c - 1].w_out)
-            # at most one PE of a row finishes in a cycle: the row's result is the OR of the gated ones
-            gated = [Mux(pes[r][c].res.valid, pes[r][c].res.as_value(), 0) for c in range(C)]
+            # at most one PE of a row finishes in a cycle, and a PE's result is 0 while not valid:
+            # the row's result is the OR of its PEs' results
+            gated = [pes[r][c].res.as_value() for c in range(C)]
             o_v = Signal(name=f"o_valid{r}")
             o_d = Signal(len(self.o[r].as_value()) - 1, name=f"o_data{r}", reset_less=True)
             merged = reduce(or_, gated)

@@ -65,7 +65,8 @@ class XnorPE(wiring.Component):
     ``p = sum over slots s with m_in[s] set of popcount(~(a_in ^ w_in)) in slot s`` to the
     partial: ``acc = p + (0 if first else 2*acc if dbl else acc)``. The step that ends a segment
     (``last``) puts ``acc``, with the step's ``n`` and ``tag``, on ``res`` (``valid`` for one
-    cycle) :attr:`latency` cycles after the step was on the inputs. The PE never stalls.
+    cycle) :attr:`latency` cycles after the step was on the inputs; while ``res.valid`` is 0, the
+    other fields of ``res`` are 0. The PE never stalls.
     """
 
     def __init__(self, *, word, slot, acc_width, n_width, tag_width, levels_per_stage=2):
@@ -184,7 +185,13 @@ class XnorPE(wiring.Component):
         res_acc = Signal(self.acc_width, reset_less=True)
         res_n = Signal(len(ctl.n), reset_less=True)
         res_tag = Signal(len(ctl.tag), reset_less=True)
-        m.d.sync += [res_v.eq(ctl.valid & ctl.last), res_acc.eq(acc_next), res_n.eq(ctl.n), res_tag.eq(ctl.tag)]
+        # (the result's fields are 0 while it is not valid: the flip-flops' synchronous reset, so
+        # that a row of PEs merges its results by an OR, without a select driven by `valid`)
+        m.d.sync += res_v.eq(ctl.valid & ctl.last)
+        with m.If(ctl.valid & ctl.last):
+            m.d.sync += [res_acc.eq(acc_next), res_n.eq(ctl.n), res_tag.eq(ctl.tag)]
+        with m.Else():
+            m.d.sync += [res_acc.eq(0), res_n.eq(0), res_tag.eq(0)]
         m.d.comb += [self.res.valid.eq(res_v), self.res.acc.eq(res_acc), self.res.n.eq(res_n),
                      self.res.tag.eq(res_tag)]
         return m
