@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-sim test-synth test-slow test-all docs clean
+.PHONY: setup demo test test-sim test-synth test-slow formal test-all docs clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ test-synth: $(STAMP)
 # Long tests: more seeds, large simulations, large synthesis.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The formal properties of the stream interfaces (SymbiYosys, docs/formal.md): one job per property
+# under build/formal/, the record in build/formal/formal.json.
+formal: $(STAMP)
+	$(BIN)/python -m binaccel.hw.formal
 
 test-all: $(STAMP)
 	$(BIN)/lint-imports
