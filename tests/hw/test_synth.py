@@ -123,6 +123,24 @@ def test_parse_ecp5_report_glbnet_and_timing_failure():
     assert parse_nextpnr_report(ICE40_REPORT, family="ice40")["accel_clock"] is None
 
 
+def test_parse_report_slow_nets_from_detailed_timing():
+    def net(name, driver, delays):
+        return {"net": name, "driver": driver, "port": "Q", "event": "posedge clk",
+                "endpoints": [{"cell": f"s{i}", "port": "D", "event": "posedge clk", "delay": [d * 0.9, d]}
+                              for i, d in enumerate(delays)]}
+    nets = [net("fast", "a", [0.5, 0.7]), net("$glbnet$clk", "pll", [9.0]), net("slow", "b", [1.0, 7.25, 3.0]),
+            net("mid", "c", [2.0]), {"net": "dangling", "driver": "d", "endpoints": []}]
+    s = parse_nextpnr_report({**ECP5_REPORT, "detailed_net_timings": nets}, family="ecp5")
+    assert s["slow_nets"] == [
+        {"net": "slow", "driver": "b", "fanout": 3, "delay_ns": 7.25, "sink": "s1.D"},
+        {"net": "mid", "driver": "c", "fanout": 1, "delay_ns": 2.0, "sink": "s0.D"},
+        {"net": "fast", "driver": "a", "fanout": 2, "delay_ns": 0.7, "sink": "s1.D"}]
+    assert "slow_nets" not in parse_nextpnr_report(ECP5_REPORT, family="ecp5")
+    md = report_markdown({"design": "x", "board": "ulx3s", "device": "LFE5U-85F", "package": "CABGA381", "seed": 1,
+                          "status": "ok", **s})
+    assert "| `slow` | `b` | 3 | 7.25 | `s1.D` |" in md
+
+
 def test_parse_report_rejects_bad_input():
     with pytest.raises(ValueError, match="utilization"):
         parse_nextpnr_report({"fmax": {}}, family="ice40")

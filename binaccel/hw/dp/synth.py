@@ -62,7 +62,7 @@ def synth_dp(board: str, freq_mhz: float, params: dict | None = None, *, seed: i
     desc = (f"pipelined accelerator 16x{p.cols}x32 ({16 * p.cols * 32} binary MACs/cycle) + frame link + UART + "
             f"PLL at {freq_mhz:g} MHz")
     return synthesize(top, board=board, freq_mhz=freq_mhz, out_dir=out, seed=seed, check=False, timeout=timeout,
-                      pnr_opts=("--router", "router2"), params=p.as_dict(), description=desc)
+                      pnr_opts=("--router", "router2", "--detailed-timing-report"), params=p.as_dict(), description=desc)
 
 
 def _met(report) -> bool:

@@ -36,6 +36,10 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
     * ``critical_paths``: one entry per clock-domain pair nextpnr reports, with ``from`` / ``to``
       (clock edges, or ``<async>``), total ``delay_ns``, the ``start`` and ``end`` cells and the
       number of ``logic_levels``: whether the design or the board glue sets the fmax.
+    * ``slow_nets`` (only when nextpnr ran with ``--detailed-timing-report``): the
+      :data:`SLOW_NETS` routed nets with the longest delay to one of their sinks, longest first,
+      each ``{"net", "driver", "fanout", "delay_ns", "sink"}`` (global clock nets left out):
+      where routing, rather than logic, takes the clock period.
     """
     if family not in _RESOURCES:
         raise ValueError(f"family must be one of {sorted(_RESOURCES)}, not {family!r}")
@@ -73,8 +77,29 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
         matches = list(clocks)
     if matches:
         accel = {"net": matches[0], **clocks[matches[0]]}
-    return {"utilization": util, "clocks": clocks, "accel_clock": accel,
-            "critical_paths": paths}
+    out = {"utilization": util, "clocks": clocks, "accel_clock": accel, "critical_paths": paths}
+    if data.get("detailed_net_timings") is not None:
+        out["slow_nets"] = _slow_nets(data["detailed_net_timings"])
+    return out
+
+
+#: How many nets ``slow_nets`` lists.
+SLOW_NETS = 20
+
+
+def _slow_nets(nets, n=SLOW_NETS):
+    rows = []
+    for net in nets:
+        name = net.get("net", "")
+        ends = net.get("endpoints") or []
+        if name.startswith("$glbnet$") or not ends:
+            continue
+        worst = max(ends, key=lambda e: max(e.get("delay") or [0.0]))
+        rows.append({"net": name, "driver": net.get("driver"), "fanout": len(ends),
+                     "delay_ns": round(float(max(worst.get("delay") or [0.0])), 3),
+                     "sink": f"{worst.get('cell')}.{worst.get('port')}"})
+    rows.sort(key=lambda r: -r["delay_ns"])
+    return rows[:n]
 
 
 _LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -160,6 +185,10 @@ def report_markdown(report):
         for cp in report["critical_paths"]:
             lines.append(f"| {cp['from']} -> {cp['to']} | {cp['delay_ns']:.2f} | "
                          f"{cp['logic_levels']} | `{cp['start']}` | `{cp['end']}` |")
+    if report.get("slow_nets"):
+        lines += ["", "| slow net | driver | fanout | ns to its slowest sink | sink |", "|---|---|---:|---:|---|"]
+        for r in report["slow_nets"]:
+            lines.append(f"| `{r['net']}` | `{r['driver']}` | {r['fanout']} | {r['delay_ns']:.2f} | `{r['sink']}` |")
     lines += ["", "| step | seconds |", "|---|---:|"]
     for step, sec in report.get("runtime_s", {}).items():
         lines.append(f"| {step} | {sec:.1f} |")
