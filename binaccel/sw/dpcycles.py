@@ -269,7 +269,8 @@ def _flu_layer(code, p: DpParams) -> dict:
                 while True:
                     t = u - 2
                     held = [v for v, since in hist if since <= t]
-                    v = held[-1] if held else hist[0][0]
+                    assert held, "need register: a cycle before the quads kept"
+                    v = held[-1]
                     if t >= ready(v):
                         break
                     if t >= hist[-1][1]:
@@ -296,12 +297,12 @@ def _flu_layer(code, p: DpParams) -> dict:
             "image_words": N}
 
 
-def timeline(code, params=None) -> dict:
+def timeline(code, params=None, *, first: bool | None = None) -> dict:
     """The key cycles of one compiled layer, relative to its START cycle: ``X`` (the last WAIT
     cycle), the groups' first segment ends and last steps, the parameter loads, the last lane
     output; ``cycles``, the layer's count (:func:`layer_cycles`)."""
     p = _params(params)
-    code = _as_code(code, p)
+    code = _as_code(code, p, first)
     d = code.desc
     out = _flu_layer(code, p) if code.unit == "first" else _array_layer(code, p)
     X = out["X"]
@@ -319,23 +320,25 @@ def timeline(code, params=None) -> dict:
     return out
 
 
-def _as_code(code, p: DpParams):
+def _as_code(code, p: DpParams, first=None):
     if isinstance(code, dpprog.LayerCode):
         return code
     if isinstance(code, Layer):
-        return _compile_alone(code, p)
+        return _compile_alone(code, p, first)
     raise TypeError(f"expected a compiled layer (dpprog.LayerCode) or an intmodel.Layer, got {type(code).__name__}")
 
 
-def _compile_alone(layer: Layer, p: DpParams):
-    """A :class:`~binaccel.sw.intmodel.Layer` compiled on its own: an 8-bit first layer on the
-    first-layer unit, any other on the array; its output map has one bit plane for sign outputs,
-    ``out_bits`` for requantized ones."""
+def _compile_alone(layer: Layer, p: DpParams, first=None):
+    """A :class:`~binaccel.sw.intmodel.Layer` compiled on its own: on the first-layer unit with
+    ``first`` (None: a 3x3 stride-1 convolution on 8-bit inputs), else on the array; its output
+    map has one bit plane for sign outputs, ``out_bits`` for requantized ones."""
     out = None
     if layer.out_kind != "logits":
         planes = 1 if layer.out_kind == "sign" else int(layer.out_bits)
         out = dpprog.MapLayout(h=layer.out_h, w=layer.out_w, channels=layer.out_ch, planes=planes)
-    if layer.kind == "conv" and layer.in_bits == 8 and layer.kernel == 3 and layer.stride == 1:
+    if first is None:
+        first = layer.kind == "conv" and layer.in_bits == 8 and layer.kernel == 3 and layer.stride == 1
+    if first:
         model = IntModel(name=layer.name, input_shape=(layer.in_ch, layer.in_h, layer.in_w), layers=[layer],
                          classes=layer.out_ch)
         code = dpprog._first_layer(layer, p, out, model)
@@ -346,14 +349,15 @@ def _compile_alone(layer: Layer, p: DpParams):
     return code
 
 
-def layer_cycles(code, params=None) -> int:
+def layer_cycles(code, params=None, *, first: bool | None = None) -> int:
     """The hardware's cycle count of one layer (a :class:`~binaccel.sw.dpprog.LayerCode`, or a
     :class:`~binaccel.sw.intmodel.Layer` compiled on its own) on the build ``params``
     (:class:`~binaccel.sw.hwif.dp.DpParams` or a dict; default the defaults): for the first
     layer from the RUN's layer-count word to its NEXT state, including the descriptor load and
     the waits for the image words; for a later layer from its LOAD state to its NEXT state; for
-    the last one until its last logit word is out (module docstring)."""
-    return timeline(code, params)["cycles"]
+    the last one until its last logit word is out (module docstring). ``first``: for a Layer,
+    whether it runs on the first-layer unit (None: a 3x3 stride-1 convolution on 8-bit inputs)."""
+    return timeline(code, params, first=first)["cycles"]
 
 
 def image_cycles(program, params=None, *, stats: bool = True) -> dict:
