@@ -89,11 +89,9 @@ __all__ = ["LANE_DELAY", "layer_cycles", "image_cycles", "timeline"]
 ROWS = 16
 #: Lane parameter entries (row pairs) of a group tile.
 PARAM_ENTRIES = ROWS // 2
-#: Cycles from a result at a lane's input to its output's ``valid`` (10 registers: the input, the
-#: five stages, the two multiplier registers and the output register; ``Lane.latency`` says 9).
+#: Cycles from a result at a lane's input to its output's ``valid`` (``Lane.latency``: the input
+#: register, the five stages, the two multiplier registers and the output register).
 LANE_DELAY = 10
-#: ``Lane.latency`` as the sequencer's drain constant uses it.
-LANE_LATENCY_ATTR = 9
 #: Adder-tree registers of the first-layer unit (9 taps, a register after every level).
 FLU_TREE_REGS = 4
 
@@ -202,7 +200,7 @@ def _array_layer(code, p: DpParams) -> dict:
     e_last = lasts[-1]
     t_o = e_last + Wn + An + (C - 1) + LANE_DELAY       # the last lane output
     b = e_last + Wn + 1                                   # the window generator idle
-    drain = An + C - 1 + LANE_LATENCY_ATTR + 3
+    drain = An + C - 1 + LANE_DELAY + 2
     if logits:
         p_end = t_o + 1 + ROWS                            # the last row into the FIFO (l_v)
     else:
@@ -287,7 +285,7 @@ def _flu_layer(code, p: DpParams) -> dict:
     e_last = lasts[-1]
     t_o = e_last + L + T + 7 + LANE_DELAY                   # the last lane output
     b = e_last + L + T + 8                                  # the unit idle
-    drain = LANE_LATENCY_ATTR + 3
+    drain = LANE_DELAY + 2
     planes = wb["planes_last"] + 1
     m = 1 if pool else 4
     p_end = _wb_end(t_o, m, m, planes)

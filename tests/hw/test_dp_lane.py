@@ -70,6 +70,31 @@ def test_lane_matches_reference(kind, alpha, sum_cols, pool, cols, seed):
         assert 0 < sum(got) < len(got)
 
 
+@pytest.mark.parametrize("kind", ["sign", "logits"])
+def test_lane_output_comes_latency_cycles_after_its_result(kind):
+    """One result on ``i`` in cycle 3: ``o.valid`` is set in cycle ``3 + Lane.latency`` and in no
+    other cycle (the sequencer's drain and the cycle model count on it)."""
+    dut = Lane(cols=1, **KW)
+    seen = []
+
+    async def tb(ctx):
+        cfg = {"kind": KINDS[kind], "alpha": 1, "sum_cols": 0, "pool": 0, "shift": 0, "out_bits": 1}
+        ctx.set(dut.cfg, {**cfg, **dpif.lane_masks(shift=0, out_bits=1, z_width=dut.z_width)})
+        for b in range(2):
+            ctx.set(dut.p_we, 1), ctx.set(dut.p_bank, b), ctx.set(dut.p_data, {"noff": 0, "mul": 1, "add": 0})
+            await ctx.tick()
+        ctx.set(dut.p_we, 0)
+        for cyc in range(3 + Lane.latency + 6):
+            ctx.set(dut.i, {"valid": int(cyc == 3), "acc": 5, "n": 3, "tag": 0})
+            if ctx.get(dut.o.valid):
+                seen.append(cyc)
+            await ctx.tick()
+
+    run_sim(dut, tb)
+    assert Lane.latency == 10
+    assert seen == [3 + Lane.latency]
+
+
 def test_registered_mul_is_one_registered_dsp_on_ecp5():
     """On ECP5 the lane's multiplier is a MULT18X18D with its input and output registers (the
     simulators run the same two registers around a ``*``)."""

@@ -115,8 +115,7 @@ def test_default_ulx3s_siman_and_small_nets():
 
 
 def test_latencies_the_model_uses_are_the_designs():
-    # (the lane's o.valid is 10 cycles after its input; the attribute the drain uses says 9)
-    assert dpcycles.LANE_LATENCY_ATTR == Lane.latency
+    assert dpcycles.LANE_DELAY == Lane.latency
     from binaccel.hw.dp.array import XnorArray
     from binaccel.hw.dp.window import WindowGen
     for p in (ULX3S, BUILD, NARROW):

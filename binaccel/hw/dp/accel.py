@@ -374,8 +374,8 @@ class DpAccelerator(wiring.Component):
         drain = Signal(range(64))
         # after the unit's last step: the array's latency and column skew, and the lane (the
         # write-back's own busy covers the rest)
-        # (+ 3: the registered busy flags and the registered feature-map write)
-        DRAIN = Mux(cfg.first, Lane.latency + 3, arr.latency + C - 1 + Lane.latency + 3)
+        # (+ 2: the registered busy flags and the registered feature-map write)
+        DRAIN = Mux(cfg.first, Lane.latency + 2, arr.latency + C - 1 + Lane.latency + 2)
         pf_k = Signal(range(DW + 1))
         pf_ready = Signal()
         dump_left = Signal(p.aw + 1)

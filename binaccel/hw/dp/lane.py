@@ -87,8 +87,9 @@ class Lane(wiring.Component):
             "o": Out(data.StructLayout({"valid": 1, "y": signed(y_width)})),
         })
 
-    #: Pipeline registers from an input to ``o``.
-    latency = 7 + RegisteredMul.latency
+    #: Cycles from a result on ``i`` to its output's ``valid`` on ``o``: the input register, five
+    #: stages, the multiplier's registers and the output register.
+    latency = 8 + RegisteredMul.latency
 
     def elaborate(self, platform):
         m = Module()
