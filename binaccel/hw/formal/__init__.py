@@ -64,7 +64,7 @@ def _jobs():
         Job("window.reset", _WIN, "after reset no step on o, not busy", lambda: W("reset"), "prove", 4),
         Job("window.idle", _WIN, "no step on o while not busy", lambda: W("idle"), "bmc", 24),
         Job("window.framing", _WIN, "a step is first exactly after a last step", lambda: W("framing"), "bmc", 24),
-        Job("window.spacing", _WIN, "segment ends at least cfg.spacing cycles apart", lambda: W("spacing"),
+        Job("window.spacing", _WIN, "segment ends of a run >= cfg.spacing cycles apart", lambda: W("spacing"),
             "bmc", 24),
         Job("window.count", _WIN, "a run delivers the configured number of steps", lambda: W("count"), "bmc", 32),
         Job("rx.o_hold", _RX, "o_stream.valid stays high until ready (except at o_reset)", lambda: R("o_hold"),

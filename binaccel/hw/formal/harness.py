@@ -162,7 +162,7 @@ class WindowHarness(wiring.Component):
 
     Properties: ``reset`` (the cycle after a reset: no step, not busy), ``framing`` (the steps
     of a run come in segments: a step is its segment's ``first`` exactly when the step before
-    it was a ``last``), ``spacing`` (two segment ends at least ``cfg.spacing`` cycles apart),
+    it was a ``last``), ``spacing`` (two segment ends of a run at least ``cfg.spacing`` cycles apart),
     ``count`` (a run delivers ``(last_gt+1)(last_ty+1)(last_tx+1)(planes_last+1)(last_step+1)``
     steps: checked when ``busy`` falls; ``planes_last <= 1``), ``idle`` (no step while not busy)."""
 
@@ -213,6 +213,10 @@ class WindowHarness(wiring.Component):
                 m.d.comb += Assert(since >= cfg.spacing)
             with m.Elif(since != top):
                 m.d.sync += since.eq(since + 1)
+            # (within a run: a run starts afresh, as the unit's own count does; runs are apart by
+            # the accelerator's drain and write-back wait)
+            with m.If(self.start):
+                m.d.sync += since.eq(top)
         elif p == "count":
             m.d.comb += Assume(cfg.planes_last <= 1)
             n = _count(m, "steps", 8, step)
