@@ -44,8 +44,9 @@ class WindowGen(wiring.Component):
     Ports: ``cfg`` (stable during a run), ``start`` (one cycle), ``busy``, ``hold`` (while high
     no new segment starts), the memory read ports ``tbl_addr``/``tbl_data``, ``w_addr``/``w_data``
     and ``rd_addr[2c + s]``/``rd_data[2c + s]`` (data ``mem_latency`` cycles after the address),
-    and ``o``, the array's step input (a bubble when not valid). The last steps of two segments
-    are at least ``cfg.spacing`` cycles apart (at least ``cols``: the array's rule). ``seg_go``
+    and ``o``, the array's step input (a bubble when not valid). Within a run, the last steps of
+    two segments are at least ``cfg.spacing`` cycles apart (at least ``cols``: the array's rule;
+    the count restarts at ``start``, and the caller keeps runs apart). ``seg_go``
     marks the cycle a segment's first step leaves the counters; ``group`` is the group tile of
     the next step. Nothing stalls once a segment has
     started.
