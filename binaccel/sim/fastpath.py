@@ -6,15 +6,19 @@ Public API::
             params=None, clk="clk", rst="rst", reset_cycles=2, opt_fast="-O2")
         .run(words, n_out, *, idle=0.0, backpressure=0.0, seed=0, max_cycles=None) -> (out_words, cycles)
         .run_detailed(words, n_out, *, idle=0.0, backpressure=0.0, seed=0, max_cycles=None,
-                      extra_cycles=0, stamps=False, timeout_s=None) -> FastSimResult
+                      extra_cycles=0, stamps=False, timeout_s=None, reset_at=None) -> FastSimResult
+        .run_batch(jobs, *, stamps=False, timeout_s=None) -> list[FastSimResult]   # many runs, one process
         .in_ports, .in_widths, .out_port, .out_width, .executable, .rebuilt
-    FastSimResult, FastSimTimeout
+    FastSimJob, FastSimResult, FastSimTimeout
 
 The design is Verilated (``--cc --exe -O3``) together with ``sim/fastpath_main.cpp`` and a generated
 port header into one executable per design and parameter set (``build/sim/fast-<name>-<hash>/``,
 reused while the Verilog and options are unchanged). Each run writes the input words to files, runs
 the executable (reset, then streams with seeded random idle cycles on the inputs and backpressure on
-the output, AXI-stream rules), and reads back the output words and the cycle count.
+the output, AXI-stream rules; optionally a reset at a given cycle followed by a clean rerun), and
+reads back the output words and the cycle count. :meth:`FastSim.run_batch` gives one executable
+many runs (:class:`FastSimJob`: words, seed, probabilities, reset cycle) from one batch file, so
+that thousands of short runs cost no process start each.
 
 ``python tests/sim/fastpath_speed.py --words 1000000`` (in a checkout) measures simulated cycles per wall
 second on a FIFO.
@@ -45,7 +49,7 @@ from .runner import (
 )
 from .streams import check_prob
 
-__all__ = ["FastSim", "FastSimResult", "FastSimTimeout", "TEMPLATE"]
+__all__ = ["FastSim", "FastSimJob", "FastSimResult", "FastSimTimeout", "TEMPLATE"]
 
 #: The C++ main program compiled with every fast-path model.
 TEMPLATE = Path(__file__).resolve().with_name("fastpath_main.cpp")
@@ -73,6 +77,9 @@ class FastSimResult:
     beyond ``n_out`` seen during ``extra_cycles`` (ready held high); ``in_consumed``/``in_total``:
     input words taken by the design / given, per input stream; ``stamps``: transfer cycle of each
     output word (if requested); ``wall_s`` and ``cycles_per_s``: simulation loop speed.
+    With ``reset_at``: ``reset`` (the reset happened: the run had not finished by then),
+    ``reset_cycle``, and the words moved before it (``out_before_reset``, ``in_before_reset`` per
+    input stream); ``out``, ``stamps`` and ``in_consumed`` are the rerun's, the cycles count on.
     """
 
     out: list[int]
@@ -85,6 +92,25 @@ class FastSimResult:
     wall_s: float
     cycles_per_s: float
     timeout: bool
+    reset: bool = False
+    reset_cycle: int = 0
+    out_before_reset: int = 0
+    in_before_reset: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class FastSimJob:
+    """One run of :meth:`FastSim.run_batch`: the arguments of :meth:`FastSim.run_detailed`.
+    Jobs whose words are the same object (or equal encodings) share one input file."""
+
+    words: Any
+    n_out: int
+    idle: float = 0.0
+    backpressure: float = 0.0
+    seed: int = 0
+    max_cycles: int | None = None
+    extra_cycles: int = 0
+    reset_at: int | None = None
 
 
 def _decode_name(mangled: str) -> str:
@@ -320,7 +346,8 @@ class FastSim:
 
     def run_detailed(self, words, n_out: int, *, idle: float = 0.0, backpressure: float = 0.0,
                      seed: int = 0, max_cycles: int | None = None, extra_cycles: int = 0,
-                     stamps: bool = False, timeout_s: float | None = None) -> FastSimResult:
+                     stamps: bool = False, timeout_s: float | None = None,
+                     reset_at: int | None = None) -> FastSimResult:
         """Like :meth:`run`, with all figures (:class:`FastSimResult`).
 
         Input words may also be given as numpy arrays: 1-D unsigned (payload up to 64 bits) or 2-D
@@ -330,31 +357,86 @@ class FastSim:
         ``(10000 + 20 * (input words + n_out)) / (1 - max(idle, backpressure))``. After the last
         expected word, ``extra_cycles`` more cycles run with ``ready`` high and count surplus words.
         ``timeout_s`` bounds the wall time of the executable (subprocess.TimeoutExpired).
+        ``reset_at``: at that cycle (>= 1) of a run not yet finished, reset for ``reset_cycles``,
+        then every input word again from the first, the outputs so far discarded (the result's
+        ``reset`` and ``out_before_reset`` say what happened).
         """
-        check_prob("idle", idle), check_prob("backpressure", backpressure)
-        for nm, v in (("n_out", n_out), ("seed", seed), ("extra_cycles", extra_cycles)):
+        job = FastSimJob(words=words, n_out=n_out, idle=idle, backpressure=backpressure, seed=seed,
+                         max_cycles=max_cycles, extra_cycles=extra_cycles, reset_at=reset_at)
+        result, max_cycles = self._execute([job], stamps=stamps, timeout_s=timeout_s)
+        result = result[0]
+        if result.timeout:
+            raise FastSimTimeout(
+                f"fast-path simulation of {self.name!r} reached max_cycles={max_cycles[0]} with "
+                f"{len(result.out)} of {n_out} output words; inputs consumed {result.in_consumed} "
+                f"of {result.in_total} (idle={idle}, backpressure={backpressure}, seed={seed})",
+                result,
+            )
+        return result
+
+    def run_batch(self, jobs: Sequence[FastSimJob], *, stamps: bool = False,
+                  timeout_s: float | None = None) -> list[FastSimResult]:
+        """Run every :class:`FastSimJob` in one process of the executable (a fresh model each, in
+        order) and return their results. A job that reaches its cycle limit does not raise: its
+        result has ``timeout`` set and the output words it got."""
+        return self._execute(list(jobs), stamps=stamps, timeout_s=timeout_s)[0]
+
+    def _job_args(self, job: FastSimJob, files: dict, tmp: Path) -> tuple[list[str], int]:
+        idle, backpressure = check_prob("idle", job.idle), check_prob("backpressure", job.backpressure)
+        for nm, v in (("n_out", job.n_out), ("seed", job.seed), ("extra_cycles", job.extra_cycles)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{nm} must be an int >= 0, got {v!r}")
-        streams = self._split_streams(words)
-        encoded = [self._encode(w, bits, port)
-                   for w, bits, port in zip(streams, self.in_widths, self.in_ports)]
-        n_in = [len(e) // _nbytes(b) for e, b in zip(encoded, self.in_widths)]
+        reset_at = job.reset_at
+        if reset_at is not None and (isinstance(reset_at, bool) or not isinstance(reset_at, int) or reset_at < 1):
+            raise ValueError(f"reset_at must be None or an int >= 1, got {reset_at!r}")
+        key = id(job.words)
+        if key not in files:
+            streams = self._split_streams(job.words)
+            encoded = [self._encode(w, bits, port)
+                       for w, bits, port in zip(streams, self.in_widths, self.in_ports)]
+            paths = []
+            for i, e in enumerate(encoded):
+                path = files.setdefault(("bytes", i, hashlib.sha256(e).hexdigest()),
+                                        tmp / f"in{i}-{len(files)}.bin")
+                if not path.exists():
+                    path.write_bytes(e)
+                paths.append(path)
+            n_in = sum(len(e) // _nbytes(b) for e, b in zip(encoded, self.in_widths))
+            files[key] = (paths, n_in, job.words)  # keep the words alive: their id stays theirs
+        paths, n_in, _ = files[key]
+        max_cycles = job.max_cycles
         if max_cycles is None:
-            max_cycles = int((10_000 + 20 * (sum(n_in) + n_out)) / (1.0 - max(idle, backpressure)))
+            max_cycles = int((10_000 + 20 * (n_in + job.n_out)) / (1.0 - max(idle, backpressure)))
+            if reset_at is not None:
+                max_cycles += reset_at
         if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1:
             raise ValueError(f"max_cycles must be an int >= 1, got {max_cycles!r}")
+        args = ["--n-out", str(job.n_out), "--idle", repr(float(idle)), "--bp", repr(float(backpressure)),
+                "--seed", str(job.seed), "--max-cycles", str(max_cycles), "--extra-cycles", str(job.extra_cycles),
+                "--reset-at", str(reset_at or 0)]
+        for i, path in enumerate(paths):
+            args += [f"--in{i}", str(path)]
+        return args, max_cycles
 
+    def _execute(self, jobs: list, *, stamps: bool, timeout_s: float | None) -> tuple[list, list]:
+        if not jobs:
+            return [], []
         runs = self.build_dir / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=runs) as tmp:
             tmp = Path(tmp)
-            cmd = [str(self.executable), "--n-out", str(n_out), "--out", str(tmp / "out.bin"),
-                   "--idle", repr(float(idle)), "--bp", repr(float(backpressure)), "--seed", str(seed),
-                   "--max-cycles", str(max_cycles), "--reset-cycles", str(self.reset_cycles),
-                   "--extra-cycles", str(extra_cycles)]
-            for i, e in enumerate(encoded):
-                (tmp / f"in{i}.bin").write_bytes(e)
-                cmd += [f"--in{i}", str(tmp / f"in{i}.bin")]
+            files: dict = {}
+            lines, limits = [], []
+            for job in jobs:
+                args, mc = self._job_args(job, files, tmp)
+                lines.append(" ".join(args))
+                limits.append(mc)
+            cmd = [str(self.executable), "--out", str(tmp / "out.bin"), "--reset-cycles", str(self.reset_cycles)]
+            if len(jobs) == 1:
+                cmd += lines[0].split()
+            else:
+                (tmp / "batch.txt").write_text("\n".join(lines) + "\n")
+                cmd += ["--batch", str(tmp / "batch.txt")]
             if stamps:
                 cmd += ["--stamps", str(tmp / "stamps.bin")]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -362,31 +444,29 @@ class FastSim:
                 raise RuntimeError(f"fast-path simulation {self.executable} failed (exit {proc.returncode}): "
                                    f"{proc.stderr.strip()}\n{proc.stdout[-2000:]}")
             try:
-                info = json.loads(proc.stdout.strip().splitlines()[-1])
+                infos = [json.loads(x) for x in proc.stdout.strip().splitlines()[-len(jobs):]]
+                if len(infos) != len(jobs):
+                    raise ValueError("too few result lines")
             except (ValueError, IndexError) as e:
                 raise RuntimeError(f"fast-path simulation {self.executable} gave no result line: "
                                    f"{proc.stdout[-2000:]!r} {proc.stderr[-2000:]!r}") from e
-            out = self._decode((tmp / "out.bin").read_bytes())
-            st = None
-            if stamps:
-                st = np.fromfile(tmp / "stamps.bin", dtype="<u8").tolist()
-        if self.out_width == 0:
-            out = [0] * info["n_out"]
-        cycles = info["last_out_cycle"] if n_out else info["cycles"]
-        wall = info["wall_s"]
-        result = FastSimResult(
-            out=out, cycles=cycles, total_cycles=info["cycles"], n_extra=info["n_extra"],
-            in_consumed=info["in_consumed"], in_total=info["in_total"], stamps=st, wall_s=wall,
-            cycles_per_s=info["cycles"] / wall if wall > 0 else float("inf"), timeout=info["timeout"],
-        )
-        if result.timeout:
-            raise FastSimTimeout(
-                f"fast-path simulation of {self.name!r} reached max_cycles={max_cycles} with "
-                f"{info['n_out']} of {n_out} output words; inputs consumed {info['in_consumed']} "
-                f"of {info['in_total']} (idle={idle}, backpressure={backpressure}, seed={seed})",
-                result,
-            )
-        return result
+            out_all = self._decode((tmp / "out.bin").read_bytes())
+            st_all = np.fromfile(tmp / "stamps.bin", dtype="<u8").tolist() if stamps else None
+        results, k = [], 0
+        for job, info in zip(jobs, infos):
+            n = info["n_out"]
+            out = [0] * n if self.out_width == 0 else out_all[k:k + n]
+            st = st_all[k:k + n] if stamps else None
+            k += n
+            wall = info["wall_s"]
+            results.append(FastSimResult(
+                out=out, cycles=info["last_out_cycle"] if job.n_out else info["cycles"],
+                total_cycles=info["cycles"], n_extra=info["n_extra"], in_consumed=info["in_consumed"],
+                in_total=info["in_total"], stamps=st, wall_s=wall,
+                cycles_per_s=info["cycles"] / wall if wall > 0 else float("inf"), timeout=info["timeout"],
+                reset=info["reset"], reset_cycle=info["reset_cycle"], out_before_reset=info["out_before_reset"],
+                in_before_reset=info["in_before_reset"]))
+        return results, limits
 
     def _split_streams(self, words) -> list:
         if len(self.in_ports) == 1:
