@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-sim test-synth test-slow formal test-all docs clean
+.PHONY: setup demo test test-sim test-synth test-slow formal schedules test-all docs clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ test-slow: $(STAMP)
 # under build/formal/, the record in build/formal/formal.json.
 formal: $(STAMP)
 	$(BIN)/python -m binaccel.hw.formal
+
+# Slow tier: random valid/ready schedules at scale (docs/simulation.md): 10,000 seeded runs per layer
+# kind (idle, backpressure, resets) through the fast path, every map and logit against the integer
+# reference; the record in build/schedules/schedules.json. About 15 minutes on one core.
+schedules: $(STAMP)
+	$(BIN)/python -m binaccel.sim.schedules --runs 10000 --out build/schedules/schedules.json
 
 test-all: $(STAMP)
 	$(BIN)/lint-imports
