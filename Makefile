@@ -45,7 +45,7 @@ formal: $(STAMP)
 
 # Slow tier: random valid/ready schedules at scale (docs/simulation.md): 10,000 seeded runs per layer
 # kind (idle, backpressure, resets) through the fast path, every map and logit against the integer
-# reference; the record in build/schedules/schedules.json. About 15 minutes on one core.
+# reference; the record in build/schedules/schedules.json. About 22 minutes (measured, loaded 2 cores).
 schedules: $(STAMP)
 	$(BIN)/python -m binaccel.sim.schedules --runs 10000 --out build/schedules/schedules.json
 

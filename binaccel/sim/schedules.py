@@ -12,8 +12,8 @@ logits behind). A run is fixed by its kind and its seed: the seed picks one of :
 random weight sets (with :data:`IMAGES` random images) and draws the schedule (:func:`schedule`):
 the probability of an idle cycle before each input word and of ``ready`` low on the output each
 cycle (each 0 with probability 0.15, else uniform in [0, 0.85)), the seed of those patterns, and
-in a quarter of the runs a reset at a uniform random cycle of the run, after which every word is
-sent again from the first (a clean rerun; :meth:`binaccel.sim.fastpath.FastSim.run_batch`). The
+with probability 0.25 a reset at a random cycle, after which every word is sent again from the
+first (a clean rerun; :meth:`binaccel.sim.fastpath.FastSim.run_batch`). The
 reset cycle is uniform over the clean run's length divided by ``1 - max(idle, backpressure)``, so
 some land past the end of the run and leave it without a reset.
 
@@ -36,7 +36,6 @@ differing index, replayable with ``--replay KIND:SEED``), 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -483,7 +482,7 @@ def main(argv=None) -> int:
               "runs_per_kind": args.runs, "seeds": [args.seed, args.seed + args.runs - 1],
               "schedule": {"p_zero": P_ZERO, "p_max": P_MAX, "p_reset": P_RESET, "extra_cycles": EXTRA_CYCLES,
                            "batch": BATCH},
-              "host": platform.node(), "kinds": {}}
+              "platform": platform.platform(), "kinds": {}}
     failed = 0
     for kind in kinds:
         res = run_kind(kind, range(args.seed, args.seed + args.runs), progress=not args.no_progress,

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import random
 
-import numpy as np
 import pytest
 
 from binaccel.sim import schedules as sch
