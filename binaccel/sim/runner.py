@@ -1,31 +1,40 @@
-"""Build Amaranth components into Verilator simulations and run cocotb testbenches on them.
+"""Build Amaranth components into Verilator or Icarus Verilog simulations and run cocotb
+testbenches on them.
 
 Public API::
 
+    SIMULATORS = ("verilator", "icarus")
+    check_sim(sim) -> str                # the simulator name, or ValueError
+    sim_suffix(sim) -> str               # "" (verilator) or "-icarus": the build folders' suffix
     verilator_env() -> dict[str, str]
     apply_verilator_env() -> None
     build_component(component_or_factory, *, name, build_dir=None, params=None, waves=False,
-                    build_args=(), timescale=("1ns", "1ps")) -> BuildInfo
+                    build_args=(), timescale=("1ns", "1ps"), sim="verilator") -> BuildInfo
     run_cocotb(build_info, *, test_module, seed, extra_env=None, testcase=None, test_dir=None,
                tb_params=None, waves=False) -> pathlib.Path   # results xml
     load_tb_params() -> dict | None      # inside a cocotb testbench: the ``tb_params`` of run_cocotb
     CocotbFailure                        # raised when a cocotb test failed or the simulation crashed
-    BuildError                           # raised when Verilog generation or the Verilator build failed
+    BuildError                           # raised when Verilog generation or the simulator build failed
 
-Builds live under ``sim/<name>-<hash of params>[-waves]/`` of the build folder
-(:func:`binaccel.sw.paths.build_dir`; see ``docs/simulation.md``). A build is reused when the generated Verilog, the build options and the tool
-versions are unchanged. Builds of different parameter sets use different directories, so they can run
-in parallel; builds of the same directory are serialised by a file lock.
+The simulator is a parameter of the build (``sim``, default ``"verilator"``); a run uses the
+simulator of its build. Builds live under ``sim/<name>-<hash of params>[-waves][-icarus]/`` of the
+build folder (:func:`binaccel.sw.paths.build_dir`; see ``docs/simulation.md``). A build is reused
+when the generated Verilog, the simulator, the build options and the tool versions are unchanged.
+Builds of different parameter sets or simulators use different directories, so they can run in
+parallel; builds of the same directory are serialised by a file lock.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
@@ -33,14 +42,19 @@ from pathlib import Path
 from importlib.metadata import version
 from typing import Any
 
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from cocotb_tools.runner import get_runner
 
+from binaccel.hw import verilog as hw_verilog
 from binaccel.sw.atomic import write_text_atomic
 from binaccel.sw.paths import build_dir as _build_dir
 
 __all__ = [
+    "SIMULATORS",
+    "ICARUS_MISSING",
+    "check_sim",
+    "sim_suffix",
+    "icarus_version",
     "sim_build_dir",
     "BUILD_ARGS",
     "BUILD_ARGS_O1",
@@ -73,12 +87,19 @@ BUILD_ARGS_O1 = (*SINGLE_FILE_ARGS, "-CFLAGS", "-O1")
 #: Environment variable naming the JSON file with the testbench parameters (see :func:`load_tb_params`).
 TB_PARAMS_ENV = "BINACCEL_TB_PARAMS_FILE"
 
+#: The simulators a cocotb build can be made for (``sim`` of :func:`build_component`).
+SIMULATORS = ("verilator", "icarus")
+#: How to install Icarus Verilog, quoted by the errors when it is missing.
+ICARUS_MISSING = ("Icarus Verilog (iverilog, vvp) is not installed; it is part of the set-up: run `make setup` "
+                  "(installs the Debian package where missing) or `apt-get install -y iverilog`")
+_ICARUS_EXE = "sim.vvp"  # cocotb's Icarus runner compiles to <build_dir>/sim.vvp
+
 _STAMP = "binaccel_build.json"
 _LOG_TAIL_LINES = 80
 
 
 class BuildError(RuntimeError):
-    """Verilog generation or the Verilator build of a component failed."""
+    """Verilog generation or the simulator build of a component failed (or the simulator is missing)."""
 
 
 class CocotbFailure(AssertionError):
@@ -96,12 +117,13 @@ class CocotbFailure(AssertionError):
 
 @dataclasses.dataclass(frozen=True)
 class BuildInfo:
-    """A built Verilator simulation of one component.
+    """A built simulation of one component.
 
-    ``name`` is the HDL toplevel module name, ``build_dir`` the Verilator build folder (it holds the
-    simulation executable ``build_dir/name``), ``verilog`` the generated Verilog file, ``params`` the
-    parameters the component was built with, ``waves`` whether tracing was compiled in, and
-    ``rebuilt`` whether this call ran Verilator (False: an up-to-date build was reused).
+    ``name`` is the HDL toplevel module name, ``build_dir`` the build folder (it holds the
+    simulation :attr:`executable`), ``verilog`` the generated Verilog file, ``params`` the
+    parameters the component was built with, ``waves`` whether tracing was compiled in,
+    ``rebuilt`` whether this call ran the simulator's compiler (False: an up-to-date build was
+    reused) and ``sim`` the simulator (:data:`SIMULATORS`).
     """
 
     name: str
@@ -110,10 +132,12 @@ class BuildInfo:
     params: dict
     waves: bool
     rebuilt: bool
+    sim: str = "verilator"
 
     @property
     def executable(self) -> Path:
-        return self.build_dir / self.name
+        """The Verilator executable ``build_dir/name``, or Icarus's compiled ``build_dir/sim.vvp``."""
+        return self.build_dir / (_ICARUS_EXE if self.sim == "icarus" else self.name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,6 +195,28 @@ def apply_verilator_env() -> None:
 # Helpers
 
 
+def check_sim(sim: str) -> str:
+    """``sim`` if it names one of :data:`SIMULATORS`, else ValueError."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(map(repr, SIMULATORS))}, got {sim!r}")
+    return sim
+
+
+def sim_suffix(sim: str) -> str:
+    """The build-folder suffix of a simulator: ``""`` for Verilator (the folders predate the
+    parameter), ``"-icarus"`` for Icarus."""
+    return "" if check_sim(sim) == "verilator" else f"-{sim}"
+
+
+@functools.lru_cache(maxsize=None)
+def icarus_version() -> str:
+    """First line of ``iverilog -V`` (BuildError with :data:`ICARUS_MISSING` when not installed)."""
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise BuildError(ICARUS_MISSING)
+    out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, check=False).stdout
+    return (out.splitlines() or ["unknown"])[0].strip()
+
+
 def params_hash(params: Mapping[str, Any] | None) -> str:
     """Short stable hash of a parameter mapping (JSON with sorted keys; non-JSON values by repr)."""
     text = json.dumps(params or {}, sort_keys=True, default=repr, separators=(",", ":"))
@@ -183,9 +229,10 @@ def sim_build_dir(*parts) -> Path:
     return _build_dir("sim", *parts)
 
 
-def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, waves: bool = False) -> Path:
-    """``sim/<name>-<params_hash>[-waves]`` of the build folder."""
-    return sim_build_dir(f"{name}-{params_hash(params)}{'-waves' if waves else ''}")
+def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, waves: bool = False,
+                      sim: str = "verilator") -> Path:
+    """``sim/<name>-<params_hash>[-waves][-icarus]`` of the build folder."""
+    return sim_build_dir(f"{name}-{params_hash(params)}{'-waves' if waves else ''}{sim_suffix(sim)}")
 
 
 @contextlib.contextmanager
@@ -207,7 +254,9 @@ def _tail(path: Path, n: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(lines[-n:])
 
 
-def _tool_versions() -> dict[str, str]:
+def _tool_versions(sim: str = "verilator") -> dict[str, str]:
+    if sim == "icarus":
+        return {"iverilog": icarus_version(), **{pkg: version(pkg) for pkg in ("cocotb", "amaranth")}}
     return {pkg: version(pkg) for pkg in ("verilator", "cocotb", "amaranth")}
 
 
@@ -246,75 +295,94 @@ def build_component(
     waves: bool = False,
     build_args: Sequence[str] = (),
     timescale: tuple[str, str] = ("1ns", "1ps"),
+    sim: str = "verilator",
 ) -> BuildInfo:
-    """Generate Verilog for a component and build it into a cocotb/Verilator simulation.
+    """Generate Verilog for a component and build it into a cocotb simulation on ``sim``
+    (``"verilator"``, default, or ``"icarus"``).
 
     ``component_or_factory`` is a ``wiring.Component`` or a callable ``factory(**params)`` returning
     one. The toplevel module is called ``name``; its ports are the component's signature members,
     flattened by Amaranth (``i_stream__valid``, ``i_stream__payload``, ...) plus ``clk`` and ``rst``
     when the design has a sync domain. ``params`` are recorded in the build and select the default
-    build folder ``sim/<name>-<hash(params)>[-waves]`` of the build folder. ``waves=True`` compiles in VCD tracing
-    (then ``run_cocotb(..., waves=True)`` writes ``dump.vcd`` in the test folder). ``build_args``
-    are extra Verilator options (``-Wno-fatal`` is always given: warnings are checked by
-    :mod:`binaccel.sim.lint`, not by simulation builds).
+    build folder ``sim/<name>-<hash(params)>[-waves][-icarus]`` of the build folder. ``waves=True``
+    compiles in VCD tracing (Verilator only; then ``run_cocotb(..., waves=True)`` writes ``dump.vcd``
+    in the test folder). ``build_args`` are extra options of the simulator's compiler: Verilator
+    options (``-Wno-fatal`` is always given: warnings are checked by :mod:`binaccel.sim.lint`, not
+    by simulation builds) or ``iverilog`` options. Icarus gets ``timescale`` through its command
+    file (``+timescale+``; Amaranth's Verilog has no ``timescale`` directive) and the Verilog of
+    :func:`binaccel.hw.verilog.convert` with ``time_zero=True`` (every ``always @*`` block runs at
+    time zero under the SystemVerilog scheduling of ``iverilog -g2012``).
 
-    The build is skipped when the Verilog text, ``build_args``, ``waves``, ``timescale`` and the tool
-    versions equal those of the existing build in ``build_dir`` and its executable exists.
-    Raises :class:`BuildError` (with the tail of ``build.log``) if Verilator or the C++ build fails.
+    The build is skipped when the Verilog text, ``sim``, ``build_args``, ``waves``, ``timescale``
+    and the tool versions equal those of the existing build in ``build_dir`` and its executable
+    exists. Raises :class:`BuildError` (with the tail of ``build.log``) if the build fails, or
+    naming how to install Icarus when ``sim="icarus"`` and ``iverilog`` is missing.
     """
     _check_name(name)
+    check_sim(sim)
+    if sim == "icarus" and waves:
+        raise ValueError("waves=True needs sim='verilator' (the Icarus builds are made without tracing)")
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping or None, not {type(params).__name__}")
     build_args = list(build_args)
     if not all(isinstance(a, str) for a in build_args):
         raise TypeError("build_args must be strings")
-    # warnings are policed by sim.lint, not by the simulation build
-    build_args = ["-Wno-fatal", *build_args]
+    if sim == "verilator":
+        # warnings are policed by sim.lint, not by the simulation build
+        build_args = ["-Wno-fatal", *build_args]
     params = dict(params or {})
-    build_dir = Path(build_dir) if build_dir is not None else default_build_dir(name, params, waves=waves)
+    build_dir = Path(build_dir) if build_dir is not None else default_build_dir(name, params, waves=waves, sim=sim)
     build_dir = build_dir.resolve()
 
     component = _make_component(component_or_factory, params)
     try:
-        text = verilog.convert(component, name=name)
+        # Icarus (SystemVerilog scheduling) gets Yosys's time-zero device as `initial #0`
+        text = hw_verilog.convert(component, name=name, time_zero=(sim == "icarus"))
     except Exception as e:  # noqa: BLE001 - re-raised with context
         raise BuildError(f"Verilog generation of {name!r} (params {params}) failed: {e}") from e
 
+    tools = _tool_versions(sim)
     stamp = {
         "name": name,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "build_args": build_args,
         "waves": bool(waves),
         "timescale": list(timescale),
-        "tools": _tool_versions(),
+        "tools": tools,
         "params": json.loads(json.dumps(params, sort_keys=True, default=repr)),
     }
+    if sim != "verilator":  # (the Verilator stamps keep their keys: existing builds stay valid)
+        stamp["sim"] = sim
     vpath = build_dir / f"{name}.v"
     with _locked(build_dir):
         stamp_path = build_dir / _STAMP
         old = None
         with contextlib.suppress(OSError, ValueError):
             old = json.loads(stamp_path.read_text())
-        exe = build_dir / name
+        exe = BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim).executable
         if old == stamp and exe.is_file() and vpath.is_file() and vpath.read_text() == text:
-            return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False)
+            return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim)
 
         with contextlib.suppress(OSError):
             stamp_path.unlink()
         if not vpath.is_file() or vpath.read_text() != text:
             write_text_atomic(vpath, text)
-        _verilator_build(vpath, name=name, build_dir=build_dir, waves=waves,
-                         build_args=build_args, timescale=timescale)
+        _sim_build(vpath, name=name, build_dir=build_dir, waves=waves,
+                   build_args=build_args, timescale=timescale, sim=sim)
         if not exe.is_file():
-            raise BuildError(f"Verilator build of {name!r} produced no executable {exe}")
+            raise BuildError(f"{_SIM_NAMES[sim]} build of {name!r} produced no executable {exe}")
         write_text_atomic(stamp_path, json.dumps(stamp, indent=1, sort_keys=True))
-    return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True)
+    return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True, sim=sim)
 
 
-def _verilator_build(vpath: Path, *, name: str, build_dir: Path, waves: bool,
-                     build_args: list[str], timescale: tuple[str, str]) -> None:
-    apply_verilator_env()
-    runner = get_runner("verilator")
+_SIM_NAMES = {"verilator": "Verilator", "icarus": "Icarus Verilog"}
+
+
+def _sim_build(vpath: Path, *, name: str, build_dir: Path, waves: bool,
+               build_args: list[str], timescale: tuple[str, str], sim: str) -> None:
+    if sim == "verilator":
+        apply_verilator_env()
+    runner = get_runner(sim)
     log = build_dir / "build.log"
     try:
         runner.build(
@@ -329,7 +397,7 @@ def _verilator_build(vpath: Path, *, name: str, build_dir: Path, waves: bool,
         )
     except (RuntimeError, SystemExit) as e:
         raise BuildError(
-            f"Verilator build of {name!r} in {build_dir} failed ({e}); log {log}:\n{_tail(log)}"
+            f"{_SIM_NAMES[sim]} build of {name!r} in {build_dir} failed ({e}); log {log}:\n{_tail(log)}"
         ) from e
 
 
@@ -375,7 +443,8 @@ def run_cocotb(
     tb_params: Any = None,
     waves: bool = False,
 ) -> Path:
-    """Run the cocotb tests of ``test_module`` on a build and return the results xml path.
+    """Run the cocotb tests of ``test_module`` on a build (on its simulator, ``build_info.sim``) and
+    return the results xml path.
 
     ``test_module`` is a dotted importable module name (``"binaccel.sim.tb_top"``) or a path
     to a ``.py`` file (files in ``sim/`` are imported as ``binaccel.sim.<stem>``, others by adding
@@ -418,8 +487,11 @@ def run_cocotb(
         with contextlib.suppress(OSError):
             params_file.unlink()
 
-    apply_verilator_env()
-    runner = get_runner("verilator")
+    if build_info.sim == "verilator":
+        apply_verilator_env()
+    else:
+        icarus_version()  # BuildError naming the set-up when vvp is missing
+    runner = get_runner(check_sim(build_info.sim))
     added_path = False
     if extra_path is not None and str(extra_path) not in sys.path:
         sys.path.insert(0, str(extra_path))  # cocotb's runner passes sys.path as PYTHONPATH
@@ -445,7 +517,7 @@ def run_cocotb(
             with contextlib.suppress(ValueError):
                 sys.path.remove(str(extra_path))
 
-    where = f"{module} on {build_info.name} (seed {seed}, test dir {test_dir})"
+    where = f"{module} on {build_info.name} ({build_info.sim}, seed {seed}, test dir {test_dir})"
     if not results_xml.is_file():
         raise CocotbFailure(
             f"simulation of {where} terminated abnormally: no results file. Log {log_file}:\n"
