@@ -2,7 +2,7 @@
 
 ::
 
-    cocotb_build(p) -> BuildInfo            # sim/accel-<config>/: the cocotb testbench's build
+    cocotb_build(p, sim="verilator") -> BuildInfo   # sim/accel-<config>[-icarus]/: the cocotb testbench's build
     accel_verilog(p) -> Path                # sim/accel-verilog/: the accelerator's Verilog, cached
     fast_build(p) -> FastSim                # sim/fast-accel-<config>/: the compiled fast path
     uart_build(p, divisor, rx_timeout) -> BuildInfo   # sim/uart-accel-<config>-d<divisor>/: the board design
@@ -26,7 +26,8 @@ from binaccel.hw.linked import UartAccelerator
 from binaccel.hw.top import Accelerator
 from binaccel.hw.uart import divisor_tag
 from binaccel.sim.fastpath import FastSim
-from binaccel.sim.runner import BUILD_ARGS, BUILD_ARGS_O1, SINGLE_FILE_ARGS, build_component, sim_build_dir
+from binaccel.sim.runner import BUILD_ARGS, BUILD_ARGS_O1, SINGLE_FILE_ARGS, build_component, check_sim, sim_build_dir, \
+    sim_suffix
 from binaccel.sw.atomic import write_text_atomic
 
 __all__ = ["cocotb_build", "accel_verilog", "fast_build", "uart_build", "linked_build", "HW_PACKAGE"]
@@ -36,10 +37,12 @@ HW_PACKAGE = Path(binaccel.hw.__file__).parent
 
 
 @functools.lru_cache(maxsize=None)
-def cocotb_build(p):
-    """The accelerator's Verilator build for the cocotb testbench ``sim/tb_top.py``."""
-    return build_component(Accelerator, name="accel", build_dir=sim_build_dir(f"accel-{p.tag}"),
-                           params=p.as_dict(), build_args=BUILD_ARGS)
+def cocotb_build(p, sim="verilator"):
+    """The accelerator's build for the cocotb testbench ``sim/tb_top.py`` on ``sim`` (Verilator, or
+    ``"icarus"``)."""
+    return build_component(Accelerator, name="accel", build_dir=sim_build_dir(f"accel-{p.tag}{sim_suffix(sim)}"),
+                           params=p.as_dict(), build_args=BUILD_ARGS if check_sim(sim) == "verilator" else (),
+                           sim=sim)
 
 
 def accel_verilog(p) -> Path:

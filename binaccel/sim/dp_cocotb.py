@@ -1,16 +1,16 @@
 """The pipelined accelerator (:class:`binaccel.hw.dp.accel.DpAccelerator`) through cocotb on
-Verilator, every hidden layer's whole output map and the logits checked against the integer
-reference.
+Verilator (or Icarus Verilog), every hidden layer's whole output map and the logits checked
+against the integer reference.
 
 Public API::
 
-    cocotb_build(params) -> BuildInfo          # sim/dpaccel-<hash of params>/, made once per process
+    cocotb_build(params, *, sim="verilator") -> BuildInfo   # sim/dpaccel-<hash of params>[-icarus]/
     program_words(prog, images, *, stats=True) -> list
     run_words(words, n_out, *, params=None, seed=0, idle=0.0, backpressure=0.0, reset=None,
-              max_cycles=None, allow_error=False, tail=200) -> TbRun
+              max_cycles=None, allow_error=False, tail=200, sim="verilator") -> TbRun
     compare(prog, images, out, *, stats=True) -> DpCheck
     run_model(model, images, *, params=None, seed=0, idle=0.0, backpressure=0.0, dump=True,
-              stats=True, reset=None, max_cycles=None) -> DpCocotbRun
+              stats=True, reset=None, max_cycles=None, sim="verilator") -> DpCocotbRun
     reset_in_image(prog, images, *, image=0, fraction=0.5, wait=20) -> dict
     reset_in_layer(prog, images, layer, *, image=0, wait) -> dict
     Mismatch, DpCheck, DpCocotbRun, TbRun
@@ -33,6 +33,8 @@ clean rerun's, and ``DpCocotbRun.reset`` says how far the first attempt got.
 The build is one Verilator build per parameter set (:func:`binaccel.sim.runner.build_component`,
 reused from disk while the Verilog and tools are unchanged), compiled at ``-O0``
 (:data:`binaccel.sim.runner.BUILD_ARGS`): the cocotb runs are short, the C++ compile dominates.
+``sim="icarus"`` builds and runs the same testbench on Icarus Verilog (one more build per
+parameter set, ``sim/dpaccel-<hash>-icarus/``): the same words come out, more slowly.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import numpy as np
 
 from binaccel.hw.dp.accel import DpAccelerator
 from binaccel.hw.dp.synth import ULX3S_BUILD
-from binaccel.sim.runner import BUILD_ARGS, BuildInfo, build_component, run_cocotb
+from binaccel.sim.runner import BUILD_ARGS, BuildInfo, build_component, check_sim, run_cocotb
 from binaccel.sim.streams import check_prob
 from binaccel.sw import dpprog, intref
 from binaccel.sw.hwif.dp import DpParams
@@ -68,14 +70,16 @@ def dp_params(params: DpParams | dict | None) -> DpParams:
 
 
 @functools.lru_cache(maxsize=None)
-def _build(p: DpParams) -> BuildInfo:
-    return build_component(DpAccelerator, name="dpaccel", params=p.as_dict(), build_args=BUILD_ARGS)
+def _build(p: DpParams, sim: str = "verilator") -> BuildInfo:
+    return build_component(DpAccelerator, name="dpaccel", params=p.as_dict(),
+                           build_args=BUILD_ARGS if sim == "verilator" else (), sim=sim)
 
 
-def cocotb_build(params: DpParams | dict | None = None) -> BuildInfo:
-    """The Verilator build of ``params`` for :mod:`binaccel.sim.tb_dp` (``sim/dpaccel-<hash>/`` of the
-    build folder; made once per process, reused from disk while its Verilog is unchanged)."""
-    return _build(dp_params(params))
+def cocotb_build(params: DpParams | dict | None = None, *, sim: str = "verilator") -> BuildInfo:
+    """The build of ``params`` on ``sim`` (Verilator, or ``"icarus"``) for :mod:`binaccel.sim.tb_dp`
+    (``sim/dpaccel-<hash>[-icarus]/`` of the build folder; made once per process, reused from disk
+    while its Verilog is unchanged)."""
+    return _build(dp_params(params), check_sim(sim))
 
 
 def program_words(prog: dpprog.DpProgram, images, *, stats: bool = True) -> list:
@@ -113,12 +117,13 @@ def _default_max_cycles(n_in: int, n_out: int, idle: float, backpressure: float)
 
 def run_words(words, n_out: int, *, params: DpParams | dict | None = None, seed: int = 0, idle: float = 0.0,
               backpressure: float = 0.0, reset: dict | None = None, max_cycles: int | None = None,
-              allow_error: bool = False, tail: int = 200) -> TbRun:
+              allow_error: bool = False, tail: int = 200, sim: str = "verilator") -> TbRun:
     """Stream ``words`` through the build of ``params`` in :mod:`binaccel.sim.tb_dp` and take
     ``n_out`` words back. Raises :class:`~binaccel.sim.runner.CocotbFailure` when the testbench
     failed: a stream-protocol violation, a word more than ``n_out`` within ``tail`` cycles of the
     last, the error flag (unless ``allow_error``), the accelerator still busy, the reset not
-    clearing it, or ``max_cycles`` (default from the word counts) passing first."""
+    clearing it, or ``max_cycles`` (default from the word counts) passing first. ``sim``: the
+    simulator of the build (:func:`cocotb_build`)."""
     p = dp_params(params)
     idle, backpressure = check_prob("idle", idle), check_prob("backpressure", backpressure)
     words = [int(w) for w in words]
@@ -128,7 +133,7 @@ def run_words(words, n_out: int, *, params: DpParams | dict | None = None, seed:
         raise ValueError(f"n_out must be at least 1, got {n_out}")
     if max_cycles is None:
         max_cycles = _default_max_cycles(len(words), n_out, idle, backpressure)
-    build = cocotb_build(p)
+    build = cocotb_build(p, sim=sim)
     runs = build.build_dir / "run"
     runs.mkdir(parents=True, exist_ok=True)
     test_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"dp-s{seed}-"))
@@ -309,10 +314,10 @@ class DpCocotbRun:
 
 def run_model(model, images, *, params: DpParams | dict | None = None, seed: int = 0, idle: float = 0.0,
               backpressure: float = 0.0, dump: bool = True, stats: bool = True, reset=None,
-              max_cycles: int | None = None) -> DpCocotbRun:
+              max_cycles: int | None = None, sim: str = "verilator") -> DpCocotbRun:
     """Run ``model`` on uint8 ``images`` ``(N, C, H, W)`` through the cocotb testbench and compare
     (module docstring). ``reset``: a dict from :func:`reset_in_image` / :func:`reset_in_layer`, or a
-    callable ``reset(prog, images) -> dict``."""
+    callable ``reset(prog, images) -> dict``. ``sim``: ``"verilator"`` or ``"icarus"``."""
     p = dp_params(params)
     prog = dpprog.compile_model(model, p, dump=dump)
     images = np.asarray(images, dtype=np.uint8)
@@ -325,10 +330,10 @@ def run_model(model, images, *, params: DpParams | dict | None = None, seed: int
     words = program_words(prog, images, stats=stats)
     n_out = prog.reply_words(stats=stats) * len(images)
     tb = run_words(words, n_out, params=p, seed=seed, idle=idle, backpressure=backpressure, reset=reset,
-                   max_cycles=max_cycles)
+                   max_cycles=max_cycles, sim=sim)
     chk = compare(prog, images, tb.out, stats=stats)
     record = {
-        "design": "dp", "transport": "cocotb", "params": p.as_dict(), "model": model.name, "images": len(images),
+        "design": "dp", "transport": "cocotb", "sim": sim, "params": p.as_dict(), "model": model.name, "images": len(images),
         "seed": seed, "idle": idle, "backpressure": backpressure, "dump": bool(dump), "stats": bool(stats),
         "setup_words": len(prog.setup), "reply_words_per_image": prog.reply_words(stats=stats),
         "exact": chk.exact, "mismatches": [str(m) for m in chk.mismatches],

@@ -3,13 +3,14 @@
 Public API::
 
     engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams
-    build_engine(params, *, waves=False) -> BuildInfo               # build/sim/engine-<config>/
+    build_engine(params, *, waves=False, sim="verilator") -> BuildInfo  # build/sim/engine-<config>[-icarus]/
     run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-              params=None, reset_after=None, backend="cocotb") -> (outputs, cycles)
+              params=None, reset_after=None, backend="cocotb", sim="verilator") -> (outputs, cycles)
     run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-              params=None, backend="cocotb") -> (list of outputs, list of cycles)
+              params=None, backend="cocotb", sim="verilator") -> (list of outputs, list of cycles)
     run_layers(layers, inputs, *, chain, ...) -> SimRun             # the general form
-    python -m binaccel.sim.layer --zoo siman|mcn|... | --model-file F | --random MODE  [--backend fast]
+    python -m binaccel.sim.layer --zoo siman|mcn|... | --model-file F | --random MODE
+                                 [--backend fast | --sim icarus]
 
 Every call builds the engine for its parameter set once (cached per build folder), runs one cocotb
 simulation in which the host side packs each layer, streams it with random idle cycles (``idle``)
@@ -20,6 +21,9 @@ Cycles are per layer run, from its first input beat accepted to its last output 
 (cycles, ideal cycles, utilisation) is written next to the run (``SimRun.record_path``).
 ``backend="fast"`` runs the same host flow on ``binaccel.sim.fastpath`` (a compiled C++ stream
 driver, ~10^6 cycles/s, build folder ``build/sim/fast-engine-<config>/``) for whole data sets.
+The cocotb backend runs on Verilator (``sim="verilator"``, default) or Icarus Verilog
+(``sim="icarus"``, build folder ``build/sim/engine-<config>-icarus/``): the same testbench, seed and
+integers, only slower; the fast path is Verilator only.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from binaccel.hw.engine import Engine
 from binaccel.hw.params import EngineParams
 from binaccel.hw.perf import ideal_cycles, layer_cycles
 from binaccel.sim.fastpath import FastSim
-from binaccel.sim.runner import BUILD_ARGS, build_component, run_cocotb, sim_build_dir
+from binaccel.sim.runner import BUILD_ARGS, build_component, check_sim, run_cocotb, sim_build_dir, sim_suffix
 from binaccel.sw import intref, modelfile, pack, zoo
 from binaccel.sw.atomic import write_json_atomic
 from binaccel.sw.randmodel import random_model
@@ -53,19 +57,20 @@ def engine_params(*, rows=4, cols=4, word=32, params=None) -> EngineParams:
     return EngineParams(**extra)
 
 
-def build_engine(params: EngineParams, *, waves=False):
-    """Verilator build of the engine for ``params`` under ``build/sim/engine-<config tag>/`` (built
-    once, reused while the Verilog is unchanged; checked once per process)."""
+def build_engine(params: EngineParams, *, waves=False, sim="verilator"):
+    """Build of the engine for ``params`` on ``sim`` (Verilator, or ``"icarus"``) under
+    ``build/sim/engine-<config tag>[-waves][-icarus]/`` (built once, reused while the Verilog is
+    unchanged; checked once per process)."""
     if not isinstance(params, EngineParams):
         raise TypeError(f"params must be an EngineParams, got {type(params).__name__}")
-    return _build_engine(params, bool(waves))
+    return _build_engine(params, bool(waves), check_sim(sim))
 
 
 @functools.lru_cache(maxsize=None)
-def _build_engine(params: EngineParams, waves: bool):
-    build_dir = sim_build_dir(f"engine-{params.tag}{'-waves' if waves else ''}")
+def _build_engine(params: EngineParams, waves: bool, sim: str = "verilator"):
+    build_dir = sim_build_dir(f"engine-{params.tag}{'-waves' if waves else ''}{sim_suffix(sim)}")
     return build_component(Engine, name="engine", build_dir=build_dir, params=params.as_dict(),
-                           waves=waves, build_args=BUILD_ARGS)
+                           waves=waves, build_args=BUILD_ARGS if sim == "verilator" else (), sim=sim)
 
 
 @dataclass
@@ -144,16 +149,20 @@ def _write_json(path: Path, obj) -> None:
 
 
 def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3,
-               params=None, reset_after=None, waves=False, backend="cocotb") -> SimRun:
+               params=None, reset_after=None, waves=False, backend="cocotb", sim="verilator") -> SimRun:
     """Run ``layers`` on the simulated engine. ``inputs``: one input per layer (``chain=False``) or
     the first layer's input (``chain=True``: each later layer takes the previous hardware output).
 
     ``backend="cocotb"`` (default): the cocotb testbench ``sim/tb_engine.py``, cycle by cycle from
     Python (a mismatch with intref fails the testbench: CocotbFailure). ``backend="fast"``: the
     compiled fast path (``binaccel.sim.fastpath``, about a million cycles per second; a mismatch
-    raises EngineMismatch); ``reset_after`` and ``waves`` need the cocotb backend."""
+    raises EngineMismatch); ``reset_after`` and ``waves`` need the cocotb backend. ``sim``: the
+    cocotb backend's simulator, ``"verilator"`` or ``"icarus"`` (waves: Verilator only)."""
     if backend not in ("cocotb", "fast"):
         raise ValueError(f"backend must be 'cocotb' or 'fast', got {backend!r}")
+    check_sim(sim)
+    if backend == "fast" and sim != "verilator":
+        raise ValueError("backend='fast' is a Verilator harness: it needs sim='verilator'")
     p = engine_params(rows=rows, cols=cols, word=word, params=params)
     layers = list(layers)
     inputs = [np.asarray(x, dtype=np.int64) for x in inputs]
@@ -176,7 +185,7 @@ def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0
             raise ValueError("reset_after and waves need backend='cocotb'")
         return _run_fast(layers, inputs, chain=chain, p=p, seed=int(seed), idle=float(idle),
                          backpressure=float(backpressure))
-    build = build_engine(p, waves=waves)
+    build = build_engine(p, waves=waves, sim=sim)
     tag = _job_tag(layers, inputs, idle, backpressure, reset_after, chain)
     test_dir = build.build_dir / "run" / f"{tag}-s{seed}"
     test_dir.mkdir(parents=True, exist_ok=True)
@@ -198,24 +207,25 @@ def run_layers(layers, inputs, *, chain, rows=4, cols=4, word=32, seed=0, idle=0
 
 
 def run_layer(layer, x, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None,
-              reset_after=None, backend="cocotb"):
+              reset_after=None, backend="cocotb", sim="verilator"):
     """One layer on the simulated engine -> ``(outputs (N, C, H, W) int64, cycles)``.
 
     ``reset_after=k``: first send ``k`` beats of the layer, reset the engine mid-layer, then run the
     layer cleanly (the returned result is the clean run's)."""
     run = run_layers([layer], [x], chain=False, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
-                     backpressure=backpressure, params=params, reset_after=reset_after, backend=backend)
+                     backpressure=backpressure, params=params, reset_after=reset_after, backend=backend,
+                     sim=sim)
     return run.outputs[0], run.cycles[0]
 
 
 def run_model(model, images, *, rows=4, cols=4, word=32, seed=0, idle=0.3, backpressure=0.3, params=None,
-              backend="cocotb"):
+              backend="cocotb", sim="verilator"):
     """A whole :class:`~binaccel.sw.intmodel.IntModel` on uint8 ``images`` -> ``(outputs, cycles)``:
     every layer's output (as :func:`binaccel.sw.intref.run_model`) and per-layer cycles. Each layer
     runs on the engine; its output, read back by the host, is the next layer's input."""
     x = intref.model_input(model, images)
     run = run_layers(model.layers, [x], chain=True, rows=rows, cols=cols, word=word, seed=seed, idle=idle,
-                     backpressure=backpressure, params=params, backend=backend)
+                     backpressure=backpressure, params=params, backend=backend, sim=sim)
     return run.outputs, run.cycles
 
 
@@ -236,6 +246,8 @@ def main(argv=None) -> int:
     ap.add_argument("--idle", type=float, default=0.0)
     ap.add_argument("--backpressure", type=float, default=0.0)
     ap.add_argument("--backend", choices=["cocotb", "fast"], default="cocotb")
+    ap.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                    help="the cocotb backend's simulator")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.model_file:
@@ -247,9 +259,11 @@ def main(argv=None) -> int:
     images = rng.integers(0, 256, size=(args.images, *model.input_shape), dtype=np.int64).astype(np.uint8)
     params = {"pe_stages": args.pe_stages}
     outs, cycles = run_model(model, images, rows=args.rows, cols=args.cols, word=args.word, seed=args.seed,
-                             idle=args.idle, backpressure=args.backpressure, params=params, backend=args.backend)
+                             idle=args.idle, backpressure=args.backpressure, params=params, backend=args.backend,
+                             sim=args.sim)
     refs = intref.run_model(model, images)
-    print(f"engine {args.rows}x{args.cols}x{args.word} ({args.backend}), model {model.name}, "
+    backend = args.backend if args.backend == "fast" else f"cocotb on {args.sim}"
+    print(f"engine {args.rows}x{args.cols}x{args.word} ({backend}), model {model.name}, "
           f"{args.images} image(s), idle {args.idle}, backpressure {args.backpressure}")
     print(f"{'layer':10s} {'mode':5s} {'in_bits':>7s} {'cycles':>8s} {'model':>8s} {'ideal':>9s} {'util':>6s}  exact")
     for layer, y, ref, c in zip(model.layers, outs, refs, cycles):
