@@ -90,8 +90,8 @@ TB_PARAMS_ENV = "BINACCEL_TB_PARAMS_FILE"
 #: The simulators a cocotb build can be made for (``sim`` of :func:`build_component`).
 SIMULATORS = ("verilator", "icarus")
 #: How to install Icarus Verilog, quoted by the errors when it is missing.
-ICARUS_MISSING = ("Icarus Verilog (iverilog, vvp) is not installed; it is part of the set-up: run `make setup` "
-                  "(installs the Debian package where missing) or `apt-get install -y iverilog`")
+ICARUS_MISSING = ("Icarus Verilog (iverilog, vvp) is not installed; it is part of the set-up: install the Debian "
+                  "package, as root `apt-get install -y iverilog` (a fresh `make setup` does it where missing)")
 _ICARUS_EXE = "sim.vvp"  # cocotb's Icarus runner compiles to <build_dir>/sim.vvp
 
 _STAMP = "binaccel_build.json"
