@@ -8,9 +8,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# Icarus Verilog (the Debian package iverilog) is the cocotb suite's second simulator
+# (tests/sim/test_icarus.py, one case in the default tier): installed where missing, else set-up fails.
 # torch is installed first and on its own, pinned to the CPU build on this machine's disk, so that
 # no later requirement can make pip resolve a second (CUDA) torch.
 $(STAMP): pyproject.toml
+	command -v iverilog >/dev/null || apt-get install -y iverilog || (apt-get update && apt-get install -y iverilog) \
+		|| { echo "set-up: Icarus Verilog is missing and apt-get could not install it; install the Debian package iverilog (as root: apt-get install -y iverilog), then rerun make" >&2; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test,docs]"
