@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-sim test-synth test-slow formal schedules test-all docs clean
+.PHONY: setup demo test test-sim test-synth test-slow formal schedules coverage test-all docs clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,11 @@ formal: $(STAMP)
 # reference; the record in build/schedules/schedules.json. About 22 minutes (measured, loaded 2 cores).
 schedules: $(STAMP)
 	$(BIN)/python -m binaccel.sim.schedules --runs 10000 --out build/schedules/schedules.json
+
+# Verilator line and toggle coverage over a part of the cocotb suite (docs/simulation.md, "Coverage"):
+# build/coverage/coverage.json, merged.dat, annotated/. `--quick` for a small subset.
+coverage: $(STAMP)
+	$(BIN)/python -m binaccel.sim.coverage
 
 test-all: $(STAMP)
 	$(BIN)/lint-imports
