@@ -39,6 +39,7 @@ Library use::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -102,23 +103,32 @@ def parse_key(key: str) -> dict[str, str]:
 def read_dat(path: str | os.PathLike) -> dict[str, int]:
     """The points of a ``coverage.dat`` file: key text -> count (equal keys summed)."""
     points: dict[str, int] = defaultdict(int)
+    _read_into(points, path)
+    return dict(points)
+
+
+def _read_into(points: dict[str, int], path) -> None:
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for n, line in enumerate(f, 1):
+            if line.startswith("C '"):  # the fast path of a point line: C '<key>' <count>
+                q = line.rfind("'")
+                count = line[q + 1:].strip()
+                if q > 2 and count.isdigit():
+                    points[line[3:q]] += int(count)
+                    continue
             if not line.strip() or line.startswith("#"):
                 continue
             m = _LINE.match(line)
             if m is None:
                 raise ValueError(f"{path}:{n}: not a coverage.dat point line")
             points[m.group(1)] += int(m.group(2))
-    return dict(points)
 
 
 def merge(paths: Iterable[str | os.PathLike]) -> dict[str, int]:
     """The points of several ``coverage.dat`` files, counts of equal points summed."""
     total: dict[str, int] = defaultdict(int)
     for p in paths:
-        for k, v in read_dat(p).items():
-            total[k] += v
+        _read_into(total, p)
     return dict(total)
 
 
@@ -189,6 +199,7 @@ def _unescape(name: str) -> str:
     return re.sub(r"__0([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
 
 
+@functools.lru_cache(maxsize=4096)
 def _rel(path: str | None) -> str | None:
     if path is None:
         return None
@@ -220,7 +231,7 @@ def report(points: Mapping[str, int]) -> dict:
                 (kind == "toggle" and _ARTEFACT in _unescape(comment)):
             excluded += 1
             continue
-        mod = modules.setdefault(module, {"line": [0, 0], "toggle": [0, 0], "verilog": _rel(f)})
+        mod = modules.setdefault(module, {"line": [0, 0], "toggle": [0, 0], "verilog": _rel(f), "f": f})
         mod[kind][1] += 1
         if count > 0:
             mod[kind][0] += 1
@@ -244,8 +255,7 @@ def report(points: Mapping[str, int]) -> dict:
             "line": frac(mod["line"]), "toggle": frac(mod["toggle"]),
             "line_points": mod["line"][1], "line_covered": mod["line"][0],
             "toggle_points": mod["toggle"][1], "toggle_covered": mod["toggle"][0],
-            "verilog": mod["verilog"], "component": _rel(src.module_src(
-                next(f for (k, m, f, *_r) in merged if m == name), name)),
+            "verilog": mod["verilog"], "component": _rel(src.module_src(mod["f"], name)),
         }
     tot = {k: [sum(m[k][0] for m in modules.values()), sum(m[k][1] for m in modules.values())]
            for k in ("line", "toggle")}
