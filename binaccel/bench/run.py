@@ -168,7 +168,10 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
         "timing": {"warmup": warmup, "reps": reps, "statistic": "median", "batches": list(batches)},
         "boards": {}, "networks": {},
         "notes": [
-            "FPGA time = cycles per image / nextpnr fmax of the synthesized build of the board (boards.<b>.design: "
+            "FPGA time: fpga_bitstream_s_per_image = cycles per image / the clock of the board's timing-met "
+            "bitstream (boards.<b>.bitstream_mhz), the time every ratio uses (null without such a bitstream); "
+            "fpga_s_per_image = cycles per image / nextpnr fmax of the synthesized build, what the same design "
+            "would take at its fmax (boards.<b>.design: "
             "accel+uart = the accelerator behind the UART link with PLL, the real board design; engine+uart = "
             "the layer engine behind the same link, the board design where no accelerator build fits (the host "
             "does im2col, pooling and the maps between layers; its cycles are its engine build's, simulated, or "
@@ -178,8 +181,8 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
             "= link_s_per_image + fpga_bitstream_s_per_image.",
             "cpu_best_s_per_image: the fastest of the deployable CPU runtimes measured here (torch float, onnxruntime "
             "with 1 and with all threads on the float model's ONNX export, the bit-packed numpy path; Brevitas is "
-            "not one), named by cpu_best_runtime; ratio_fpga_over_cpu_best = fpga_s_per_image / cpu_best_s_per_image "
-            "is the headline ratio.",
+            "not one), named by cpu_best_runtime; ratio_fpga_over_cpu_best = fpga_bitstream_s_per_image / "
+            "cpu_best_s_per_image is the headline ratio.",
             "cycles_source per network and board: the accelerator simulation (binaccel.sim.top: whole network "
             "on chip, one RUN per image, image load and on-chip im2col included; batch 64 = throughput over "
             "the simulated images), for a board whose design is the engine + UART link the simulation of its "
@@ -325,13 +328,19 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 per[key] = head[key]
             per["headline_batch"] = batches[0]
             entry[bname] = per
-            log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} @ "
-                f"{b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
+            def _ms(v):
+                return "-" if v is None else f"{v * 1e3:.3f}"
+
+            def _r(v):
+                return "-" if v is None else f"{v:.3g}"
+            clock = f"{bit_mhz:g} MHz (bitstream)" if bit_mhz else "no timing-met bitstream"
+            log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} at {clock}, "
+                f"fmax {b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
                     f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
-                    f"{per['batch'][str(n)]['fpga_s_per_image'] * 1e3:.3f} ms/img, util "
+                    f"{_ms(per['batch'][str(n)]['fpga_bitstream_s_per_image'])} ms/img, util "
                     f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/CPU best "
                     f"({per['batch'][str(n)]['cpu_best_runtime']}) "
-                    f"{per['batch'][str(n)]['ratio_fpga_over_cpu_best']:.3g}" for n in batches))
+                    f"{_r(per['batch'][str(n)]['ratio_fpga_over_cpu_best'])}" for n in batches))
         result["networks"][net_name] = entry
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     write_json_atomic(out_dir / "bench.json", result)
@@ -354,9 +363,11 @@ _HEAD_KEYS = ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per
 def _time_fields(c: dict, fpga_s, bit_s, link_s, baud: int) -> dict:
     """The CPU, ratio and link fields of a batch entry: ``c`` the CPU timings of that batch,
     ``fpga_s``/``bit_s`` the FPGA time at the fmax / the bitstream's clock, ``link_s`` the link
-    time (None where there is none)."""
+    time (None where there is none). Every ratio is the FPGA time at the clock of the timing-met
+    bitstream (None without one: an fmax is not a clock a board runs at)."""
     best = c["best"]["s_per_image"]
     e2e = link_s + bit_s if link_s is not None and bit_s is not None else None
+    fpga_s = bit_s
     return {
         "cpu_torch_s_per_image": c["torch_float"]["s_per_image"],
         "cpu_brevitas_s_per_image": c["brevitas"]["s_per_image"],
