@@ -37,9 +37,11 @@ def parse_nextpnr_report(data, *, family, accel_names=(), yosys_cells=None):
       (clock edges, or ``<async>``), total ``delay_ns``, the ``start`` and ``end`` cells and the
       number of ``logic_levels``: whether the design or the board glue sets the fmax.
     * ``slow_nets`` (only when nextpnr ran with ``--detailed-timing-report``): the
-      :data:`SLOW_NETS` routed nets with the longest delay to one of their sinks, longest first,
-      each ``{"net", "driver", "fanout", "delay_ns", "sink"}`` (global clock nets left out):
-      where routing, rather than logic, takes the clock period.
+      :data:`SLOW_NETS` routed nets whose latest sink is reached last, latest first, each
+      ``{"net", "driver", "fanout", "delay_ns", "sink"}``: ``delay_ns`` is nextpnr's arrival time
+      at that sink, the whole path from the launching clock edge through every logic level and net
+      before it (global clock nets left out). The worst endpoints of the build besides its one
+      critical path.
     """
     if family not in _RESOURCES:
         raise ValueError(f"family must be one of {sorted(_RESOURCES)}, not {family!r}")
@@ -186,7 +188,7 @@ def report_markdown(report):
             lines.append(f"| {cp['from']} -> {cp['to']} | {cp['delay_ns']:.2f} | "
                          f"{cp['logic_levels']} | `{cp['start']}` | `{cp['end']}` |")
     if report.get("slow_nets"):
-        lines += ["", "| slow net | driver | fanout | ns to its slowest sink | sink |", "|---|---|---:|---:|---|"]
+        lines += ["", "| slow net | driver | fanout | arrival at its latest sink, ns | sink |", "|---|---|---:|---:|---|"]
         for r in report["slow_nets"]:
             lines.append(f"| `{r['net']}` | `{r['driver']}` | {r['fanout']} | {r['delay_ns']:.2f} | `{r['sink']}` |")
     lines += ["", "| step | seconds |", "|---|---:|"]
