@@ -328,19 +328,14 @@ def _run_bench(*, out_dir, boards, networks, batches, warmup, reps, mnist_dirs, 
                 per[key] = head[key]
             per["headline_batch"] = batches[0]
             entry[bname] = per
-            def _ms(v):
-                return "-" if v is None else f"{v * 1e3:.3f}"
-
-            def _r(v):
-                return "-" if v is None else f"{v:.3g}"
             clock = f"{bit_mhz:g} MHz (bitstream)" if bit_mhz else "no timing-met bitstream"
             log(f"[bench]   {bname} {b['array']['rows']}x{b['array']['cols']}x{b['array']['word']} at {clock}, "
                 f"fmax {b['fmax_mhz']} MHz ({SOURCE_LABEL[per['cycles_source']]}): " + ", ".join(
                     f"batch {n}: {per['batch'][str(n)]['cycles_per_image']:.0f} cycles/img, "
-                    f"{_ms(per['batch'][str(n)]['fpga_bitstream_s_per_image'])} ms/img, util "
+                    f"{_log_ms(per['batch'][str(n)]['fpga_bitstream_s_per_image'])} ms/img, util "
                     f"{100 * per['batch'][str(n)]['utilisation']:.1f}%, FPGA/CPU best "
                     f"({per['batch'][str(n)]['cpu_best_runtime']}) "
-                    f"{_r(per['batch'][str(n)]['ratio_fpga_over_cpu_best'])}" for n in batches))
+                    f"{_log_ratio(per['batch'][str(n)]['ratio_fpga_over_cpu_best'])}" for n in batches))
         result["networks"][net_name] = entry
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     write_json_atomic(out_dir / "bench.json", result)
@@ -358,6 +353,16 @@ _HEAD_KEYS = ("fpga_s_per_image", "fpga_bitstream_s_per_image", "cpu_torch_s_per
               "cpu_onnxruntime_tall_s_per_image", "cpu_best_s_per_image", "cpu_best_runtime",
               "ratio_fpga_over_cpu_best", "link_s_per_image", "end_to_end_s_per_image",
               "ratio_end_to_end_over_cpu_best")
+
+
+def _log_ms(s):
+    """A time per image in the progress log, in ms ("-": none)."""
+    return "-" if s is None else f"{s * 1e3:.3f}"
+
+
+def _log_ratio(r):
+    """A ratio in the progress log ("-": none)."""
+    return "-" if r is None else f"{r:.3g}"
 
 
 def _time_fields(c: dict, fpga_s, bit_s, link_s, baud: int) -> dict:
@@ -450,7 +455,7 @@ def _dp_board_entry(bname: str, model, family: str, images, k: int, b: dict, cpu
     log(f"[bench]   {bname} 16x{params.cols}x32 pipelined at {clock}, fmax {b['fmax_mhz']} MHz: "
         f"{cpi:.0f} cycles/img, {sim['exact']['matched']}/{sim['exact']['checked']} exact, util "
         f"{100 * sim['utilisation']:.1f}%, FPGA/CPU best ({head['cpu_best_runtime']}) "
-        + ("-" if head["ratio_fpga_over_cpu_best"] is None else f"{head['ratio_fpga_over_cpu_best']:.3g}"))
+        + _log_ratio(head["ratio_fpga_over_cpu_best"]))
     return per
 
 
